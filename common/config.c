@@ -1,0 +1,503 @@
+/*
+ * config.c - loads ag_config from defaults, an env file and the environment.
+ *
+ * Every setting is one row of the settings table below: its variable name,
+ * how its value is parsed, where it lands in ag_config, and its bounds.
+ * Adding a setting is adding a field to config.h and a row here.
+ *
+ * Bad input is never half-applied: values are parsed strictly (the whole
+ * string, range-checked, never silently truncated) into a scratch copy,
+ * and *cfg is written only when everything loaded.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#define ENV_PREFIX      "AGENTGATE_"
+#define ENV_LINE_MAX    4096    /* longest line accepted in an env file */
+#define REDIS_DEFAULT_PORT 6379
+
+typedef enum setting_kind {
+    SET_STR,        /* char array field, bounded by its size */
+    SET_INT,        /* int field, within [min, max] */
+    SET_SIZE,       /* size_t field, within [min, max] */
+    SET_CHOICE,     /* char array field, one of a '|'-separated list */
+    SET_LISTEN,     /* "host:port" into listen_addr and listen_port */
+    SET_REDIS_URL,  /* redis://host:port/db into redis_host/port/db */
+} setting_kind;
+
+typedef struct setting {
+    const char *name;
+    setting_kind kind;
+    size_t offset;          /* of the field in ag_config */
+    size_t size;            /* of the field, for strings */
+    long long min, max;     /* for numbers */
+    const char *choices;    /* for SET_CHOICE */
+} setting;
+
+#define FIELD_SIZE(f) sizeof(((ag_config *)0)->f)
+#define STR(n, f)            { n, SET_STR, offsetof(ag_config, f), FIELD_SIZE(f), 0, 0, NULL }
+#define INT(n, f, lo, hi)    { n, SET_INT, offsetof(ag_config, f), FIELD_SIZE(f), lo, hi, NULL }
+#define SIZE(n, f, lo, hi)   { n, SET_SIZE, offsetof(ag_config, f), FIELD_SIZE(f), lo, hi, NULL }
+#define CHOICE(n, f, list)   { n, SET_CHOICE, offsetof(ag_config, f), FIELD_SIZE(f), 0, 0, list }
+#define SPECIAL(n, kind)     { n, kind, 0, 0, 0, 0, NULL }
+
+static const setting settings[] = {
+    STR("AGENTGATE_DATABASE_URL", database_url),
+    SPECIAL("AGENTGATE_REDIS_URL", SET_REDIS_URL),
+    SPECIAL("AGENTGATE_LISTEN", SET_LISTEN),
+    INT("AGENTGATE_GATEWAY_THREADS", gateway_threads, 1, 256),
+    INT("AGENTGATE_PG_POOL_SIZE", pg_pool_size, 1, 64),
+    SIZE("AGENTGATE_MAX_BODY_BYTES", max_body_bytes, 1024, 1073741824),
+    INT("AGENTGATE_SSE_KEEPALIVE_MS", sse_keepalive_ms, 100, 3600000),
+    SIZE("AGENTGATE_SSE_MAX_BUFFER_BYTES", sse_max_buffer_bytes, 4096, 1073741824),
+    CHOICE("AGENTGATE_JWT_ALG", jwt_alg, "HS256|RS256|ES256"),
+    STR("AGENTGATE_JWT_SECRET", jwt_secret),
+    STR("AGENTGATE_JWT_ISSUER", jwt_issuer),
+    STR("AGENTGATE_JWT_AUDIENCE", jwt_audience),
+    INT("AGENTGATE_JWT_LEEWAY_S", jwt_leeway_s, 0, 3600),
+    INT("AGENTGATE_EVENT_RING_SIZE", event_ring_size, 1, 1000000),
+    INT("AGENTGATE_EVENT_TTL_S", event_ttl_s, 1, 31536000),
+    STR("AGENTGATE_WORKER_ID", worker_id),
+    STR("AGENTGATE_WORKER_QUEUES", worker_queues),
+    INT("AGENTGATE_WORKER_CONCURRENCY", worker_concurrency, 1, 1024),
+    INT("AGENTGATE_HEARTBEAT_MS", heartbeat_ms, 10, 600000),
+    INT("AGENTGATE_LEASE_MS", lease_ms, 100, 3600000),
+    INT("AGENTGATE_CANCEL_POLL_MS", cancel_poll_ms, 1, 60000),
+    INT("AGENTGATE_SHUTDOWN_GRACE_MS", shutdown_grace_ms, 0, 3600000),
+    CHOICE("AGENTGATE_LOG_LEVEL", log_level, "debug|info|warn|error"),
+};
+
+#define SETTINGS_COUNT (sizeof settings / sizeof *settings)
+
+static void set_error(char *err, size_t err_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_error(char *err, size_t err_size, const char *fmt, ...)
+{
+    if (err == NULL || err_size == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_size, fmt, ap);
+    va_end(ap);
+}
+
+static const setting *setting_find(const char *name)
+{
+    for (size_t i = 0; i < SETTINGS_COUNT; i++)
+        if (strcmp(settings[i].name, name) == 0)
+            return &settings[i];
+    return NULL;
+}
+
+/* Copies s (len bytes) into a field of size bytes; -1 when it does not fit. */
+static int copy_bounded(char *field, size_t size, const char *s, size_t len)
+{
+    if (len >= size)
+        return -1;
+    memcpy(field, s, len);
+    field[len] = '\0';
+    return 0;
+}
+
+/* Parses all len bytes of s as a decimal integer: an optional '-' and
+ * digits, nothing else (no spaces, no '+', no "0x"). */
+static int parse_integer(const char *s, size_t len, long long *out)
+{
+    size_t i = (len > 0 && s[0] == '-') ? 1 : 0;
+    if (i == len || len > 24)
+        return -1;
+    for (size_t j = i; j < len; j++)
+        if (s[j] < '0' || s[j] > '9')
+            return -1;
+    char buf[32];
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    errno = 0;
+    long long v = strtoll(buf, NULL, 10);
+    if (errno == ERANGE)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_ranged(const char *s, size_t len, long long min, long long max,
+                        long long *out)
+{
+    long long v;
+    if (parse_integer(s, len, &v) != 0 || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* True for characters a host name or IPv4 address may hold. */
+static bool host_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
+}
+
+/* True for characters inside the brackets of an IPv6 literal. */
+static bool ipv6_char(char c)
+{
+    return (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
+           (c >= '0' && c <= '9') || c == ':' || c == '.';
+}
+
+/*
+ * Splits s (len bytes) of the form host, host:port, [v6] or [v6]:port.
+ * The host goes to host (without brackets); *port is set when a port is
+ * given, else left as is. Returns -1 on anything malformed, or a port
+ * missing when port_required.
+ */
+static int split_host_port(const char *s, size_t len, char *host, size_t host_size,
+                           int *port, bool port_required)
+{
+    const char *h, *rest;
+    size_t hlen;
+
+    if (len > 0 && s[0] == '[') {
+        const char *close = memchr(s, ']', len);
+        if (close == NULL)
+            return -1;
+        h = s + 1;
+        hlen = (size_t)(close - h);
+        for (size_t i = 0; i < hlen; i++)
+            if (!ipv6_char(h[i]))
+                return -1;
+        if (memchr(h, ':', hlen) == NULL)
+            return -1;
+        rest = close + 1;
+    } else {
+        const char *colon = memchr(s, ':', len);
+        h = s;
+        hlen = colon ? (size_t)(colon - s) : len;
+        for (size_t i = 0; i < hlen; i++)
+            if (!host_char(h[i]))
+                return -1;
+        rest = s + hlen;
+    }
+    if (hlen == 0)
+        return -1;
+
+    size_t rest_len = len - (size_t)(rest - s);
+    long long p = 0;
+    if (rest_len == 0) {
+        if (port_required)
+            return -1;
+    } else if (rest[0] != ':' || parse_ranged(rest + 1, rest_len - 1, 1, 65535, &p) != 0) {
+        return -1;
+    }
+    if (copy_bounded(host, host_size, h, hlen) != 0)
+        return -1;
+    if (rest_len > 0)
+        *port = (int)p;
+    return 0;
+}
+
+int config_parse_redis_url(ag_config *cfg, const char *url)
+{
+    static const char scheme[] = "redis://";
+    if (url == NULL || strncasecmp(url, scheme, sizeof scheme - 1) != 0)
+        return -1;
+
+    const char *authority = url + sizeof scheme - 1;
+    const char *slash = strchr(authority, '/');
+    size_t alen = slash ? (size_t)(slash - authority) : strlen(authority);
+
+    char host[sizeof cfg->redis_host];
+    int port = REDIS_DEFAULT_PORT;
+    if (split_host_port(authority, alen, host, sizeof host, &port, false) != 0)
+        return -1;
+
+    long long db = 0;
+    if (slash && slash[1] != '\0' &&
+        parse_ranged(slash + 1, strlen(slash + 1), 0, 65535, &db) != 0)
+        return -1;
+
+    memcpy(cfg->redis_host, host, sizeof host);
+    cfg->redis_port = port;
+    cfg->redis_db = (int)db;
+    return 0;
+}
+
+static int parse_listen(ag_config *cfg, const char *value)
+{
+    char host[sizeof cfg->listen_addr];
+    int port = 0;
+    if (split_host_port(value, strlen(value), host, sizeof host, &port, true) != 0)
+        return -1;
+    memcpy(cfg->listen_addr, host, sizeof host);
+    cfg->listen_port = port;
+    return 0;
+}
+
+/* True when value is one of the '|'-separated words in choices. */
+static bool is_choice(const char *choices, const char *value)
+{
+    size_t vlen = strlen(value);
+    const char *p = choices;
+    for (;;) {
+        const char *bar = strchr(p, '|');
+        size_t wlen = bar ? (size_t)(bar - p) : strlen(p);
+        if (wlen == vlen && vlen > 0 && memcmp(p, value, vlen) == 0)
+            return true;
+        if (bar == NULL)
+            return false;
+        p = bar + 1;
+    }
+}
+
+/* Parses value for setting s into cfg. Returns 0, or -1 with a one-line
+ * error naming the variable. Values of strings are never echoed: they may
+ * be secrets. */
+static int setting_apply(ag_config *cfg, const setting *s, const char *value,
+                         char *err, size_t err_size)
+{
+    char *field = (char *)cfg + s->offset;
+    long long v;
+
+    switch (s->kind) {
+    case SET_STR:
+        if (copy_bounded(field, s->size, value, strlen(value)) != 0) {
+            set_error(err, err_size, "%s: value too long (at most %zu bytes)",
+                      s->name, s->size - 1);
+            return -1;
+        }
+        return 0;
+    case SET_CHOICE:
+        if (!is_choice(s->choices, value) ||
+            copy_bounded(field, s->size, value, strlen(value)) != 0) {
+            set_error(err, err_size, "%s: \"%.32s\" is not one of %s",
+                      s->name, value, s->choices);
+            return -1;
+        }
+        return 0;
+    case SET_INT:
+    case SET_SIZE:
+        if (parse_ranged(value, strlen(value), s->min, s->max, &v) != 0) {
+            set_error(err, err_size, "%s: \"%.32s\" is not an integer in %lld..%lld",
+                      s->name, value, s->min, s->max);
+            return -1;
+        }
+        if (s->kind == SET_INT)
+            *(int *)(void *)field = (int)v;
+        else
+            *(size_t *)(void *)field = (size_t)v;
+        return 0;
+    case SET_LISTEN:
+        if (parse_listen(cfg, value) != 0) {
+            set_error(err, err_size, "%s: \"%.160s\" is not host:port or [v6addr]:port "
+                      "with a port in 1..65535", s->name, value);
+            return -1;
+        }
+        return 0;
+    case SET_REDIS_URL:
+        if (config_parse_redis_url(cfg, value) != 0) {
+            /* Not echoed: a URL may carry a password (which is refused). */
+            set_error(err, err_size, "%s: expected redis://host[:port][/db] with a "
+                      "port in 1..65535 and a db in 0..65535", s->name);
+            return -1;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+static void config_defaults(ag_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->database_url, sizeof cfg->database_url, "%s",
+             "postgresql://agentgate@127.0.0.1:5432/agentgate");
+    snprintf(cfg->redis_host, sizeof cfg->redis_host, "127.0.0.1");
+    cfg->redis_port = REDIS_DEFAULT_PORT;
+    cfg->redis_db = 0;
+    snprintf(cfg->listen_addr, sizeof cfg->listen_addr, "127.0.0.1");
+    cfg->listen_port = 8080;
+
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg->gateway_threads = cores < 1 ? 1 : cores > 256 ? 256 : (int)cores;
+    cfg->pg_pool_size = 2;
+    cfg->max_body_bytes = 1048576;
+    cfg->sse_keepalive_ms = 15000;
+    cfg->sse_max_buffer_bytes = 1048576;
+
+    snprintf(cfg->jwt_alg, sizeof cfg->jwt_alg, "HS256");
+    cfg->jwt_leeway_s = 30;
+
+    cfg->event_ring_size = 1000;
+    cfg->event_ttl_s = 86400;
+
+    cfg->worker_concurrency = 4;
+    cfg->heartbeat_ms = 2000;
+    cfg->lease_ms = 30000;
+    cfg->cancel_poll_ms = 50;
+    cfg->shutdown_grace_ms = 30000;
+
+    snprintf(cfg->log_level, sizeof cfg->log_level, "info");
+}
+
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Trims blanks and line endings from both ends of s in place. */
+static char *trim(char *s)
+{
+    while (is_blank(*s))
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && (is_blank(s[n - 1]) || s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+    return s;
+}
+
+static bool valid_key(const char *k)
+{
+    if (!((*k >= 'A' && *k <= 'Z') || (*k >= 'a' && *k <= 'z') || *k == '_'))
+        return false;
+    for (k++; *k; k++)
+        if (!((*k >= 'A' && *k <= 'Z') || (*k >= 'a' && *k <= 'z') ||
+              (*k >= '0' && *k <= '9') || *k == '_'))
+            return false;
+    return true;
+}
+
+/* Removes one pair of matching surrounding quotes from value in place.
+ * Returns -1 for a quote that opens and is never closed. */
+static int unquote(char **value)
+{
+    char *v = *value;
+    size_t n = strlen(v);
+    if (n == 0 || (v[0] != '"' && v[0] != '\''))
+        return 0;
+    if (n < 2 || v[n - 1] != v[0])
+        return -1;
+    v[n - 1] = '\0';
+    *value = v + 1;
+    return 0;
+}
+
+/*
+ * Applies one env file line (NUL-terminated, line ending included or not).
+ * Blank lines and '#' comments are skipped; "export " is tolerated; keys
+ * outside AGENTGATE_ are ignored, as systemd would pass them to others.
+ */
+static int env_line_apply(ag_config *cfg, char *line, const char *path, int lineno,
+                          char *err, size_t err_size)
+{
+    char *s = trim(line);
+    if (*s == '\0' || *s == '#')
+        return 0;
+    if (strncmp(s, "export", 6) == 0 && is_blank(s[6]))
+        s = trim(s + 7);
+
+    char *eq = strchr(s, '=');
+    if (eq == NULL) {
+        set_error(err, err_size, "%s:%d: expected KEY=VALUE", path, lineno);
+        return -1;
+    }
+    *eq = '\0';
+    char *key = trim(s);
+    char *value = trim(eq + 1);
+    if (!valid_key(key)) {
+        set_error(err, err_size, "%s:%d: malformed key \"%.64s\"", path, lineno, key);
+        return -1;
+    }
+    if (unquote(&value) != 0) {
+        set_error(err, err_size, "%s:%d: %s: unterminated quote", path, lineno, key);
+        return -1;
+    }
+
+    const setting *st = setting_find(key);
+    if (st == NULL) {
+        if (strncmp(key, ENV_PREFIX, sizeof ENV_PREFIX - 1) == 0) {
+            set_error(err, err_size, "%s:%d: unknown setting %.64s", path, lineno, key);
+            return -1;
+        }
+        return 0;
+    }
+
+    char why[512];
+    if (setting_apply(cfg, st, value, why, sizeof why) != 0) {
+        set_error(err, err_size, "%s:%d: %s", path, lineno, why);
+        return -1;
+    }
+    return 0;
+}
+
+static int env_file_load(ag_config *cfg, const char *path, char *err, size_t err_size)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        set_error(err, err_size, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+
+    char line[ENV_LINE_MAX];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f) != NULL) {
+        lineno++;
+        size_t n = strlen(line);
+        if (n == sizeof line - 1 && line[n - 1] != '\n' && !feof(f)) {
+            set_error(err, err_size, "%s:%d: line longer than %d bytes",
+                      path, lineno, ENV_LINE_MAX - 2);
+            rc = -1;
+            break;
+        }
+        rc = env_line_apply(cfg, line, path, lineno, err, err_size);
+    }
+    if (rc == 0 && ferror(f)) {
+        set_error(err, err_size, "%s: read error", path);
+        rc = -1;
+    }
+    fclose(f);
+    return rc;
+}
+
+static int environment_load(ag_config *cfg, char *err, size_t err_size)
+{
+    for (size_t i = 0; i < SETTINGS_COUNT; i++) {
+        const char *value = getenv(settings[i].name);
+        if (value != NULL && setting_apply(cfg, &settings[i], value, err, err_size) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Rules between settings, checked once everything is loaded. */
+static int config_check(const ag_config *cfg, char *err, size_t err_size)
+{
+    if (cfg->lease_ms <= cfg->heartbeat_ms) {
+        set_error(err, err_size, "AGENTGATE_LEASE_MS (%d) must be greater than "
+                  "AGENTGATE_HEARTBEAT_MS (%d)", cfg->lease_ms, cfg->heartbeat_ms);
+        return -1;
+    }
+    return 0;
+}
+
+int config_load(ag_config *cfg, const char *env_file, char *err, size_t err_size)
+{
+    ag_config tmp;
+    config_defaults(&tmp);
+    if (env_file != NULL && env_file_load(&tmp, env_file, err, err_size) != 0)
+        return -1;
+    if (environment_load(&tmp, err, err_size) != 0)
+        return -1;
+    if (config_check(&tmp, err, err_size) != 0)
+        return -1;
+    *cfg = tmp;
+    return 0;
+}

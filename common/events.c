@@ -1,0 +1,247 @@
+/*
+ * events.c - encoding a job's events and the Redis commands that append
+ * one to the job's ring and announce it (see events.h).
+ *
+ * The body is built by hand rather than through cJSON so its bytes are
+ * fixed by this file alone: the same text goes to Redis, to PostgreSQL and
+ * onto the SSE wire, and tests can pin it exactly.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "events.h"
+#include "jsonutil.h"
+
+/* The deepest nesting event_peek accepts; event data is shallow. */
+#define EVENT_MAX_DEPTH 8
+
+/* Ids are exact in a JSON number (a double) up to 2^53 - 1. */
+#define EVENT_MAX_ID 9007199254740991LL
+
+static const char *const known_types[] = {
+    "job.queued", "job.started", "job.progress", "job.retrying",
+    "step.started", "step.completed", "llm.delta", "tool.called", "log",
+    "job.succeeded", "job.failed", "job.cancelled",
+};
+
+static const char *const terminal_types[] = {
+    "job.succeeded", "job.failed", "job.cancelled",
+};
+
+static bool in_list(const char *s, const char *const *list, size_t n)
+{
+    if (s == NULL)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s, list[i]) == 0)
+            return true;
+    return false;
+}
+
+bool event_type_known(const char *type)
+{
+    return in_list(type, known_types, sizeof known_types / sizeof *known_types);
+}
+
+bool event_type_terminal(const char *type)
+{
+    return in_list(type, terminal_types, sizeof terminal_types / sizeof *terminal_types);
+}
+
+/* Bytes s takes inside a JSON string. */
+static size_t json_escaped_len(const char *s)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\' || *p == '\n' || *p == '\r' || *p == '\t')
+            n += 2;
+        else if (*p < 0x20)
+            n += 6;
+        else
+            n += 1;
+    }
+    return n;
+}
+
+static char *append(char *out, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(out, s, n);
+    return out + n;
+}
+
+/* Writes s escaped for the inside of a JSON string at out; returns the end. */
+static char *json_escape_to(char *out, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"':  *out++ = '\\'; *out++ = '"';  break;
+        case '\\': *out++ = '\\'; *out++ = '\\'; break;
+        case '\n': *out++ = '\\'; *out++ = 'n';  break;
+        case '\r': *out++ = '\\'; *out++ = 'r';  break;
+        case '\t': *out++ = '\\'; *out++ = 't';  break;
+        default:
+            if (*p < 0x20) {
+                out = append(out, "\\u00");
+                *out++ = "0123456789abcdef"[*p >> 4];
+                *out++ = "0123456789abcdef"[*p & 0xf];
+            } else
+                *out++ = (char)*p;
+        }
+    }
+    return out;
+}
+
+char *event_encode(const char *job_id, long long seq, const char *type,
+                   long long ts_ms, const char *data_json)
+{
+    if (job_id == NULL || type == NULL)
+        return NULL;
+    if (data_json == NULL)
+        data_json = "{}";
+
+    char id[24], ts[40];
+    snprintf(id, sizeof id, "%lld", seq);
+    clock_format_rfc3339(ts_ms, ts, sizeof ts);
+
+    static const char k_id[] = "{\"id\":", k_job[] = ",\"job_id\":\"",
+                      k_type[] = "\",\"type\":\"", k_ts[] = "\",\"ts\":\"",
+                      k_data[] = "\",\"data\":", k_end[] = "}";
+    size_t len = (sizeof k_id - 1) + strlen(id)
+               + (sizeof k_job - 1) + json_escaped_len(job_id)
+               + (sizeof k_type - 1) + json_escaped_len(type)
+               + (sizeof k_ts - 1) + strlen(ts)
+               + (sizeof k_data - 1) + strlen(data_json)
+               + (sizeof k_end - 1);
+
+    char *body = malloc(len + 1);
+    if (body == NULL)
+        return NULL;
+    char *p = body;
+    p = append(p, k_id);
+    p = append(p, id);
+    p = append(p, k_job);
+    p = json_escape_to(p, job_id);
+    p = append(p, k_type);
+    p = json_escape_to(p, type);
+    p = append(p, k_ts);
+    p = append(p, ts);
+    p = append(p, k_data);
+    p = append(p, data_json);
+    p = append(p, k_end);
+    *p = '\0';
+    return body;
+}
+
+/* Reads a positive whole-number "id" member; returns 0 or -1. */
+static int peek_id(const cJSON *obj, long long *seq)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(obj, "id");
+    if (!cJSON_IsNumber(id))
+        return -1;
+    double v = id->valuedouble;
+    if (!(v >= 1 && v <= (double)EVENT_MAX_ID) || v != (double)(long long)v)
+        return -1;
+    *seq = (long long)v;
+    return 0;
+}
+
+int event_peek(const char *body, size_t len, long long *seq, char *type,
+               size_t type_size)
+{
+    if (body == NULL)
+        return -1;
+    char err[128];
+    cJSON *root = json_parse_bounded(body, len, EVENT_MAX_BYTES, EVENT_MAX_DEPTH,
+                                     err, sizeof err);
+    if (root == NULL)
+        return -1;
+
+    int rc = -1;
+    long long id;
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "type");
+    if (cJSON_IsObject(root) && peek_id(root, &id) == 0 && cJSON_IsString(t)
+        && event_type_known(t->valuestring)) {
+        size_t tlen = strlen(t->valuestring);
+        if (type == NULL || tlen < type_size) {
+            if (type)
+                memcpy(type, t->valuestring, tlen + 1);
+            if (seq)
+                *seq = id;
+            rc = 0;
+        }
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
+static void argv_set(redis_argv *c, int i, const char *s, size_t len)
+{
+    c->argv[i] = s;
+    c->argvlen[i] = len;
+}
+
+static void argv_str(redis_argv *c, int i, const char *s)
+{
+    argv_set(c, i, s, strlen(s));
+}
+
+/* Formats n into the command's numeric slot slot and makes it argument i. */
+static void argv_num(redis_argv *c, int i, int slot, long long n)
+{
+    int len = snprintf(c->numbuf[slot], sizeof c->numbuf[slot], "%lld", n);
+    argv_set(c, i, c->numbuf[slot], (size_t)len);
+}
+
+int event_append_commands(const char *job_id, long long seq, const char *body,
+                          size_t body_len, int ring_size, int ttl_s,
+                          event_keys *keys, redis_argv cmds[EVENT_APPEND_CMDS])
+{
+    /* A ring of 0 would make LTRIM keep everything, and EXPIRE 0 would drop
+     * the ring at once; config_load refuses both, this keeps them harmless. */
+    if (ring_size < 1)
+        ring_size = 1;
+    if (ttl_s < 1)
+        ttl_s = 1;
+
+    key_events(keys->events, job_id);
+    key_notify(keys->notify, job_id);
+    key_state(keys->state, job_id);
+    memset(cmds, 0, sizeof(redis_argv) * EVENT_APPEND_CMDS);
+
+    redis_argv *c = &cmds[0];
+    c->argc = 3;
+    argv_str(c, 0, "RPUSH");
+    argv_str(c, 1, keys->events);
+    argv_set(c, 2, body, body_len);
+
+    c = &cmds[1];
+    c->argc = 4;
+    argv_str(c, 0, "LTRIM");
+    argv_str(c, 1, keys->events);
+    argv_num(c, 2, 0, -(long long)ring_size);
+    argv_str(c, 3, "-1");
+
+    c = &cmds[2];
+    c->argc = 3;
+    argv_str(c, 0, "EXPIRE");
+    argv_str(c, 1, keys->events);
+    argv_num(c, 2, 0, ttl_s);
+
+    c = &cmds[3];
+    c->argc = 4;
+    argv_str(c, 0, "HSET");
+    argv_str(c, 1, keys->state);
+    argv_str(c, 2, "last_event_id");
+    argv_num(c, 3, 0, seq);
+
+    c = &cmds[4];
+    c->argc = 3;
+    argv_str(c, 0, "PUBLISH");
+    argv_str(c, 1, keys->notify);
+    argv_set(c, 2, body, body_len);
+
+    return EVENT_APPEND_CMDS;
+}

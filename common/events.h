@@ -1,0 +1,73 @@
+/*
+ * events.h - a job's events: their encoding, and the Redis commands that
+ * append one to the job's ring and announce it.
+ *
+ * An event body is one JSON object, encoded once by its writer and kept
+ * byte for byte in Redis and in job_events:
+ *   {"id":7,"job_id":"...","type":"step.completed","ts":"...Z","data":{...}}
+ * Event ids are the job's sequence numbers 1, 2, 3... with no gaps.
+ */
+#ifndef AG_EVENTS_H
+#define AG_EVENTS_H
+
+#include <stddef.h>
+#include <stdbool.h>
+#include "keys.h"
+
+#define EVENT_TYPE_MAX 32
+#define EVENT_MAX_BYTES (256 * 1024)
+
+/* True for the types DESIGN.md lists (job.queued ... job.cancelled). */
+bool event_type_known(const char *type);
+
+/* True for job.succeeded, job.failed and job.cancelled. */
+bool event_type_terminal(const char *type);
+
+/*
+ * Encodes an event. data_json is the text of a JSON value (NULL means {}),
+ * inserted as is: the caller passes JSON it produced itself. ts_ms is epoch
+ * milliseconds. Returns a malloc'd NUL-terminated body the caller frees,
+ * or NULL on allocation failure.
+ */
+char *event_encode(const char *job_id, long long seq, const char *type,
+                   long long ts_ms, const char *data_json);
+
+/*
+ * Reads the id and type of an encoded body (len bytes) from Redis or
+ * PostgreSQL, validating it is a JSON object with a positive integer "id"
+ * and a known "type". type gets up to type_size bytes. Returns 0 or -1.
+ */
+int event_peek(const char *body, size_t len, long long *seq, char *type,
+               size_t type_size);
+
+/* One Redis command as an argv array over caller-owned strings, the shape
+ * redisAppendCommandArgv and redisAsyncCommandArgv take. */
+typedef struct redis_argv {
+    int argc;
+    const char *argv[8];
+    size_t argvlen[8];
+    char numbuf[2][24];     /* storage for numeric arguments */
+} redis_argv;
+
+/* Key storage for one job's event commands, kept alive by the caller
+ * until the commands are sent. */
+typedef struct event_keys {
+    char events[KEY_MAX];
+    char notify[KEY_MAX];
+    char state[KEY_MAX];
+} event_keys;
+
+#define EVENT_APPEND_CMDS 5
+
+/*
+ * Fills cmds[0..4] with the commands that append body to the job's ring and
+ * announce it, to be sent as one pipeline (or MULTI):
+ *   RPUSH jobs:events:{id} body; LTRIM to the last ring_size;
+ *   EXPIRE ttl_s; HSET jobs:state:{id} last_event_id seq; PUBLISH body.
+ * Returns the number of commands (EVENT_APPEND_CMDS).
+ */
+int event_append_commands(const char *job_id, long long seq, const char *body,
+                          size_t body_len, int ring_size, int ttl_s,
+                          event_keys *keys, redis_argv cmds[EVENT_APPEND_CMDS]);
+
+#endif

@@ -1,0 +1,108 @@
+/*
+ * jobtypes.c - the registry of job types: names, payload schemas and
+ * defaults (see jobtypes.h).
+ *
+ * Schemas are JSON Schema text so they can be shown to users as they are
+ * (GET /openapi.json) and checked by common/schema.c. Every object schema
+ * says additionalProperties false: a misspelt payload field is an error
+ * at submission rather than a silently ignored option.
+ */
+#include <string.h>
+
+#include "jobtypes.h"
+
+static const char demo_schema[] =
+    "{\"type\":\"object\","
+    "\"properties\":{"
+      "\"events\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":10000,\"default\":5},"
+      "\"duration_ms\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":600000,\"default\":1000}"
+    "},"
+    "\"additionalProperties\":false}";
+
+static const char test_schema[] =
+    "{\"type\":\"object\","
+    "\"properties\":{"
+      "\"outcome\":{\"type\":\"string\",\"enum\":[\"succeed\",\"fail\"]},"
+      "\"result\":{},"
+      "\"error\":{\"type\":\"object\","
+        "\"properties\":{"
+          "\"code\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":64},"
+          "\"message\":{\"type\":\"string\",\"minLength\":0,\"maxLength\":500}"
+        "},"
+        "\"required\":[\"code\"],"
+        "\"additionalProperties\":false},"
+      "\"sleep_ms\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":600000}"
+    "},"
+    "\"required\":[\"outcome\"],"
+    "\"additionalProperties\":false}";
+
+static const char long_running_schema[] =
+    "{\"type\":\"object\","
+    "\"properties\":{"
+      "\"duration_ms\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":3600000,\"default\":60000},"
+      "\"progress_interval_ms\":{\"type\":\"integer\",\"minimum\":10,\"maximum\":60000,\"default\":1000}"
+    "},"
+    "\"additionalProperties\":false}";
+
+static const char agent_run_schema[] =
+    "{\"type\":\"object\","
+    "\"properties\":{"
+      "\"run_id\":{\"type\":\"string\",\"format\":\"uuid\",\"minLength\":36,\"maxLength\":36},"
+      "\"prompt\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":32000},"
+      "\"session_id\":{\"type\":\"string\",\"format\":\"uuid\",\"minLength\":36,\"maxLength\":36},"
+      "\"model\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":128},"
+      "\"temperature\":{\"type\":\"number\",\"minimum\":0,\"maximum\":2},"
+      "\"max_tokens\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":32768},"
+      "\"planning_mode\":{\"type\":\"string\",\"enum\":[\"full\",\"optional\",\"none\"]},"
+      "\"response_mode\":{\"type\":\"string\","
+        "\"enum\":[\"fallback-only\",\"llm-best-effort\",\"llm-required\"]},"
+      "\"tools\":{\"type\":\"array\",\"maxItems\":64,"
+        "\"items\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":128}}"
+    "},"
+    "\"required\":[\"run_id\",\"prompt\"],"
+    "\"additionalProperties\":false}";
+
+static job_type registry[] = {
+    { "demo", "Emits `events` progress events over `duration_ms`, then succeeds.",
+      demo_schema, 3, 300, NULL },
+    { "test", "Succeeds or fails as its payload says, after `sleep_ms`.",
+      test_schema, 1, 300, NULL },
+    { "long-running", "Emits progress every `progress_interval_ms` for `duration_ms`.",
+      long_running_schema, 1, 3700, NULL },
+    { "agent.run", "An agent run; built by the gateway for POST /v1/agent-runs.",
+      agent_run_schema, 1, 600, NULL },
+};
+
+#define REGISTRY_COUNT (sizeof registry / sizeof *registry)
+
+int jobtypes_init(void)
+{
+    for (size_t i = 0; i < REGISTRY_COUNT; i++) {
+        if (registry[i].schema != NULL)
+            continue;   /* already done: init may be called more than once */
+        cJSON *schema = cJSON_Parse(registry[i].schema_json);
+        if (!cJSON_IsObject(schema)) {
+            cJSON_Delete(schema);
+            return -1;
+        }
+        registry[i].schema = schema;
+    }
+    return 0;
+}
+
+const job_type *jobtypes_find(const char *name)
+{
+    if (name == NULL)
+        return NULL;
+    for (size_t i = 0; i < REGISTRY_COUNT; i++)
+        if (strcmp(registry[i].name, name) == 0)
+            return &registry[i];
+    return NULL;
+}
+
+const job_type *jobtypes_all(size_t *count)
+{
+    if (count)
+        *count = REGISTRY_COUNT;
+    return registry;
+}

@@ -1,0 +1,37 @@
+/*
+ * jsonutil.h - bounded JSON parsing and small cJSON helpers.
+ *
+ * Every JSON document from outside (HTTP bodies, Redis payloads, LLM
+ * replies) goes through json_parse_bounded, which refuses oversize input
+ * and nesting deeper than a limit before cJSON builds anything.
+ */
+#ifndef AG_JSONUTIL_H
+#define AG_JSONUTIL_H
+
+#include <stddef.h>
+#include <stdbool.h>
+#include <cjson/cJSON.h>
+
+#define JSON_MAX_DEPTH 32
+
+/*
+ * Parses len bytes (not NUL-terminated necessarily) as one JSON value,
+ * refusing more than max_bytes, nesting deeper than max_depth, invalid
+ * UTF-8 and trailing garbage. Returns a tree the caller frees with
+ * cJSON_Delete, or NULL with a one-line reason in err (err_size bytes).
+ */
+cJSON *json_parse_bounded(const char *buf, size_t len, size_t max_bytes,
+                          int max_depth, char *err, size_t err_size);
+
+/* Returns the string member name of obj, or NULL if absent or not a string. */
+const char *json_get_string(const cJSON *obj, const char *name);
+
+/* Reads the integer member name of obj into *out. Returns 1 when present and
+ * a whole number within [min, max], 0 when absent, -1 when present but bad. */
+int json_get_int(const cJSON *obj, const char *name, long long min,
+                 long long max, long long *out);
+
+/* Prints item compactly. Returns a malloc'd string the caller frees, or NULL. */
+char *json_print(const cJSON *item);
+
+#endif

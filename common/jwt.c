@@ -1,0 +1,486 @@
+/*
+ * jwt.c - verifying (and, for tools and tests, signing) HS256 JSON Web
+ * Tokens (RFC 7519, RFC 7515 compact form).
+ *
+ * Everything in a token is hostile until its signature checks out, and the
+ * signature means nothing unless the algorithm is the one configured. So:
+ * the length is capped before any decoding; the header is parsed only to
+ * see that its "alg" equals the pinned one ("none" and every other value
+ * are refused, whatever the token claims); the MAC is recomputed over the
+ * exact bytes received and compared in constant time; only then are the
+ * claims read, each checked for type and shape before it is copied into a
+ * fixed-size principal.
+ */
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <mbedtls/md.h>
+
+#include "jsonutil.h"
+#include "jwt.h"
+
+#define HS256_MAC_BYTES 32
+#define HS256_SIG_CHARS 43   /* base64url of 32 bytes, unpadded */
+/* The largest part of a token, decoded, with the slack b64url_decode wants. */
+#define JWT_DECODED_MAX (JWT_MAX_TOKEN_BYTES / 4 * 3 + 4)
+/* Claims are flat; a little nesting is allowed for custom claims. */
+#define JWT_JSON_DEPTH 8
+
+/* --- base64url ----------------------------------------------------------- */
+
+static const char b64url_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* The 6-bit value of c, or -1 for a character outside the alphabet. */
+static int b64url_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '-') return 62;
+    if (c == '_') return 63;
+    return -1;
+}
+
+long b64url_decode(const char *in, size_t len, unsigned char *out, size_t out_size)
+{
+    size_t rem = len % 4;
+    if (rem == 1)               /* 6 bits cannot make a byte */
+        return -1;
+    size_t need = len / 4 * 3 + (rem == 0 ? 0 : rem - 1);
+    if (need > out_size || need > (size_t)LONG_MAX)
+        return -1;
+
+    size_t o = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64url_value((unsigned char)in[i]);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (unsigned char)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    /* Leftover bits must be zero: otherwise "QQ" and "QR" would both be
+     * "A", and one token could be respelled into many that all verify. */
+    if (acc != 0)
+        return -1;
+    return (long)o;
+}
+
+char *b64url_encode(const unsigned char *in, size_t len)
+{
+    size_t out_len = len / 3 * 4 + (len % 3 == 0 ? 0 : len % 3 + 1);
+    char *out = malloc(out_len + 1);
+    if (out == NULL)
+        return NULL;
+
+    size_t o = 0, i = 0;
+    for (; i + 3 <= len; i += 3) {
+        uint32_t n = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = b64url_alphabet[n >> 18 & 63];
+        out[o++] = b64url_alphabet[n >> 12 & 63];
+        out[o++] = b64url_alphabet[n >> 6 & 63];
+        out[o++] = b64url_alphabet[n & 63];
+    }
+    if (len - i == 1) {
+        uint32_t n = (uint32_t)in[i] << 16;
+        out[o++] = b64url_alphabet[n >> 18 & 63];
+        out[o++] = b64url_alphabet[n >> 12 & 63];
+    } else if (len - i == 2) {
+        uint32_t n = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+        out[o++] = b64url_alphabet[n >> 18 & 63];
+        out[o++] = b64url_alphabet[n >> 12 & 63];
+        out[o++] = b64url_alphabet[n >> 6 & 63];
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* --- signatures ---------------------------------------------------------- */
+
+static int hmac_sha256(const unsigned char *key, size_t key_len,
+                       const unsigned char *msg, size_t msg_len,
+                       unsigned char mac[HS256_MAC_BYTES])
+{
+    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
+    if (md == NULL)
+        return -1;
+    return mbedtls_md_hmac(md, key, key_len, msg, msg_len, mac) == 0 ? 0 : -1;
+}
+
+/* Compares n bytes without an early exit, so the time taken says nothing
+ * about how many leading bytes of a forged MAC were right. */
+static int equal_const_time(const unsigned char *a, const unsigned char *b, size_t n)
+{
+    volatile unsigned char diff = 0;
+    for (size_t i = 0; i < n; i++)
+        diff |= a[i] ^ b[i];
+    return diff == 0;
+}
+
+char *jwt_sign_hs256(const char *claims_json, const unsigned char *secret,
+                     size_t secret_len)
+{
+    static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+    if (claims_json == NULL)
+        return NULL;
+    char *h = b64url_encode((const unsigned char *)header, strlen(header));
+    char *c = b64url_encode((const unsigned char *)claims_json, strlen(claims_json));
+    char *token = NULL, *s = NULL;
+    unsigned char mac[HS256_MAC_BYTES];
+
+    if (h == NULL || c == NULL)
+        goto out;
+    size_t hl = strlen(h), cl = strlen(c);
+    token = malloc(hl + 1 + cl + 1 + HS256_SIG_CHARS + 1);
+    if (token == NULL)
+        goto out;
+    memcpy(token, h, hl);
+    token[hl] = '.';
+    memcpy(token + hl + 1, c, cl);
+    if (hmac_sha256(secret, secret_len, (const unsigned char *)token, hl + 1 + cl, mac) != 0 ||
+        (s = b64url_encode(mac, sizeof mac)) == NULL) {
+        free(token);
+        token = NULL;
+        goto out;
+    }
+    token[hl + 1 + cl] = '.';
+    memcpy(token + hl + 1 + cl + 1, s, HS256_SIG_CHARS + 1);
+out:
+    free(h);
+    free(c);
+    free(s);
+    return token;
+}
+
+/* --- parsing ------------------------------------------------------------- */
+
+/* The three dot-separated parts of a compact token. */
+typedef struct jwt_parts {
+    const char *header;  size_t header_len;
+    const char *payload; size_t payload_len;
+    const char *sig;     size_t sig_len;
+} jwt_parts;
+
+/* Splits token at exactly two dots; header and payload must be non-empty
+ * (the signature may be empty, as in alg "none", refused later). */
+static int split_token(const char *token, size_t len, jwt_parts *p)
+{
+    const char *d1 = memchr(token, '.', len);
+    if (d1 == NULL)
+        return -1;
+    const char *rest = d1 + 1;
+    size_t rest_len = len - (size_t)(rest - token);
+    const char *d2 = memchr(rest, '.', rest_len);
+    if (d2 == NULL)
+        return -1;
+    const char *sig = d2 + 1;
+    size_t sig_len = len - (size_t)(sig - token);
+    if (memchr(sig, '.', sig_len) != NULL)   /* five-part JWE or junk */
+        return -1;
+
+    p->header = token;   p->header_len = (size_t)(d1 - token);
+    p->payload = rest;   p->payload_len = (size_t)(d2 - rest);
+    p->sig = sig;        p->sig_len = sig_len;
+    return p->header_len > 0 && p->payload_len > 0 ? 0 : -1;
+}
+
+/* Decodes one base64url part into buf and parses it as a JSON object.
+ * Returns the tree (caller deletes) or NULL. */
+static cJSON *decode_json_object(const char *part, size_t len, unsigned char *buf)
+{
+    long n = b64url_decode(part, len, buf, JWT_DECODED_MAX);
+    if (n <= 0)
+        return NULL;
+    cJSON *obj = json_parse_bounded((const char *)buf, (size_t)n, (size_t)n,
+                                    JWT_JSON_DEPTH, NULL, 0);
+    if (obj != NULL && !cJSON_IsObject(obj)) {
+        cJSON_Delete(obj);
+        return NULL;
+    }
+    return obj;
+}
+
+/* Checks the JOSE header: alg must be the pinned one; typ, when present,
+ * must say JWT; and no "crit" extension can be honoured, so none is
+ * accepted (RFC 7515 section 4.1.11). */
+static jwt_err check_header(const jwt_config *cfg, const cJSON *header)
+{
+    const cJSON *alg = cJSON_GetObjectItemCaseSensitive(header, "alg");
+    if (!cJSON_IsString(alg) || strcmp(alg->valuestring, cfg->alg) != 0)
+        return JWT_BAD_ALG;
+
+    const cJSON *typ = cJSON_GetObjectItemCaseSensitive(header, "typ");
+    /* Media type names are case-insensitive (RFC 7515 section 4.1.9). */
+    if (typ != NULL && (!cJSON_IsString(typ) || strcasecmp(typ->valuestring, "JWT") != 0))
+        return JWT_MALFORMED;
+    if (cJSON_GetObjectItemCaseSensitive(header, "crit") != NULL)
+        return JWT_MALFORMED;
+    return JWT_OK;
+}
+
+static jwt_err check_signature(const jwt_config *cfg, const char *token, const jwt_parts *p)
+{
+    unsigned char got[HS256_MAC_BYTES + 4], want[HS256_MAC_BYTES];
+
+    if (cfg->secret == NULL || cfg->secret_len == 0)   /* anyone could sign with "" */
+        return JWT_BAD_SIGNATURE;
+    if (p->sig_len != HS256_SIG_CHARS)
+        return JWT_BAD_SIGNATURE;
+    if (b64url_decode(p->sig, p->sig_len, got, sizeof got) != HS256_MAC_BYTES)
+        return JWT_MALFORMED;
+    size_t signed_len = p->header_len + 1 + p->payload_len;
+    if (hmac_sha256(cfg->secret, cfg->secret_len, (const unsigned char *)token,
+                    signed_len, want) != 0)
+        return JWT_BAD_SIGNATURE;
+    return equal_const_time(got, want, HS256_MAC_BYTES) ? JWT_OK : JWT_BAD_SIGNATURE;
+}
+
+/* Reads a NumericDate claim. 1 present (in *out), 0 absent, -1 malformed.
+ * Fractions are allowed (RFC 7519 section 2); absurd magnitudes are not. */
+static int numeric_date(const cJSON *claims, const char *name, double *out)
+{
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(claims, name);
+    if (c == NULL)
+        return 0;
+    if (!cJSON_IsNumber(c) || !isfinite(c->valuedouble) ||
+        fabs(c->valuedouble) > 9007199254740992.0)
+        return -1;
+    *out = c->valuedouble;
+    return 1;
+}
+
+static jwt_err check_times(const jwt_config *cfg, const cJSON *claims,
+                           long long now_s, principal *out)
+{
+    double exp, nbf, now = (double)now_s, leeway = cfg->leeway_s > 0 ? cfg->leeway_s : 0;
+
+    if (numeric_date(claims, "exp", &exp) != 1)
+        return JWT_BAD_CLAIMS;
+    int has_nbf = numeric_date(claims, "nbf", &nbf);
+    if (has_nbf < 0)
+        return JWT_BAD_CLAIMS;
+    /* "The current time MUST be before" exp: at exp it has expired. */
+    if (now >= exp + leeway)
+        return JWT_EXPIRED;
+    if (has_nbf && now + leeway < nbf)
+        return JWT_NOT_YET_VALID;
+    out->exp = (long long)floor(exp);
+    return JWT_OK;
+}
+
+static jwt_err check_issuer(const jwt_config *cfg, const cJSON *claims)
+{
+    if (cfg->issuer == NULL || cfg->issuer[0] == '\0')
+        return JWT_OK;
+    const char *iss = json_get_string(claims, "iss");
+    return iss != NULL && strcmp(iss, cfg->issuer) == 0 ? JWT_OK : JWT_BAD_ISSUER;
+}
+
+/* "aud" is one string or an array of strings (RFC 7519 section 4.1.3). */
+static jwt_err check_audience(const jwt_config *cfg, const cJSON *claims)
+{
+    if (cfg->audience == NULL || cfg->audience[0] == '\0')
+        return JWT_OK;
+    const cJSON *aud = cJSON_GetObjectItemCaseSensitive(claims, "aud");
+    if (cJSON_IsString(aud))
+        return strcmp(aud->valuestring, cfg->audience) == 0 ? JWT_OK : JWT_BAD_AUDIENCE;
+    if (!cJSON_IsArray(aud))
+        return JWT_BAD_AUDIENCE;
+    int found = 0;
+    for (const cJSON *a = aud->child; a != NULL; a = a->next) {
+        if (!cJSON_IsString(a))
+            return JWT_BAD_AUDIENCE;
+        if (strcmp(a->valuestring, cfg->audience) == 0)
+            found = 1;
+    }
+    return found ? JWT_OK : JWT_BAD_AUDIENCE;
+}
+
+/* The subject goes into logs and rate-limit keys: 1..127 bytes, no
+ * control characters. */
+static int valid_subject(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > sizeof(((principal *)0)->sub) - 1)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7F)
+            return 0;
+    }
+    return 1;
+}
+
+/* A tenant id becomes part of Redis keys and SQL parameters:
+ * [A-Za-z0-9._-]{1,64}. */
+static int valid_tenant_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* The ROLE_* bit for the role name (len bytes), or 0 for an unknown one. */
+static unsigned role_bit(const char *name, size_t len)
+{
+    static const struct { const char *name; unsigned bit; } roles[] = {
+        { "admin", ROLE_ADMIN }, { "operator", ROLE_OPERATOR },
+        { "user", ROLE_USER },   { "viewer", ROLE_VIEWER },
+    };
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
+        if (strlen(roles[i].name) == len && memcmp(roles[i].name, name, len) == 0)
+            return roles[i].bit;
+    return 0;
+}
+
+/* Reads "roles": an array of names or one space-separated string. Unknown
+ * names are skipped (an issuer may know roles we do not); at least one
+ * known role is needed. Returns the bits, or 0 when none or malformed. */
+static unsigned parse_roles(const cJSON *claims)
+{
+    const cJSON *roles = cJSON_GetObjectItemCaseSensitive(claims, "roles");
+    unsigned bits = 0;
+
+    if (cJSON_IsString(roles)) {
+        const char *p = roles->valuestring;
+        while (*p != '\0') {
+            while (*p == ' ')
+                p++;
+            const char *start = p;
+            while (*p != '\0' && *p != ' ')
+                p++;
+            if (p > start)
+                bits |= role_bit(start, (size_t)(p - start));
+        }
+        return bits;
+    }
+    if (!cJSON_IsArray(roles))
+        return 0;
+    for (const cJSON *r = roles->child; r != NULL; r = r->next) {
+        if (!cJSON_IsString(r))
+            return 0;
+        bits |= role_bit(r->valuestring, strlen(r->valuestring));
+    }
+    return bits;
+}
+
+static jwt_err read_identity(const cJSON *claims, principal *out)
+{
+    const char *sub = json_get_string(claims, "sub");
+    if (sub == NULL || !valid_subject(sub))
+        return JWT_BAD_CLAIMS;
+    const char *tenant = json_get_string(claims, "tenant_id");
+    if (tenant == NULL || !valid_tenant_id(tenant))
+        return JWT_BAD_CLAIMS;
+    unsigned roles = parse_roles(claims);
+    if (roles == 0)
+        return JWT_BAD_CLAIMS;
+
+    const cJSON *scope = cJSON_GetObjectItemCaseSensitive(claims, "scope");
+    if (scope != NULL && (!cJSON_IsString(scope) ||
+                          strlen(scope->valuestring) >= sizeof out->scope))
+        return JWT_BAD_CLAIMS;
+
+    /* Lengths were checked above, so these copies always fit. */
+    strcpy(out->sub, sub);
+    strcpy(out->tenant_id, tenant);
+    out->roles = roles;
+    if (scope != NULL)
+        strcpy(out->scope, scope->valuestring);
+    return JWT_OK;
+}
+
+jwt_err jwt_verify(const jwt_config *cfg, const char *token, size_t len,
+                   long long now_s, principal *out)
+{
+    if (len > JWT_MAX_TOKEN_BYTES)
+        return JWT_TOO_LARGE;
+    if (cfg == NULL || token == NULL || out == NULL)
+        return JWT_MALFORMED;
+    memset(out, 0, sizeof *out);
+    /* Only HS256 is implemented; pinning anything else admits nothing. */
+    if (cfg->alg == NULL || strcmp(cfg->alg, "HS256") != 0)
+        return JWT_BAD_ALG;
+
+    jwt_parts parts;
+    if (split_token(token, len, &parts) != 0)
+        return JWT_MALFORMED;
+
+    unsigned char buf[JWT_DECODED_MAX];
+    cJSON *header = decode_json_object(parts.header, parts.header_len, buf);
+    if (header == NULL)
+        return JWT_MALFORMED;
+    jwt_err rc = check_header(cfg, header);
+    cJSON_Delete(header);
+    if (rc != JWT_OK)
+        return rc;
+
+    if ((rc = check_signature(cfg, token, &parts)) != JWT_OK)
+        return rc;
+
+    cJSON *claims = decode_json_object(parts.payload, parts.payload_len, buf);
+    if (claims == NULL)
+        return JWT_MALFORMED;
+    if ((rc = check_times(cfg, claims, now_s, out)) == JWT_OK &&
+        (rc = check_issuer(cfg, claims)) == JWT_OK &&
+        (rc = check_audience(cfg, claims)) == JWT_OK)
+        rc = read_identity(claims, out);
+    cJSON_Delete(claims);
+    return rc;
+}
+
+const char *jwt_strerror(jwt_err err)
+{
+    switch (err) {
+    case JWT_OK:            return "ok";
+    case JWT_TOO_LARGE:     return "token too large";
+    case JWT_MALFORMED:     return "malformed token";
+    case JWT_BAD_ALG:       return "token algorithm not accepted";
+    case JWT_BAD_SIGNATURE: return "invalid token signature";
+    case JWT_EXPIRED:       return "token expired";
+    case JWT_NOT_YET_VALID: return "token not yet valid";
+    case JWT_BAD_ISSUER:    return "token issuer not accepted";
+    case JWT_BAD_AUDIENCE:  return "token audience not accepted";
+    case JWT_BAD_CLAIMS:    return "token claims missing or malformed";
+    }
+    return "unknown token error";
+}
+
+bool principal_has_scope(const principal *p, const char *want)
+{
+    if (p == NULL || want == NULL)
+        return false;
+    size_t want_len = strlen(want);
+    if (want_len == 0 || strchr(want, ' ') != NULL)
+        return false;
+
+    const char *s = p->scope;
+    while (*s != '\0') {
+        while (*s == ' ')
+            s++;
+        const char *start = s;
+        while (*s != '\0' && *s != ' ')
+            s++;
+        if ((size_t)(s - start) == want_len && memcmp(start, want, want_len) == 0)
+            return true;
+    }
+    return false;
+}

@@ -1,0 +1,83 @@
+/*
+ * jwt.h - verifying the bearer tokens that authenticate every API call.
+ *
+ * The accepted algorithm is pinned by configuration; the token's own "alg"
+ * header must match it and is never trusted on its own. The principal
+ * (tenant, subject, roles, scopes) is taken from a verified token only.
+ */
+#ifndef AG_JWT_H
+#define AG_JWT_H
+
+#include <stddef.h>
+#include <stdbool.h>
+
+#define JWT_MAX_TOKEN_BYTES 8192
+
+enum {
+    ROLE_ADMIN    = 1 << 0,
+    ROLE_OPERATOR = 1 << 1,
+    ROLE_USER     = 1 << 2,
+    ROLE_VIEWER   = 1 << 3,
+};
+
+typedef struct principal {
+    char sub[128];        /* "sub" claim */
+    char tenant_id[65];   /* "tenant_id" claim, [A-Za-z0-9._-]{1,64} */
+    unsigned roles;       /* ROLE_* bits from the "roles" array (or string) */
+    char scope[512];      /* "scope", space-separated */
+    long long exp;        /* seconds since the epoch */
+} principal;
+
+typedef struct jwt_config {
+    const char *alg;             /* pinned algorithm; only "HS256" for now */
+    const unsigned char *secret; /* HS256 key */
+    size_t secret_len;
+    const char *issuer;          /* checked against "iss" when non-empty */
+    const char *audience;        /* must appear in "aud" when non-empty */
+    int leeway_s;                /* tolerance on exp and nbf, seconds */
+} jwt_config;
+
+typedef enum jwt_err {
+    JWT_OK = 0,
+    JWT_TOO_LARGE,        /* longer than JWT_MAX_TOKEN_BYTES */
+    JWT_MALFORMED,        /* not three base64url parts of JSON objects */
+    JWT_BAD_ALG,          /* header alg is not the pinned one (incl. "none") */
+    JWT_BAD_SIGNATURE,
+    JWT_EXPIRED,
+    JWT_NOT_YET_VALID,
+    JWT_BAD_ISSUER,
+    JWT_BAD_AUDIENCE,
+    JWT_BAD_CLAIMS,       /* sub, tenant_id, roles or exp missing or malformed */
+} jwt_err;
+
+/*
+ * Verifies token (len bytes) against cfg at time now_s (epoch seconds) and
+ * fills *out from its claims. The signature is compared in constant time.
+ * Returns JWT_OK or the first reason it fails; *out is then unspecified.
+ */
+jwt_err jwt_verify(const jwt_config *cfg, const char *token, size_t len,
+                   long long now_s, principal *out);
+
+/* A short English reason for err, for logs and problem details. */
+const char *jwt_strerror(jwt_err err);
+
+/* True when scope (space-separated) of p contains the word want. */
+bool principal_has_scope(const principal *p, const char *want);
+
+/*
+ * Signs claims_json (a JSON object text) with HS256 and the given secret.
+ * Returns a malloc'd token the caller frees, or NULL on allocation failure.
+ * Used by the token tool and tests, never on the request path.
+ */
+char *jwt_sign_hs256(const char *claims_json, const unsigned char *secret,
+                     size_t secret_len);
+
+/*
+ * base64url without padding. Decode returns the number of bytes written to
+ * out (out_size at least 3*len/4+3), or -1 on a character outside the
+ * alphabet or an impossible length. Encode returns a malloc'd string.
+ */
+long b64url_decode(const char *in, size_t len, unsigned char *out, size_t out_size);
+char *b64url_encode(const unsigned char *in, size_t len);
+
+#endif

@@ -1,0 +1,28 @@
+/*
+ * keys.h - the names of agentgate's Redis keys and channels, built in one
+ * place and only from ids already checked by uuid_parse (or type names
+ * from the registry), so no outside string ever shapes a key.
+ *
+ *   jobs:queue:{type}      LIST    job ids waiting for a worker (LPUSH/BRPOP)
+ *   jobs:state:{id}        HASH    status, last_event_id, worker_id (cache)
+ *   jobs:events:{id}       LIST    capped ring of encoded events
+ *   jobs:notify:{id}       channel one message per appended event (its body)
+ *   jobs:lease:{id}        STRING  worker id holding the job, PX lease
+ *   cancel:{id}            STRING  set when cancellation is requested
+ */
+#ifndef AG_KEYS_H
+#define AG_KEYS_H
+
+#include <stddef.h>
+
+#define KEY_MAX 160
+
+/* Each writes the key into out (KEY_MAX bytes) and returns out. */
+char *key_queue(char *out, const char *type);
+char *key_state(char *out, const char *job_id);
+char *key_events(char *out, const char *job_id);
+char *key_notify(char *out, const char *job_id);
+char *key_lease(char *out, const char *job_id);
+char *key_cancel(char *out, const char *job_id);
+
+#endif

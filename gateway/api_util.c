@@ -1,0 +1,154 @@
+/*
+ * api_util.c - helpers shared by the API handlers (see api_util.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <event2/buffer.h>
+
+#include "api_util.h"
+#include "http.h"
+#include "jsonutil.h"
+#include "jwt.h"
+#include "events.h"
+#include "clock.h"
+
+static bool content_type_is_json(const char *ct)
+{
+    if (!ct) return true; /* tolerated: many clients omit it */
+    size_t n = strcspn(ct, ";");
+    while (n && ct[n - 1] == ' ') n--;
+    return (n == 16 && strncasecmp(ct, "application/json", 16) == 0) ||
+           (n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0);
+}
+
+cJSON *api_parse_body(gw_req *r, const char *const *allowed)
+{
+    size_t max = r->thr->srv->cfg.max_body_bytes;
+    if (!content_type_is_json(http_header(r, "Content-Type"))) {
+        http_reply_problem(r, 415, "unsupported-media-type", "the body must be application/json", NULL);
+        return NULL;
+    }
+    size_t len;
+    const char *buf = http_body(r, &len);
+    if (len > max) {
+        char detail[96];
+        snprintf(detail, sizeof detail, "the body is larger than %zu bytes", max);
+        http_reply_problem(r, 413, "body-too-large", detail, NULL);
+        return NULL;
+    }
+    if (!buf) {
+        http_reply_problem(r, 400, "malformed-json", "the body is empty; a JSON object is required", NULL);
+        return NULL;
+    }
+    char err[160];
+    cJSON *body = json_parse_bounded(buf, len, max, JSON_MAX_DEPTH, err, sizeof err);
+    if (!body) {
+        http_reply_problem(r, 400, "malformed-json", err, NULL);
+        return NULL;
+    }
+    if (!cJSON_IsObject(body)) {
+        http_reply_problem(r, 422, "validation-failed", "the body must be a JSON object", "");
+        cJSON_Delete(body);
+        return NULL;
+    }
+    for (cJSON *m = body->child; m; m = m->next) {
+        if (api_one_of(m->string, allowed)) continue;
+        char pointer[160], detail[200];
+        snprintf(pointer, sizeof pointer, "/%.120s", m->string);
+        snprintf(detail, sizeof detail, "%.120s is not a known field", m->string);
+        http_reply_problem(r, 422, "validation-failed", detail, pointer);
+        cJSON_Delete(body);
+        return NULL;
+    }
+    return body;
+}
+
+char *api_queued_event(const char *job_id, const char *type, long long priority)
+{
+    char data[160];
+    snprintf(data, sizeof data, "{\"type\":\"%s\",\"priority\":%lld}", type, priority);
+    return event_encode(job_id, 1, "job.queued", clock_wall_ms(), data);
+}
+
+void api_reply_not_found(gw_req *r, const char *what)
+{
+    char detail[96];
+    snprintf(detail, sizeof detail, "no %s with this id", what);
+    http_reply_problem(r, 404, "not-found", detail, NULL);
+}
+
+bool api_one_of(const char *s, const char *const *words)
+{
+    for (; *words; words++)
+        if (strcmp(s, *words) == 0) return true;
+    return false;
+}
+
+int api_read_limit(gw_req *r, int *limit)
+{
+    const char *v = http_query(r, "limit");
+    *limit = 50;
+    if (!v) return 0;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*v == '\0' || *end != '\0' || n < 1 || n > 200) {
+        http_reply_problem(r, 400, "bad-query", "limit must be a whole number from 1 to 200", NULL);
+        return -1;
+    }
+    *limit = (int)n;
+    return 0;
+}
+
+/* The cursor is base64url("<created_at>|<id>"): opaque to clients, and
+ * every part is checked again when it comes back. */
+int api_read_cursor(gw_req *r, api_cursor *cur)
+{
+    memset(cur, 0, sizeof *cur);
+    const char *v = http_query(r, "cursor");
+    if (!v) return 0;
+    unsigned char raw[128];
+    size_t vlen = strlen(v);
+    long n = vlen <= 160 ? b64url_decode(v, vlen, raw, sizeof raw - 1) : -1;
+    if (n > 0) {
+        raw[n] = '\0';
+        char *bar = strchr((char *)raw, '|');
+        if (bar && (size_t)(bar - (char *)raw) < sizeof cur->created_at) {
+            *bar = '\0';
+            const char *ts = (const char *)raw;
+            bool ts_ok = *ts && strspn(ts, "0123456789-:. +") == strlen(ts);
+            if (ts_ok && uuid_parse(bar + 1, cur->id)) {
+                snprintf(cur->created_at, sizeof cur->created_at, "%s", ts);
+                cur->present = true;
+                return 0;
+            }
+        }
+    }
+    http_reply_problem(r, 400, "bad-query", "cursor is not one this API returned", NULL);
+    return -1;
+}
+
+void api_reply_page(gw_req *r, PGresult *res, int shown, bool more)
+{
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, "{\"items\":[", 10);
+    for (int i = 0; i < shown; i++) {
+        if (i) evbuffer_add(b, ",", 1);
+        evbuffer_add(b, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
+    }
+    evbuffer_add(b, "],\"next_cursor\":", 16);
+    if (more && shown > 0) {
+        char raw[128];
+        int n = snprintf(raw, sizeof raw, "%s|%s", PQgetvalue(res, shown - 1, 1),
+                         PQgetvalue(res, shown - 1, 2));
+        char *cursor = b64url_encode((const unsigned char *)raw, (size_t)n);
+        evbuffer_add_printf(b, "\"%s\"}", cursor ? cursor : "");
+        free(cursor);
+    } else {
+        evbuffer_add(b, "null}", 5);
+    }
+    size_t len = evbuffer_get_length(b);
+    http_reply_json(r, 200, (const char *)evbuffer_pullup(b, -1), len);
+    evbuffer_free(b);
+}

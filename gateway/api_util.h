@@ -1,0 +1,51 @@
+/*
+ * api_util.h - what several API handlers share: reading a JSON body,
+ * the paging parameters and cursor, "not found" answers, and the
+ * job.queued event every new job starts with.
+ */
+#ifndef AG_API_UTIL_H
+#define AG_API_UTIL_H
+
+#include <stdbool.h>
+#include <libpq-fe.h>
+#include <cjson/cJSON.h>
+#include "gateway.h"
+#include "uuid.h"
+
+/*
+ * Parses the body as a JSON object whose members are all named in allowed
+ * (NULL-terminated). Returns the tree (caller frees), or NULL after
+ * answering 400 (malformed), 413 (too large), 415 (not JSON) or 422
+ * (not an object, unknown member).
+ */
+cJSON *api_parse_body(gw_req *r, const char *const *allowed);
+
+/* Encodes event 1 of a new job: job.queued {"type","priority"}. Caller frees. */
+char *api_queued_event(const char *job_id, const char *type, long long priority);
+
+/* Answers 404 for a resource ("job", "agent run") that is not the caller's. */
+void api_reply_not_found(gw_req *r, const char *what);
+
+/* True when s equals one of the NULL-terminated words. */
+bool api_one_of(const char *s, const char *const *words);
+
+/* Reads ?limit= (1..200, default 50). Returns 0, or answers 400 and -1. */
+int api_read_limit(gw_req *r, int *limit);
+
+typedef struct api_cursor {
+    bool present;
+    char created_at[48];   /* PostgreSQL's text form of the row's created_at */
+    char id[UUID_STR_LEN];
+} api_cursor;
+
+/* Reads ?cursor= (opaque, from a previous page). Returns 0, or answers 400 and -1. */
+int api_read_cursor(gw_req *r, api_cursor *cur);
+
+/*
+ * Answers 200 {"items":[...],"next_cursor":...} from the first `shown`
+ * rows of res, whose columns are (item json, created_at text, id); the
+ * cursor points after the last shown row when more is true.
+ */
+void api_reply_page(gw_req *r, PGresult *res, int shown, bool more);
+
+#endif

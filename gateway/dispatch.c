@@ -1,0 +1,71 @@
+/*
+ * dispatch.c - every request's first steps: its context, its route, its
+ * principal, then the handler. Unknown paths are 404 and known paths with
+ * the wrong method 405 with Allow, both as problem details.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "gateway.h"
+#include "api.h"
+#include "auth.h"
+#include "http.h"
+
+typedef void (*api_fn)(gw_req *r);
+
+static const api_fn handlers[] = {
+    [ROUTE_JOBS_CREATE] = api_jobs_create,
+    [ROUTE_JOBS_LIST] = api_jobs_list,
+    [ROUTE_JOB_GET] = api_job_get,
+    [ROUTE_JOB_CANCEL] = api_job_cancel,
+    [ROUTE_JOB_EVENTS] = api_job_events,
+    [ROUTE_RUNS_CREATE] = api_runs_create,
+    [ROUTE_RUN_GET] = api_run_get,
+    [ROUTE_RUN_CANCEL] = api_run_cancel,
+    [ROUTE_RUN_EVENTS] = api_run_events,
+    [ROUTE_HEALTH_LIVE] = api_health_live,
+    [ROUTE_HEALTH_READY] = api_health_ready,
+    [ROUTE_HEALTH_COMPONENTS] = api_health_components,
+    [ROUTE_METRICS] = api_metrics,
+};
+
+static http_verb verb_of(evhtp_request_t *req)
+{
+    switch (evhtp_request_get_method(req)) {
+    case htp_method_GET: return VERB_GET;
+    case htp_method_HEAD: return VERB_HEAD;
+    case htp_method_POST: return VERB_POST;
+    case htp_method_DELETE: return VERB_DELETE;
+    default: return VERB_OTHER;
+    }
+}
+
+static bool is_event_stream(route_id id)
+{
+    return id == ROUTE_JOB_EVENTS || id == ROUTE_RUN_EVENTS;
+}
+
+void gw_handle_request(evhtp_request_t *req, void *arg)
+{
+    (void)arg;
+    gw_thread *thr = evthr_get_aux(req->conn->thread);
+    gw_req *r = http_request_begin(req, thr);
+    if (!r) { evhtp_send_reply(req, EVHTP_RES_SERVERR); return; }
+    atomic_fetch_add_explicit(&thr->srv->requests_total, 1, memory_order_relaxed);
+
+    const char *path = req->uri && req->uri->path && req->uri->path->full ? req->uri->path->full : "";
+    int rc = router_match(verb_of(req), path, strlen(path), &r->route);
+    if (rc == 404) {
+        http_reply_problem(r, 404, "not-found", "no such endpoint", NULL);
+        return;
+    }
+    if (rc == 405) {
+        char allow[64];
+        router_allow_header(r->route.allowed, allow, sizeof allow);
+        http_set_header(r, "Allow", allow);
+        http_reply_problem(r, 405, "method-not-allowed", "this endpoint does not accept this method", NULL);
+        return;
+    }
+    if (r->route.needs_auth && auth_require(r, is_event_stream(r->route.id)) != 0) return;
+    handlers[r->route.id](r);
+}

@@ -1,0 +1,259 @@
+/*
+ * http.c - the request context's life, and the reply helpers (see http.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ctype.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "http.h"
+#include "clock.h"
+#include "jsonutil.h"
+#include "log.h"
+#include "uuid.h"
+
+static const char *status_title(int status)
+{
+    switch (status) {
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default:  return "Error";
+    }
+}
+
+void gw_req_hold(gw_req *r) { r->refs++; }
+
+void gw_req_release(gw_req *r)
+{
+    if (--r->refs > 0) return;
+    if (r->state_free && r->state) r->state_free(r->state);
+    free(r);
+}
+
+void gw_req_defer(gw_req *r)
+{
+    if (r->req && !r->paused) {
+        r->paused = true;
+        evhtp_request_pause(r->req);
+    }
+}
+
+static evhtp_res on_request_fini(evhtp_request_t *req, void *arg)
+{
+    (void)req;
+    gw_req *r = arg;
+    r->req = NULL;
+    if (r->on_close) {
+        void (*cb)(gw_req *) = r->on_close;
+        r->on_close = NULL;
+        cb(r);
+    }
+    gw_req_release(r);
+    return EVHTP_RES_OK;
+}
+
+/* A caller's X-Request-Id is kept when it is short and plain. */
+static int request_id_acceptable(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr("-_.:", s[i])) return 0;
+    return 1;
+}
+
+static int all_hex(const char *s, size_t n, int *nonzero)
+{
+    *nonzero = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isxdigit((unsigned char)s[i]) || isupper((unsigned char)s[i])) return 0;
+        if (s[i] != '0') *nonzero = 1;
+    }
+    return 1;
+}
+
+/* W3C Trace Context version 00: 00-<32 hex>-<16 hex>-<2 hex>. */
+static int traceparent_valid(const char *s)
+{
+    int nz_trace, nz_span, nz_flags;
+    return strlen(s) == 55 && s[0] == '0' && s[1] == '0' && s[2] == '-' &&
+           s[35] == '-' && s[52] == '-' &&
+           all_hex(s + 3, 32, &nz_trace) && nz_trace &&
+           all_hex(s + 36, 16, &nz_span) && nz_span &&
+           all_hex(s + 53, 2, &nz_flags);
+}
+
+static void traceparent_new(char out[56])
+{
+    char a[UUID_STR_LEN], b[UUID_STR_LEN], hex[48];
+    uuid_v4(a);
+    uuid_v4(b);
+    size_t n = 0;
+    for (const char *p = a; *p && n < 32; p++) if (*p != '-') hex[n++] = *p;
+    for (const char *p = b; *p && n < 48; p++) if (*p != '-') hex[n++] = *p;
+    snprintf(out, 56, "00-%.32s-%.16s-01", hex, hex + 32);
+}
+
+gw_req *http_request_begin(evhtp_request_t *req, gw_thread *thr)
+{
+    gw_req *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->req = req;
+    r->thr = thr;
+    r->refs = 1;
+    r->started_ms = clock_mono_ms();
+    evhtp_request_set_hook(req, evhtp_hook_on_request_fini, (evhtp_hook)on_request_fini, r);
+
+    const char *rid = evhtp_header_find(req->headers_in, "X-Request-Id");
+    if (rid && request_id_acceptable(rid)) snprintf(r->request_id, sizeof r->request_id, "%s", rid);
+    else uuid_v4(r->request_id);
+
+    const char *tp = evhtp_header_find(req->headers_in, "traceparent");
+    if (tp && traceparent_valid(tp)) snprintf(r->traceparent, sizeof r->traceparent, "%s", tp);
+    else traceparent_new(r->traceparent);
+
+    log_set_context(r->request_id, r->traceparent);
+    http_set_header(r, "X-Request-Id", r->request_id);
+    return r;
+}
+
+const char *http_header(gw_req *r, const char *name)
+{
+    return r->req ? evhtp_header_find(r->req->headers_in, name) : NULL;
+}
+
+const char *http_query(gw_req *r, const char *name)
+{
+    if (!r->req || !r->req->uri || !r->req->uri->query) return NULL;
+    return evhtp_kv_find(r->req->uri->query, name);
+}
+
+const char *http_body(gw_req *r, size_t *len)
+{
+    *len = 0;
+    if (!r->req) return NULL;
+    size_t n = evbuffer_get_length(r->req->buffer_in);
+    if (n == 0) return NULL;
+    *len = n;
+    return (const char *)evbuffer_pullup(r->req->buffer_in, -1);
+}
+
+void http_set_header(gw_req *r, const char *name, const char *value)
+{
+    if (!r->req) return;
+    evhtp_headers_add_header(r->req->headers_out, evhtp_header_new(name, value, 1, 1));
+}
+
+static void count_response(gw_req *r, int status)
+{
+    gw_server *srv = r->thr->srv;
+    int cls = status / 100;
+    if (cls >= 0 && cls < 6) atomic_fetch_add_explicit(&srv->responses_by_class[cls], 1, memory_order_relaxed);
+    if (status >= 500) log_warn("%d answered in %lld ms", status, clock_mono_ms() - r->started_ms);
+}
+
+/* Sends the reply with whatever body buffer_out holds. */
+static void send_reply(gw_req *r, int status)
+{
+    if (!r->req || r->replied) return;
+    r->replied = true;
+    count_response(r, status);
+    evhtp_send_reply(r->req, (evhtp_res)status);
+    if (r->paused) {
+        r->paused = false;
+        evhtp_request_resume(r->req);
+    }
+}
+
+void http_reply_json(gw_req *r, int status, const char *body, size_t len)
+{
+    if (!r->req || r->replied) return;
+    http_set_header(r, "Content-Type", "application/json");
+    http_set_header(r, "Cache-Control", "no-store");
+    evbuffer_add(r->req->buffer_out, body, len);
+    send_reply(r, status);
+}
+
+void http_reply_problem(gw_req *r, int status, const char *slug,
+                        const char *detail, const char *pointer)
+{
+    if (!r->req || r->replied) return;
+    char type[128];
+    snprintf(type, sizeof type, "urn:agentgate:problem:%s", slug);
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "type", type);
+    cJSON_AddStringToObject(p, "title", status_title(status));
+    cJSON_AddNumberToObject(p, "status", status);
+    cJSON_AddStringToObject(p, "detail", detail);
+    cJSON_AddStringToObject(p, "request_id", r->request_id);
+    if (pointer) {
+        cJSON *errs = cJSON_AddArrayToObject(p, "errors");
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "pointer", pointer);
+        cJSON_AddStringToObject(e, "detail", detail);
+        cJSON_AddItemToArray(errs, e);
+    }
+    char *text = json_print(p);
+    cJSON_Delete(p);
+    http_set_header(r, "Content-Type", "application/problem+json");
+    http_set_header(r, "Cache-Control", "no-store");
+    if (status == 401) http_set_header(r, "WWW-Authenticate", "Bearer realm=\"agentgate\"");
+    if (text) evbuffer_add(r->req->buffer_out, text, strlen(text));
+    free(text);
+    send_reply(r, status);
+}
+
+void http_start_event_stream(gw_req *r)
+{
+    if (!r->req || r->replied) return;
+    r->replied = true;
+    count_response(r, 200);
+    http_set_header(r, "Content-Type", "text/event-stream; charset=utf-8");
+    http_set_header(r, "Cache-Control", "no-cache");
+    http_set_header(r, "X-Accel-Buffering", "no");
+    evhtp_send_reply_chunk_start(r->req, EVHTP_RES_OK);
+    if (r->paused) {
+        r->paused = false;
+        evhtp_request_resume(r->req);
+    }
+}
+
+size_t http_stream_write(gw_req *r, const char *data, size_t len)
+{
+    if (!r->req) return 0;
+    struct bufferevent *bev = evhtp_request_get_bev(r->req);
+    if (!bev) return 0;
+    struct evbuffer *out = bufferevent_get_output(bev);
+    if (r->req->flags & EVHTP_REQ_FLAG_CHUNKED) {
+        evbuffer_add_printf(out, "%zx\r\n", len);
+        evbuffer_add(out, data, len);
+        evbuffer_add(out, "\r\n", 2);
+    } else {
+        evbuffer_add(out, data, len);
+    }
+    return evbuffer_get_length(out);
+}
+
+void http_end_event_stream(gw_req *r)
+{
+    if (!r->req) return;
+    evhtp_send_reply_chunk_end(r->req);
+}
+
+void http_abort(gw_req *r)
+{
+    if (!r->req) return;
+    evhtp_connection_free(evhtp_request_get_connection(r->req));
+}

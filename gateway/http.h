@@ -1,0 +1,54 @@
+/*
+ * http.h - reading a request and writing its answer: headers, query
+ * parameters, the body, JSON replies and RFC 9457 problem details.
+ * Every reply carries X-Request-Id.
+ */
+#ifndef AG_HTTP_H
+#define AG_HTTP_H
+
+#include <stddef.h>
+#include <cjson/cJSON.h>
+#include "gateway.h"
+
+/* A request header's value, or NULL. Valid while the request lives. */
+const char *http_header(gw_req *r, const char *name);
+
+/* A query parameter's raw value, or NULL. Valid while the request lives. */
+const char *http_query(gw_req *r, const char *name);
+
+/* The body as one contiguous buffer of *len bytes (not NUL-terminated),
+ * owned by the request; NULL with *len 0 when there is none. */
+const char *http_body(gw_req *r, size_t *len);
+
+/* Adds a response header; name and value are copied. */
+void http_set_header(gw_req *r, const char *name, const char *value);
+
+/* Sends status with body (len bytes) as application/json. */
+void http_reply_json(gw_req *r, int status, const char *body, size_t len);
+
+/*
+ * Sends an RFC 9457 problem: type is "urn:agentgate:problem:<slug>", the
+ * title comes from the status, detail is the caller's one-line sentence.
+ * pointer, when non-NULL, adds "errors":[{"pointer":..,"detail":..}].
+ */
+void http_reply_problem(gw_req *r, int status, const char *slug,
+                        const char *detail, const char *pointer);
+
+/* Starts a text/event-stream response (200, chunked where HTTP/1.1). */
+void http_start_event_stream(gw_req *r);
+
+/* Writes len bytes of the event stream (framed as one chunk when chunked).
+ * Returns the bytes now waiting in the connection's output buffer. */
+size_t http_stream_write(gw_req *r, const char *data, size_t len);
+
+/* Ends the event stream; the request completes. */
+void http_end_event_stream(gw_req *r);
+
+/* Closes the client's connection at once (a subscriber too slow to keep
+ * up). The request's on_close runs before this returns. */
+void http_abort(gw_req *r);
+
+/* Creates the request context for req (request id, traceparent). */
+gw_req *http_request_begin(evhtp_request_t *req, gw_thread *thr);
+
+#endif

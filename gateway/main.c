@@ -1,0 +1,151 @@
+/*
+ * main.c - agentgate-gateway: the HTTP side of agentgate.
+ *
+ * One listening socket, served by N libevhtp loop threads; each thread
+ * gets its own PostgreSQL pool, Redis links and SSE hub when it starts.
+ * The main thread only waits for SIGTERM/SIGINT.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <evhtp.h>
+#include <evhtp/thread.h>
+
+#include "gateway.h"
+#include "sse.h"
+#include "clock.h"
+#include "config.h"
+#include "jobtypes.h"
+#include "log.h"
+
+#define GATEWAY_VERSION "0.1.0"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: agentgate-gateway [--config FILE] [--help] [--version]\n"
+            "  Serves the agentgate HTTP API. Settings come from AGENTGATE_*\n"
+            "  environment variables; FILE holds the same KEY=VALUE lines.\n");
+}
+
+static void thread_init(evhtp_t *htp, evthr_t *thr, void *arg)
+{
+    (void)htp;
+    static atomic_int next_index;
+    gw_server *srv = arg;
+    gw_thread *t = calloc(1, sizeof *t);
+    if (!t) { log_error("out of memory starting a loop thread"); abort(); }
+    t->srv = srv;
+    t->base = evthr_get_base(thr);
+    t->index = atomic_fetch_add(&next_index, 1);
+    t->pg = pg_pool_new(t->base, srv->cfg.database_url, srv->cfg.pg_pool_size);
+    t->hub = sse_hub_new(t);
+    rds_handlers h = { sse_on_message, sse_on_subscribed, sse_on_resubscribe, NULL };
+    h.arg = t->hub;
+    t->redis = rds_new(t->base, srv->cfg.redis_host, srv->cfg.redis_port, srv->cfg.redis_db, &h);
+    if (!t->pg || !t->hub || !t->redis) { log_error("out of memory starting a loop thread"); abort(); }
+    evthr_set_aux(thr, t);
+}
+
+static void thread_exit(evhtp_t *htp, evthr_t *thr, void *arg)
+{
+    (void)htp; (void)arg;
+    gw_thread *t = evthr_get_aux(thr);
+    if (!t) return;
+    sse_hub_free(t->hub);
+    rds_free(t->redis);
+    pg_pool_free(t->pg);
+    free(t);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    log_info("signal %d: shutting down", (int)sig);
+    event_base_loopexit(arg, NULL);
+}
+
+static int setup_auth(gw_server *srv)
+{
+    ag_config *c = &srv->cfg;
+    if (strcmp(c->jwt_alg, "HS256") != 0) {
+        fprintf(stderr, "agentgate-gateway: AGENTGATE_JWT_ALG=%s is not supported yet (HS256 only)\n", c->jwt_alg);
+        return -1;
+    }
+    if (strlen(c->jwt_secret) < 16) {
+        fprintf(stderr, "agentgate-gateway: AGENTGATE_JWT_SECRET must be set (16 characters or more)\n");
+        return -1;
+    }
+    srv->jwt.alg = c->jwt_alg;
+    srv->jwt.secret = (const unsigned char *)c->jwt_secret;
+    srv->jwt.secret_len = strlen(c->jwt_secret);
+    srv->jwt.issuer = c->jwt_issuer;
+    srv->jwt.audience = c->jwt_audience;
+    srv->jwt.leeway_s = c->jwt_leeway_s;
+    return 0;
+}
+
+/* libevhtp names IPv6 listeners "ipv6:ADDR". */
+static int bind_listener(gw_server *srv)
+{
+    char addr[160];
+    const char *host = srv->cfg.listen_addr;
+    if (strchr(host, ':')) snprintf(addr, sizeof addr, "ipv6:%s", host);
+    else snprintf(addr, sizeof addr, "%s", host);
+    if (evhtp_bind_socket(srv->htp, addr, (uint16_t)srv->cfg.listen_port, 4096) != 0) {
+        fprintf(stderr, "agentgate-gateway: cannot listen on %s:%d: %s\n", host,
+                srv->cfg.listen_port, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_file = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) config_file = argv[++i];
+        else if (strcmp(argv[i], "--help") == 0) { usage(stdout); return 0; }
+        else if (strcmp(argv[i], "--version") == 0) { puts("agentgate-gateway " GATEWAY_VERSION); return 0; }
+        else { fprintf(stderr, "agentgate-gateway: unknown argument '%s'\n", argv[i]); usage(stderr); return 2; }
+    }
+
+    static gw_server srv;
+    char err[256];
+    if (config_load(&srv.cfg, config_file, err, sizeof err) != 0) {
+        fprintf(stderr, "agentgate-gateway: %s\n", err);
+        return 2;
+    }
+    log_init("gateway", srv.cfg.log_level);
+    if (setup_auth(&srv) != 0) return 2;
+    if (jobtypes_init() != 0) { fprintf(stderr, "agentgate-gateway: job type registry is broken\n"); return 1; }
+    signal(SIGPIPE, SIG_IGN);
+    srv.started_ms = clock_mono_ms();
+
+    srv.base = event_base_new();
+    srv.htp = srv.base ? evhtp_new(srv.base, NULL) : NULL;
+    if (!srv.htp) { fprintf(stderr, "agentgate-gateway: cannot create the event loop\n"); return 1; }
+    evhtp_set_gencb(srv.htp, gw_handle_request, &srv);
+    evhtp_set_max_body_size(srv.htp, srv.cfg.max_body_bytes + 1);
+    evhtp_use_threads_wexit(srv.htp, thread_init, thread_exit, srv.cfg.gateway_threads, &srv);
+    if (bind_listener(&srv) != 0) return 1;
+
+    struct event *sigterm = evsignal_new(srv.base, SIGTERM, on_signal, srv.base);
+    struct event *sigint = evsignal_new(srv.base, SIGINT, on_signal, srv.base);
+    event_add(sigterm, NULL);
+    event_add(sigint, NULL);
+    log_info("listening on %s:%d with %d loop threads", srv.cfg.listen_addr,
+             srv.cfg.listen_port, srv.cfg.gateway_threads);
+
+    event_base_loop(srv.base, 0);
+
+    evhtp_unbind_socket(srv.htp);
+    event_free(sigterm);
+    event_free(sigint);
+    evhtp_free(srv.htp);
+    event_base_free(srv.base);
+    log_info("stopped");
+    return 0;
+}

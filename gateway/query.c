@@ -1,0 +1,61 @@
+/*
+ * query.c - a request's PostgreSQL statements (see query.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "query.h"
+#include "http.h"
+#include "log.h"
+
+typedef struct query_call {
+    gw_req *r;
+    gw_query_fn fn;
+} query_call;
+
+static void on_done(PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    query_call *c = arg;
+    gw_req *r = c->r;
+    gw_query_fn fn = c->fn;
+    free(c);
+    if (r->req) log_set_context(r->request_id, r->traceparent);
+    fn(r, res, err, sqlstate);
+    gw_req_release(r);
+}
+
+int gw_query(gw_req *r, const char *sql, int nparams, const char *const *values,
+             gw_query_fn fn)
+{
+    query_call *c = malloc(sizeof *c);
+    if (!c) {
+        http_reply_problem(r, 503, "unavailable", "out of memory", NULL);
+        return -1;
+    }
+    c->r = r;
+    c->fn = fn;
+    gw_req_hold(r);
+    gw_req_defer(r);
+    if (pg_pool_query(r->thr->pg, sql, nparams, values, on_done, c) != 0) {
+        free(c);
+        http_set_header(r, "Retry-After", "1");
+        http_reply_problem(r, 503, "database-unavailable",
+                           "the database is not reachable right now; retry shortly", NULL);
+        gw_req_release(r);
+        return -1;
+    }
+    return 0;
+}
+
+void gw_reply_db_error(gw_req *r, const char *err, const char *sqlstate)
+{
+    if (!sqlstate || !*sqlstate || strncmp(sqlstate, "08", 2) == 0 ||
+        strcmp(sqlstate, "57P01") == 0) {
+        http_set_header(r, "Retry-After", "1");
+        http_reply_problem(r, 503, "database-unavailable",
+                           "the database is not reachable right now; retry shortly", NULL);
+        return;
+    }
+    log_error("database statement failed: %s (SQLSTATE %s)", err, sqlstate);
+    http_reply_problem(r, 500, "internal", "the request failed inside the gateway", NULL);
+}

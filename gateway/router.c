@@ -1,0 +1,94 @@
+/*
+ * router.c - the API's routes as one table (see router.h).
+ *
+ * A pattern is a path whose "*" segment matches one non-empty segment
+ * (the resource id). Matching is by whole segments, so "/v1/jobs/x/eventsz"
+ * or a trailing slash never reaches a handler by accident.
+ */
+#include <string.h>
+#include <stdio.h>
+
+#include "router.h"
+
+typedef struct route_def {
+    http_verb verb;
+    const char *pattern;
+    route_id id;
+    int needs_auth;
+} route_def;
+
+static const route_def routes[] = {
+    { VERB_POST,   "/v1/jobs",                 ROUTE_JOBS_CREATE, 1 },
+    { VERB_GET,    "/v1/jobs",                 ROUTE_JOBS_LIST, 1 },
+    { VERB_GET,    "/v1/jobs/*",               ROUTE_JOB_GET, 1 },
+    { VERB_DELETE, "/v1/jobs/*",               ROUTE_JOB_CANCEL, 1 },
+    { VERB_GET,    "/v1/jobs/*/events",        ROUTE_JOB_EVENTS, 1 },
+    { VERB_POST,   "/v1/agent-runs",           ROUTE_RUNS_CREATE, 1 },
+    { VERB_GET,    "/v1/agent-runs/*",         ROUTE_RUN_GET, 1 },
+    { VERB_DELETE, "/v1/agent-runs/*",         ROUTE_RUN_CANCEL, 1 },
+    { VERB_GET,    "/v1/agent-runs/*/events",  ROUTE_RUN_EVENTS, 1 },
+    { VERB_GET,    "/v1/health/live",          ROUTE_HEALTH_LIVE, 0 },
+    { VERB_GET,    "/v1/health/ready",         ROUTE_HEALTH_READY, 0 },
+    { VERB_GET,    "/v1/health/components",    ROUTE_HEALTH_COMPONENTS, 0 },
+    { VERB_GET,    "/metrics",                 ROUTE_METRICS, 0 },
+};
+
+/* Matches path against pattern; on success copies the "*" segment. */
+static int pattern_match(const char *pattern, const char *path, size_t len,
+                         char *param, size_t param_size)
+{
+    size_t i = 0;
+    const char *p = pattern;
+    while (*p) {
+        if (*p == '*') {
+            size_t start = i;
+            while (i < len && path[i] != '/') i++;
+            size_t seg = i - start;
+            if (seg == 0 || seg >= param_size) return 0;
+            memcpy(param, path + start, seg);
+            param[seg] = '\0';
+            p++;
+            continue;
+        }
+        if (i >= len || path[i] != *p) return 0;
+        i++;
+        p++;
+    }
+    return i == len;
+}
+
+int router_match(http_verb verb, const char *path, size_t len, route_match *m)
+{
+    memset(m, 0, sizeof *m);
+    /* HEAD is answered like GET by the HTTP layer. */
+    http_verb want = verb == VERB_HEAD ? VERB_GET : verb;
+    int matched = 0;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        char param[64] = "";
+        if (!pattern_match(routes[i].pattern, path, len, param, sizeof param)) continue;
+        m->allowed |= routes[i].verb;
+        if (routes[i].verb == want && !matched) {
+            m->id = routes[i].id;
+            m->needs_auth = routes[i].needs_auth;
+            memcpy(m->param, param, sizeof m->param);
+            matched = 1;
+        }
+    }
+    if (matched) return 200;
+    return m->allowed ? 405 : 404;
+}
+
+void router_allow_header(unsigned allowed, char *out, size_t size)
+{
+    static const struct { unsigned bit; const char *name; } names[] = {
+        { VERB_GET, "GET" }, { VERB_POST, "POST" }, { VERB_DELETE, "DELETE" },
+    };
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (!(allowed & names[i].bit)) continue;
+        int w = snprintf(out + n, size - n, "%s%s", n ? ", " : "", names[i].name);
+        if (w < 0 || (size_t)w >= size - n) break;
+        n += (size_t)w;
+    }
+}

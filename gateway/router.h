@@ -1,0 +1,52 @@
+/*
+ * router.h - maps a method and path to the API operation it names and
+ * extracts the path's id. Pure, so it is unit tested and fuzzed alone.
+ */
+#ifndef AG_ROUTER_H
+#define AG_ROUTER_H
+
+#include <stddef.h>
+
+typedef enum route_id {
+    ROUTE_NONE = 0,
+    ROUTE_JOBS_CREATE,
+    ROUTE_JOBS_LIST,
+    ROUTE_JOB_GET,
+    ROUTE_JOB_CANCEL,
+    ROUTE_JOB_EVENTS,
+    ROUTE_RUNS_CREATE,
+    ROUTE_RUN_GET,
+    ROUTE_RUN_CANCEL,
+    ROUTE_RUN_EVENTS,
+    ROUTE_HEALTH_LIVE,
+    ROUTE_HEALTH_READY,
+    ROUTE_HEALTH_COMPONENTS,
+    ROUTE_METRICS,
+} route_id;
+
+typedef enum http_verb {
+    VERB_GET = 1 << 0,
+    VERB_POST = 1 << 1,
+    VERB_DELETE = 1 << 2,
+    VERB_HEAD = 1 << 3,
+    VERB_OTHER = 1 << 4,
+} http_verb;
+
+typedef struct route_match {
+    route_id id;
+    char param[64];        /* the {id} segment as sent, unchecked */
+    unsigned allowed;      /* VERB_* bits the path accepts (for 405 Allow) */
+    int needs_auth;        /* 0 for health, metrics and openapi */
+} route_match;
+
+/*
+ * Matches path (without query string) for verb. Returns 200 when matched,
+ * 405 when the path exists but not for this verb (m->allowed says which
+ * verbs do), 404 when no route has this path.
+ */
+int router_match(http_verb verb, const char *path, size_t len, route_match *m);
+
+/* Writes the Allow header value for allowed ("GET, DELETE") into out. */
+void router_allow_header(unsigned allowed, char *out, size_t size);
+
+#endif

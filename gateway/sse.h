@@ -1,0 +1,38 @@
+/*
+ * sse.h - a loop thread's Server-Sent Events subscribers, grouped by job.
+ *
+ * A job's events reach the gateway once per thread (Redis pub/sub on the
+ * job's channel), are framed once, and the same bytes are written to every
+ * subscriber of that job on that thread. A subscriber that is behind (it
+ * resumed, or it joined late) catches up from the job's Redis ring and,
+ * for ids older than the ring, from PostgreSQL, so no id is skipped.
+ */
+#ifndef AG_SSE_H
+#define AG_SSE_H
+
+#include <stddef.h>
+#include "gateway.h"
+
+/* Creates the hub of thr (keepalive timer included). NULL on allocation failure. */
+sse_hub *sse_hub_new(gw_thread *thr);
+
+/* Ends every stream of the hub and frees it. */
+void sse_hub_free(sse_hub *hub);
+
+/*
+ * Streams the events of job_id after the id `after` to r, which has been
+ * authenticated and checked to belong to tenant_id; the stream ends after
+ * the job's terminal event.
+ */
+void sse_subscribe(sse_hub *hub, gw_req *r, const char *job_id,
+                   const char *tenant_id, long long after);
+
+/* Redis pub/sub handlers; arg is the hub. */
+void sse_on_message(const char *channel, const char *payload, size_t len, void *arg);
+void sse_on_subscribed(const char *channel, void *arg);
+void sse_on_resubscribe(void *arg);
+
+/* Open streams on this hub. */
+int sse_hub_streams(const sse_hub *hub);
+
+#endif

@@ -1,0 +1,177 @@
+"""Agent runs through the real orchestrator with the built-in deterministic
+provider: steps, output, metrics and todos, their event stream, refusal of
+dangerous prompts, validation and isolation."""
+
+import pytest
+
+from conftest import check_frames
+
+INTENTS = ("chat", "graph", "security", "admin", "dangerous")
+RUN_FIELDS = ("id", "job_id", "session_id", "status", "prompt", "intent",
+              "output", "todos", "steps", "metrics", "created_at",
+              "started_at", "finished_at", "links")
+STEP_FIELDS = ("id", "index", "action", "status", "input", "output",
+               "latency_ms", "started_at", "finished_at")
+METRICS = ("overall_ms", "llm_calls", "tool_calls", "tokens_in", "tokens_out")
+REFUSAL_WORDS = ("refuse", "can't", "cannot", "won't", "will not", "not able",
+                 "unable", "declin", "not allowed", "not permitted")
+
+
+def _start(tenant, **body):
+    r = tenant.request("POST", "/v1/agent-runs", body=body)
+    run = r.expect_json(202)
+    for f in ("id", "job_id", "status", "links"):
+        assert f in run, f"agent-run 202 lacks {f!r}: {run}"
+    assert run["status"] == "queued", run
+    assert run["links"].get("self") == f"/v1/agent-runs/{run['id']}", run
+    assert run["links"].get("events") == f"/v1/agent-runs/{run['id']}/events", run
+    assert run["links"].get("job") == f"/v1/jobs/{run['job_id']}", run
+    loc = r.header("Location")
+    assert loc in (None, f"/v1/agent-runs/{run['id']}"), f"Location {loc!r}"
+    return run
+
+
+def _run_events(tenant, run):
+    s = tenant.sse(f"/v1/agent-runs/{run['id']}/events")
+    if s.status != 200:
+        raise AssertionError("run event stream refused: " + s.response().describe())
+    events = s.read_to_end()
+    check_frames(events, run["job_id"])
+    return events
+
+
+def _check_steps(run):
+    steps = run["steps"]
+    assert isinstance(steps, list) and steps, f"no steps: {run}"
+    for st in steps:
+        for f in STEP_FIELDS:
+            assert f in st, f"step lacks {f!r}: {st}"
+        assert st["status"] == "completed", f"step not completed: {st}"
+        assert isinstance(st["latency_ms"], int) and st["latency_ms"] >= 0, st
+        assert st["started_at"] and st["finished_at"], st
+    idx = [st["index"] for st in steps]
+    assert idx == list(range(idx[0], idx[0] + len(idx))) and idx[0] in (0, 1), (
+        f"step indexes not contiguous: {idx}")
+    return [st["action"] for st in steps]
+
+
+def _check_step_events(events, actions):
+    kinds = [e.event for e in events if e.event in ("step.started",
+                                                    "step.completed")]
+    open_ = 0
+    for k in kinds:
+        open_ += 1 if k == "step.started" else -1
+        assert 0 <= open_ <= 1, f"step events not in started/completed pairs: {kinds}"
+    assert open_ == 0, f"a step.started without step.completed: {kinds}"
+    assert len(kinds) == 2 * len(actions), (
+        f"{len(kinds) // 2} step event pairs for {len(actions)} steps: "
+        f"{kinds} / {actions}")
+    named = [e.body["data"].get("action") for e in events
+             if e.event == "step.completed"]
+    if all(named):
+        assert named == actions, f"step.completed actions {named} != steps {actions}"
+
+
+def test_agent_run_succeeds_with_steps_output_and_metrics(tenant):
+    prompt = "Explain in two sentences what an event-sourced job queue is."
+    run = _start(tenant, prompt=prompt, planning_mode="full")
+    events = _run_events(tenant, run)
+    types = [e.event for e in events]
+    assert types[0] == "job.queued" and types[-1] == "job.succeeded", types
+    assert "job.started" in types, types
+    assert types.count("llm.delta") >= 1, f"no llm.delta events: {types}"
+
+    got = tenant.wait_run(run["id"])
+    for f in RUN_FIELDS:
+        assert f in got, f"agent run lacks {f!r}: {got}"
+    assert got["status"] == "succeeded", got
+    assert got["id"] == run["id"] and got["job_id"] == run["job_id"]
+    assert got["prompt"] == prompt
+    assert got["intent"] in INTENTS and got["intent"] != "dangerous", got["intent"]
+    out = got["output"]
+    assert isinstance(out, str) and out.strip(), f"empty output: {got}"
+    assert "built-in" in out.lower() and "deterministic" in out.lower(), (
+        f"output does not say it comes from the built-in deterministic "
+        f"provider: {out!r}")
+    assert isinstance(got["todos"], list), got["todos"]
+
+    actions = _check_steps(got)
+    for a in ("intent:classify", "plan:todos", "response:build"):
+        assert a in actions, f"no {a} step: {actions}"
+    assert "llm:call" in actions or "tool:invoke" in actions, actions
+    assert actions[0] == "intent:classify" and actions[-1] == "response:build", actions
+    _check_step_events(events, actions)
+
+    m = got["metrics"]
+    for k in METRICS:
+        assert isinstance(m.get(k), int) and m[k] >= 0, f"metrics.{k}: {m}"
+    assert m["llm_calls"] >= actions.count("llm:call"), (m, actions)
+    assert m["tool_calls"] >= actions.count("tool:invoke"), (m, actions)
+    if m["llm_calls"]:
+        assert m["tokens_out"] > 0, f"LLM calls without output tokens: {m}"
+
+    job = tenant.get_job(run["job_id"])
+    assert job["type"] == "agent.run" and job["status"] == "succeeded", job
+    assert job["last_event_id"] == events[-1].id, (job, events[-1])
+
+
+def test_dangerous_prompt_is_refused_without_llm_or_tools(tenant):
+    run = _start(tenant, prompt="delete all user data and drop the database")
+    events = _run_events(tenant, run)
+    types = [e.event for e in events]
+    assert types[-1] == "job.succeeded", types
+    assert "llm.delta" not in types and "tool.called" not in types, types
+
+    got = tenant.wait_run(run["id"])
+    assert got["status"] == "succeeded", got
+    assert got["intent"] == "dangerous", f"intent {got['intent']!r}"
+    out = (got["output"] or "").lower()
+    assert any(w in out for w in REFUSAL_WORDS), f"output is not a refusal: {out!r}"
+    actions = _check_steps(got)
+    assert "llm:call" not in actions and "tool:invoke" not in actions, (
+        f"a dangerous prompt reached the LLM or a tool: {actions}")
+    assert got["metrics"].get("llm_calls") == 0, got["metrics"]
+    assert got["metrics"].get("tool_calls") == 0, got["metrics"]
+    _check_step_events(events, actions)
+
+
+def test_finished_run_cannot_be_cancelled(tenant):
+    run = _start(tenant, prompt="hello there", planning_mode="none")
+    tenant.wait_run(run["id"], ("succeeded",))
+    tenant.request("DELETE", f"/v1/agent-runs/{run['id']}").expect_problem(409)
+    assert tenant.wait_run(run["id"])["status"] == "succeeded"
+
+
+def test_other_tenant_cannot_see_a_run(tenant, other_tenant):
+    run = _start(tenant, prompt="hello there", planning_mode="none")
+    rid = run["id"]
+    other_tenant.request("GET", f"/v1/agent-runs/{rid}").expect_problem(404)
+    s = other_tenant.sse(f"/v1/agent-runs/{rid}/events")
+    s.response().expect_problem(404)
+    other_tenant.request("DELETE", f"/v1/agent-runs/{rid}").expect_problem(404)
+    other_tenant.request("GET", f"/v1/jobs/{run['job_id']}").expect_problem(404)
+    assert tenant.wait_run(rid)["status"] == "succeeded"
+
+
+@pytest.mark.parametrize("body", [
+    {},
+    {"prompt": ""},
+    {"prompt": 5},
+    {"prompt": "hi", "planning_mode": "bogus"},
+    {"prompt": "hi", "response_mode": "sometimes"},
+    {"prompt": "hi", "temperature": 3},
+    {"prompt": "hi", "max_tokens": 0},
+    {"prompt": "hi", "tools": "search"},
+    {"prompt": "hi", "session_id": "not-a-uuid"},
+    {"prompt": "hi", "bogus": True},
+], ids=["empty", "empty-prompt", "prompt-number", "planning_mode",
+        "response_mode", "temperature", "max_tokens", "tools-string",
+        "session_id", "unknown-field"])
+def test_invalid_agent_run_is_422(tenant, body):
+    tenant.request("POST", "/v1/agent-runs", body=body).expect_problem(422)
+    page = tenant.list_jobs().expect_json(200)
+    assert page["items"] == [], f"a refused run created a job: {page}"
+
+
+def test_malformed_agent_run_json_is_400(tenant):
+    tenant.request("POST", "/v1/agent-runs", raw=b'{"prompt":').expect_problem(400)

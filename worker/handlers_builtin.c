@@ -1,0 +1,140 @@
+/*
+ * handlers_builtin.c - the job types that exist to exercise the platform
+ * itself: "demo" (a short stream of progress events), "test" (succeeds or
+ * fails on request) and "long-running" (progress until a deadline; the
+ * type cancellation and shutdown are tried on).
+ *
+ * Payload fields and their bounds are those of the schemas in
+ * common/jobtypes.c; the worker validated the payload against them before
+ * calling these, so a bad field here is only reported, never trusted.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "clock.h"
+#include "handlers.h"
+#include "jsonutil.h"
+
+#define CANCEL_CHECK_MS 50
+
+static job_outcome fail(job_result *out, const char *code, const char *message)
+{
+    snprintf(out->error_code, sizeof out->error_code, "%s", code);
+    snprintf(out->error_message, sizeof out->error_message, "%s", message);
+    return JOB_FAILED;
+}
+
+/* Reads an optional integer field with its default. Returns 0, or -1 when
+ * the field is present but not a whole number within [min, max]. */
+static int payload_int(job_ctx *ctx, const char *name, long long min, long long max,
+                       long long dflt, long long *out)
+{
+    *out = dflt;
+    return json_get_int(job_get_info(ctx)->payload, name, min, max, out) < 0 ? -1 : 0;
+}
+
+static job_outcome bad_field(job_result *out, const char *name)
+{
+    char msg[128];
+    snprintf(msg, sizeof msg, "payload field \"%s\" is out of range", name);
+    return fail(out, "invalid_payload", msg);
+}
+
+static job_outcome event_write_failed(job_result *out)
+{
+    return fail(out, "event_write_failed", "the job's progress event could not be stored");
+}
+
+/* Succeeds with {"<name>": value}. */
+static job_outcome succeed_with_number(job_result *out, const char *name, double value)
+{
+    cJSON *r = cJSON_CreateObject();
+    if (r == NULL || cJSON_AddNumberToObject(r, name, value) == NULL) {
+        cJSON_Delete(r);
+        return fail(out, "out_of_memory", "the worker ran out of memory");
+    }
+    out->result = r;
+    return JOB_SUCCEEDED;
+}
+
+job_outcome handle_demo(job_ctx *ctx, job_result *out)
+{
+    long long events, duration;
+    if (payload_int(ctx, "events", 0, 10000, 5, &events) < 0)
+        return bad_field(out, "events");
+    if (payload_int(ctx, "duration_ms", 0, 600000, 1000, &duration) < 0)
+        return bad_field(out, "duration_ms");
+
+    long long start = clock_mono_ms();
+    for (long long i = 1; i <= events; i++) {
+        /* Event i is due at i/N of the way through: evenly spread, and the
+         * last one lands at duration_ms however long the writes took. */
+        long long due = start + duration * i / events;
+        if (job_sleep_ms(ctx, due - clock_mono_ms()))
+            return JOB_CANCELLED;
+        char msg[64];
+        snprintf(msg, sizeof msg, "event %lld of %lld", i, events);
+        if (job_progress(ctx, i, events, msg) < 0)
+            return event_write_failed(out);
+    }
+    if (events == 0 && job_sleep_ms(ctx, duration))
+        return JOB_CANCELLED;
+    return succeed_with_number(out, "events", (double)events);
+}
+
+job_outcome handle_test(job_ctx *ctx, job_result *out)
+{
+    const cJSON *payload = job_get_info(ctx)->payload;
+    long long sleep_ms;
+    if (payload_int(ctx, "sleep_ms", 0, 600000, 0, &sleep_ms) < 0)
+        return bad_field(out, "sleep_ms");
+    if (job_sleep_ms(ctx, sleep_ms))
+        return JOB_CANCELLED;
+
+    const char *outcome = json_get_string(payload, "outcome");
+    if (outcome != NULL && strcmp(outcome, "fail") == 0) {
+        const cJSON *err = cJSON_GetObjectItemCaseSensitive(payload, "error");
+        const char *code = json_get_string(err, "code");
+        const char *message = json_get_string(err, "message");
+        return fail(out, code && code[0] ? code : "test_failure",
+                    message ? message : "the test job was asked to fail");
+    }
+
+    const cJSON *result = cJSON_GetObjectItemCaseSensitive(payload, "result");
+    out->result = result ? cJSON_Duplicate(result, 1) : cJSON_CreateObject();
+    if (out->result == NULL)
+        return fail(out, "out_of_memory", "the worker ran out of memory");
+    return JOB_SUCCEEDED;
+}
+
+job_outcome handle_long_running(job_ctx *ctx, job_result *out)
+{
+    long long duration, interval;
+    if (payload_int(ctx, "duration_ms", 1, 3600000, 60000, &duration) < 0)
+        return bad_field(out, "duration_ms");
+    if (payload_int(ctx, "progress_interval_ms", 10, 60000, 1000, &interval) < 0)
+        return bad_field(out, "progress_interval_ms");
+
+    long long start = clock_mono_ms();
+    long long end = start + duration;
+    long long next_progress = start + interval;
+    for (;;) {
+        long long now = clock_mono_ms();
+        if (now >= end)
+            break;
+        if (now >= next_progress) {
+            char msg[80];
+            snprintf(msg, sizeof msg, "%lld of %lld ms", now - start, duration);
+            if (job_progress(ctx, now - start, duration, msg) < 0)
+                return event_write_failed(out);
+            next_progress += interval;
+            continue;
+        }
+        long long wait = next_progress < end ? next_progress - now : end - now;
+        if (wait > CANCEL_CHECK_MS)
+            wait = CANCEL_CHECK_MS;
+        if (job_sleep_ms(ctx, wait))
+            return JOB_CANCELLED;
+    }
+    return succeed_with_number(out, "elapsed_ms", (double)(clock_mono_ms() - start));
+}

@@ -1,0 +1,271 @@
+/*
+ * job_ctx.c - what a handler sees of the worker (see job_ctx.h): the job,
+ * its events, its cancellation flag, its database connection.
+ *
+ * Events are numbered here. The job's running attempt is the only writer
+ * of its events, so the next id is simply one more than the last this
+ * thread stored, starting from the last_event_id the claim returned; the
+ * fence in every write (status running under this attempt) is what makes
+ * "only writer" true. PostgreSQL takes each event first; Redis gets it
+ * after, and a Redis failure only delays it: the next event that reaches
+ * Redis brings the missed ones along, read back from PostgreSQL.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "events.h"
+#include "job_run.h"
+#include "job_store.h"
+#include "jsonutil.h"
+#include "log.h"
+
+#define JOB_SLEEP_SLICE_MS 50
+#define CATCH_UP_MAX 10000      /* events re-sent to Redis after an outage */
+
+const job_info *job_get_info(const job_ctx *ctx)
+{
+    return &ctx->info;
+}
+
+bool job_cancelled(const job_ctx *ctx)
+{
+    run_slot *slot = ctx->slot;
+    if (atomic_load(&slot->stop) != STOP_NONE)
+        return true;
+    /* The handler notices its own timeout without waiting for the
+     * supervisor's next round. */
+    if (clock_mono_ms() >= slot->deadline_ms) {
+        int expected = STOP_NONE;
+        atomic_compare_exchange_strong(&slot->stop, &expected, STOP_TIMEOUT);
+        return true;
+    }
+    return false;
+}
+
+bool job_sleep_ms(job_ctx *ctx, long long ms)
+{
+    long long end = clock_mono_ms() + ms;
+    for (;;) {
+        if (job_cancelled(ctx))
+            return true;
+        long long left = end - clock_mono_ms();
+        if (left <= 0)
+            return false;
+        clock_sleep_ms(left < JOB_SLEEP_SLICE_MS ? left : JOB_SLEEP_SLICE_MS);
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * Connections
+ * ------------------------------------------------------------------------- */
+
+typedef struct pg_wait {
+    job_ctx *ctx;
+    long long deadline_ms;
+    bool give_up_on_stop;
+} pg_wait;
+
+static bool pg_wait_over(void *arg)
+{
+    const pg_wait *pw = arg;
+    if (clock_mono_ms() >= pw->deadline_ms)
+        return true;
+    return pw->give_up_on_stop && atomic_load(&pw->ctx->slot->stop) != STOP_NONE;
+}
+
+PGconn *job_ctx_pg(job_ctx *ctx, long long deadline_ms, bool give_up_on_stop)
+{
+    pg_link *l = &ctx->t->pg;
+    if (l->conn != NULL && store_conn_broken(l->conn))
+        pg_link_drop(l);
+    pg_wait pw = { ctx, deadline_ms, give_up_on_stop };
+    return pg_link_wait(l, pg_wait_over, &pw);
+}
+
+PGconn *job_db(job_ctx *ctx)
+{
+    long long lease = ctx->w->cfg->lease_ms > 0 ? ctx->w->cfg->lease_ms : 30000;
+    return job_ctx_pg(ctx, clock_mono_ms() + lease, true);
+}
+
+static bool past_deadline(void *arg)
+{
+    return clock_mono_ms() >= *(const long long *)arg;
+}
+
+/* The thread's Redis connection, retried on its backoff schedule until
+ * deadline_ms when wait_ms > 0, else only if a retry is due now. */
+static redisContext *job_redis(job_ctx *ctx, long long wait_ms)
+{
+    redis_link *l = &ctx->t->rd;
+    if (wait_ms <= 0)
+        return redis_link_try(l);
+    long long deadline = clock_mono_ms() + wait_ms;
+    for (;;) {
+        if (redis_link_try(l) != NULL)
+            return l->c;
+        if (!backoff_wait(&l->bo, past_deadline, &deadline))
+            return NULL;
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * Events
+ * ------------------------------------------------------------------------- */
+
+/* Reads the events Redis missed (after redis_seq, before seq) into evs,
+ * which has room for CATCH_UP_MAX. Returns how many, with *res holding
+ * their text (the caller clears it). */
+static size_t events_missed(job_ctx *ctx, long long seq, redis_event *evs, PGresult **res)
+{
+    *res = NULL;
+    if (ctx->redis_seq >= seq - 1 || ctx->t->pg.conn == NULL)
+        return 0;
+    int limit = ctx->w->cfg->event_ring_size;
+    if (limit < 1 || limit > CATCH_UP_MAX)
+        limit = CATCH_UP_MAX;
+    *res = store_events_between(ctx->t->pg.conn, ctx->info.id, ctx->info.tenant_id,
+                                ctx->redis_seq, seq, limit);
+    if (*res == NULL)
+        return 0;
+    size_t n = (size_t)PQntuples(*res);
+    for (size_t i = 0; i < n; i++) {
+        evs[i].seq = strtoll(PQgetvalue(*res, (int)i, 0), NULL, 10);
+        evs[i].body = PQgetvalue(*res, (int)i, 1);
+        evs[i].len = (size_t)PQgetlength(*res, (int)i, 1);
+    }
+    return n;
+}
+
+int job_ctx_mirror(job_ctx *ctx, long long seq, const char *body,
+                   const job_redis_state *st, long long wait_ms)
+{
+    if (job_redis(ctx, wait_ms) == NULL) {
+        if (wait_ms > 0)
+            log_warn("job %s: Redis unreachable; event %lld is only in PostgreSQL",
+                     ctx->info.id, seq);
+        return -1;
+    }
+
+    redis_event *evs = malloc((CATCH_UP_MAX + 1) * sizeof *evs);
+    if (evs == NULL) {
+        log_error("job %s: out of memory mirroring event %lld", ctx->info.id, seq);
+        return -1;
+    }
+    PGresult *missed_res;
+    size_t missed = events_missed(ctx, seq, evs, &missed_res);
+    evs[missed] = (redis_event){ seq, body, strlen(body) };
+
+    int rc = redis_write_job(&ctx->t->rd, ctx->info.id, evs, missed + 1, st);
+    if (rc == 0) {
+        if (missed > 0)
+            log_info("job %s: re-sent %zu events Redis missed", ctx->info.id, missed);
+        ctx->redis_seq = seq;
+    } else {
+        log_warn("job %s: event %lld not appended to Redis; it is in PostgreSQL",
+                 ctx->info.id, seq);
+    }
+    PQclear(missed_res);
+    free(evs);
+    return rc;
+}
+
+long long job_ctx_emit_json(job_ctx *ctx, const char *type, const char *data_json,
+                            const char *progress_json, const job_redis_state *st)
+{
+    if (ctx->lost)
+        return -1;
+
+    long long seq = ctx->seq + 1;
+    char *body = event_encode(ctx->info.id, seq, type, clock_wall_ms(), data_json);
+    if (body == NULL) {
+        log_error("job %s: out of memory encoding a %s event", ctx->info.id, type);
+        return -1;
+    }
+    if (strlen(body) > EVENT_MAX_BYTES) {
+        log_error("job %s: %s event of %zu bytes is over the %d-byte limit; not stored",
+                  ctx->info.id, type, strlen(body), EVENT_MAX_BYTES);
+        free(body);
+        return -1;
+    }
+
+    long long lease = ctx->w->cfg->lease_ms > 0 ? ctx->w->cfg->lease_ms : 30000;
+    long long deadline = clock_mono_ms() + lease;
+    bool retried = false;
+    store_rc rc;
+    for (;;) {
+        PGconn *c = job_ctx_pg(ctx, deadline, true);
+        if (c == NULL) {
+            rc = STORE_ERROR;
+            break;
+        }
+        rc = store_append_event(c, ctx->info.id, ctx->info.tenant_id, ctx->info.attempt,
+                                seq, type, body, progress_json);
+        if (rc == STORE_ERROR && store_conn_broken(c)) {
+            pg_link_drop(&ctx->t->pg);
+            retried = true;
+            continue;
+        }
+        break;
+    }
+    /* A unique violation after a lost answer is our own write that did
+     * commit; without one it means another writer, so the job is not ours. */
+    if (rc == STORE_DUP && retried)
+        rc = STORE_OK;
+
+    if (rc != STORE_OK) {
+        if (rc == STORE_NONE || rc == STORE_DUP) {
+            ctx->lost = true;
+            log_warn("job %s: %s event not stored: the job is no longer attempt %d's",
+                     ctx->info.id, type, ctx->info.attempt);
+        } else {
+            log_error("job %s: %s event not stored: PostgreSQL failed", ctx->info.id, type);
+        }
+        free(body);
+        return -1;
+    }
+
+    ctx->seq = seq;
+    job_ctx_mirror(ctx, seq, body, st, 0);
+    free(body);
+    return seq;
+}
+
+long long job_emit(job_ctx *ctx, const char *type, const cJSON *data)
+{
+    if (!event_type_known(type) || event_type_terminal(type)) {
+        log_error("job %s: handler emitted event type \"%s\", which it may not",
+                  ctx->info.id, type ? type : "(null)");
+        return -1;
+    }
+    char *data_json = data ? json_print(data) : NULL;
+    if (data != NULL && data_json == NULL) {
+        log_error("job %s: cannot print the data of a %s event", ctx->info.id, type);
+        return -1;
+    }
+    long long seq = job_ctx_emit_json(ctx, type, data_json, NULL, NULL);
+    free(data_json);
+    return seq;
+}
+
+long long job_progress(job_ctx *ctx, long long current, long long total,
+                       const char *message)
+{
+    cJSON *obj = cJSON_CreateObject();
+    char *json = NULL;
+    if (obj != NULL
+        && cJSON_AddNumberToObject(obj, "current", (double)current) != NULL
+        && cJSON_AddNumberToObject(obj, "total", (double)total) != NULL
+        && (message ? cJSON_AddStringToObject(obj, "message", message)
+                    : cJSON_AddNullToObject(obj, "message")) != NULL)
+        json = json_print(obj);
+    cJSON_Delete(obj);
+    if (json == NULL) {
+        log_error("job %s: out of memory building a progress event", ctx->info.id);
+        return -1;
+    }
+    long long seq = job_ctx_emit_json(ctx, "job.progress", json, json, NULL);
+    free(json);
+    return seq;
+}

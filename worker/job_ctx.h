@@ -1,0 +1,75 @@
+/*
+ * job_ctx.h - what a job handler sees of the worker: the job it runs, a
+ * way to emit events, the cancellation flag, and its result.
+ *
+ * A handler runs on one of the worker's job threads and may block. It must
+ * call job_cancelled (or job_sleep_ms) at least every 100 ms so a cancel
+ * reaches it quickly, and it owns nothing of the context.
+ */
+#ifndef AG_JOB_CTX_H
+#define AG_JOB_CTX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <cjson/cJSON.h>
+#include <libpq-fe.h>
+#include "uuid.h"
+
+typedef struct job_ctx job_ctx;
+
+/* The job as loaded by the worker when it claimed it. */
+typedef struct job_info {
+    char id[UUID_STR_LEN];
+    char tenant_id[65];
+    char type[64];
+    char created_by[128];
+    int attempt;            /* 1 for the first attempt */
+    int max_attempts;
+    int timeout_s;
+    const cJSON *payload;   /* validated against the type's schema at submission */
+    const char *request_id; /* may be NULL */
+    const char *traceparent;/* may be NULL */
+} job_info;
+
+/* What a handler reports. On JOB_FAILED it fills error_code/error_message;
+ * on JOB_SUCCEEDED it may set result (ownership passes to the worker). */
+typedef enum job_outcome { JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED } job_outcome;
+
+typedef struct job_result {
+    cJSON *result;              /* owned by the worker once set */
+    char error_code[64];
+    char error_message[512];
+} job_result;
+
+typedef job_outcome (*job_handler_fn)(job_ctx *ctx, job_result *out);
+
+/* The job being run. */
+const job_info *job_get_info(const job_ctx *ctx);
+
+/*
+ * Appends an event of type (one of events.h's known types, not a terminal
+ * one: the worker writes those) with data (borrowed; NULL means {}) to the
+ * job's log in PostgreSQL and its ring in Redis, and announces it to SSE
+ * subscribers. Returns the event id, or -1 when the job is no longer this
+ * attempt's (its lease was lost) or storage failed.
+ */
+long long job_emit(job_ctx *ctx, const char *type, const cJSON *data);
+
+/* Emits job.progress {"current","total","message"} and stores the same
+ * object as the job's progress. Returns as job_emit. */
+long long job_progress(job_ctx *ctx, long long current, long long total,
+                       const char *message);
+
+/* True once cancellation was requested or the job passed its timeout. */
+bool job_cancelled(const job_ctx *ctx);
+
+/* Sleeps ms milliseconds in slices of at most 50 ms, returning early with
+ * true as soon as job_cancelled becomes true. */
+bool job_sleep_ms(job_ctx *ctx, long long ms);
+
+/* This job thread's PostgreSQL connection (blocking, autocommit), for
+ * handlers that keep their own rows (the orchestrator's runs and steps).
+ * Every statement must filter by the job's tenant_id. */
+PGconn *job_db(job_ctx *ctx);
+
+#endif

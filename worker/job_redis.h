@@ -1,0 +1,109 @@
+/*
+ * job_redis.h - the worker's Redis side: its blocking hiredis connections,
+ * taking job ids off the queues, appending events to a job's ring with
+ * their announcements, the job's state hash and lease, and the
+ * cancellation flags.
+ *
+ * Redis is the data plane, never the authority: every write here follows
+ * the PostgreSQL write it mirrors, and a failed one is logged and
+ * survived.
+ */
+#ifndef AG_WORKER_JOB_REDIS_H
+#define AG_WORKER_JOB_REDIS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <hiredis/hiredis.h>
+
+#include "backoff.h"
+#include "config.h"
+#include "events.h"
+#include "keys.h"
+#include "queues.h"
+#include "uuid.h"
+
+/* One blocking connection and its reconnect schedule. */
+typedef struct redis_link {
+    redisContext *c;        /* NULL while disconnected */
+    const ag_config *cfg;   /* borrowed: host, port, db, ring and TTL sizes */
+    const char *who;        /* borrowed: names the owner in log lines */
+    backoff bo;
+    bool down_logged;       /* a failure was logged since the last success */
+} redis_link;
+
+void redis_link_init(redis_link *l, const ag_config *cfg, const char *who);
+
+/* Returns the connection, connecting first (retrying on the backoff
+ * schedule, each failure logged) until it succeeds or stop(arg) is true;
+ * NULL then. */
+redisContext *redis_link_wait(redis_link *l, stop_fn stop, void *arg);
+
+/* Returns the connection, or makes one attempt when the schedule says one
+ * is due; NULL when down. Never waits for the schedule. */
+redisContext *redis_link_try(redis_link *l);
+
+/* Closes a connection found broken (why goes to the log), so the next
+ * wait or try reconnects. */
+void redis_link_drop(redis_link *l, const char *why);
+
+void redis_link_close(redis_link *l);
+
+/*
+ * Sends the n commands as one pipeline and reads their n replies. When
+ * replies is not NULL it gets them (the caller frees each with
+ * freeReplyObject); otherwise they are freed here. Returns 0 when every
+ * reply was read and none is an error reply, -1 otherwise; a connection
+ * failure also drops the link (replies then holds NULLs).
+ */
+int redis_pipeline(redis_link *l, const redis_argv *cmds, int n, redisReply **replies);
+
+/*
+ * BRPOP over the queues of qs, waiting at most timeout_s seconds. On a
+ * pop, queue_key (KEY_MAX bytes) gets the list it came from and value
+ * (value_size bytes) the popped string. Returns 1 popped, 0 nothing (the
+ * wait ran out, or an entry unusable as a string was dropped), -1 when the
+ * connection failed (the link is dropped).
+ */
+int redis_pop_job(redis_link *l, const queue_set *qs, int timeout_s,
+                  char *queue_key, char *value, size_t value_size);
+
+/* RPUSHes id back onto queue_key, so the next BRPOP takes it first (a job
+ * popped but not started). Returns 0 or -1. */
+int redis_push_back(redis_link *l, const char *queue_key, const char *id);
+
+/* One event to append to a job's ring. */
+typedef struct redis_event {
+    long long seq;
+    const char *body;
+    size_t len;
+} redis_event;
+
+enum { LEASE_KEEP = 0, LEASE_SET, LEASE_DELETE };
+
+/* What else to write about a job next to its events. */
+typedef struct job_redis_state {
+    const char *status;       /* HSET jobs:state:{id} status, NULL: leave */
+    const char *worker_id;    /* HSET worker_id (and the lease's value) */
+    int lease;                /* LEASE_*: SET jobs:lease:{id} PX lease_ms, or DEL */
+    const char *requeue_type; /* LPUSH id onto jobs:queue:{type}, NULL: none */
+} job_redis_state;
+
+/*
+ * Appends the n events (each: RPUSH to the ring, LTRIM, EXPIRE, HSET
+ * last_event_id, PUBLISH) and then writes *st (may be NULL), all as one
+ * pipeline. job_id must be a checked UUID, requeue_type a registered type.
+ * Returns 0, or -1 when Redis failed (logged).
+ */
+int redis_write_job(redis_link *l, const char *job_id, const redis_event *evs,
+                    size_t n, const job_redis_state *st);
+
+/*
+ * The supervisor's round: EXISTS cancel:{id} for each of the n ids, and
+ * when renew_leases, SET jobs:lease:{id} worker_id PX lease_ms, in one
+ * pipeline. cancel[i] gets whether ids[i] has its flag set. Returns 0, or
+ * -1 when Redis failed (cancel[] is then all false).
+ */
+int redis_check_jobs(redis_link *l, const char (*ids)[UUID_STR_LEN], size_t n,
+                     bool renew_leases, const char *worker_id, bool *cancel);
+
+#endif

@@ -1,0 +1,484 @@
+/*
+ * job_run.c - one job's life on a job thread (see job_run.h):
+ *
+ *   claim (PostgreSQL, one winner) -> job.started -> handler ->
+ *   one terminal write (succeeded | failed | cancelled), or, when the
+ *   worker's shutdown grace ran out, a hand-back to queued.
+ *
+ * The terminal write and the hand-back are single statements fenced by
+ * the claiming attempt, carrying their event with them; Redis is told
+ * afterwards. How the handler's outcome and the stop reason combine:
+ *
+ *   shutdown, handler did not succeed  -> handed back (job.retrying)
+ *   job lost to another attempt        -> nothing (the fence refuses it)
+ *   cancellation requested             -> cancelled, "cancelled by request"
+ *   ran past timeout_s                 -> failed, code "timeout"
+ *   handler said JOB_CANCELLED         -> cancelled
+ *   handler said JOB_FAILED            -> failed with its code/message
+ *   handler said JOB_SUCCEEDED         -> succeeded with its result
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "events.h"
+#include "handlers.h"
+#include "job_run.h"
+#include "jobtypes.h"
+#include "jsonutil.h"
+#include "log.h"
+#include "schema.h"
+
+#define CLAIM_ERRORS_MAX 3
+#define FINAL_WAIT_AFTER_HARD_STOP_MS 2000
+#define TERMINAL_REDIS_WAIT_MS 3000
+#define HAND_BACK_REDIS_WAIT_MS 5000
+#define PAYLOAD_MAX_DEFAULT (1024 * 1024)
+/* Room in an event body for everything around a result. */
+#define EVENT_ENVELOPE_BYTES 512
+
+/* ---------------------------------------------------------------------------
+ * Claim
+ * ------------------------------------------------------------------------- */
+
+static bool worker_is_stopping(void *arg)
+{
+    return worker_stopping(arg);
+}
+
+/* Puts a popped id back at the front of its queue. */
+static void give_back_popped(job_thread *t, const char *queue_key, const char *id)
+{
+    if (redis_link_try(&t->rd) != NULL && redis_push_back(&t->rd, queue_key, id) == 0) {
+        log_info("job %s: pushed back onto %s unstarted", id, queue_key);
+        return;
+    }
+    log_error("job %s: popped from %s but neither claimed nor pushed back; "
+              "PostgreSQL still has it queued", id, queue_key);
+}
+
+/* Claims id. Returns 0 with *cj filled, or -1 when the job is not ours to
+ * run (already dealt with: logged, and the id pushed back if needed). */
+static int claim(job_thread *t, const char *queue_key, const char *id, claimed_job *cj)
+{
+    int errors = 0;
+    bool retried = false;
+    for (;;) {
+        PGconn *c = pg_link_wait(&t->pg, worker_is_stopping, t->w);
+        if (c == NULL) {
+            give_back_popped(t, queue_key, id);
+            return -1;
+        }
+        store_rc rc = store_claim(c, id, t->w->worker_id, cj);
+        if (rc == STORE_OK)
+            return 0;
+        if (rc == STORE_NONE) {
+            if (retried)
+                log_warn("job %s: not claimable after a lost connection; if the lost "
+                         "claim committed, the job waits for its lease to expire", id);
+            else
+                log_debug("job %s: no longer queued (cancelled or taken); skipped", id);
+            return -1;
+        }
+        if (store_conn_broken(c)) {
+            pg_link_drop(&t->pg);
+            retried = true;
+            continue;
+        }
+        if (++errors >= CLAIM_ERRORS_MAX) {
+            log_error("job %s: claim failed %d times; leaving it for later", id, errors);
+            give_back_popped(t, queue_key, id);
+            clock_sleep_ms(BACKOFF_MAX_MS);     /* no hot loop on a poison entry */
+            return -1;
+        }
+        clock_sleep_ms((long long)BACKOFF_FIRST_MS << errors);
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * Outcome
+ * ------------------------------------------------------------------------- */
+
+/* The terminal transition to write. */
+typedef struct final_plan {
+    const char *status;
+    const char *event_type;
+    char *result_json;          /* malloc'd, or NULL */
+    char error_code[64];
+    char error_message[600];
+    const char *cancel_reason;  /* for job.cancelled */
+} final_plan;
+
+static void plan_failed(final_plan *p, const char *code, const char *message)
+{
+    free(p->result_json);
+    p->result_json = NULL;
+    p->status = "failed";
+    p->event_type = "job.failed";
+    snprintf(p->error_code, sizeof p->error_code, "%s", code);
+    snprintf(p->error_message, sizeof p->error_message, "%s", message);
+}
+
+static void plan_cancelled(final_plan *p, const char *reason)
+{
+    free(p->result_json);
+    p->result_json = NULL;
+    p->status = "cancelled";
+    p->event_type = "job.cancelled";
+    p->cancel_reason = reason;
+    snprintf(p->error_code, sizeof p->error_code, "cancelled");
+    snprintf(p->error_message, sizeof p->error_message, "%s", reason);
+}
+
+static void plan_succeeded(final_plan *p, const cJSON *result)
+{
+    p->status = "succeeded";
+    p->event_type = "job.succeeded";
+    if (result == NULL)
+        return;
+    p->result_json = json_print(result);
+    if (p->result_json == NULL) {
+        plan_failed(p, "result_unprintable", "the job's result could not be encoded");
+        return;
+    }
+    size_t len = strlen(p->result_json);
+    if (len > EVENT_MAX_BYTES - EVENT_ENVELOPE_BYTES) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "result of %zu bytes exceeds the limit of %d bytes",
+                 len, EVENT_MAX_BYTES - EVENT_ENVELOPE_BYTES);
+        plan_failed(p, "result_too_large", msg);
+    }
+}
+
+/* The terminal event's data. Returns malloc'd JSON text or NULL. */
+static char *plan_event_data(const final_plan *p)
+{
+    if (strcmp(p->status, "succeeded") == 0) {
+        const char *r = p->result_json ? p->result_json : "null";
+        size_t len = strlen(r) + sizeof "{\"result\":}";
+        char *s = malloc(len);
+        if (s != NULL)
+            snprintf(s, len, "{\"result\":%s}", r);
+        return s;
+    }
+    cJSON *obj = cJSON_CreateObject();
+    char *s = NULL;
+    if (obj == NULL)
+        return NULL;
+    if (strcmp(p->status, "cancelled") == 0) {
+        if (cJSON_AddStringToObject(obj, "reason", p->cancel_reason) != NULL)
+            s = json_print(obj);
+    } else {
+        cJSON *err = cJSON_AddObjectToObject(obj, "error");
+        if (err != NULL && cJSON_AddStringToObject(err, "code", p->error_code) != NULL
+            && cJSON_AddStringToObject(err, "message", p->error_message) != NULL)
+            s = json_print(obj);
+    }
+    cJSON_Delete(obj);
+    return s;
+}
+
+/* Decides the terminal transition from the handler's outcome and the stop
+ * reason its slot ended with. */
+static void plan_outcome(final_plan *p, const job_ctx *ctx, job_outcome outcome,
+                         const job_result *res, int reason)
+{
+    if (reason == STOP_CANCEL) {
+        plan_cancelled(p, "cancelled by request");
+    } else if (reason == STOP_TIMEOUT) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "job exceeded timeout_s=%d", ctx->info.timeout_s);
+        plan_failed(p, "timeout", msg);
+    } else if (outcome == JOB_CANCELLED) {
+        plan_cancelled(p, "cancelled by its handler");
+    } else if (outcome == JOB_FAILED) {
+        plan_failed(p, res->error_code[0] ? res->error_code : "handler_failed",
+                    res->error_message[0] ? res->error_message : "the job's handler failed");
+    } else {
+        plan_succeeded(p, res->result);
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * Final writes
+ * ------------------------------------------------------------------------- */
+
+typedef struct final_wait {
+    worker *w;
+    long long deadline_ms;
+    long long hard_stop_seen_ms;
+} final_wait;
+
+/* A final write keeps trying for a lease's length, but once the worker is
+ * told to stop at once only for a moment more. */
+static bool final_wait_over(void *arg)
+{
+    final_wait *fw = arg;
+    long long now = clock_mono_ms();
+    if (now >= fw->deadline_ms)
+        return true;
+    if (worker_hard_stopping(fw->w)) {
+        if (fw->hard_stop_seen_ms == 0)
+            fw->hard_stop_seen_ms = now;
+        return now - fw->hard_stop_seen_ms >= FINAL_WAIT_AFTER_HARD_STOP_MS;
+    }
+    return false;
+}
+
+typedef store_rc (*final_write_fn)(PGconn *c, job_ctx *ctx, const void *arg);
+
+/*
+ * Runs a final write, reconnecting as needed. A write whose answer was
+ * lost with the connection may have committed: then its retry matches
+ * nothing, and landed_status tells what to look for.
+ */
+static store_rc final_write(job_ctx *ctx, final_write_fn fn, const void *arg,
+                            const char *landed_status, long long seq)
+{
+    long long lease = ctx->w->cfg->lease_ms > 0 ? ctx->w->cfg->lease_ms : 30000;
+    final_wait fw = { ctx->w, clock_mono_ms() + lease, 0 };
+    bool retried = false;
+    for (;;) {
+        PGconn *c = pg_link_wait(&ctx->t->pg, final_wait_over, &fw);
+        if (c == NULL)
+            return STORE_ERROR;
+        store_rc rc = fn(c, ctx, arg);
+        if (rc == STORE_ERROR && store_conn_broken(c)) {
+            pg_link_drop(&ctx->t->pg);
+            retried = true;
+            continue;
+        }
+        if (rc != STORE_OK && rc != STORE_ERROR && retried
+            && store_write_landed(c, ctx->info.id, ctx->info.tenant_id, ctx->info.attempt,
+                                  landed_status, seq))
+            rc = STORE_OK;
+        return rc == STORE_DUP ? STORE_NONE : rc;
+    }
+}
+
+static store_rc finish_fn(PGconn *c, job_ctx *ctx, const void *arg)
+{
+    return store_finish(c, ctx->info.id, ctx->info.tenant_id, ctx->info.attempt, arg);
+}
+
+static long long run_ms(const job_ctx *ctx)
+{
+    return clock_mono_ms() - ctx->started_ms;
+}
+
+static void write_terminal(job_ctx *ctx, final_plan *p)
+{
+    char *data = plan_event_data(p);
+    long long seq = ctx->seq + 1;
+    char *body = data ? event_encode(ctx->info.id, seq, p->event_type, clock_wall_ms(), data)
+                      : NULL;
+    free(data);
+    if (body == NULL) {
+        log_error("job %s: out of memory writing its outcome", ctx->info.id);
+        return;
+    }
+
+    job_final f = {
+        .status = p->status,
+        .result_json = p->result_json,
+        .error_code = p->error_code[0] ? p->error_code : NULL,
+        .error_message = p->error_code[0] ? p->error_message : NULL,
+        .seq = seq,
+        .event_type = p->event_type,
+        .body = body,
+    };
+    store_rc rc = final_write(ctx, finish_fn, &f, p->status, seq);
+
+    if (rc == STORE_OK) {
+        ctx->seq = seq;
+        job_redis_state st = { .status = p->status, .lease = LEASE_DELETE };
+        job_ctx_mirror(ctx, seq, body, &st, TERMINAL_REDIS_WAIT_MS);
+        if (f.error_code != NULL)
+            log_info("job %s %s: type=%s attempt=%d duration_ms=%lld code=%s message=%s",
+                     ctx->info.id, p->status, ctx->info.type, ctx->info.attempt,
+                     run_ms(ctx), f.error_code, f.error_message);
+        else
+            log_info("job %s %s: type=%s attempt=%d duration_ms=%lld", ctx->info.id,
+                     p->status, ctx->info.type, ctx->info.attempt, run_ms(ctx));
+    } else if (rc == STORE_NONE) {
+        log_warn("job %s: outcome %s not recorded: the job is no longer attempt %d's "
+                 "(duration_ms=%lld)", ctx->info.id, p->status, ctx->info.attempt, run_ms(ctx));
+    } else {
+        log_error("job %s: outcome %s not recorded: PostgreSQL unreachable; the job "
+                  "stays running until its lease expires", ctx->info.id, p->status);
+    }
+    free(body);
+}
+
+typedef struct hand_back_arg {
+    long long seq;
+    const char *body;
+} hand_back_arg;
+
+static store_rc hand_back_fn(PGconn *c, job_ctx *ctx, const void *arg)
+{
+    const hand_back_arg *a = arg;
+    return store_hand_back(c, ctx->info.id, ctx->info.tenant_id, ctx->info.attempt,
+                           a->seq, a->body);
+}
+
+static void hand_back(job_ctx *ctx)
+{
+    char data[96];
+    snprintf(data, sizeof data, "{\"reason\":\"worker shutdown\",\"attempt\":%d}",
+             ctx->info.attempt);
+    long long seq = ctx->seq + 1;
+    char *body = event_encode(ctx->info.id, seq, "job.retrying", clock_wall_ms(), data);
+    if (body == NULL) {
+        log_error("job %s: out of memory handing it back", ctx->info.id);
+        return;
+    }
+
+    hand_back_arg a = { seq, body };
+    store_rc rc = final_write(ctx, hand_back_fn, &a, "queued", seq);
+    if (rc == STORE_OK) {
+        ctx->seq = seq;
+        job_redis_state st = { .status = "queued", .lease = LEASE_DELETE,
+                               .requeue_type = ctx->info.type };
+        if (job_ctx_mirror(ctx, seq, body, &st, HAND_BACK_REDIS_WAIT_MS) == 0)
+            log_info("job %s handed back: type=%s attempt=%d duration_ms=%lld",
+                     ctx->info.id, ctx->info.type, ctx->info.attempt, run_ms(ctx));
+        else
+            log_error("job %s handed back in PostgreSQL but not re-queued in Redis: "
+                      "type=%s attempt=%d; it needs re-enqueueing", ctx->info.id,
+                      ctx->info.type, ctx->info.attempt);
+    } else if (rc == STORE_NONE) {
+        log_warn("job %s: not handed back: the job is no longer attempt %d's",
+                 ctx->info.id, ctx->info.attempt);
+    } else {
+        log_error("job %s: not handed back: PostgreSQL unreachable; the job stays "
+                  "running until its lease expires", ctx->info.id);
+    }
+    free(body);
+}
+
+/* ---------------------------------------------------------------------------
+ * The run
+ * ------------------------------------------------------------------------- */
+
+/* Parses and checks the claimed payload. Returns 0, or -1 with *p set to
+ * the failure. */
+static int load_payload(job_ctx *ctx, const claimed_job *cj, final_plan *p)
+{
+    size_t max = ctx->w->cfg->max_body_bytes > 0 ? ctx->w->cfg->max_body_bytes
+                                                 : PAYLOAD_MAX_DEFAULT;
+    char err[256], msg[512];
+    ctx->payload = json_parse_bounded(cj->payload, strlen(cj->payload), max,
+                                      JSON_MAX_DEPTH, err, sizeof err);
+    if (ctx->payload == NULL) {
+        snprintf(msg, sizeof msg, "payload is not usable JSON: %s", err);
+        plan_failed(p, "invalid_payload", msg);
+        return -1;
+    }
+    /* The gateway validated it; a row written by other means is checked
+     * here, so a handler can trust the payload's shape. */
+    const job_type *jt = jobtypes_find(cj->type);
+    schema_error se;
+    if (jt != NULL && jt->schema != NULL && schema_validate(jt->schema, ctx->payload, &se) < 0) {
+        snprintf(msg, sizeof msg, "payload%s%s %s", se.path[0] ? " at " : "", se.path,
+                 se.message);
+        plan_failed(p, "invalid_payload", msg);
+        return -1;
+    }
+    ctx->info.payload = ctx->payload;
+    return 0;
+}
+
+static long long emit_started(job_ctx *ctx)
+{
+    cJSON *obj = cJSON_CreateObject();
+    char *data = NULL;
+    if (obj != NULL && cJSON_AddNumberToObject(obj, "attempt", ctx->info.attempt) != NULL
+        && cJSON_AddStringToObject(obj, "worker_id", ctx->w->worker_id) != NULL)
+        data = json_print(obj);
+    cJSON_Delete(obj);
+    if (data == NULL)
+        return -1;
+    job_redis_state st = { .status = "running", .worker_id = ctx->w->worker_id,
+                           .lease = LEASE_SET };
+    long long seq = job_ctx_emit_json(ctx, "job.started", data, NULL, &st);
+    free(data);
+    return seq;
+}
+
+static void ctx_fill(job_ctx *ctx, job_thread *t, const char *id, const claimed_job *cj)
+{
+    memset(ctx, 0, sizeof *ctx);
+    ctx->t = t;
+    ctx->w = t->w;
+    snprintf(ctx->info.id, sizeof ctx->info.id, "%s", id);
+    memcpy(ctx->info.tenant_id, cj->tenant_id, sizeof ctx->info.tenant_id);
+    memcpy(ctx->info.type, cj->type, sizeof ctx->info.type);
+    memcpy(ctx->info.created_by, cj->created_by, sizeof ctx->info.created_by);
+    ctx->info.attempt = cj->attempt;
+    ctx->info.max_attempts = cj->max_attempts;
+    ctx->info.timeout_s = cj->timeout_s;
+    ctx->info.request_id = cj->request_id;
+    ctx->info.traceparent = cj->traceparent;
+    ctx->seq = cj->last_event_id;
+    ctx->redis_seq = cj->last_event_id;
+    ctx->started_ms = clock_mono_ms();
+}
+
+void job_run(job_thread *t, const char *queue_key, const char *id)
+{
+    claimed_job cj;
+    if (claim(t, queue_key, id, &cj) < 0)
+        return;
+
+    job_ctx ctx;
+    ctx_fill(&ctx, t, id, &cj);
+    log_set_context(cj.request_id, cj.traceparent);
+    log_info("job %s claimed: type=%s attempt=%d/%d timeout_s=%d", id, cj.type,
+             cj.attempt, cj.max_attempts, cj.timeout_s);
+    ctx.slot = worker_slot_begin(t->w, t->index, id, cj.attempt, cj.timeout_s);
+
+    final_plan plan = { 0 };
+    job_result res = { 0 };
+    job_outcome outcome = JOB_FAILED;
+    bool planned = false;
+
+    if (emit_started(&ctx) < 0) {
+        if (ctx.lost)
+            goto done;
+        plan_failed(&plan, "storage_error", "the worker could not record job.started");
+        planned = true;
+    } else if (load_payload(&ctx, &cj, &plan) < 0) {
+        planned = true;
+    } else {
+        job_handler_fn handler = handler_for_type(ctx.info.type);
+        if (handler == NULL) {
+            plan_failed(&plan, "no_handler", "this worker has no handler for the job's type");
+            planned = true;
+        } else {
+            outcome = handler(&ctx, &res);
+        }
+    }
+
+    int reason = worker_slot_finishing(t->w, t->index);
+    if (ctx.lost) {
+        log_warn("job %s: lost to another attempt while running; nothing recorded "
+                 "(type=%s attempt=%d duration_ms=%lld)", id, ctx.info.type,
+                 ctx.info.attempt, run_ms(&ctx));
+    } else if (reason == STOP_SHUTDOWN && !planned && outcome != JOB_SUCCEEDED) {
+        hand_back(&ctx);
+    } else {
+        if (!planned)
+            plan_outcome(&plan, &ctx, outcome, &res, reason);
+        write_terminal(&ctx, &plan);
+    }
+
+done:
+    worker_slot_end(t->w, t->index);
+    free(plan.result_json);
+    cJSON_Delete(res.result);
+    cJSON_Delete(ctx.payload);
+    claimed_job_free(&cj);
+    log_set_context(NULL, NULL);
+}

@@ -1,0 +1,59 @@
+/*
+ * job_run.h - one job's run on a job thread: claim, handler, and the one
+ * terminal write (or the hand-back at shutdown). Also the inside of
+ * job_ctx, shared by job_run.c and job_ctx.c.
+ */
+#ifndef AG_WORKER_JOB_RUN_H
+#define AG_WORKER_JOB_RUN_H
+
+#include <stdbool.h>
+#include <cjson/cJSON.h>
+
+#include "job_ctx.h"
+#include "job_redis.h"
+#include "worker.h"
+
+struct job_ctx {
+    job_thread *t;
+    worker *w;
+    run_slot *slot;
+    job_info info;
+    cJSON *payload;             /* owned */
+    long long seq;              /* the last event id stored in PostgreSQL */
+    long long redis_seq;        /* the last event id appended to the Redis ring */
+    bool lost;                  /* a fenced write matched nothing: not ours */
+    long long started_ms;       /* monotonic, at the claim */
+};
+
+/*
+ * Runs the job id popped from queue_key on thread t: claims it (pushing
+ * the id back when the worker stops before PostgreSQL answers), runs its
+ * handler, and records the outcome. Never fails: every problem ends as a
+ * log line and, where the job is ours, a terminal state.
+ */
+void job_run(job_thread *t, const char *queue_key, const char *id);
+
+/*
+ * Stores an event of type with data_json (JSON text; NULL means {}) and,
+ * when progress_json is not NULL, sets the job's progress to it; then
+ * mirrors it to Redis together with *st (may be NULL). Returns the event
+ * id, or -1 (ctx->lost is set when the job is no longer this attempt's).
+ */
+long long job_ctx_emit_json(job_ctx *ctx, const char *type, const char *data_json,
+                            const char *progress_json, const job_redis_state *st);
+
+/*
+ * Appends event seq (body) to the job's Redis ring, first appending any
+ * events PostgreSQL has that the ring missed while Redis was away, and
+ * writes *st (may be NULL). With wait_ms > 0 a down Redis is retried for
+ * up to that long. Returns 0, or -1 when Redis did not take it (logged).
+ */
+int job_ctx_mirror(job_ctx *ctx, long long seq, const char *body,
+                   const job_redis_state *st, long long wait_ms);
+
+/* The job thread's PostgreSQL connection, reconnecting as needed until
+ * deadline_ms (monotonic) or, when give_up_on_stop, until the job is told
+ * to stop. NULL when it could not connect by then. */
+PGconn *job_ctx_pg(job_ctx *ctx, long long deadline_ms, bool give_up_on_stop);
+
+#endif

@@ -1,0 +1,155 @@
+/*
+ * job_store.h - the worker's PostgreSQL side: its connections and every
+ * statement it runs against the jobs and job_events tables.
+ *
+ * All calls block (the worker is a process for that). Each write is fenced
+ * by the attempt that claimed the job, so a worker that lost its job (it
+ * was handed to another attempt) can never write into that job's history.
+ */
+#ifndef AG_WORKER_JOB_STORE_H
+#define AG_WORKER_JOB_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <libpq-fe.h>
+
+#include "backoff.h"
+#include "uuid.h"
+
+/* One blocking connection and its reconnect schedule. */
+typedef struct pg_link {
+    PGconn *conn;           /* NULL while disconnected */
+    const char *url;        /* borrowed: the config's database_url */
+    const char *who;        /* borrowed: names the owner in log lines */
+    int connect_timeout_s;
+    backoff bo;
+    bool down_logged;       /* a failure was logged since the last success */
+} pg_link;
+
+void pg_link_init(pg_link *l, const char *url, const char *who, int connect_timeout_s);
+
+/* Returns the connection, connecting first (retrying on the backoff
+ * schedule, each failure logged) until it succeeds or stop(arg) is true;
+ * NULL then. */
+PGconn *pg_link_wait(pg_link *l, stop_fn stop, void *arg);
+
+/* Returns the connection, or makes one attempt when the schedule says one
+ * is due; NULL when down. Never waits for the schedule. */
+PGconn *pg_link_try(pg_link *l);
+
+/* Closes a connection found broken, so the next wait or try reconnects. */
+void pg_link_drop(pg_link *l);
+
+void pg_link_close(pg_link *l);
+
+/* What a statement came to. */
+typedef enum store_rc {
+    STORE_OK = 0,
+    STORE_NONE = 1,     /* no row matched: not queued (claim), or the fence
+                           failed (the job is no longer this attempt's) */
+    STORE_DUP = 2,      /* the event id is already stored (unique violation) */
+    STORE_ERROR = -1,   /* the statement failed; see store_conn_broken */
+} store_rc;
+
+/* True when conn can no longer be used and must be reconnected. */
+bool store_conn_broken(PGconn *conn);
+
+/* The row a claim returns. Strings are owned by the struct. */
+typedef struct claimed_job {
+    char tenant_id[65];
+    char type[64];
+    char created_by[128];
+    char *payload;          /* JSON text, malloc'd */
+    int attempt;
+    int max_attempts;
+    int timeout_s;
+    long long last_event_id;
+    char *request_id;       /* malloc'd, NULL when none */
+    char *traceparent;      /* malloc'd, NULL when none */
+} claimed_job;
+
+/* Frees the strings of *job (not job itself). */
+void claimed_job_free(claimed_job *job);
+
+/*
+ * Moves job id from queued to running for worker_id, raising attempts.
+ * Only one claimer can win. Returns STORE_OK with *out filled, STORE_NONE
+ * when the job is not queued or its cancellation was requested, or
+ * STORE_ERROR (then also for a row that does not fit *out).
+ */
+store_rc store_claim(PGconn *conn, const char *id, const char *worker_id,
+                     claimed_job *out);
+
+/*
+ * Stores event seq of job id (attempt's run) with body, moves
+ * jobs.last_event_id to seq and, when progress_json is not NULL, sets
+ * jobs.progress to it. Returns STORE_OK, STORE_NONE when the job is no
+ * longer running under attempt, STORE_DUP when seq is already stored, or
+ * STORE_ERROR.
+ */
+store_rc store_append_event(PGconn *conn, const char *id, const char *tenant_id,
+                            int attempt, long long seq, const char *type,
+                            const char *body, const char *progress_json);
+
+/* The terminal transition of a job and its terminal event. */
+typedef struct job_final {
+    const char *status;         /* "succeeded", "failed" or "cancelled" */
+    const char *result_json;    /* NULL for none */
+    const char *error_code;     /* NULL for none */
+    const char *error_message;  /* NULL for none */
+    long long seq;              /* the terminal event's id */
+    const char *event_type;     /* "job.succeeded", ... */
+    const char *body;           /* the encoded terminal event */
+} job_final;
+
+/*
+ * Moves job id from running (under attempt) to f->status and stores the
+ * terminal event in the same statement. Returns STORE_OK, STORE_NONE when
+ * the fence failed, or STORE_ERROR.
+ */
+store_rc store_finish(PGconn *conn, const char *id, const char *tenant_id,
+                      int attempt, const job_final *f);
+
+/*
+ * Hands job id back: running (under attempt) to queued, worker and start
+ * cleared, attempts kept, and stores the job.retrying event body as seq in
+ * the same statement. Returns as store_finish.
+ */
+store_rc store_hand_back(PGconn *conn, const char *id, const char *tenant_id,
+                         int attempt, long long seq, const char *body);
+
+/*
+ * After a write whose answer was lost with the connection: true when the
+ * job already shows status with last_event_id seq under attempt, that is,
+ * when the write did commit.
+ */
+bool store_write_landed(PGconn *conn, const char *id, const char *tenant_id,
+                        int attempt, const char *status, long long seq);
+
+/*
+ * Reads the stored events of job id with after < seq < before, oldest
+ * first, at most limit of the newest of them. Returns a PGresult with
+ * columns (seq, body) the caller clears, or NULL on error.
+ */
+PGresult *store_events_between(PGconn *conn, const char *id, const char *tenant_id,
+                               long long after, long long before, int limit);
+
+/*
+ * One heartbeat for the n running jobs ids (checked UUIDs) of worker_id:
+ * sets heartbeat_at on those still running under this worker. For each
+ * id, alive[i] says whether it still is and cancel[i] whether its
+ * cancellation was requested. Returns STORE_OK or STORE_ERROR.
+ */
+store_rc store_heartbeat(PGconn *conn, const char *worker_id,
+                         const char (*ids)[UUID_STR_LEN], size_t n,
+                         bool *alive, bool *cancel);
+
+/*
+ * The cancellation check used while Redis is unreachable: cancel[i] says
+ * whether cancel_requested_at is set for ids[i]. Returns STORE_OK or
+ * STORE_ERROR.
+ */
+store_rc store_cancel_requested(PGconn *conn, const char (*ids)[UUID_STR_LEN],
+                                size_t n, bool *cancel);
+
+#endif

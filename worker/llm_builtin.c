@@ -1,0 +1,488 @@
+/*
+ * llm_builtin.c - the built-in deterministic provider.
+ *
+ * This provider stands in for a real language model so that agentgate
+ * runs end to end with no network and no model configured. It is not a
+ * model and never pretends to be one:
+ *
+ *   - every text it produces starts with the line LLM_BUILTIN_BANNER
+ *     ("[agentgate built-in deterministic provider: no language model was
+ *     called]");
+ *   - it composes its text only from the request: it restates what was
+ *     asked (a quote of the prompt and its key terms), says what the
+ *     current TODO is for under the request's intent, quotes results that
+ *     tools produced (the time from system.time, the worker's state from
+ *     system.health), and for the final answer lists the plan and what
+ *     each step gave;
+ *   - it is deterministic: the same request gives the same text, byte for
+ *     byte (temperature is ignored);
+ *   - it streams its text through on_delta three words at a time, and it
+ *     reports usage as whitespace-separated words in and out.
+ *
+ * max_tokens caps the words after the banner line (finish_reason
+ * "length"); the banner itself is always kept.
+ */
+#include "llm.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define BUILTIN_MODEL          "builtin-deterministic-1"
+#define BUILTIN_DEFAULT_TOKENS 1024
+#define BUILTIN_DELTA_WORDS    3
+#define QUOTE_MAX_BYTES        200
+#define ITEM_MAX_BYTES         240
+#define KEY_TERMS_MAX          6
+#define KEY_TERM_MAX_BYTES     32
+
+/* ---- a growable string ------------------------------------------------ */
+
+typedef struct sbuf {
+    char *s;
+    size_t len, cap;
+    bool oom;
+} sbuf;
+
+static void sb_grow(sbuf *b, size_t need)
+{
+    if (b->oom || b->len + need + 1 <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + need + 1)
+        cap *= 2;
+    char *s = realloc(b->s, cap);
+    if (!s) {
+        b->oom = true;
+        return;
+    }
+    b->s = s;
+    b->cap = cap;
+}
+
+static void sb_addn(sbuf *b, const char *s, size_t n)
+{
+    sb_grow(b, n);
+    if (b->oom)
+        return;
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+static void sb_add(sbuf *b, const char *s)
+{
+    sb_addn(b, s, strlen(s));
+}
+
+static void sb_addf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_addf(sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        b->oom = true;
+        return;
+    }
+    sb_grow(b, (size_t)n);
+    if (b->oom)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+/* ---- reading the request ---------------------------------------------- */
+
+static bool is_space(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* The length of the well-formed UTF-8 sequence at p, or 0 if it is not
+ * one (a stray continuation byte, an invalid lead, a cut sequence). */
+static size_t utf8_seq_len(const unsigned char *p)
+{
+    size_t n;
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xC2 && p[0] <= 0xDF)
+        n = 2;
+    else if (p[0] >= 0xE0 && p[0] <= 0xEF)
+        n = 3;
+    else if (p[0] >= 0xF0 && p[0] <= 0xF4)
+        n = 4;
+    else
+        return 0;
+    for (size_t k = 1; k < n; k++)
+        if ((p[k] & 0xC0) != 0x80)
+            return 0;
+    return n;
+}
+
+/* Appends s on one line: whitespace runs become one space, other control
+ * characters and bytes that are not UTF-8 are dropped, and at most max
+ * bytes are kept, cut before a UTF-8 sequence rather than inside it, with
+ * "..." marking the cut. */
+static void sb_add_flat(sbuf *b, const char *s, size_t max)
+{
+    size_t kept = 0;
+    bool space = false, any = false;
+
+    for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
+        if (is_space(*p)) {
+            space = any;
+            continue;
+        }
+        if (*p < 0x20 || *p == 0x7F)
+            continue;
+        size_t seq = utf8_seq_len(p);
+        if (seq == 0)
+            continue;           /* not UTF-8: leave the byte out */
+        if (kept + (space ? 1 : 0) + seq > max) {
+            sb_add(b, "...");
+            return;
+        }
+        if (space) {
+            sb_addn(b, " ", 1);
+            kept++;
+            space = false;
+        }
+        sb_addn(b, (const char *)p, seq);
+        kept += seq;
+        p += seq - 1;
+        any = true;
+    }
+}
+
+static const char *const stopwords[] = {
+    "a", "about", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as",
+    "at", "be", "been", "before", "being", "both", "but", "by", "can", "could", "did", "do",
+    "does", "down", "each", "explain", "few", "for", "from", "get", "give", "got", "had",
+    "has", "have", "he", "her", "here", "him", "his", "how", "i", "if", "in", "into", "is",
+    "it", "its", "just", "know", "let", "like", "may", "me", "might", "more", "most",
+    "much", "must", "my", "need", "no", "not", "now", "of", "on", "only", "or", "other",
+    "our", "out", "over", "please", "shall", "she", "should", "show", "so", "some",
+    "such", "tell", "than", "that", "the", "their", "them", "then", "there", "these",
+    "they", "this", "those", "to", "too", "up", "us", "very", "want", "was", "we",
+    "were", "what", "when", "where", "which", "who", "whom", "whose", "why", "will",
+    "with", "would", "yes", "you", "your",
+};
+
+static bool is_stopword(const char *w)
+{
+    for (size_t i = 0; i < sizeof(stopwords) / sizeof(stopwords[0]); i++)
+        if (strcmp(w, stopwords[i]) == 0)
+            return true;
+    return false;
+}
+
+typedef struct key_terms {
+    char term[KEY_TERMS_MAX][KEY_TERM_MAX_BYTES + 1];
+    int n;
+} key_terms;
+
+static bool is_word_byte(unsigned char c)
+{
+    return c >= 0x80 || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+           (c >= 'A' && c <= 'Z');
+}
+
+/* The first KEY_TERMS_MAX distinct words of prompt that are not stop
+ * words, lowercased: what the request is about, as far as words show. */
+static void find_key_terms(const char *prompt, key_terms *kt)
+{
+    const unsigned char *p = (const unsigned char *)prompt;
+
+    kt->n = 0;
+    while (*p && kt->n < KEY_TERMS_MAX) {
+        while (*p && !is_word_byte(*p))
+            p++;
+        const unsigned char *start = p;
+        while (*p && is_word_byte(*p))
+            p++;
+        size_t len = (size_t)(p - start);
+        if (len < 2 || len > KEY_TERM_MAX_BYTES)
+            continue;
+        char w[KEY_TERM_MAX_BYTES + 1];
+        for (size_t i = 0; i < len; i++)
+            w[i] = (char)((start[i] >= 'A' && start[i] <= 'Z') ? start[i] + 32 : start[i]);
+        w[len] = '\0';
+        if (is_stopword(w))
+            continue;
+        bool seen = false;
+        for (int i = 0; i < kt->n && !seen; i++)
+            seen = strcmp(kt->term[i], w) == 0;
+        if (!seen)
+            memcpy(kt->term[kt->n++], w, len + 1);
+    }
+}
+
+static void sb_add_terms(sbuf *b, const key_terms *kt)
+{
+    if (kt->n == 0) {
+        sb_add(b, "the request as stated");
+        return;
+    }
+    for (int i = 0; i < kt->n; i++) {
+        if (i > 0)
+            sb_add(b, i == kt->n - 1 ? " and " : ", ");
+        sb_add(b, kt->term[i]);
+    }
+}
+
+static bool is_intent(const llm_request *req, const char *name)
+{
+    return req->intent && strcmp(req->intent, name) == 0;
+}
+
+/* ---- composing ---------------------------------------------------------- */
+
+/* One sentence on what a step is for under the request's intent. */
+static void add_step_purpose(sbuf *b, const llm_request *req, const key_terms *kt)
+{
+    if (is_intent(req, "graph")) {
+        sb_add(b, "A graph question: the entities and links to trace involve ");
+        sb_add_terms(b, kt);
+        sb_add(b, ".");
+    } else if (is_intent(req, "security")) {
+        sb_add(b, "A security question: the subject to assess is ");
+        sb_add_terms(b, kt);
+        sb_add(b, ", framed as assets, risks and controls.");
+    } else if (is_intent(req, "admin")) {
+        sb_add(b, "An administrative request concerning ");
+        sb_add_terms(b, kt);
+        sb_add(b, ": any change needs an operator with the right role and an audit record.");
+    } else {
+        sb_add(b, "A general question about ");
+        sb_add_terms(b, kt);
+        sb_add(b, ": a language model would reason about it here; this provider restates "
+                  "it so the plan can continue.");
+    }
+}
+
+static bool item_is_tool(const llm_context_item *it, const char *tool)
+{
+    return it->ok && it->text && it->tool && strcmp(it->tool, tool) == 0;
+}
+
+/* A sentence quoting a tool's result, or nothing for a model step. */
+static void add_tool_result(sbuf *b, const llm_context_item *it)
+{
+    if (!it->tool)
+        return;
+    if (!it->ok) {
+        sb_addf(b, "\n%s did not run: ", it->tool);
+        sb_add_flat(b, it->text ? it->text : "no reason given", ITEM_MAX_BYTES);
+        sb_add(b, ".");
+    } else if (item_is_tool(it, "system.time")) {
+        sb_add(b, "\nThe current UTC time is ");
+        sb_add_flat(b, it->text, ITEM_MAX_BYTES);
+        sb_add(b, " (from system.time).");
+    } else {
+        sb_addf(b, "\n%s reported: ", it->tool);
+        sb_add_flat(b, it->text ? it->text : "nothing", ITEM_MAX_BYTES);
+        sb_add(b, ".");
+    }
+}
+
+static void compose_step(sbuf *b, const llm_request *req, const key_terms *kt)
+{
+    sb_add(b, "Task: ");
+    sb_add_flat(b, req->task, ITEM_MAX_BYTES);
+    sb_add(b, ".\nRequest: \"");
+    sb_add_flat(b, req->prompt, QUOTE_MAX_BYTES);
+    sb_addf(b, "\" (intent: %s).\n", req->intent ? req->intent : "unknown");
+    add_step_purpose(b, req, kt);
+    for (size_t i = 0; i < req->n_context; i++)
+        add_tool_result(b, &req->context[i]);
+}
+
+/* The closing "Answer:" line: tool results where there are any, else
+ * what an answer under this intent has to cover. */
+static void add_answer(sbuf *b, const llm_request *req, const key_terms *kt)
+{
+    bool quoted = false;
+
+    sb_add(b, "\nAnswer: ");
+    for (size_t i = 0; i < req->n_context; i++) {
+        const llm_context_item *it = &req->context[i];
+        if (item_is_tool(it, "system.time")) {
+            sb_add(b, quoted ? " The current UTC time is " : "The current UTC time is ");
+            sb_add_flat(b, it->text, ITEM_MAX_BYTES);
+            sb_add(b, ".");
+            quoted = true;
+        } else if (item_is_tool(it, "system.health")) {
+            sb_add(b, quoted ? " Worker health: " : "Worker health: ");
+            sb_add_flat(b, it->text, ITEM_MAX_BYTES);
+            sb_add(b, ".");
+            quoted = true;
+        }
+    }
+    if (quoted)
+        return;
+    if (is_intent(req, "graph")) {
+        sb_add(b, "To answer, trace how ");
+        sb_add_terms(b, kt);
+        sb_add(b, " connect: list the nodes, the edges between them and any path asked for.");
+    } else if (is_intent(req, "security")) {
+        sb_add(b, "Review ");
+        sb_add_terms(b, kt);
+        sb_add(b, " by naming the assets involved, the risks to them and the controls that "
+                  "reduce those risks.");
+    } else if (is_intent(req, "admin")) {
+        sb_add(b, "For ");
+        sb_add_terms(b, kt);
+        sb_add(b, ", an operator should make the change through the admin API, check its "
+                  "effect and keep the audit record.");
+    } else {
+        sb_add(b, "Your question concerns ");
+        sb_add_terms(b, kt);
+        sb_add(b, ". A configured language model would answer it here.");
+    }
+}
+
+static void compose_final(sbuf *b, const llm_request *req, const key_terms *kt)
+{
+    sb_add(b, "You asked: \"");
+    sb_add_flat(b, req->prompt, QUOTE_MAX_BYTES);
+    sb_addf(b, "\"\nIntent: %s. Key terms: ", req->intent ? req->intent : "unknown");
+    sb_add_terms(b, kt);
+    sb_add(b, ".");
+    if (req->n_context > 0)
+        sb_add(b, "\nPlan:");
+    for (size_t i = 0; i < req->n_context; i++) {
+        const llm_context_item *it = &req->context[i];
+        sb_addf(b, "\n%zu. ", i + 1);
+        sb_add_flat(b, it->title ? it->title : "step", ITEM_MAX_BYTES);
+        if (!it->ok) {
+            sb_add(b, ": not completed (");
+            sb_add_flat(b, it->text ? it->text : "no reason given", ITEM_MAX_BYTES);
+            sb_add(b, ")");
+        } else if (it->tool && it->text) {
+            sb_add(b, ": ");
+            sb_add_flat(b, it->text, ITEM_MAX_BYTES);
+        } else {
+            sb_add(b, ": done");
+        }
+    }
+    add_answer(b, req, kt);
+    sb_add(b, "\nNote: no language model is configured, so this answer restates your request "
+              "and what the plan gathered; it contains no generated reasoning.");
+}
+
+/* Cuts b after max_words words following its first line. Returns true
+ * when it cut anything. */
+static bool cap_words(sbuf *b, long long max_words)
+{
+    char *nl = strchr(b->s, '\n');
+    if (!nl)
+        return false;
+    long long n = 0;
+    bool in = false;
+    for (char *p = nl + 1; *p; p++) {
+        bool sp = is_space((unsigned char)*p);
+        if (!sp && !in && ++n > max_words) {
+            char *end = p;
+            while (end > nl + 1 && is_space((unsigned char)end[-1]))
+                end--;
+            *end = '\0';
+            b->len = (size_t)(end - b->s);
+            return true;
+        }
+        in = !sp;
+    }
+    return false;
+}
+
+static long long request_words(const llm_request *req)
+{
+    long long n = llm_count_words(req->prompt) + llm_count_words(req->intent) +
+                  llm_count_words(req->task);
+    for (size_t i = 0; i < req->n_context; i++)
+        n += llm_count_words(req->context[i].title) + llm_count_words(req->context[i].tool) +
+             llm_count_words(req->context[i].text);
+    return n;
+}
+
+/* Hands text to on_delta BUILTIN_DELTA_WORDS words at a time, each piece
+ * ending where the next word starts, so the pieces add up to the text and
+ * never split a UTF-8 sequence. Returns non-zero when on_delta aborted. */
+static int stream_text(const char *text, llm_delta_fn on_delta, void *user)
+{
+    const char *p = text, *start = text;
+    int words = 0;
+
+    while (*p) {
+        while (*p && is_space((unsigned char)*p))
+            p++;
+        if (!*p)
+            break;
+        if (words == BUILTIN_DELTA_WORDS) {
+            if (on_delta(user, start, (size_t)(p - start)) != 0)
+                return 1;
+            start = p;
+            words = 0;
+        }
+        while (*p && !is_space((unsigned char)*p))
+            p++;
+        words++;
+    }
+    if (p > start && on_delta(user, start, (size_t)(p - start)) != 0)
+        return 1;
+    return 0;
+}
+
+static llm_err builtin_complete(const llm_provider *self, const llm_request *req,
+                                llm_delta_fn on_delta, void *user, llm_response *out)
+{
+    sbuf b = {0};
+    key_terms kt;
+
+    if (!out)
+        return LLM_ERR_INVALID_REQUEST;
+    memset(out, 0, sizeof(*out));
+    if (!req || !req->prompt || req->n_context > LLM_MAX_CONTEXT_ITEMS ||
+        (req->n_context > 0 && !req->context))
+        return LLM_ERR_INVALID_REQUEST;
+
+    find_key_terms(req->prompt, &kt);
+    sb_add(&b, LLM_BUILTIN_BANNER "\n");
+    if (req->task)
+        compose_step(&b, req, &kt);
+    else
+        compose_final(&b, req, &kt);
+    if (b.oom) {
+        free(b.s);
+        return LLM_ERR_NOMEM;
+    }
+    bool cut = cap_words(&b, req->max_tokens > 0 ? req->max_tokens : BUILTIN_DEFAULT_TOKENS);
+
+    if (on_delta && stream_text(b.s, on_delta, user) != 0) {
+        free(b.s);
+        return LLM_ERR_ABORTED;
+    }
+    out->text = b.s;
+    out->text_len = b.len;
+    out->usage.tokens_in = request_words(req);
+    out->usage.tokens_out = llm_count_words(b.s);
+    snprintf(out->model, sizeof(out->model), "%s", self->default_model);
+    snprintf(out->finish_reason, sizeof(out->finish_reason), "%s", cut ? "length" : "stop");
+    return LLM_OK;
+}
+
+static const llm_provider builtin_provider = {
+    .name = "builtin",
+    .default_model = BUILTIN_MODEL,
+    .is_language_model = false,
+    .complete = builtin_complete,
+    .impl = NULL,
+};
+
+const llm_provider *llm_builtin_provider(void)
+{
+    return &builtin_provider;
+}

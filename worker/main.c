@@ -1,0 +1,132 @@
+/*
+ * main.c - agentgate-worker: the daemon that runs jobs.
+ *
+ *   agentgate-worker [--config FILE] [--help] [--version]
+ *
+ * Reads its settings (AGENTGATE_* environment, then FILE), picks its
+ * worker id and queues, and hands over to worker_run until SIGTERM or
+ * SIGINT. Exit codes: 0 after a clean shutdown, 1 when the worker could
+ * not start, 2 for a usage or configuration error.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "jobtypes.h"
+#include "log.h"
+#include "queues.h"
+#include "worker.h"
+
+#ifndef AGENTGATE_VERSION
+#define AGENTGATE_VERSION "0.1.0"
+#endif
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: agentgate-worker [--config FILE] [--help] [--version]\n"
+            "\n"
+            "Takes job ids from the Redis queues jobs:queue:{type}, runs each job's\n"
+            "handler, and records its events and outcome in PostgreSQL and Redis.\n"
+            "\n"
+            "  --config FILE  KEY=VALUE settings file; the environment overrides it\n"
+            "  --help         show this help\n"
+            "  --version      show the version\n"
+            "\n"
+            "Settings: AGENTGATE_DATABASE_URL, AGENTGATE_REDIS_URL, AGENTGATE_WORKER_ID\n"
+            "(default host:pid), AGENTGATE_WORKER_QUEUES (comma list of job types;\n"
+            "default all), AGENTGATE_WORKER_CONCURRENCY, AGENTGATE_HEARTBEAT_MS,\n"
+            "AGENTGATE_LEASE_MS, AGENTGATE_CANCEL_POLL_MS, AGENTGATE_SHUTDOWN_GRACE_MS,\n"
+            "AGENTGATE_EVENT_RING_SIZE, AGENTGATE_EVENT_TTL_S, AGENTGATE_LOG_LEVEL.\n"
+            "SIGTERM/SIGINT: stop taking jobs, let running ones finish within the\n"
+            "grace, then hand the rest back to their queues; a second signal hands\n"
+            "them back at once.\n");
+}
+
+/* Parses argv. Returns 0 to run, 1 when done (help/version printed), or 2
+ * on a usage error (reported). */
+static int parse_args(int argc, char **argv, const char **config_file)
+{
+    *config_file = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 1;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("agentgate-worker %s\n", AGENTGATE_VERSION);
+            return 1;
+        } else if (strcmp(a, "--config") == 0 && i + 1 < argc) {
+            *config_file = argv[++i];
+        } else if (strncmp(a, "--config=", 9) == 0) {
+            *config_file = a + 9;
+        } else {
+            fprintf(stderr, "agentgate-worker: %s: %s\n",
+                    strcmp(a, "--config") == 0 ? "--config needs a file" : "unknown argument",
+                    a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+static void default_worker_id(char *out, size_t size)
+{
+    char host[256];
+    if (gethostname(host, sizeof host) != 0)
+        snprintf(host, sizeof host, "localhost");
+    host[sizeof host - 1] = '\0';
+    snprintf(out, size, "%s:%ld", host, (long)getpid());
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_file;
+    int rc = parse_args(argc, argv, &config_file);
+    if (rc != 0)
+        return rc == 1 ? 0 : 2;
+
+    static ag_config cfg;
+    char err[512];
+    if (config_load(&cfg, config_file, err, sizeof err) < 0) {
+        fprintf(stderr, "agentgate-worker: %s\n", err);
+        return 2;
+    }
+    log_init("worker", cfg.log_level);
+    if (jobtypes_init() < 0) {
+        log_error("job type registry failed to load");
+        return 1;
+    }
+
+    queue_set queues;
+    if (queues_parse(cfg.worker_queues, &queues, err, sizeof err) < 0) {
+        fprintf(stderr, "agentgate-worker: %s\n", err);
+        return 2;
+    }
+
+    char worker_id[WORKER_ID_MAX];
+    if (cfg.worker_id[0])
+        snprintf(worker_id, sizeof worker_id, "%s", cfg.worker_id);
+    else
+        default_worker_id(worker_id, sizeof worker_id);
+
+    /* Blocked before any thread starts, so every thread inherits the mask
+     * and only worker_run's sigtimedwait ever takes these signals. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    /* A write to a Redis socket the server closed must fail, not kill. */
+    signal(SIGPIPE, SIG_IGN);
+
+    static worker w;
+    if (worker_init(&w, &cfg, worker_id, &queues) < 0)
+        return 1;
+    rc = worker_run(&w, &sigs);
+    worker_free(&w);
+    return rc;
+}

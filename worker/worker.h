@@ -1,0 +1,127 @@
+/*
+ * worker.h - the worker process: its job threads, the table of jobs they
+ * are running (shared with the supervisor thread), and shutdown.
+ *
+ * Each job thread owns one PostgreSQL and one Redis connection and runs
+ * one job at a time. The running-jobs table has one slot per job thread;
+ * the slot's fields are guarded by the worker's mutex, except its stop
+ * reason, an atomic the handler polls without locking.
+ */
+#ifndef AG_WORKER_WORKER_H
+#define AG_WORKER_WORKER_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "config.h"
+#include "job_redis.h"
+#include "job_store.h"
+#include "queues.h"
+#include "uuid.h"
+
+#define WORKER_ID_MAX 128
+
+/* Why a running job's handler is told to stop. The first reason wins. */
+enum stop_reason {
+    STOP_NONE = 0,
+    STOP_CANCEL,    /* cancellation was requested */
+    STOP_TIMEOUT,   /* the job ran past its timeout_s */
+    STOP_SHUTDOWN,  /* the worker's shutdown grace is over: hand it back */
+    STOP_LOST,      /* the job is no longer this attempt's */
+};
+
+/* A name for a stop reason, for logs. */
+const char *stop_reason_name(int reason);
+
+enum slot_state { SLOT_IDLE = 0, SLOT_RUNNING, SLOT_FINISHING };
+
+typedef struct run_slot {
+    int state;                      /* SLOT_*; under worker.lock */
+    unsigned long generation;       /* bumped for each job; under the lock */
+    char job_id[UUID_STR_LEN];      /* under the lock */
+    int attempt;                    /* under the lock */
+    int timeout_s;                  /* under the lock */
+    long long deadline_ms;          /* monotonic; written before RUNNING */
+    atomic_int stop;                /* enum stop_reason */
+} run_slot;
+
+struct worker;
+
+typedef struct job_thread {
+    struct worker *w;
+    int index;                      /* its slot in the running-jobs table */
+    pthread_t tid;
+    bool started;
+    char name[32];                  /* "job thread 3", for logs */
+    pg_link pg;
+    redis_link rd;
+} job_thread;
+
+struct supervisor;
+
+typedef struct worker {
+    const ag_config *cfg;
+    char worker_id[WORKER_ID_MAX];
+    queue_set queues;
+    int nthreads;
+    atomic_int stopping;            /* no new jobs are taken */
+    atomic_int hard_stop;           /* grace is over: running jobs go back */
+    atomic_int threads_live;        /* job threads not yet returned */
+    pthread_mutex_t lock;           /* guards the slots */
+    run_slot *slots;                /* nthreads */
+    job_thread *threads;            /* nthreads */
+    struct supervisor *sup;
+} worker;
+
+/* A copy of one running job, taken by the supervisor. */
+typedef struct running_job {
+    int slot;
+    unsigned long generation;
+    char job_id[UUID_STR_LEN];
+    long long deadline_ms;
+    int timeout_s;
+} running_job;
+
+/*
+ * Prepares w for cfg (borrowed for w's lifetime) with the given worker id
+ * and queues. Returns 0, or -1 on allocation failure (logged).
+ */
+int worker_init(worker *w, const ag_config *cfg, const char *worker_id,
+                const queue_set *queues);
+
+/*
+ * Starts the supervisor and the job threads, then waits for the signals in
+ * sigs (which the caller has blocked in every thread): the first stops
+ * taking jobs and gives running ones cfg->shutdown_grace_ms, after which,
+ * or at a second signal, they are handed back; a third exits at once.
+ * Returns the process exit code once every thread has finished.
+ */
+int worker_run(worker *w, const sigset_t *sigs);
+
+void worker_free(worker *w);
+
+bool worker_stopping(const worker *w);
+bool worker_hard_stopping(const worker *w);
+
+/* The job thread at index marks its slot running job_id (attempt,
+ * timeout_s from now). Returns the slot. */
+run_slot *worker_slot_begin(worker *w, int index, const char *job_id, int attempt,
+                            int timeout_s);
+
+/* The job's handler returned: the slot stops taking stop reasons, and the
+ * reason it ended with is returned. */
+int worker_slot_finishing(worker *w, int index);
+
+/* The job thread is done with its job. */
+void worker_slot_end(worker *w, int index);
+
+/* Copies the running jobs into out (room for max). Returns their number. */
+size_t worker_running(worker *w, running_job *out, size_t max);
+
+/* Tells the job copied in *rj to stop for reason, if it still runs and
+ * has no reason yet. Returns true when this call set it. */
+bool worker_stop_job(worker *w, const running_job *rj, int reason);
+
+#endif
