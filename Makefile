@@ -32,7 +32,8 @@ BINS := $(BUILD)/bin/agentgate-gateway $(BUILD)/bin/agentgate-worker \
         $(BUILD)/bin/agentgate-migrate $(BUILD)/bin/agentgate-token
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all asan test test-unit test-integration test-asan bench clean
+.SECONDARY:
+.PHONY: all asan check test test-unit test-integration test-asan bench clean
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -49,24 +50,32 @@ $(BUILD)/libworker.a: $(call obj,$(WORKER_SRC))
 
 $(BUILD)/bin/agentgate-gateway: $(call obj,gateway/main.c) $(BUILD)/libgateway.a $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 $(BUILD)/bin/agentgate-token: $(call obj,gateway/token_main.c) $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 $(BUILD)/bin/agentgate-worker: $(call obj,worker/main.c) $(BUILD)/libworker.a $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 $(BUILD)/bin/agentgate-migrate: $(call obj,sql/migrate.c) $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 # A unit test links only the archive members it uses.
 $(BUILD)/tests/%: $(call obj,tests/unit/%.c) $(BUILD)/libgateway.a $(BUILD)/libworker.a $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lcmocka
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lcmocka
 
 asan:
 	$(MAKE) BUILD=build-asan SAN=1 all
+
+# What CI runs: the whole suite, then again under the sanitizers.
+check: test test-asan
 
 test: test-unit test-integration
 

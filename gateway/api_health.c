@@ -54,8 +54,8 @@ void api_health_components(gw_req *r)
 void api_metrics(gw_req *r)
 {
     gw_server *s = r->thr->srv;
-    struct evbuffer *b = r->req ? r->req->buffer_out : NULL;
-    if (!b) return;
+    struct evbuffer *b = evbuffer_new();
+    if (!b) { http_reply_problem(r, 503, "unavailable", "out of memory", NULL); return; }
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
     evbuffer_add_printf(b,
         "# HELP agentgate_http_requests_total HTTP requests received.\n"
@@ -86,7 +86,7 @@ void api_metrics(gw_req *r)
         LOAD(s->jobs_submitted), LOAD(s->jobs_cancel_requests), LOAD(s->sse_streams_open),
         LOAD(s->sse_events_sent), (clock_mono_ms() - s->started_ms) / 1000);
 #undef LOAD
-    http_set_header(r, "Content-Type", "text/plain; version=0.0.4");
-    evhtp_send_reply(r->req, EVHTP_RES_OK);
-    r->replied = true;
+    size_t len = evbuffer_get_length(b);
+    http_reply(r, 200, "text/plain; version=0.0.4", (const char *)evbuffer_pullup(b, -1), len);
+    evbuffer_free(b);
 }

@@ -177,13 +177,18 @@ static void send_reply(gw_req *r, int status)
     }
 }
 
-void http_reply_json(gw_req *r, int status, const char *body, size_t len)
+void http_reply(gw_req *r, int status, const char *content_type, const char *body, size_t len)
 {
     if (!r->req || r->replied) return;
-    http_set_header(r, "Content-Type", "application/json");
+    http_set_header(r, "Content-Type", content_type);
     http_set_header(r, "Cache-Control", "no-store");
     evbuffer_add(r->req->buffer_out, body, len);
     send_reply(r, status);
+}
+
+void http_reply_json(gw_req *r, int status, const char *body, size_t len)
+{
+    http_reply(r, status, "application/json", body, len);
 }
 
 void http_reply_problem(gw_req *r, int status, const char *slug,

@@ -23,6 +23,9 @@ const char *http_body(gw_req *r, size_t *len);
 /* Adds a response header; name and value are copied. */
 void http_set_header(gw_req *r, const char *name, const char *value);
 
+/* Sends status with body (len bytes) of the given media type. */
+void http_reply(gw_req *r, int status, const char *content_type, const char *body, size_t len);
+
 /* Sends status with body (len bytes) as application/json. */
 void http_reply_json(gw_req *r, int status, const char *body, size_t len);
 

@@ -29,6 +29,7 @@
 #define MAX_TENANT      64
 #define MAX_SCOPE       511
 #define MAX_ISS_AUD     255
+#define MIN_SECRET      16    /* as the gateway requires */
 
 typedef struct options {
     const char *config;
@@ -298,8 +299,10 @@ int main(int argc, char **argv) {
         fail("AGENTGATE_JWT_ALG is %s; this tool signs HS256 only", cfg.jwt_alg);
         return 1;
     }
-    if (cfg.jwt_secret[0] == '\0') {
-        fail("AGENTGATE_JWT_SECRET is empty; there is nothing to sign with");
+    /* The gateway refuses to run with a shorter secret, so a token signed
+     * with one could never be accepted. */
+    if (strlen(cfg.jwt_secret) < MIN_SECRET) {
+        fail("AGENTGATE_JWT_SECRET must be set (%d characters or more)", MIN_SECRET);
         return 1;
     }
     /* The gateway checks iss and aud when configured: match it by default. */

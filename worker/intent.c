@@ -109,7 +109,8 @@ static const intent_rule rules[] = {
      "chmod ..2 777|0777|666|0666|000|0000 ..1 " SYSPATH, 0.94},
     {INTENT_DANGEROUS, "destructive.wipe",
      "wipe systems or data",
-     "wipe ?out " DET " " DET " " DET " server|servers|system|systems|database|databases|data|" DISK "|"
+     "wipe ?out " DET " " DET " " DET
+     " server|servers|system|systems|database|databases|data|" DISK "|"
      "machine|machines|everything|backup|backups|cluster|clusters|computer|computers|laptop|"
      "device|devices|network|logs|records|accounts|users", 0.94},
     {INTENT_DANGEROUS, "abusive.exfiltrate",
@@ -144,7 +145,8 @@ static const intent_rule rules[] = {
     {INTENT_DANGEROUS, "abusive.malware",
      "write malware (ransomware, keyloggers, viruses, trojans)",
      "write|create|build|make|code|develop|generate|design|program|craft|deploy|spread|"
-     "distribute|deliver|install|plant " MALDET " " MALDET " " MALDET " ransomware|malware|keylogger|keyloggers|virus|"
+     "distribute|deliver|install|plant " MALDET " " MALDET " " MALDET
+     " ransomware|malware|keylogger|keyloggers|virus|"
      "viruses|trojan|trojans|rootkit|rootkits|botnet|botnets|spyware|backdoor|backdoors|"
      "infostealer|infostealers|cryptolocker !" MALWARE_DEFENSIVE, 0.96},
     {INTENT_DANGEROUS, "abusive.ddos",

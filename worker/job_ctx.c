@@ -114,28 +114,39 @@ static redisContext *job_redis(job_ctx *ctx, long long wait_ms)
  * Events
  * ------------------------------------------------------------------------- */
 
-/* Reads the events Redis missed (after redis_seq, before seq) into evs,
- * which has room for CATCH_UP_MAX. Returns how many, with *res holding
- * their text (the caller clears it). */
-static size_t events_missed(job_ctx *ctx, long long seq, redis_event *evs, PGresult **res)
+/* Reads the events Redis missed (after redis_seq, before seq), at most
+ * the ring's size of the newest, into a malloc'd array that has one more
+ * slot for event seq. Returns the array (the caller frees it) with *n the
+ * number read and *res holding their text (the caller clears it); NULL on
+ * allocation failure. */
+static redis_event *events_missed(job_ctx *ctx, long long seq, size_t *n, PGresult **res)
 {
+    *n = 0;
     *res = NULL;
-    if (ctx->redis_seq >= seq - 1 || ctx->t->pg.conn == NULL)
-        return 0;
-    int limit = ctx->w->cfg->event_ring_size;
+    long long gap = seq - 1 - ctx->redis_seq;
+    long long limit = ctx->w->cfg->event_ring_size;
     if (limit < 1 || limit > CATCH_UP_MAX)
         limit = CATCH_UP_MAX;
+    if (gap < 0 || ctx->t->pg.conn == NULL)
+        gap = 0;
+    if (gap > limit)
+        gap = limit;
+
+    redis_event *evs = malloc(((size_t)gap + 1) * sizeof *evs);
+    if (evs == NULL || gap == 0)
+        return evs;
     *res = store_events_between(ctx->t->pg.conn, ctx->info.id, ctx->info.tenant_id,
-                                ctx->redis_seq, seq, limit);
+                                ctx->redis_seq, seq, (int)gap);
     if (*res == NULL)
-        return 0;
-    size_t n = (size_t)PQntuples(*res);
-    for (size_t i = 0; i < n; i++) {
+        return evs;     /* the gap stays; this event still goes out */
+    size_t rows = (size_t)PQntuples(*res);
+    for (size_t i = 0; i < rows && i < (size_t)gap; i++) {
         evs[i].seq = strtoll(PQgetvalue(*res, (int)i, 0), NULL, 10);
         evs[i].body = PQgetvalue(*res, (int)i, 1);
         evs[i].len = (size_t)PQgetlength(*res, (int)i, 1);
+        (*n)++;
     }
-    return n;
+    return evs;
 }
 
 int job_ctx_mirror(job_ctx *ctx, long long seq, const char *body,
@@ -148,13 +159,13 @@ int job_ctx_mirror(job_ctx *ctx, long long seq, const char *body,
         return -1;
     }
 
-    redis_event *evs = malloc((CATCH_UP_MAX + 1) * sizeof *evs);
+    size_t missed;
+    PGresult *missed_res;
+    redis_event *evs = events_missed(ctx, seq, &missed, &missed_res);
     if (evs == NULL) {
         log_error("job %s: out of memory mirroring event %lld", ctx->info.id, seq);
         return -1;
     }
-    PGresult *missed_res;
-    size_t missed = events_missed(ctx, seq, evs, &missed_res);
     evs[missed] = (redis_event){ seq, body, strlen(body) };
 
     int rc = redis_write_job(&ctx->t->rd, ctx->info.id, evs, missed + 1, st);

@@ -18,6 +18,7 @@
 /* Longer than any BRPOP wait the worker asks for, so a quiet queue never
  * reads as a dead server. */
 #define REDIS_IO_TIMEOUT_MS 5000
+#define REFUSED_PAUSE_MS 1000
 
 /* ---------------------------------------------------------------------------
  * Connections
@@ -218,11 +219,9 @@ int redis_pop_job(redis_link *l, const queue_set *qs, int timeout_s,
         }
     } else if (r->type == REDIS_REPLY_ERROR) {
         log_warn("%s: BRPOP refused: %s", l->who, r->str);
-        freeReplyObject(r);
-        /* A refusal (e.g. a queue key of the wrong type) repeats at once;
-         * treat it as a failed link so the retry waits on the backoff. */
-        redis_link_drop(l, "BRPOP refused");
-        return -1;
+        /* A refusal (e.g. a queue key of the wrong type) would repeat at
+         * once: pause rather than spin. */
+        clock_sleep_ms(REFUSED_PAUSE_MS);
     }
     freeReplyObject(r);
     return rc;
@@ -255,14 +254,17 @@ static void argv_add_num(redis_argv *c, int slot, long long n)
     c->argc++;
 }
 
-/* The commands after a job's events: state hash, its lifetime, lease and
- * requeue. keys hold the names the commands point at. Returns how many
- * commands it wrote into out (at most 5). */
+/* Storage for the key names of state_commands. */
 struct state_keys {
     char state[KEY_MAX];
     char lease[KEY_MAX];
     char queue[KEY_MAX];
 };
+
+/* The commands after a job's events: state hash, its lifetime, lease and
+ * requeue. keys hold the names the commands point at. Returns how many
+ * commands it wrote into out (at most STATE_CMDS_MAX). */
+#define STATE_CMDS_MAX 5
 
 static int state_commands(const ag_config *cfg, const char *job_id, bool events_written,
                           const job_redis_state *st, struct state_keys *keys,
@@ -280,6 +282,13 @@ static int state_commands(const ag_config *cfg, const char *job_id, bool events_
         if (st->worker_id != NULL) {
             argv_add(c, "worker_id");
             argv_add(c, st->worker_id);
+        }
+        /* A job back in its queue belongs to no worker. */
+        if (strcmp(st->status, "queued") == 0) {
+            c = &out[n++];
+            argv_add(c, "HDEL");
+            argv_add(c, keys->state);
+            argv_add(c, "worker_id");
         }
     }
     /* The event commands expire the ring only; the state hash they touch
@@ -313,8 +322,6 @@ static int state_commands(const ag_config *cfg, const char *job_id, bool events_
     }
     return n;
 }
-
-#define STATE_CMDS_MAX 5
 
 int redis_write_job(redis_link *l, const char *job_id, const redis_event *evs,
                     size_t n, const job_redis_state *st)

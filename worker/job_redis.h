@@ -61,8 +61,9 @@ int redis_pipeline(redis_link *l, const redis_argv *cmds, int n, redisReply **re
  * BRPOP over the queues of qs, waiting at most timeout_s seconds. On a
  * pop, queue_key (KEY_MAX bytes) gets the list it came from and value
  * (value_size bytes) the popped string. Returns 1 popped, 0 nothing (the
- * wait ran out, or an entry unusable as a string was dropped), -1 when the
- * connection failed (the link is dropped).
+ * wait ran out, an entry unusable as a string was dropped, or Redis
+ * refused the BRPOP, which is logged and followed by a 1 s pause), -1 when
+ * the connection failed (the link is dropped).
  */
 int redis_pop_job(redis_link *l, const queue_set *qs, int timeout_s,
                   char *queue_key, char *value, size_t value_size);

@@ -368,7 +368,7 @@ static int load_payload(job_ctx *ctx, const claimed_job *cj, final_plan *p)
 {
     size_t max = ctx->w->cfg->max_body_bytes > 0 ? ctx->w->cfg->max_body_bytes
                                                  : PAYLOAD_MAX_DEFAULT;
-    char err[256], msg[512];
+    char err[256], msg[sizeof ((final_plan *)0)->error_message];
     ctx->payload = json_parse_bounded(cj->payload, strlen(cj->payload), max,
                                       JSON_MAX_DEPTH, err, sizeof err);
     if (ctx->payload == NULL) {

@@ -160,12 +160,13 @@ static void sb_add_flat(sbuf *b, const char *s, size_t max)
 
 static const char *const stopwords[] = {
     "a", "about", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as",
-    "at", "be", "been", "before", "being", "both", "but", "by", "can", "could", "did", "do",
+    "at", "be", "been", "before", "being", "between", "both", "but", "by", "can", "could",
+    "did", "do",
     "does", "down", "each", "explain", "few", "for", "from", "get", "give", "got", "had",
     "has", "have", "he", "her", "here", "him", "his", "how", "i", "if", "in", "into", "is",
     "it", "its", "just", "know", "let", "like", "may", "me", "might", "more", "most",
     "much", "must", "my", "need", "no", "not", "now", "of", "on", "only", "or", "other",
-    "our", "out", "over", "please", "shall", "she", "should", "show", "so", "some",
+    "our", "out", "over", "please", "right", "shall", "she", "should", "show", "so", "some",
     "such", "tell", "than", "that", "the", "their", "them", "then", "there", "these",
     "they", "this", "those", "to", "too", "up", "us", "very", "want", "was", "we",
     "were", "what", "when", "where", "which", "who", "whom", "whose", "why", "will",
@@ -297,6 +298,9 @@ static void compose_step(sbuf *b, const llm_request *req, const key_terms *kt)
     sb_add_flat(b, req->prompt, QUOTE_MAX_BYTES);
     sb_addf(b, "\" (intent: %s).\n", req->intent ? req->intent : "unknown");
     add_step_purpose(b, req, kt);
+    if (req->n_context > 0)
+        sb_addf(b, " It builds on %zu earlier step%s.", req->n_context,
+                req->n_context == 1 ? "" : "s");
     for (size_t i = 0; i < req->n_context; i++)
         add_tool_result(b, &req->context[i]);
 }

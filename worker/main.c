@@ -79,7 +79,7 @@ static void default_worker_id(char *out, size_t size)
     if (gethostname(host, sizeof host) != 0)
         snprintf(host, sizeof host, "localhost");
     host[sizeof host - 1] = '\0';
-    snprintf(out, size, "%s:%ld", host, (long)getpid());
+    snprintf(out, size, "%.100s:%ld", host, (long)getpid());
 }
 
 int main(int argc, char **argv)

@@ -304,10 +304,10 @@ int worker_run(worker *w, const sigset_t *sigs)
             log_info("%s: taking no more jobs; %d running get %d ms to finish",
                      strsignal(sig), worker_running_count(w), w->cfg->shutdown_grace_ms);
         } else if (sig != 0 && signals == 2) {
-            log_warn("%s again: handing running jobs back now", strsignal(sig));
+            log_warn("%s (second signal): handing running jobs back now", strsignal(sig));
             worker_stop_all_running(w);
         } else if (sig != 0) {
-            log_error("%s a third time: exiting without waiting for handlers",
+            log_error("%s (third signal): exiting without waiting for handlers",
                       strsignal(sig));
             _exit(1);
         }

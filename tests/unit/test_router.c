@@ -1,0 +1,103 @@
+/*
+ * test_router.c - routes, the id segment, 404 versus 405 and Allow.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "router.h"
+
+static int match(http_verb verb, const char *path, route_match *m)
+{
+    return router_match(verb, path, strlen(path), m);
+}
+
+static void test_collection_routes(void **state)
+{
+    (void)state;
+    route_match m;
+    assert_int_equal(match(VERB_POST, "/v1/jobs", &m), 200);
+    assert_int_equal(m.id, ROUTE_JOBS_CREATE);
+    assert_int_equal(m.needs_auth, 1);
+    assert_int_equal(match(VERB_GET, "/v1/jobs", &m), 200);
+    assert_int_equal(m.id, ROUTE_JOBS_LIST);
+    assert_int_equal(match(VERB_POST, "/v1/agent-runs", &m), 200);
+    assert_int_equal(m.id, ROUTE_RUNS_CREATE);
+}
+
+static void test_item_routes_capture_the_id(void **state)
+{
+    (void)state;
+    route_match m;
+    assert_int_equal(match(VERB_GET, "/v1/jobs/abc-123", &m), 200);
+    assert_int_equal(m.id, ROUTE_JOB_GET);
+    assert_string_equal(m.param, "abc-123");
+    assert_int_equal(match(VERB_DELETE, "/v1/jobs/abc", &m), 200);
+    assert_int_equal(m.id, ROUTE_JOB_CANCEL);
+    assert_int_equal(match(VERB_GET, "/v1/jobs/abc/events", &m), 200);
+    assert_int_equal(m.id, ROUTE_JOB_EVENTS);
+    assert_string_equal(m.param, "abc");
+    assert_int_equal(match(VERB_GET, "/v1/agent-runs/r1/events", &m), 200);
+    assert_int_equal(m.id, ROUTE_RUN_EVENTS);
+    assert_string_equal(m.param, "r1");
+}
+
+static void test_health_needs_no_auth(void **state)
+{
+    (void)state;
+    route_match m;
+    assert_int_equal(match(VERB_GET, "/v1/health/live", &m), 200);
+    assert_int_equal(m.id, ROUTE_HEALTH_LIVE);
+    assert_int_equal(m.needs_auth, 0);
+    assert_int_equal(match(VERB_HEAD, "/v1/health/ready", &m), 200);
+    assert_int_equal(m.id, ROUTE_HEALTH_READY);
+}
+
+static void test_unknown_paths_are_404(void **state)
+{
+    (void)state;
+    route_match m;
+    const char *paths[] = { "/", "", "/v1", "/v1/jobs/", "/v1/jobs//events", "/v1/jobs/a/eventsz",
+                            "/v1/jobs/a/events/", "/v2/jobs", "/v1/jobsx", "/v1/jobs/a/b", NULL };
+    for (int i = 0; paths[i]; i++) assert_int_equal(match(VERB_GET, paths[i], &m), 404);
+}
+
+static void test_wrong_method_is_405_with_allow(void **state)
+{
+    (void)state;
+    route_match m;
+    char allow[64];
+    assert_int_equal(match(VERB_DELETE, "/v1/jobs", &m), 405);
+    router_allow_header(m.allowed, allow, sizeof allow);
+    assert_string_equal(allow, "GET, POST");
+    assert_int_equal(match(VERB_POST, "/v1/jobs/x", &m), 405);
+    router_allow_header(m.allowed, allow, sizeof allow);
+    assert_string_equal(allow, "GET, DELETE");
+    assert_int_equal(match(VERB_OTHER, "/v1/health/live", &m), 405);
+}
+
+static void test_overlong_id_segment_is_404(void **state)
+{
+    (void)state;
+    route_match m;
+    char path[200] = "/v1/jobs/";
+    memset(path + 9, 'a', 100);
+    path[109] = '\0';
+    assert_int_equal(match(VERB_GET, path, &m), 404);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_collection_routes),
+        cmocka_unit_test(test_item_routes_capture_the_id),
+        cmocka_unit_test(test_health_needs_no_auth),
+        cmocka_unit_test(test_unknown_paths_are_404),
+        cmocka_unit_test(test_wrong_method_is_405_with_allow),
+        cmocka_unit_test(test_overlong_id_segment_is_404),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
