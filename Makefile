@@ -8,6 +8,8 @@
 #   make bench         the benchmark suite (prints numbers, never fails tests)
 
 BUILD   ?= build
+# Debian's interpreter, which has python3-pytest, before any user-local one.
+PYTHON  ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 CC      ?= cc
 PKGS    := evhtp libevent libevent_pthreads hiredis libpq libcjson libcurl
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
@@ -83,7 +85,7 @@ test-unit: $(UNIT_BINS)
 	@tests/unit/run $(UNIT_BINS)
 
 test-integration: $(BINS)
-	AGENTGATE_BIN=$(abspath $(BUILD)/bin) python3 -m pytest -q tests/integration
+	AGENTGATE_BIN=$(abspath $(BUILD)/bin) $(PYTHON) -m pytest -q tests/integration
 
 test-asan:
 	$(MAKE) BUILD=build-asan SAN=1 test

@@ -5,6 +5,7 @@
  * where the client resumes from (Last-Event-ID, else ?after=, else 0), and
  * hand the stream to the thread's SSE hub.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,14 @@ static void on_job_found(gw_req *r, PGresult *res, const char *err, const char *
     long long after = s->after;
     char job_id[UUID_STR_LEN];
     snprintf(job_id, sizeof job_id, "%s", PQgetvalue(res, 0, 0));
+    bool finished = PQgetvalue(res, 0, 1)[0] == 't';
+    long long last = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    if (finished && after >= last) {
+        /* Nothing left to replay and nothing will come: end at once. */
+        http_start_event_stream(r);
+        http_end_event_stream(r);
+        return;
+    }
     /* The hub takes over r->state for the stream. */
     free(r->state);
     r->state = NULL;
@@ -73,11 +82,15 @@ static void start_events(gw_req *r, const char *what, const char *sql)
 
 void api_job_events(gw_req *r)
 {
-    start_events(r, "job", "SELECT id FROM jobs WHERE id = $1 AND tenant_id = $2");
+    start_events(r, "job",
+                 "SELECT id, status IN ('succeeded', 'failed', 'cancelled'), last_event_id"
+                 " FROM jobs WHERE id = $1 AND tenant_id = $2");
 }
 
 void api_run_events(gw_req *r)
 {
     start_events(r, "agent run",
-                 "SELECT job_id FROM agent_runs WHERE id = $1 AND tenant_id = $2");
+                 "SELECT j.id, j.status IN ('succeeded', 'failed', 'cancelled'), j.last_event_id"
+                 " FROM agent_runs r JOIN jobs j ON j.id = r.job_id AND j.tenant_id = r.tenant_id"
+                 " WHERE r.id = $1 AND r.tenant_id = $2");
 }

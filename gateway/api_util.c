@@ -32,7 +32,7 @@ cJSON *api_parse_body(gw_req *r, const char *const *allowed)
     }
     size_t len;
     const char *buf = http_body(r, &len);
-    if (len > max) {
+    if (len > max || http_body_too_large(r)) {
         char detail[96];
         snprintf(detail, sizeof detail, "the body is larger than %zu bytes", max);
         http_reply_problem(r, 413, "body-too-large", detail, NULL);

@@ -21,12 +21,18 @@
 
 typedef struct sse_hub sse_hub;
 
+#define GW_MAX_THREADS 256
+
+typedef struct gw_thread gw_thread;
+
 typedef struct gw_server {
     ag_config cfg;
     jwt_config jwt;
     evhtp_t *htp;
     struct event_base *base;
     long long started_ms;
+    gw_thread *threads[GW_MAX_THREADS];   /* set as each loop thread starts */
+    atomic_int nthreads;
     /* Counters for /metrics, updated with relaxed atomics. */
     atomic_llong requests_total;
     atomic_llong responses_by_class[6];   /* index status/100 */
@@ -36,14 +42,14 @@ typedef struct gw_server {
     atomic_llong sse_events_sent;
 } gw_server;
 
-typedef struct gw_thread {
+struct gw_thread {
     gw_server *srv;
     struct event_base *base;
     int index;
     pg_pool *pg;
     rds *redis;
     sse_hub *hub;
-} gw_thread;
+};
 
 /*
  * One request in flight. libevhtp owns the evhtp_request_t and may free it

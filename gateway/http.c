@@ -106,6 +106,40 @@ static void traceparent_new(char out[56])
     snprintf(out, 56, "00-%.32s-%.16s-01", hex, hex + 32);
 }
 
+/*
+ * libevhtp answers an over-limit body by dropping the connection. Instead,
+ * the body is read and discarded past the limit, and the request is marked
+ * by this request-level hook so its handler can answer 413 properly.
+ */
+static evhtp_res discard_body(evhtp_request_t *req, struct evbuffer *buf, void *arg)
+{
+    (void)req; (void)arg;
+    evbuffer_drain(buf, evbuffer_get_length(buf));
+    return EVHTP_RES_OK;
+}
+
+static evhtp_res limit_body(evhtp_request_t *req, struct evbuffer *buf, void *arg)
+{
+    const gw_server *srv = arg;
+    if (evbuffer_get_length(req->buffer_in) + evbuffer_get_length(buf) <= srv->cfg.max_body_bytes)
+        return EVHTP_RES_OK;
+    evbuffer_drain(req->buffer_in, evbuffer_get_length(req->buffer_in));
+    evhtp_request_set_hook(req, evhtp_hook_on_read, (evhtp_hook)discard_body, NULL);
+    return discard_body(req, buf, NULL);
+}
+
+evhtp_res http_on_accept(evhtp_connection_t *conn, void *arg)
+{
+    evhtp_connection_set_hook(conn, evhtp_hook_on_read, (evhtp_hook)limit_body, arg);
+    return EVHTP_RES_OK;
+}
+
+bool http_body_too_large(gw_req *r)
+{
+    evhtp_hooks_t *h = r->req ? evhtp_request_get_hooks(r->req) : NULL;
+    return h && h->on_read == discard_body;
+}
+
 gw_req *http_request_begin(evhtp_request_t *req, gw_thread *thr)
 {
     gw_req *r = calloc(1, sizeof *r);

@@ -6,6 +6,7 @@
 #ifndef AG_HTTP_H
 #define AG_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <cjson/cJSON.h>
 #include "gateway.h"
@@ -50,6 +51,13 @@ void http_end_event_stream(gw_req *r);
 /* Closes the client's connection at once (a subscriber too slow to keep
  * up). The request's on_close runs before this returns. */
 void http_abort(gw_req *r);
+
+/* Installed as libevhtp's post-accept callback (arg: the gw_server):
+ * bounds every request body on the connection to max_body_bytes. */
+evhtp_res http_on_accept(evhtp_connection_t *conn, void *arg);
+
+/* True when r's body went past max_body_bytes and was discarded. */
+bool http_body_too_large(gw_req *r);
 
 /* Creates the request context for req (request id, traceparent). */
 gw_req *http_request_begin(evhtp_request_t *req, gw_thread *thr);

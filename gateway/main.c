@@ -12,8 +12,10 @@
 #include <string.h>
 #include <evhtp.h>
 #include <evhtp/thread.h>
+#include <event2/thread.h>
 
 #include "gateway.h"
+#include "http.h"
 #include "sse.h"
 #include "clock.h"
 #include "config.h"
@@ -40,6 +42,7 @@ static void thread_init(evhtp_t *htp, evthr_t *thr, void *arg)
     t->srv = srv;
     t->base = evthr_get_base(thr);
     t->index = atomic_fetch_add(&next_index, 1);
+    if (t->index >= GW_MAX_THREADS) { log_error("too many loop threads"); abort(); }
     t->pg = pg_pool_new(t->base, srv->cfg.database_url, srv->cfg.pg_pool_size);
     t->hub = sse_hub_new(t);
     rds_handlers h = { sse_on_message, sse_on_subscribed, sse_on_resubscribe, NULL };
@@ -47,6 +50,8 @@ static void thread_init(evhtp_t *htp, evthr_t *thr, void *arg)
     t->redis = rds_new(t->base, srv->cfg.redis_host, srv->cfg.redis_port, srv->cfg.redis_db, &h);
     if (!t->pg || !t->hub || !t->redis) { log_error("out of memory starting a loop thread"); abort(); }
     evthr_set_aux(thr, t);
+    srv->threads[t->index] = t;
+    atomic_fetch_add(&srv->nthreads, 1);
 }
 
 static void thread_exit(evhtp_t *htp, evthr_t *thr, void *arg)
@@ -60,11 +65,29 @@ static void thread_exit(evhtp_t *htp, evthr_t *thr, void *arg)
     free(t);
 }
 
+#define DRAIN_MS 500
+
+/* Runs on each loop thread: its streams end with a retry: hint. */
+static void close_streams(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    gw_thread *t = arg;
+    sse_hub_close_all(t->hub);
+}
+
+/* SIGTERM/SIGINT: stop accepting, tell every SSE client to reconnect
+ * elsewhere, give in-flight requests DRAIN_MS to finish, then stop. */
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
-    log_info("signal %d: shutting down", (int)sig);
-    event_base_loopexit(arg, NULL);
+    gw_server *srv = arg;
+    log_info("signal %d: draining for %d ms, then stopping", (int)sig, DRAIN_MS);
+    evhtp_unbind_socket(srv->htp);
+    struct timeval now = { 0, 0 }, drain = { 0, DRAIN_MS * 1000 };
+    int n = atomic_load(&srv->nthreads);
+    for (int i = 0; i < n; i++)
+        event_base_once(srv->threads[i]->base, -1, EV_TIMEOUT, close_streams, srv->threads[i], &now);
+    event_base_loopexit(srv->base, &drain);
 }
 
 static int setup_auth(gw_server *srv)
@@ -124,16 +147,20 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     srv.started_ms = clock_mono_ms();
 
+    evthread_use_pthreads(); /* the signal handler posts work to loop threads */
     srv.base = event_base_new();
     srv.htp = srv.base ? evhtp_new(srv.base, NULL) : NULL;
     if (!srv.htp) { fprintf(stderr, "agentgate-gateway: cannot create the event loop\n"); return 1; }
     evhtp_set_gencb(srv.htp, gw_handle_request, &srv);
-    evhtp_set_max_body_size(srv.htp, srv.cfg.max_body_bytes + 1);
+    /* Bodies past max_body_bytes are discarded and answered 413 (http.c);
+     * libevhtp's own cap, far above it, only bounds what is read at all. */
+    evhtp_set_post_accept_cb(srv.htp, http_on_accept, &srv);
+    evhtp_set_max_body_size(srv.htp, srv.cfg.max_body_bytes * 64);
     evhtp_use_threads_wexit(srv.htp, thread_init, thread_exit, srv.cfg.gateway_threads, &srv);
     if (bind_listener(&srv) != 0) return 1;
 
-    struct event *sigterm = evsignal_new(srv.base, SIGTERM, on_signal, srv.base);
-    struct event *sigint = evsignal_new(srv.base, SIGINT, on_signal, srv.base);
+    struct event *sigterm = evsignal_new(srv.base, SIGTERM, on_signal, &srv);
+    struct event *sigint = evsignal_new(srv.base, SIGINT, on_signal, &srv);
     event_add(sigterm, NULL);
     event_add(sigint, NULL);
     log_info("listening on %s:%d with %d loop threads", srv.cfg.listen_addr,
@@ -141,7 +168,6 @@ int main(int argc, char **argv)
 
     event_base_loop(srv.base, 0);
 
-    evhtp_unbind_socket(srv.htp);
     event_free(sigterm);
     event_free(sigint);
     evhtp_free(srv.htp);

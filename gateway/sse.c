@@ -409,19 +409,25 @@ sse_hub *sse_hub_new(gw_thread *thr)
     return hub;
 }
 
-void sse_hub_free(sse_hub *hub)
+void sse_hub_close_all(sse_hub *hub)
 {
-    if (!hub) return;
+    static const char bye[] = "retry: 1000\n\n";
     for (int b = 0; b < HUB_BUCKETS; b++) {
+        /* Ending the last subscriber of a topic frees the topic. */
         while (hub->buckets[b]) {
             topic *t = hub->buckets[b];
-            if (!t->subs) { hub->buckets[b] = t->hnext; free(t); continue; }
+            if (!t->subs) { topic_free_if_empty(hub, t); continue; }
             sse_sub *s = t->subs;
-            static const char bye[] = "retry: 1000\n\n";
             http_stream_write(s->r, bye, sizeof bye - 1);
             sub_end(hub, s);
         }
     }
+}
+
+void sse_hub_free(sse_hub *hub)
+{
+    if (!hub) return;
+    sse_hub_close_all(hub);
     event_free(hub->keepalive);
     free(hub);
 }

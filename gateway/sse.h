@@ -27,6 +27,10 @@ void sse_hub_free(sse_hub *hub);
 void sse_subscribe(sse_hub *hub, gw_req *r, const char *job_id,
                    const char *tenant_id, long long after);
 
+/* Ends every open stream with a retry: hint (shutdown); clients resume
+ * elsewhere with Last-Event-ID. */
+void sse_hub_close_all(sse_hub *hub);
+
 /* Redis pub/sub handlers; arg is the hub. */
 void sse_on_message(const char *channel, const char *payload, size_t len, void *arg);
 void sse_on_subscribed(const char *channel, void *arg);

@@ -34,7 +34,7 @@
 
 /* A fixed key for pg_advisory_lock: the ASCII bytes of "agentgat". Every
  * migrator of every version uses the same key, so they exclude each other. */
-#define MIGRATE_LOCK_KEY "7018134412934029684"
+#define MIGRATE_LOCK_KEY "7018690069353947508"
 
 #define MAX_MIGRATIONS      1000
 #define MAX_MIGRATION_BYTES (16 * 1024 * 1024)

@@ -261,11 +261,11 @@ struct state_keys {
     char queue[KEY_MAX];
 };
 
+#define STATE_CMDS_MAX 5
+
 /* The commands after a job's events: state hash, its lifetime, lease and
  * requeue. keys hold the names the commands point at. Returns how many
  * commands it wrote into out (at most STATE_CMDS_MAX). */
-#define STATE_CMDS_MAX 5
-
 static int state_commands(const ag_config *cfg, const char *job_id, bool events_written,
                           const job_redis_state *st, struct state_keys *keys,
                           redis_argv *out)

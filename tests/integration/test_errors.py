@@ -168,7 +168,7 @@ def test_alg_none_is_401(tenant):
 
 @pytest.mark.parametrize("header", ["Bearer garbage", "Bearer a.b.c",
                                     "Bearer ", "Basic dXNlcjpwYXNz",
-                                    "garbage", "Bearer " + "x" * 9000])
+                                    "garbage", "Bearer " + "x" * 8000])
 def test_garbage_authorization_is_401(tenant, header):
     _expect_401(tenant, raw_header=header)
 
