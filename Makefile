@@ -76,10 +76,15 @@ $(BUILD)/tests/%: $(call obj,tests/unit/%.c) $(BUILD)/libgateway.a $(BUILD)/libw
 asan:
 	$(MAKE) BUILD=build-asan SAN=1 all
 
-# What CI runs: the whole suite, then again under the sanitizers.
-check: test test-asan
+# What CI runs: the whole suite, then again under the sanitizers. The
+# parts run one after the other (they share ports) even under make -j.
+check:
+	$(MAKE) test
+	$(MAKE) test-asan
 
-test: test-unit test-integration
+test:
+	$(MAKE) test-unit
+	$(MAKE) test-integration
 
 test-unit: $(UNIT_BINS)
 	@tests/unit/run $(UNIT_BINS)
