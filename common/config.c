@@ -11,7 +11,6 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -21,6 +20,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "strbuf.h"
 
 #define ENV_PREFIX      "AGENTGATE_"
 #define ENV_LINE_MAX    4096    /* longest line accepted in an env file */
@@ -78,19 +78,6 @@ static const setting settings[] = {
 };
 
 #define SETTINGS_COUNT (sizeof settings / sizeof *settings)
-
-static void set_error(char *err, size_t err_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_error(char *err, size_t err_size, const char *fmt, ...)
-{
-    if (err == NULL || err_size == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_size, fmt, ap);
-    va_end(ap);
-}
 
 static const setting *setting_find(const char *name)
 {
@@ -271,24 +258,24 @@ static int setting_apply(ag_config *cfg, const setting *s, const char *value,
     switch (s->kind) {
     case SET_STR:
         if (copy_bounded(field, s->size, value, strlen(value)) != 0) {
-            set_error(err, err_size, "%s: value too long (at most %zu bytes)",
-                      s->name, s->size - 1);
+            errbuf_printf(err, err_size, "%s: value too long (at most %zu bytes)",
+                          s->name, s->size - 1);
             return -1;
         }
         return 0;
     case SET_CHOICE:
         if (!is_choice(s->choices, value) ||
             copy_bounded(field, s->size, value, strlen(value)) != 0) {
-            set_error(err, err_size, "%s: \"%.32s\" is not one of %s",
-                      s->name, value, s->choices);
+            errbuf_printf(err, err_size, "%s: \"%.32s\" is not one of %s",
+                          s->name, value, s->choices);
             return -1;
         }
         return 0;
     case SET_INT:
     case SET_SIZE:
         if (parse_ranged(value, strlen(value), s->min, s->max, &v) != 0) {
-            set_error(err, err_size, "%s: \"%.32s\" is not an integer in %lld..%lld",
-                      s->name, value, s->min, s->max);
+            errbuf_printf(err, err_size, "%s: \"%.32s\" is not an integer in %lld..%lld",
+                          s->name, value, s->min, s->max);
             return -1;
         }
         if (s->kind == SET_INT)
@@ -298,16 +285,16 @@ static int setting_apply(ag_config *cfg, const setting *s, const char *value,
         return 0;
     case SET_LISTEN:
         if (parse_listen(cfg, value) != 0) {
-            set_error(err, err_size, "%s: \"%.160s\" is not host:port or [v6addr]:port "
-                      "with a port in 1..65535", s->name, value);
+            errbuf_printf(err, err_size, "%s: \"%.160s\" is not host:port or [v6addr]:port "
+                          "with a port in 1..65535", s->name, value);
             return -1;
         }
         return 0;
     case SET_REDIS_URL:
         if (config_parse_redis_url(cfg, value) != 0) {
             /* Not echoed: a URL may carry a password (which is refused). */
-            set_error(err, err_size, "%s: expected redis://host[:port][/db] with a "
-                      "port in 1..65535 and a db in 0..65535", s->name);
+            errbuf_printf(err, err_size, "%s: expected redis://host[:port][/db] with a "
+                          "port in 1..65535 and a db in 0..65535", s->name);
             return -1;
         }
         return 0;
@@ -406,25 +393,25 @@ static int env_line_apply(ag_config *cfg, char *line, const char *path, int line
 
     char *eq = strchr(s, '=');
     if (eq == NULL) {
-        set_error(err, err_size, "%s:%d: expected KEY=VALUE", path, lineno);
+        errbuf_printf(err, err_size, "%s:%d: expected KEY=VALUE", path, lineno);
         return -1;
     }
     *eq = '\0';
     char *key = trim(s);
     char *value = trim(eq + 1);
     if (!valid_key(key)) {
-        set_error(err, err_size, "%s:%d: malformed key \"%.64s\"", path, lineno, key);
+        errbuf_printf(err, err_size, "%s:%d: malformed key \"%.64s\"", path, lineno, key);
         return -1;
     }
     if (unquote(&value) != 0) {
-        set_error(err, err_size, "%s:%d: %s: unterminated quote", path, lineno, key);
+        errbuf_printf(err, err_size, "%s:%d: %s: unterminated quote", path, lineno, key);
         return -1;
     }
 
     const setting *st = setting_find(key);
     if (st == NULL) {
         if (strncmp(key, ENV_PREFIX, sizeof ENV_PREFIX - 1) == 0) {
-            set_error(err, err_size, "%s:%d: unknown setting %.64s", path, lineno, key);
+            errbuf_printf(err, err_size, "%s:%d: unknown setting %.64s", path, lineno, key);
             return -1;
         }
         return 0;
@@ -432,7 +419,7 @@ static int env_line_apply(ag_config *cfg, char *line, const char *path, int line
 
     char why[512];
     if (setting_apply(cfg, st, value, why, sizeof why) != 0) {
-        set_error(err, err_size, "%s:%d: %s", path, lineno, why);
+        errbuf_printf(err, err_size, "%s:%d: %s", path, lineno, why);
         return -1;
     }
     return 0;
@@ -442,7 +429,7 @@ static int env_file_load(ag_config *cfg, const char *path, char *err, size_t err
 {
     FILE *f = fopen(path, "re");
     if (f == NULL) {
-        set_error(err, err_size, "%s: %s", path, strerror(errno));
+        errbuf_printf(err, err_size, "%s: %s", path, strerror(errno));
         return -1;
     }
 
@@ -452,15 +439,15 @@ static int env_file_load(ag_config *cfg, const char *path, char *err, size_t err
         lineno++;
         size_t n = strlen(line);
         if (n == sizeof line - 1 && line[n - 1] != '\n' && !feof(f)) {
-            set_error(err, err_size, "%s:%d: line longer than %d bytes",
-                      path, lineno, ENV_LINE_MAX - 2);
+            errbuf_printf(err, err_size, "%s:%d: line longer than %d bytes",
+                          path, lineno, ENV_LINE_MAX - 2);
             rc = -1;
             break;
         }
         rc = env_line_apply(cfg, line, path, lineno, err, err_size);
     }
     if (rc == 0 && ferror(f)) {
-        set_error(err, err_size, "%s: read error", path);
+        errbuf_printf(err, err_size, "%s: read error", path);
         rc = -1;
     }
     fclose(f);
@@ -481,8 +468,8 @@ static int environment_load(ag_config *cfg, char *err, size_t err_size)
 static int config_check(const ag_config *cfg, char *err, size_t err_size)
 {
     if (cfg->lease_ms <= cfg->heartbeat_ms) {
-        set_error(err, err_size, "AGENTGATE_LEASE_MS (%d) must be greater than "
-                  "AGENTGATE_HEARTBEAT_MS (%d)", cfg->lease_ms, cfg->heartbeat_ms);
+        errbuf_printf(err, err_size, "AGENTGATE_LEASE_MS (%d) must be greater than "
+                      "AGENTGATE_HEARTBEAT_MS (%d)", cfg->lease_ms, cfg->heartbeat_ms);
         return -1;
     }
     return 0;

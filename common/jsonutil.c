@@ -11,30 +11,17 @@
  * names. What passes is strict RFC 8259 JSON that every reader sees alike.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "jsonutil.h"
+#include "strbuf.h"
 
 /* Doubles hold every integer below 2^53 exactly; from there on two
  * different numbers in the text can become the same value. */
 #define JSON_EXACT_INT_LIMIT 9007199254740992.0
-
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
-{
-    if (err == NULL || err_size == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_size, fmt, ap);
-    va_end(ap);
-}
 
 /*
  * Returns the length (1-4) of the well-formed UTF-8 sequence at p, which
@@ -155,15 +142,15 @@ static int json_precheck(const unsigned char *s, size_t len, int max_depth,
         if (c >= 0x80) {
             size_t n = utf8_sequence_len(s + i, len - i);
             if (n == 0) {
-                set_err(err, err_size, "invalid UTF-8 at byte %zu", i);
+                errbuf_printf(err, err_size, "invalid UTF-8 at byte %zu", i);
                 return -1;
             }
             if (!in_string) {
-                set_err(err, err_size, "malformed JSON at byte %zu", i);
+                errbuf_printf(err, err_size, "malformed JSON at byte %zu", i);
                 return -1;
             }
             if (escaped) {
-                set_err(err, err_size, "malformed JSON at byte %zu", i - 1);
+                errbuf_printf(err, err_size, "malformed JSON at byte %zu", i - 1);
                 return -1;
             }
             i += n - 1;
@@ -174,18 +161,18 @@ static int json_precheck(const unsigned char *s, size_t len, int max_depth,
             if (escaped) {
                 escaped = 0;
                 if (strchr("\"\\/bfnrtu", c) == NULL || c == '\0') {
-                    set_err(err, err_size, "malformed JSON at byte %zu", i - 1);
+                    errbuf_printf(err, err_size, "malformed JSON at byte %zu", i - 1);
                     return -1;
                 }
                 /* A NUL inside a C string would silently shorten it. */
                 if (c == 'u' && len - i > 4 && s[i + 1] == '0' && s[i + 2] == '0' &&
                     s[i + 3] == '0' && s[i + 4] == '0') {
-                    set_err(err, err_size, "JSON string contains \\u0000 at byte %zu", i - 1);
+                    errbuf_printf(err, err_size, "JSON string contains \\u0000 at byte %zu", i - 1);
                     return -1;
                 }
                 if (c == 'u' && (len - i <= 4 || !is_hex(s[i + 1]) || !is_hex(s[i + 2]) ||
                                  !is_hex(s[i + 3]) || !is_hex(s[i + 4]))) {
-                    set_err(err, err_size, "malformed JSON at byte %zu", i - 1);
+                    errbuf_printf(err, err_size, "malformed JSON at byte %zu", i - 1);
                     return -1;
                 }
             } else if (c == '\\') {
@@ -193,7 +180,7 @@ static int json_precheck(const unsigned char *s, size_t len, int max_depth,
             } else if (c == '"') {
                 in_string = 0;
             } else if (c < 0x20) {
-                set_err(err, err_size, "control character in JSON string at byte %zu", i);
+                errbuf_printf(err, err_size, "control character in JSON string at byte %zu", i);
                 return -1;
             }
             continue;
@@ -206,7 +193,7 @@ static int json_precheck(const unsigned char *s, size_t len, int max_depth,
         }
         if (token_start != SIZE_MAX) {
             if (!is_json_bare_token(s + token_start, i - token_start)) {
-                set_err(err, err_size, "malformed JSON at byte %zu", token_start);
+                errbuf_printf(err, err_size, "malformed JSON at byte %zu", token_start);
                 return -1;
             }
             token_start = SIZE_MAX;
@@ -220,7 +207,7 @@ static int json_precheck(const unsigned char *s, size_t len, int max_depth,
         case '[':
         case '{':
             if (++depth > max_depth) {
-                set_err(err, err_size, "JSON nested deeper than %d levels", max_depth);
+                errbuf_printf(err, err_size, "JSON nested deeper than %d levels", max_depth);
                 return -1;
             }
             break;
@@ -234,17 +221,17 @@ static int json_precheck(const unsigned char *s, size_t len, int max_depth,
             break;
         default:
             if (!is_json_space(c)) {
-                set_err(err, err_size, "malformed JSON at byte %zu", i);
+                errbuf_printf(err, err_size, "malformed JSON at byte %zu", i);
                 return -1;
             }
         }
     }
     if (token_start != SIZE_MAX && !is_json_bare_token(s + token_start, len - token_start)) {
-        set_err(err, err_size, "malformed JSON at byte %zu", token_start);
+        errbuf_printf(err, err_size, "malformed JSON at byte %zu", token_start);
         return -1;
     }
     if (in_string) {
-        set_err(err, err_size, "unterminated JSON string at byte %zu", string_start);
+        errbuf_printf(err, err_size, "unterminated JSON string at byte %zu", string_start);
         return -1;
     }
     return 0;
@@ -307,13 +294,13 @@ static int check_unique_names(const cJSON *item, char *err, size_t err_size)
         const char *dup = NULL;
         int rc = object_duplicate_name(item, &dup);
         if (rc < 0) {
-            set_err(err, err_size, "out of memory checking JSON");
+            errbuf_printf(err, err_size, "out of memory checking JSON");
             return -1;
         }
         if (rc > 0) {
             char shown[48];
             printable_name(dup, shown, sizeof shown);
-            set_err(err, err_size, "duplicate member \"%s\" in JSON object", shown);
+            errbuf_printf(err, err_size, "duplicate member \"%s\" in JSON object", shown);
             return -1;
         }
     }
@@ -329,11 +316,11 @@ cJSON *json_parse_bounded(const char *buf, size_t len, size_t max_bytes,
                           int max_depth, char *err, size_t err_size)
 {
     if (len > max_bytes) {
-        set_err(err, err_size, "body larger than %zu bytes", max_bytes);
+        errbuf_printf(err, err_size, "body larger than %zu bytes", max_bytes);
         return NULL;
     }
     if (buf == NULL || len == 0) {
-        set_err(err, err_size, "empty JSON document");
+        errbuf_printf(err, err_size, "empty JSON document");
         return NULL;
     }
     const unsigned char *s = (const unsigned char *)buf;
@@ -344,7 +331,7 @@ cJSON *json_parse_bounded(const char *buf, size_t len, size_t max_bytes,
     while (first < len && is_json_space(s[first]))
         first++;
     if (first == len) {
-        set_err(err, err_size, "empty JSON document");
+        errbuf_printf(err, err_size, "empty JSON document");
         return NULL;
     }
 
@@ -355,14 +342,14 @@ cJSON *json_parse_bounded(const char *buf, size_t len, size_t max_bytes,
     cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
     if (root == NULL) {
         size_t at = (end != NULL && end >= buf && end <= buf + len) ? (size_t)(end - buf) : 0;
-        set_err(err, err_size, "malformed JSON at byte %zu", at);
+        errbuf_printf(err, err_size, "malformed JSON at byte %zu", at);
         return NULL;
     }
     size_t pos = (size_t)(end - buf);
     while (pos < len && is_json_space(s[pos]))
         pos++;
     if (pos < len) {
-        set_err(err, err_size, "trailing data after JSON at byte %zu", pos);
+        errbuf_printf(err, err_size, "trailing data after JSON at byte %zu", pos);
         cJSON_Delete(root);
         return NULL;
     }

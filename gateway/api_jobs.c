@@ -1,9 +1,10 @@
 /*
  * api_jobs.c - POST /v1/jobs, GET /v1/jobs/{id} and GET /v1/jobs.
  *
- * A submission is validated whole before anything is written; then one
- * statement inserts the job and its job.queued event (id 1) together, and
- * only after that commit is the id enqueued in Redis and 202 answered.
+ * A submission is validated whole before anything is written; then the
+ * job and its job.queued event (id 1) are inserted together, in the loop
+ * turn's group commit (job_batch.c), and only after that commit is the id
+ * enqueued in Redis and 202 answered.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "http.h"
 #include "query.h"
 #include "job_redis.h"
+#include "job_batch.h"
 #include "jobtypes.h"
 #include "jsonutil.h"
 #include "schema.h"
@@ -23,14 +25,6 @@
 #include "log.h"
 
 /* --- POST /v1/jobs ------------------------------------------------------ */
-
-static const char SQL_JOB_INSERT[] =
-    "WITH j AS (INSERT INTO jobs (id, tenant_id, type, status, priority, payload,"
-    "  max_attempts, timeout_s, created_by, last_event_id, request_id, traceparent)"
-    " VALUES ($1, $2, $3, 'queued', $4, $5::jsonb, $6, $7, $8, 1, $9, $10) RETURNING *),"
-    " e AS (INSERT INTO job_events (job_id, tenant_id, seq, type, body)"
-    "  SELECT id, tenant_id, 1, 'job.queued', $11 FROM j)"
-    " SELECT job_json(j) FROM j";
 
 typedef struct submit_state {
     char job_id[UUID_STR_LEN];
@@ -45,19 +39,20 @@ static void submit_state_free(void *p)
     free(s);
 }
 
-static void on_job_inserted(gw_req *r, PGresult *res, const char *err, const char *sqlstate)
+static void on_job_inserted(gw_req *r, const char *job_json, size_t len,
+                            const char *err, const char *sqlstate)
 {
     submit_state *s = r->state;
-    if (!res) { gw_reply_db_error(r, err, sqlstate); return; }
+    if (!job_json) { gw_reply_db_error(r, err, sqlstate); return; }
     /* Committed: from here the job exists whether or not the client waits. */
     gw_redis_append_event(r->thr, s->job_id, 1, s->event_body, "queued");
     gw_redis_enqueue(r->thr, s->job_id, s->type);
     atomic_fetch_add_explicit(&r->thr->srv->jobs_submitted, 1, memory_order_relaxed);
-    log_info("job %s (%s) queued", s->job_id, s->type);
+    log_debug("job %s (%s) queued", s->job_id, s->type);
     char location[64];
     snprintf(location, sizeof location, "/v1/jobs/%s", s->job_id);
     http_set_header(r, "Location", location);
-    http_reply_json(r, 202, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+    http_reply_json(r, 202, job_json, len);
 }
 
 /* Reads an optional whole-number member within range; answers 422 if bad. */
@@ -137,14 +132,16 @@ void api_jobs_create(gw_req *r)
     r->state = s;
     r->state_free = submit_state_free;
 
-    char prio[24], attempts[24], timeout[24];
-    snprintf(prio, sizeof prio, "%lld", priority);
-    snprintf(attempts, sizeof attempts, "%lld", max_attempts);
-    snprintf(timeout, sizeof timeout, "%lld", timeout_s);
-    const char *params[11] = { s->job_id, r->who.tenant_id, type->name, prio, payload_text,
-                               attempts, timeout, r->who.sub, r->request_id, r->traceparent,
-                               s->event_body };
-    gw_query(r, SQL_JOB_INSERT, 11, params, on_job_inserted);
+    if (!s->event_body) {
+        free(payload_text);
+        http_reply_problem(r, 503, "unavailable", "out of memory", NULL);
+        goto done;
+    }
+    job_row row = { .type = type->name, .priority = priority, .payload_json = payload_text,
+                    .max_attempts = max_attempts, .timeout_s = timeout_s,
+                    .event_body = s->event_body };
+    memcpy(row.id, s->job_id, sizeof row.id);
+    job_batch_add(r->thr->batch, r, &row, on_job_inserted);
     free(payload_text);
 done:
     cJSON_Delete(body);

@@ -20,6 +20,7 @@
 #include "redis_async.h"
 
 typedef struct sse_hub sse_hub;
+typedef struct job_batch job_batch;
 
 #define GW_MAX_THREADS 256
 
@@ -49,6 +50,7 @@ struct gw_thread {
     pg_pool *pg;
     rds *redis;
     sse_hub *hub;
+    job_batch *batch;     /* group commit of submissions */
 };
 
 /*

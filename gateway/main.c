@@ -17,6 +17,7 @@
 #include "gateway.h"
 #include "http.h"
 #include "sse.h"
+#include "job_batch.h"
 #include "clock.h"
 #include "config.h"
 #include "jobtypes.h"
@@ -45,10 +46,11 @@ static void thread_init(evhtp_t *htp, evthr_t *thr, void *arg)
     if (t->index >= GW_MAX_THREADS) { log_error("too many loop threads"); abort(); }
     t->pg = pg_pool_new(t->base, srv->cfg.database_url, srv->cfg.pg_pool_size);
     t->hub = sse_hub_new(t);
+    t->batch = job_batch_new(t);
     rds_handlers h = { sse_on_message, sse_on_subscribed, sse_on_resubscribe, NULL };
     h.arg = t->hub;
     t->redis = rds_new(t->base, srv->cfg.redis_host, srv->cfg.redis_port, srv->cfg.redis_db, &h);
-    if (!t->pg || !t->hub || !t->redis) { log_error("out of memory starting a loop thread"); abort(); }
+    if (!t->pg || !t->hub || !t->batch || !t->redis) { log_error("out of memory starting a loop thread"); abort(); }
     evthr_set_aux(thr, t);
     srv->threads[t->index] = t;
     atomic_fetch_add(&srv->nthreads, 1);
@@ -60,6 +62,7 @@ static void thread_exit(evhtp_t *htp, evthr_t *thr, void *arg)
     gw_thread *t = evthr_get_aux(thr);
     if (!t) return;
     sse_hub_free(t->hub);
+    job_batch_free(t->batch);
     rds_free(t->redis);
     pg_pool_free(t->pg);
     free(t);

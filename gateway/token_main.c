@@ -18,6 +18,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "cliopt.h"
 #include "config.h"
 #include "jwt.h"
 
@@ -153,22 +154,6 @@ static bool parse_ttl(const char *s, long long *out) {
 /* Arguments                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* Returns the value of option name at argv[*i] ("--name V" or "--name=V"),
- * advancing *i past it, or NULL when argv[*i] is another option. Sets
- * *missing when the option is given without a value. */
-static const char *option_value(int argc, char **argv, int *i, const char *name, bool *missing) {
-    size_t n = strlen(name);
-    const char *a = argv[*i];
-    if (strncmp(a, name, n) != 0) return NULL;
-    if (a[n] == '=') return a + n + 1;
-    if (a[n] != '\0') return NULL;
-    if (*i + 1 >= argc) {
-        *missing = true;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
 /* Returns -1 to go on, or the exit status: 0 after --help, 2 when bad. */
 static int parse_args(int argc, char **argv, options *o) {
     static const char *const names[] = {
@@ -185,7 +170,7 @@ static int parse_args(int argc, char **argv, options *o) {
             return 0;
         }
         for (k = 0; k < sizeof names / sizeof *names; k++)
-            if ((v = option_value(argc, argv, &i, names[k], &missing)) != NULL || missing)
+            if ((v = cliopt_value(argc, argv, &i, names[k], &missing)) != NULL || missing)
                 break;
         if (missing) {
             fail("%s needs a value (see --help)", arg);

@@ -28,6 +28,7 @@
 #include <mbedtls/sha256.h>
 #include <mbedtls/version.h>
 
+#include "cliopt.h"
 #include "config.h"
 
 #define PROG "agentgate-migrate"
@@ -595,22 +596,6 @@ typedef struct options {
     bool status;
 } options;
 
-/* Returns the value of option name in argv[*i] ("--name V" or "--name=V"),
- * advancing *i past it, or NULL when argv[*i] is not that option. Sets
- * *missing when the option is there without a value. */
-static const char *option_value(int argc, char **argv, int *i, const char *name, bool *missing) {
-    size_t n = strlen(name);
-    const char *a = argv[*i];
-    if (strncmp(a, name, n) != 0) return NULL;
-    if (a[n] == '=') return a + n + 1;
-    if (a[n] != '\0') return NULL;
-    if (*i + 1 >= argc) {
-        *missing = true;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
 /* Returns 0 to go on, or the exit status (help: 0 via *done, bad: 2). */
 static int parse_args(int argc, char **argv, options *o, bool *done) {
     for (int i = 1; i < argc; i++) {
@@ -623,9 +608,9 @@ static int parse_args(int argc, char **argv, options *o, bool *done) {
             return 0;
         } else if (strcmp(argv[i], "--status") == 0) {
             o->status = true;
-        } else if ((v = option_value(argc, argv, &i, "--config", &missing)) != NULL) {
+        } else if ((v = cliopt_value(argc, argv, &i, "--config", &missing)) != NULL) {
             o->config = v;
-        } else if ((v = option_value(argc, argv, &i, "--dir", &missing)) != NULL) {
+        } else if ((v = cliopt_value(argc, argv, &i, "--dir", &missing)) != NULL) {
             o->dir = v;
         } else if (missing) {
             fail("%s needs a value (see --help)", argv[i]);

@@ -24,9 +24,10 @@
  */
 #include "llm.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "strbuf.h"
 
 #define BUILTIN_MODEL          "builtin-deterministic-1"
 #define BUILTIN_DEFAULT_TOKENS 1024
@@ -35,65 +36,6 @@
 #define ITEM_MAX_BYTES         240
 #define KEY_TERMS_MAX          6
 #define KEY_TERM_MAX_BYTES     32
-
-/* ---- a growable string ------------------------------------------------ */
-
-typedef struct sbuf {
-    char *s;
-    size_t len, cap;
-    bool oom;
-} sbuf;
-
-static void sb_grow(sbuf *b, size_t need)
-{
-    if (b->oom || b->len + need + 1 <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + need + 1)
-        cap *= 2;
-    char *s = realloc(b->s, cap);
-    if (!s) {
-        b->oom = true;
-        return;
-    }
-    b->s = s;
-    b->cap = cap;
-}
-
-static void sb_addn(sbuf *b, const char *s, size_t n)
-{
-    sb_grow(b, n);
-    if (b->oom)
-        return;
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void sb_add(sbuf *b, const char *s)
-{
-    sb_addn(b, s, strlen(s));
-}
-
-static void sb_addf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_addf(sbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        b->oom = true;
-        return;
-    }
-    sb_grow(b, (size_t)n);
-    if (b->oom)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
 
 /* ---- reading the request ---------------------------------------------- */
 
@@ -127,7 +69,7 @@ static size_t utf8_seq_len(const unsigned char *p)
  * characters and bytes that are not UTF-8 are dropped, and at most max
  * bytes are kept, cut before a UTF-8 sequence rather than inside it, with
  * "..." marking the cut. */
-static void sb_add_flat(sbuf *b, const char *s, size_t max)
+static void add_flat(strbuf *b, const char *s, size_t max)
 {
     size_t kept = 0;
     bool space = false, any = false;
@@ -143,15 +85,15 @@ static void sb_add_flat(sbuf *b, const char *s, size_t max)
         if (seq == 0)
             continue;           /* not UTF-8: leave the byte out */
         if (kept + (space ? 1 : 0) + seq > max) {
-            sb_add(b, "...");
+            strbuf_add(b, "...");
             return;
         }
         if (space) {
-            sb_addn(b, " ", 1);
+            strbuf_addn(b, " ", 1);
             kept++;
             space = false;
         }
-        sb_addn(b, (const char *)p, seq);
+        strbuf_addn(b, (const char *)p, seq);
         kept += seq;
         p += seq - 1;
         any = true;
@@ -222,16 +164,16 @@ static void find_key_terms(const char *prompt, key_terms *kt)
     }
 }
 
-static void sb_add_terms(sbuf *b, const key_terms *kt)
+static void add_terms(strbuf *b, const key_terms *kt)
 {
     if (kt->n == 0) {
-        sb_add(b, "the request as stated");
+        strbuf_add(b, "the request as stated");
         return;
     }
     for (int i = 0; i < kt->n; i++) {
         if (i > 0)
-            sb_add(b, i == kt->n - 1 ? " and " : ", ");
-        sb_add(b, kt->term[i]);
+            strbuf_add(b, i == kt->n - 1 ? " and " : ", ");
+        strbuf_add(b, kt->term[i]);
     }
 }
 
@@ -243,25 +185,25 @@ static bool is_intent(const llm_request *req, const char *name)
 /* ---- composing ---------------------------------------------------------- */
 
 /* One sentence on what a step is for under the request's intent. */
-static void add_step_purpose(sbuf *b, const llm_request *req, const key_terms *kt)
+static void add_step_purpose(strbuf *b, const llm_request *req, const key_terms *kt)
 {
     if (is_intent(req, "graph")) {
-        sb_add(b, "A graph question: the entities and links to trace involve ");
-        sb_add_terms(b, kt);
-        sb_add(b, ".");
+        strbuf_add(b, "A graph question: the entities and links to trace involve ");
+        add_terms(b, kt);
+        strbuf_add(b, ".");
     } else if (is_intent(req, "security")) {
-        sb_add(b, "A security question: the subject to assess is ");
-        sb_add_terms(b, kt);
-        sb_add(b, ", framed as assets, risks and controls.");
+        strbuf_add(b, "A security question: the subject to assess is ");
+        add_terms(b, kt);
+        strbuf_add(b, ", framed as assets, risks and controls.");
     } else if (is_intent(req, "admin")) {
-        sb_add(b, "An administrative request concerning ");
-        sb_add_terms(b, kt);
-        sb_add(b, ": any change needs an operator with the right role and an audit record.");
+        strbuf_add(b, "An administrative request concerning ");
+        add_terms(b, kt);
+        strbuf_add(b, ": any change needs an operator with the right role and an audit record.");
     } else {
-        sb_add(b, "A general question about ");
-        sb_add_terms(b, kt);
-        sb_add(b, ": a language model would reason about it here; this provider restates "
-                  "it so the plan can continue.");
+        strbuf_add(b, "A general question about ");
+        add_terms(b, kt);
+        strbuf_add(b, ": a language model would reason about it here; this provider restates "
+                   "it so the plan can continue.");
     }
 }
 
@@ -271,116 +213,116 @@ static bool item_is_tool(const llm_context_item *it, const char *tool)
 }
 
 /* A sentence quoting a tool's result, or nothing for a model step. */
-static void add_tool_result(sbuf *b, const llm_context_item *it)
+static void add_tool_result(strbuf *b, const llm_context_item *it)
 {
     if (!it->tool)
         return;
     if (!it->ok) {
-        sb_addf(b, "\n%s did not run: ", it->tool);
-        sb_add_flat(b, it->text ? it->text : "no reason given", ITEM_MAX_BYTES);
-        sb_add(b, ".");
+        strbuf_addf(b, "\n%s did not run: ", it->tool);
+        add_flat(b, it->text ? it->text : "no reason given", ITEM_MAX_BYTES);
+        strbuf_add(b, ".");
     } else if (item_is_tool(it, "system.time")) {
-        sb_add(b, "\nThe current UTC time is ");
-        sb_add_flat(b, it->text, ITEM_MAX_BYTES);
-        sb_add(b, " (from system.time).");
+        strbuf_add(b, "\nThe current UTC time is ");
+        add_flat(b, it->text, ITEM_MAX_BYTES);
+        strbuf_add(b, " (from system.time).");
     } else {
-        sb_addf(b, "\n%s reported: ", it->tool);
-        sb_add_flat(b, it->text ? it->text : "nothing", ITEM_MAX_BYTES);
-        sb_add(b, ".");
+        strbuf_addf(b, "\n%s reported: ", it->tool);
+        add_flat(b, it->text ? it->text : "nothing", ITEM_MAX_BYTES);
+        strbuf_add(b, ".");
     }
 }
 
-static void compose_step(sbuf *b, const llm_request *req, const key_terms *kt)
+static void compose_step(strbuf *b, const llm_request *req, const key_terms *kt)
 {
-    sb_add(b, "Task: ");
-    sb_add_flat(b, req->task, ITEM_MAX_BYTES);
-    sb_add(b, ".\nRequest: \"");
-    sb_add_flat(b, req->prompt, QUOTE_MAX_BYTES);
-    sb_addf(b, "\" (intent: %s).\n", req->intent ? req->intent : "unknown");
+    strbuf_add(b, "Task: ");
+    add_flat(b, req->task, ITEM_MAX_BYTES);
+    strbuf_add(b, ".\nRequest: \"");
+    add_flat(b, req->prompt, QUOTE_MAX_BYTES);
+    strbuf_addf(b, "\" (intent: %s).\n", req->intent ? req->intent : "unknown");
     add_step_purpose(b, req, kt);
     if (req->n_context > 0)
-        sb_addf(b, " It builds on %zu earlier step%s.", req->n_context,
-                req->n_context == 1 ? "" : "s");
+        strbuf_addf(b, " It builds on %zu earlier step%s.", req->n_context,
+                    req->n_context == 1 ? "" : "s");
     for (size_t i = 0; i < req->n_context; i++)
         add_tool_result(b, &req->context[i]);
 }
 
 /* The closing "Answer:" line: tool results where there are any, else
  * what an answer under this intent has to cover. */
-static void add_answer(sbuf *b, const llm_request *req, const key_terms *kt)
+static void add_answer(strbuf *b, const llm_request *req, const key_terms *kt)
 {
     bool quoted = false;
 
-    sb_add(b, "\nAnswer: ");
+    strbuf_add(b, "\nAnswer: ");
     for (size_t i = 0; i < req->n_context; i++) {
         const llm_context_item *it = &req->context[i];
         if (item_is_tool(it, "system.time")) {
-            sb_add(b, quoted ? " The current UTC time is " : "The current UTC time is ");
-            sb_add_flat(b, it->text, ITEM_MAX_BYTES);
-            sb_add(b, ".");
+            strbuf_add(b, quoted ? " The current UTC time is " : "The current UTC time is ");
+            add_flat(b, it->text, ITEM_MAX_BYTES);
+            strbuf_add(b, ".");
             quoted = true;
         } else if (item_is_tool(it, "system.health")) {
-            sb_add(b, quoted ? " Worker health: " : "Worker health: ");
-            sb_add_flat(b, it->text, ITEM_MAX_BYTES);
-            sb_add(b, ".");
+            strbuf_add(b, quoted ? " Worker health: " : "Worker health: ");
+            add_flat(b, it->text, ITEM_MAX_BYTES);
+            strbuf_add(b, ".");
             quoted = true;
         }
     }
     if (quoted)
         return;
     if (is_intent(req, "graph")) {
-        sb_add(b, "To answer, trace how ");
-        sb_add_terms(b, kt);
-        sb_add(b, " connect: list the nodes, the edges between them and any path asked for.");
+        strbuf_add(b, "To answer, trace how ");
+        add_terms(b, kt);
+        strbuf_add(b, " connect: list the nodes, the edges between them and any path asked for.");
     } else if (is_intent(req, "security")) {
-        sb_add(b, "Review ");
-        sb_add_terms(b, kt);
-        sb_add(b, " by naming the assets involved, the risks to them and the controls that "
-                  "reduce those risks.");
+        strbuf_add(b, "Review ");
+        add_terms(b, kt);
+        strbuf_add(b, " by naming the assets involved, the risks to them and the controls that "
+                   "reduce those risks.");
     } else if (is_intent(req, "admin")) {
-        sb_add(b, "For ");
-        sb_add_terms(b, kt);
-        sb_add(b, ", an operator should make the change through the admin API, check its "
-                  "effect and keep the audit record.");
+        strbuf_add(b, "For ");
+        add_terms(b, kt);
+        strbuf_add(b, ", an operator should make the change through the admin API, check its "
+                   "effect and keep the audit record.");
     } else {
-        sb_add(b, "Your question concerns ");
-        sb_add_terms(b, kt);
-        sb_add(b, ". A configured language model would answer it here.");
+        strbuf_add(b, "Your question concerns ");
+        add_terms(b, kt);
+        strbuf_add(b, ". A configured language model would answer it here.");
     }
 }
 
-static void compose_final(sbuf *b, const llm_request *req, const key_terms *kt)
+static void compose_final(strbuf *b, const llm_request *req, const key_terms *kt)
 {
-    sb_add(b, "You asked: \"");
-    sb_add_flat(b, req->prompt, QUOTE_MAX_BYTES);
-    sb_addf(b, "\"\nIntent: %s. Key terms: ", req->intent ? req->intent : "unknown");
-    sb_add_terms(b, kt);
-    sb_add(b, ".");
+    strbuf_add(b, "You asked: \"");
+    add_flat(b, req->prompt, QUOTE_MAX_BYTES);
+    strbuf_addf(b, "\"\nIntent: %s. Key terms: ", req->intent ? req->intent : "unknown");
+    add_terms(b, kt);
+    strbuf_add(b, ".");
     if (req->n_context > 0)
-        sb_add(b, "\nPlan:");
+        strbuf_add(b, "\nPlan:");
     for (size_t i = 0; i < req->n_context; i++) {
         const llm_context_item *it = &req->context[i];
-        sb_addf(b, "\n%zu. ", i + 1);
-        sb_add_flat(b, it->title ? it->title : "step", ITEM_MAX_BYTES);
+        strbuf_addf(b, "\n%zu. ", i + 1);
+        add_flat(b, it->title ? it->title : "step", ITEM_MAX_BYTES);
         if (!it->ok) {
-            sb_add(b, ": not completed (");
-            sb_add_flat(b, it->text ? it->text : "no reason given", ITEM_MAX_BYTES);
-            sb_add(b, ")");
+            strbuf_add(b, ": not completed (");
+            add_flat(b, it->text ? it->text : "no reason given", ITEM_MAX_BYTES);
+            strbuf_add(b, ")");
         } else if (it->tool && it->text) {
-            sb_add(b, ": ");
-            sb_add_flat(b, it->text, ITEM_MAX_BYTES);
+            strbuf_add(b, ": ");
+            add_flat(b, it->text, ITEM_MAX_BYTES);
         } else {
-            sb_add(b, ": done");
+            strbuf_add(b, ": done");
         }
     }
     add_answer(b, req, kt);
-    sb_add(b, "\nNote: no language model is configured, so this answer restates your request "
-              "and what the plan gathered; it contains no generated reasoning.");
+    strbuf_add(b, "\nNote: no language model is configured, so this answer restates your request "
+               "and what the plan gathered; it contains no generated reasoning.");
 }
 
 /* Cuts b after max_words words following its first line. Returns true
  * when it cut anything. */
-static bool cap_words(sbuf *b, long long max_words)
+static bool cap_words(strbuf *b, long long max_words)
 {
     char *nl = strchr(b->s, '\n');
     if (!nl)
@@ -443,7 +385,7 @@ static int stream_text(const char *text, llm_delta_fn on_delta, void *user)
 static llm_err builtin_complete(const llm_provider *self, const llm_request *req,
                                 llm_delta_fn on_delta, void *user, llm_response *out)
 {
-    sbuf b = {0};
+    strbuf b = {0};
     key_terms kt;
 
     if (!out)
@@ -454,25 +396,24 @@ static llm_err builtin_complete(const llm_provider *self, const llm_request *req
         return LLM_ERR_INVALID_REQUEST;
 
     find_key_terms(req->prompt, &kt);
-    sb_add(&b, LLM_BUILTIN_BANNER "\n");
+    strbuf_add(&b, LLM_BUILTIN_BANNER "\n");
     if (req->task)
         compose_step(&b, req, &kt);
     else
         compose_final(&b, req, &kt);
     if (b.oom) {
-        free(b.s);
+        strbuf_free(&b);
         return LLM_ERR_NOMEM;
     }
     bool cut = cap_words(&b, req->max_tokens > 0 ? req->max_tokens : BUILTIN_DEFAULT_TOKENS);
 
     if (on_delta && stream_text(b.s, on_delta, user) != 0) {
-        free(b.s);
+        strbuf_free(&b);
         return LLM_ERR_ABORTED;
     }
-    out->text = b.s;
-    out->text_len = b.len;
+    out->text = strbuf_take(&b, &out->text_len);
     out->usage.tokens_in = request_words(req);
-    out->usage.tokens_out = llm_count_words(b.s);
+    out->usage.tokens_out = llm_count_words(out->text);
     snprintf(out->model, sizeof(out->model), "%s", self->default_model);
     snprintf(out->finish_reason, sizeof(out->finish_reason), "%s", cut ? "length" : "stop");
     return LLM_OK;

@@ -39,6 +39,7 @@
 #include "jsonutil.h"
 #include "llm.h"
 #include "log.h"
+#include "strbuf.h"
 #include "tools_builtin.h"
 #include "uuid.h"
 
@@ -56,59 +57,6 @@
 #define QUOTE_BYTES        200  /* of the prompt, in the template response */
 
 /* ---- small helpers ------------------------------------------------------ */
-
-typedef struct sbuf {
-    char *s;
-    size_t len, cap;
-    bool oom;
-} sbuf;
-
-static void sb_addn(sbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->s, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->s = p;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void sb_add(sbuf *b, const char *s)
-{
-    sb_addn(b, s, strlen(s));
-}
-
-static void sb_addf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_addf(sbuf *b, const char *fmt, ...)
-{
-    char tmp[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        b->oom = true;
-    else
-        sb_addn(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
-}
-
-static void sb_reset(sbuf *b)
-{
-    b->len = 0;
-    if (b->s)
-        b->s[0] = '\0';
-}
 
 static bool is_space(unsigned char c)
 {
@@ -130,7 +78,7 @@ static size_t utf8_cut(const char *s, size_t len, size_t max)
 /* Appends s on one line (whitespace runs as one space, other control
  * characters dropped), at most max bytes, "..." marking a cut, which is
  * made before a UTF-8 sequence rather than inside it. */
-static void sb_add_flat(sbuf *b, const char *s, size_t max)
+static void add_flat(strbuf *b, const char *s, size_t max)
 {
     size_t kept = 0;
     bool space = false;
@@ -152,15 +100,15 @@ static void sb_add_flat(sbuf *b, const char *s, size_t max)
                 if (b->s)
                     b->s[b->len] = '\0';
             }
-            sb_add(b, "...");
+            strbuf_add(b, "...");
             return;
         }
         if (space) {
-            sb_addn(b, " ", 1);
+            strbuf_addn(b, " ", 1);
             kept++;
             space = false;
         }
-        sb_addn(b, (const char *)&c, 1);
+        strbuf_addn(b, (const char *)&c, 1);
         kept++;
     }
 }
@@ -807,7 +755,7 @@ static size_t build_context(const run *r, llm_context_item *items)
 typedef struct delta_stream {
     run *r;
     const step *s;
-    sbuf pending;
+    strbuf pending;
     int pending_words;
     bool in_word;
     int chunk_words;
@@ -835,7 +783,7 @@ static int delta_flush(delta_stream *ds)
         return -1;
     ds->sent++;
     ds->r->deltas_left--;
-    sb_reset(&ds->pending);
+    strbuf_reset(&ds->pending);
     ds->pending_words = 0;
     return 0;
 }
@@ -848,7 +796,7 @@ static int on_delta(void *user, const char *delta, size_t len)
         ds->cancelled = true;
         return 1;
     }
-    sb_addn(&ds->pending, delta, len);
+    strbuf_addn(&ds->pending, delta, len);
     if (ds->pending.oom) {
         run_oom(ds->r);
         return 1;
@@ -932,7 +880,7 @@ static llm_err call_provider(run *r, const step *s, const char *task, llm_respon
     } else if (ds.cancelled) {
         run_cancelled(r);
     }
-    free(ds.pending.s);
+    strbuf_free(&ds.pending);
     return e;
 }
 
@@ -1116,42 +1064,38 @@ static int phase_execute(run *r)
  * tool results, labelled as such. */
 static char *template_response(const run *r)
 {
-    sbuf b = {0};
+    strbuf b = {0};
     bool quoted = false;
 
-    sb_add(&b, "[agentgate deterministic template: no language model was called]\n");
-    sb_add(&b, "You asked: \"");
-    sb_add_flat(&b, r->prompt, QUOTE_BYTES);
-    sb_addf(&b, "\"\nIntent: %s.", intent_name(r->intent.cls));
+    strbuf_add(&b, "[agentgate deterministic template: no language model was called]\n");
+    strbuf_add(&b, "You asked: \"");
+    add_flat(&b, r->prompt, QUOTE_BYTES);
+    strbuf_addf(&b, "\"\nIntent: %s.", intent_name(r->intent.cls));
     if (r->n_todos > 0)
-        sb_add(&b, "\nPlan:");
+        strbuf_add(&b, "\nPlan:");
     for (int i = 0; i < r->n_todos; i++) {
         const todo *t = &r->todos[i];
-        sb_addf(&b, "\n%d. %s: ", t->id, t->title);
+        strbuf_addf(&b, "\n%d. %s: ", t->id, t->title);
         if (t->state == TODO_DONE && t->kind == TODO_TOOL && t->result)
-            sb_add_flat(&b, t->result, 240);
+            add_flat(&b, t->result, 240);
         else
-            sb_add(&b, todo_state_name(t->state));
+            strbuf_add(&b, todo_state_name(t->state));
     }
-    sb_add(&b, "\nAnswer: ");
+    strbuf_add(&b, "\nAnswer: ");
     for (int i = 0; i < r->n_todos; i++) {
         const todo *t = &r->todos[i];
         if (t->state != TODO_DONE || t->kind != TODO_TOOL || !t->result)
             continue;
         if (strcmp(t->tool, "system.time") == 0)
-            sb_addf(&b, "%sThe current UTC time is %.64s.", quoted ? " " : "", t->result);
+            strbuf_addf(&b, "%sThe current UTC time is %.64s.", quoted ? " " : "", t->result);
         else
-            sb_addf(&b, "%s%s reported: %.200s.", quoted ? " " : "", t->tool, t->result);
+            strbuf_addf(&b, "%s%s reported: %.200s.", quoted ? " " : "", t->tool, t->result);
         quoted = true;
     }
     if (!quoted)
-        sb_add(&b, "no language model was used, so none was generated; the plan above is "
+        strbuf_add(&b, "no language model was used, so none was generated; the plan above is "
                    "what agentgate did with your request.");
-    if (b.oom) {
-        free(b.s);
-        return NULL;
-    }
-    return b.s;
+    return strbuf_take(&b, NULL);   /* NULL when out of memory */
 }
 
 static cJSON *template_output_json(const char *text, const char *method, const char *llm_error)

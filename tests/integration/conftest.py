@@ -159,6 +159,10 @@ def http_request(method, path, body=None, headers=None, timeout=TIMEOUT):
         r = conn.getresponse()
         data = r.read()
         return Resp(method, path, r.status, r.headers, data)
+    except ConnectionError as e:
+        raise AssertionError(
+            f"{method} {path}: the gateway dropped the connection without an "
+            f"HTTP answer ({e.__class__.__name__}: {e})") from None
     finally:
         conn.close()
 
@@ -380,6 +384,13 @@ class Stack:
             f"agentgate-stack worker {action} {n} failed ({r.returncode}):\n"
             + r.stdout)
 
+    def status(self):
+        """agentgate-stack status output, for failure messages."""
+        try:
+            return _stack("status", "--dir", self.dir, timeout=30).stdout
+        except subprocess.TimeoutExpired:
+            return "(agentgate-stack status timed out)"
+
     def mint(self, claims, **kw):
         return mint_jwt(self.secret, claims, **kw)
 
@@ -450,7 +461,8 @@ class Tenant:
             time.sleep(0.05)
         raise AssertionError(
             f"job {job_id} not {'/'.join(statuses)} within {timeout:.0f} s; "
-            f"last seen: {json.dumps(job)}")
+            f"last seen: {json.dumps(job)}\nstack status:\n"
+            + self.stack.status())
 
     def wait_run(self, run_id, statuses=TERMINAL, timeout=TIMEOUT):
         deadline = time.monotonic() + timeout
@@ -507,6 +519,16 @@ class Tenant:
         return self.open_events(job_id, **kw).read_to_end(timeout)
 
 
+_REPORTS = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    for text in _REPORTS:
+        terminalreporter.section("agentgate stack", sep="-")
+        for line in text.splitlines():
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
 def stack(request):
     bindir = os.path.abspath(os.environ.get("AGENTGATE_BIN",
@@ -521,15 +543,10 @@ def stack(request):
 
     d = tempfile.mkdtemp(prefix="agentgate-it-")
     os.chmod(d, 0o755)      # PostgreSQL runs as postgres and needs to enter it
-    tr = request.config.pluginmanager.get_plugin("terminalreporter")
 
     def report(text):
-        if tr is not None:
-            tr.write_line("")
-            for line in text.splitlines():
-                tr.write_line(line)
-        else:
-            print(text)
+        # Shown at the end of the run, outside pytest's output capture.
+        _REPORTS.append(text)
 
     up = None
     try:

@@ -99,6 +99,13 @@ def test_two_live_subscribers_get_the_same_sequence(tenant):
     assert [e.event for e in a] == _demo_types(n), [e.event for e in a]
     assert [e.data for e in a] == [e.data for e in b], (
         f"subscribers differ: {a!r} vs {b!r}")
+    # Delivered live, as they happened over the job's 2 s, not in a burst
+    # at the end.
+    for name, evs in results.items():
+        spread = evs[-1].t - next(e.t for e in evs if e.event == "job.progress")
+        assert spread > 1.0, (
+            f"{name} got the 2 s job's progress within {spread:.3f} s: the "
+            "events were not streamed live")
 
 
 def test_keepalive_comment_while_nothing_happens(tenant):
