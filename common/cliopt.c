@@ -3,6 +3,8 @@
  * shared by agentgate-token and agentgate-migrate so both read their
  * command lines the same way.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cliopt.h"
@@ -22,4 +24,14 @@ const char *cliopt_value(int argc, char **argv, int *i, const char *name, bool *
         return NULL;
     }
     return argv[++*i];
+}
+
+void cliopt_fail(const char *prog, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
 }

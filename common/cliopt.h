@@ -16,4 +16,8 @@
  * The result points into argv; nothing is allocated. */
 const char *cliopt_value(int argc, char **argv, int *i, const char *name, bool *missing);
 
+/* Writes one line to stderr, "PROG: message", the form every failure of a
+ * tool takes. */
+void cliopt_fail(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif

@@ -43,15 +43,8 @@ typedef struct options {
     long long ttl_s;
 } options;
 
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *fmt, ...) {
-    va_list ap;
-    fputs(PROG ": ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
+/* Every failure is one line on stderr, prefixed with the program name. */
+#define fail(...) cliopt_fail(PROG, __VA_ARGS__)
 
 static void usage(FILE *f) {
     fprintf(f,

@@ -16,6 +16,13 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                 THEN 'cancelling' ELSE j.status END
 $$;
 
+-- A job's error as {code, message}, or null while it has none.
+CREATE FUNCTION api_job_error(j jobs) RETURNS json
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN j.error_code IS NULL THEN NULL
+                ELSE json_build_object('code', j.error_code, 'message', j.error_message) END
+$$;
+
 CREATE FUNCTION job_json(j jobs) RETURNS json
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT json_build_object(
@@ -25,9 +32,7 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
         'priority', j.priority,
         'payload', j.payload,
         'result', j.result,
-        'error', CASE WHEN j.error_code IS NULL THEN NULL
-                      ELSE json_build_object('code', j.error_code,
-                                             'message', j.error_message) END,
+        'error', api_job_error(j),
         'attempts', j.attempts,
         'max_attempts', j.max_attempts,
         'timeout_s', j.timeout_s,
@@ -70,9 +75,7 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
         'response_mode', r.response_mode,
         'intent', r.intent,
         'output', r.output,
-        'error', CASE WHEN j.error_code IS NULL THEN NULL
-                      ELSE json_build_object('code', j.error_code,
-                                             'message', j.error_message) END,
+        'error', api_job_error(j),
         'todos', r.todos,
         'steps', (SELECT coalesce(json_agg(step_json(s) ORDER BY s.idx), '[]'::json)
                     FROM steps s

@@ -73,15 +73,7 @@ typedef struct plan {
 /* ------------------------------------------------------------------------ */
 
 /* Every failure is one line on stderr, prefixed with the program name. */
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *fmt, ...) {
-    va_list ap;
-    fputs(PROG ": ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
+#define fail(...) cliopt_fail(PROG, __VA_ARGS__)
 
 /* Copies a (possibly multi-line) libpq message into out as a single line:
  * newlines and tabs become single spaces, surrounding blanks go. */
