@@ -51,6 +51,7 @@ struct gw_thread {
     rds *redis;
     sse_hub *hub;
     job_batch *batch;     /* group commit of submissions */
+    struct gw_conn *conns; /* open client connections (closed at shutdown) */
 };
 
 /*

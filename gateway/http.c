@@ -128,10 +128,42 @@ static evhtp_res limit_body(evhtp_request_t *req, struct evbuffer *buf, void *ar
     return discard_body(req, buf, NULL);
 }
 
+/* A client connection on a loop thread's list, so that shutdown can close
+ * the ones still open (libevhtp frees only connections that end). */
+typedef struct gw_conn {
+    evhtp_connection_t *conn;
+    gw_thread *thr;
+    struct gw_conn *prev, *next;
+} gw_conn;
+
+static evhtp_res on_connection_fini(evhtp_connection_t *conn, void *arg)
+{
+    (void)conn;
+    gw_conn *c = arg;
+    if (c->prev) c->prev->next = c->next; else c->thr->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    free(c);
+    return EVHTP_RES_OK;
+}
+
 evhtp_res http_on_accept(evhtp_connection_t *conn, void *arg)
 {
     evhtp_connection_set_hook(conn, evhtp_hook_on_read, (evhtp_hook)limit_body, arg);
+    gw_thread *thr = conn->thread ? evthr_get_aux(conn->thread) : NULL;
+    gw_conn *c = thr ? calloc(1, sizeof *c) : NULL;
+    if (!c) return EVHTP_RES_OK;
+    c->conn = conn;
+    c->thr = thr;
+    c->next = thr->conns;
+    if (thr->conns) thr->conns->prev = c;
+    thr->conns = c;
+    evhtp_connection_set_hook(conn, evhtp_hook_on_connection_fini, (evhtp_hook)on_connection_fini, c);
     return EVHTP_RES_OK;
+}
+
+void http_close_all(gw_thread *thr)
+{
+    while (thr->conns) evhtp_connection_free(thr->conns->conn); /* fini unlinks it */
 }
 
 bool http_body_too_large(gw_req *r)

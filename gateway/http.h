@@ -56,6 +56,9 @@ void http_abort(gw_req *r);
  * bounds every request body on the connection to max_body_bytes. */
 evhtp_res http_on_accept(evhtp_connection_t *conn, void *arg);
 
+/* Closes every client connection still open on thr (shutdown). */
+void http_close_all(gw_thread *thr);
+
 /* True when r's body went past max_body_bytes and was discarded. */
 bool http_body_too_large(gw_req *r);
 

@@ -78,6 +78,14 @@ static void close_streams(evutil_socket_t fd, short what, void *arg)
     sse_hub_close_all(t->hub);
 }
 
+/* Runs on each loop thread at the end of the drain: whatever connection
+ * is still open (idle keep-alive, a client that never read) is closed. */
+static void close_connections(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    http_close_all(arg);
+}
+
 /* SIGTERM/SIGINT: stop accepting, tell every SSE client to reconnect
  * elsewhere, give in-flight requests DRAIN_MS to finish, then stop. */
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -86,10 +94,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     gw_server *srv = arg;
     log_info("signal %d: draining for %d ms, then stopping", (int)sig, DRAIN_MS);
     evhtp_unbind_socket(srv->htp);
-    struct timeval now = { 0, 0 }, drain = { 0, DRAIN_MS * 1000 };
+    struct timeval now = { 0, 0 }, last = { 0, (DRAIN_MS - 100) * 1000 },
+                   drain = { 0, DRAIN_MS * 1000 };
     int n = atomic_load(&srv->nthreads);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         event_base_once(srv->threads[i]->base, -1, EV_TIMEOUT, close_streams, srv->threads[i], &now);
+        event_base_once(srv->threads[i]->base, -1, EV_TIMEOUT, close_connections, srv->threads[i], &last);
+    }
     event_base_loopexit(srv->base, &drain);
 }
 

@@ -10,6 +10,8 @@ Environment:
   AGENTGATE_TEST_HTTP_PORT   gateway port      (default 18085)
   AGENTGATE_TEST_PG_PORT     PostgreSQL port   (default 55435)
   AGENTGATE_TEST_REDIS_PORT  Redis port        (default 56382)
+                             (a default already in use, e.g. by another test
+                             run, is replaced by a free port)
   AGENTGATE_TEST_KEEP_DIR    set to 1 to keep the stack directory afterwards
 
 Every test gets its own tenant (uuid-suffixed), so tests do not see each
@@ -36,9 +38,34 @@ import pytest
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 STACK = os.path.join(REPO, "deploy", "local", "agentgate-stack")
 
-HTTP_PORT = int(os.environ.get("AGENTGATE_TEST_HTTP_PORT", "18085"))
-PG_PORT = int(os.environ.get("AGENTGATE_TEST_PG_PORT", "55435"))
-REDIS_PORT = int(os.environ.get("AGENTGATE_TEST_REDIS_PORT", "56382"))
+
+
+def _port_free(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _test_port(env, default):
+    """The port env names; else default, or, when something already
+    listens there (a second test run on the machine), a free one."""
+    if os.environ.get(env):
+        return int(os.environ[env])
+    return default if _port_free(default) else _free_port()
+
+
+HTTP_PORT = _test_port("AGENTGATE_TEST_HTTP_PORT", 18085)
+PG_PORT = _test_port("AGENTGATE_TEST_PG_PORT", 55435)
+REDIS_PORT = _test_port("AGENTGATE_TEST_REDIS_PORT", 56382)
 
 # The stack is started with a small ring and a fast keepalive so ring
 # overflow and keepalives are seen in seconds.
@@ -529,6 +556,26 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(line)
 
 
+_SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                    "runtime error:")
+
+
+def _sanitizer_reports(d):
+    """The sanitizer reports in the gateway's and workers' logs, each with
+    the lines that follow it, or "" when there are none."""
+    out = []
+    logs = os.path.join(d, "logs")
+    for name in sorted(os.listdir(logs)) if os.path.isdir(logs) else []:
+        if not (name.startswith("gateway") or name.startswith("worker")):
+            continue
+        with open(os.path.join(logs, name), errors="replace") as f:
+            lines = f.read().splitlines()
+        for i, line in enumerate(lines):
+            if any(m in line for m in _SANITIZER_MARKS):
+                out.append(f"{name}:{i + 1}:\n" + "\n".join(lines[i:i + 30]))
+    return "\n\n".join(out)
+
+
 @pytest.fixture(scope="session")
 def stack(request):
     bindir = os.path.abspath(os.environ.get("AGENTGATE_BIN",
@@ -593,6 +640,13 @@ def stack(request):
                        + down.stdout)
         except subprocess.TimeoutExpired:
             report("agentgate-stack down timed out")
+        # Under ASan/UBSan a server's report (a leak is only reported when
+        # it exits, at `down`) must fail the run, not just sit in its log.
+        findings = _sanitizer_reports(d)
+        if findings:
+            report(f"sanitizer reports in the service logs; stack dir {d}\n{findings}")
+            pytest.fail("sanitizer reports in the service logs:\n" + findings,
+                        pytrace=False)
         if not failed and os.environ.get("AGENTGATE_TEST_KEEP_DIR") != "1":
             shutil.rmtree(d, ignore_errors=True)
 
