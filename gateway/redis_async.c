@@ -67,6 +67,8 @@ static void on_pubsub_reply(redisAsyncContext *ac, void *reply, void *privdata)
         if (r->h.on_message) r->h.on_message(chan->str, data->str, data->len, r->h.arg);
     } else if (strcmp(kind->str, "subscribe") == 0) {
         if (r->h.on_subscribed) r->h.on_subscribed(chan->str, r->h.arg);
+    } else if (strcmp(kind->str, "unsubscribe") == 0) {
+        if (r->h.on_unsubscribed) r->h.on_unsubscribed(chan->str, r->h.arg);
     }
 }
 

@@ -23,6 +23,9 @@ typedef void (*rds_message_fn)(const char *channel, const char *payload,
 /* Called when a SUBSCRIBE to channel is confirmed by the server. */
 typedef void (*rds_subscribed_fn)(const char *channel, void *arg);
 
+/* Called when an UNSUBSCRIBE from channel is confirmed by the server. */
+typedef void (*rds_unsubscribed_fn)(const char *channel, void *arg);
+
 /* Called after the pub/sub connection was re-established (every channel
  * must be subscribed again, and anything published meanwhile was missed). */
 typedef void (*rds_resubscribe_fn)(void *arg);
@@ -30,6 +33,7 @@ typedef void (*rds_resubscribe_fn)(void *arg);
 typedef struct rds_handlers {
     rds_message_fn on_message;
     rds_subscribed_fn on_subscribed;
+    rds_unsubscribed_fn on_unsubscribed;
     rds_resubscribe_fn on_resubscribe;
     void *arg;
 } rds_handlers;

@@ -47,6 +47,7 @@ struct topic {
     char tenant_id[65];
     char channel[KEY_MAX];
     bool subscribed;       /* the server confirmed the SUBSCRIBE */
+    bool unsubscribing;    /* UNSUBSCRIBE sent, not yet confirmed */
     int dispatching;       /* >0 while a loop walks subs: defer freeing */
     sse_sub *subs;
     int nsubs;
@@ -80,6 +81,8 @@ static topic *topic_find(sse_hub *hub, const char *job_id)
 
 static topic *topic_get(sse_hub *hub, const char *job_id, const char *tenant_id)
 {
+    /* A topic still unsubscribing is reused: it subscribes again once the
+     * UNSUBSCRIBE is confirmed (see sse_on_unsubscribed). */
     topic *t = topic_find(hub, job_id);
     if (t) return t;
     t = calloc(1, sizeof *t);
@@ -94,14 +97,29 @@ static topic *topic_get(sse_hub *hub, const char *job_id, const char *tenant_id)
     return t;
 }
 
-static void topic_free_if_empty(sse_hub *hub, topic *t)
+static void topic_free(sse_hub *hub, topic *t)
 {
-    if (t->subs || t->dispatching) return;
     topic **pp = &hub->buckets[bucket_of(t->job_id)];
     while (*pp && *pp != t) pp = &(*pp)->hnext;
     if (*pp) *pp = t->hnext;
-    rds_unsubscribe(hub->thr->redis, t->channel);
     free(t);
+}
+
+/*
+ * A topic without subscribers unsubscribes, but stays in the table until
+ * Redis confirms: hiredis drops a channel's callback when the UNSUBSCRIBE
+ * reply arrives, so a SUBSCRIBE sent before that reply could lose its own
+ * callback and leave a new subscriber waiting forever.
+ */
+static void topic_free_if_empty(sse_hub *hub, topic *t)
+{
+    if (t->subs || t->dispatching || t->unsubscribing) return;
+    if (rds_unsubscribe(hub->thr->redis, t->channel) == 0) {
+        t->unsubscribing = true;
+        t->subscribed = false;
+        return;
+    }
+    topic_free(hub, t); /* link down: nothing is subscribed server-side */
 }
 
 static void topic_unlink(sse_hub *hub, sse_sub *s)
@@ -308,7 +326,8 @@ void sse_subscribe(sse_hub *hub, gw_req *r, const char *job_id,
     if (s->ended) return;
     /* Catch up now if the channel is live; else once SUBSCRIBE is confirmed,
      * so that nothing published in between can fall through. */
-    if (t->subscribed || !rds_pubsub_ready(hub->thr->redis)) catch_up(s);
+    if (t->subscribed || (!t->unsubscribing && !rds_pubsub_ready(hub->thr->redis)))
+        catch_up(s);
 }
 
 /* --- pub/sub ----------------------------------------------------------- */
@@ -360,14 +379,32 @@ void sse_on_subscribed(const char *channel, void *arg)
     topic_free_if_empty(hub, t);
 }
 
+void sse_on_unsubscribed(const char *channel, void *arg)
+{
+    sse_hub *hub = arg;
+    topic *t = topic_of_channel(hub, channel);
+    if (!t || !t->unsubscribing) return;
+    t->unsubscribing = false;
+    if (!t->subs) { topic_free(hub, t); return; }
+    /* Subscribers joined while it was unsubscribing: subscribe again; they
+     * catch up when that is confirmed. */
+    if (rds_subscribe(hub->thr->redis, t->channel) != 0) {
+        for (sse_sub *s = t->subs; s; s = s->next) catch_up(s);
+    }
+}
+
 void sse_on_resubscribe(void *arg)
 {
     sse_hub *hub = arg;
     /* Messages published while the link was down were missed: every topic
-     * subscribes again and its subscribers catch up once it is confirmed. */
+     * with subscribers subscribes again and they catch up once it is
+     * confirmed; the others are gone with the old link. */
     for (int b = 0; b < HUB_BUCKETS; b++) {
-        for (topic *t = hub->buckets[b]; t; t = t->hnext) {
+        for (topic *t = hub->buckets[b], *next; t; t = next) {
+            next = t->hnext;
             t->subscribed = false;
+            t->unsubscribing = false;
+            if (!t->subs && !t->dispatching) { topic_free(hub, t); continue; }
             rds_subscribe(hub->thr->redis, t->channel);
         }
     }
@@ -416,7 +453,7 @@ void sse_hub_close_all(sse_hub *hub)
         /* Ending the last subscriber of a topic frees the topic. */
         while (hub->buckets[b]) {
             topic *t = hub->buckets[b];
-            if (!t->subs) { topic_free_if_empty(hub, t); continue; }
+            if (!t->subs) { topic_free(hub, t); continue; }
             sse_sub *s = t->subs;
             http_stream_write(s->r, bye, sizeof bye - 1);
             sub_end(hub, s);

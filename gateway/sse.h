@@ -34,6 +34,7 @@ void sse_hub_close_all(sse_hub *hub);
 /* Redis pub/sub handlers; arg is the hub. */
 void sse_on_message(const char *channel, const char *payload, size_t len, void *arg);
 void sse_on_subscribed(const char *channel, void *arg);
+void sse_on_unsubscribed(const char *channel, void *arg);
 void sse_on_resubscribe(void *arg);
 
 /* Open streams on this hub. */
