@@ -16,6 +16,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "utf8.h"
 
 #define LOG_MSG_MAX   4096              /* message bytes kept before "…" */
 #define LOG_CTX_MAX   128               /* request id / traceparent bytes */
@@ -64,30 +65,6 @@ void log_set_context(const char *request_id, const char *traceparent)
     copy_context(ctx_traceparent, traceparent);
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 when the
- * bytes there are not one (overlong forms and surrogates included). */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    unsigned cp;
-    if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf) { len = 2; cp = c & 0x1f; }
-    else if (c >= 0xe0 && c <= 0xef) { len = 3; cp = c & 0x0f; }
-    else if (c >= 0xf0 && c <= 0xf4) { len = 4; cp = c & 0x07; }
-    else return 0;
-    if (len > n) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    if (cp >= 0xd800 && cp <= 0xdfff)
-        return 0;
-    return len;
-}
-
 typedef struct line_writer {
     char *buf;
     size_t len, cap;
@@ -127,7 +104,7 @@ static void lw_escaped(line_writer *w, const char *s)
             snprintf(esc, sizeof esc, "\\u%04x", c);
             lw_str(w, esc);
         } else {
-            size_t len = utf8_seq_len(p, n);
+            size_t len = utf8_sequence_len(p, n);
             if (len == 0) {
                 lw_str(w, "\xef\xbf\xbd");   /* U+FFFD for a bad byte */
                 len = 1;

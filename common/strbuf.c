@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "strbuf.h"
+#include "utf8.h"
 
 #define STRBUF_MIN_CAP 256
 
@@ -116,4 +117,37 @@ void errbuf_printf(char *err, size_t err_size, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, err_size, fmt, ap);
     va_end(ap);
+}
+
+void strbuf_add_flat(strbuf *b, const char *s, size_t max)
+{
+    if (!s)
+        return;
+    size_t kept = 0, left = strlen(s);
+    bool space = false, any = false;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++, left--) {
+        if (utf8_is_space(*p)) {
+            space = any;
+            continue;
+        }
+        if (*p < 0x20 || *p == 0x7F)
+            continue;
+        size_t seq = utf8_sequence_len(p, left);
+        if (seq == 0)
+            continue;           /* not UTF-8: leave the byte out */
+        if (kept + (space ? 1 : 0) + seq > max) {
+            strbuf_add(b, "...");
+            return;
+        }
+        if (space) {
+            strbuf_addn(b, " ", 1);
+            kept++;
+            space = false;
+        }
+        strbuf_addn(b, (const char *)p, seq);
+        kept += seq;
+        p += seq - 1;
+        left -= seq - 1;
+        any = true;
+    }
 }

@@ -38,6 +38,12 @@ void strbuf_add(strbuf *b, const char *s);
  * cannot be rendered (vsnprintf error). */
 void strbuf_addf(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Appends s on one line: whitespace runs become one space (none leading),
+ * other control characters and bytes that are not UTF-8 are dropped, and
+ * at most max bytes of s are kept, cut before a UTF-8 sequence rather than
+ * inside it, with "..." marking the cut. s may be NULL (nothing added). */
+void strbuf_add_flat(strbuf *b, const char *s, size_t max);
+
 /* Empties the text but keeps the allocation, for reuse. Does not clear oom. */
 void strbuf_reset(strbuf *b);
 

@@ -210,16 +210,35 @@ static void catch_up_done(sse_sub *s)
     }
 }
 
+#define CATCH_UP_RETRY_MS 1000
+
+static void on_catch_up_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    gw_req *r = arg;
+    sse_sub *s = r->state;
+    if (gw_req_alive(r) && s->t && !s->ended) catch_up(s);
+    gw_req_release(r);
+}
+
+/* A catch-up read could not be made: try again shortly rather than wait
+ * for a live event, which never comes if the job has already finished. */
+static void catch_up_failed(sse_sub *s, const char *why)
+{
+    log_warn("SSE catch-up from PostgreSQL failed: %s; retrying", why);
+    s->fetching = false;
+    struct timeval tv = { CATCH_UP_RETRY_MS / 1000, (CATCH_UP_RETRY_MS % 1000) * 1000 };
+    gw_req_hold(s->r);
+    if (event_base_once(s->r->thr->base, -1, EV_TIMEOUT, on_catch_up_retry, s->r, &tv) != 0)
+        gw_req_release(s->r);
+}
+
 static void on_table_page(gw_req *r, PGresult *res, const char *err, const char *sqlstate)
 {
     (void)sqlstate;
     sse_sub *s = r->state;
     if (!gw_req_alive(r) || !s->t || s->ended) return;
-    if (!res) {
-        log_warn("SSE catch-up from PostgreSQL failed: %s", err);
-        s->fetching = false;
-        return; /* the next live event shows the gap and retries */
-    }
+    if (!res) { catch_up_failed(s, err); return; }
     int rows = PQntuples(res);
     sse_hub *hub = hub_of(s);
     for (int i = 0; i < rows && !s->ended; i++) {
@@ -238,10 +257,12 @@ static void read_table(sse_sub *s)
     char after[24];
     snprintf(after, sizeof after, "%lld", s->last_sent);
     const char *params[3] = { s->t->job_id, s->t->tenant_id, after };
-    gw_query(s->r,
-             "SELECT body FROM job_events WHERE job_id = $1 AND tenant_id = $2 AND seq > $3 "
-             "ORDER BY seq LIMIT " PG_CATCHUP_PAGE,
-             3, params, on_table_page);
+    /* On a started stream gw_query's own 503 answer is moot: retry instead. */
+    if (gw_query(s->r,
+                 "SELECT body FROM job_events WHERE job_id = $1 AND tenant_id = $2 AND seq > $3 "
+                 "ORDER BY seq LIMIT " PG_CATCHUP_PAGE,
+                 3, params, on_table_page) != 0)
+        catch_up_failed(s, "no database connection is ready");
 }
 
 static void on_ring(redisAsyncContext *ac, void *reply, void *privdata)

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "strbuf.h"
+#include "utf8.h"
 
 #define BUILTIN_MODEL          "builtin-deterministic-1"
 #define BUILTIN_DEFAULT_TOKENS 1024
@@ -38,67 +39,6 @@
 #define KEY_TERM_MAX_BYTES     32
 
 /* ---- reading the request ---------------------------------------------- */
-
-static bool is_space(unsigned char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
-
-/* The length of the well-formed UTF-8 sequence at p, or 0 if it is not
- * one (a stray continuation byte, an invalid lead, a cut sequence). */
-static size_t utf8_seq_len(const unsigned char *p)
-{
-    size_t n;
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] >= 0xC2 && p[0] <= 0xDF)
-        n = 2;
-    else if (p[0] >= 0xE0 && p[0] <= 0xEF)
-        n = 3;
-    else if (p[0] >= 0xF0 && p[0] <= 0xF4)
-        n = 4;
-    else
-        return 0;
-    for (size_t k = 1; k < n; k++)
-        if ((p[k] & 0xC0) != 0x80)
-            return 0;
-    return n;
-}
-
-/* Appends s on one line: whitespace runs become one space, other control
- * characters and bytes that are not UTF-8 are dropped, and at most max
- * bytes are kept, cut before a UTF-8 sequence rather than inside it, with
- * "..." marking the cut. */
-static void add_flat(strbuf *b, const char *s, size_t max)
-{
-    size_t kept = 0;
-    bool space = false, any = false;
-
-    for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
-        if (is_space(*p)) {
-            space = any;
-            continue;
-        }
-        if (*p < 0x20 || *p == 0x7F)
-            continue;
-        size_t seq = utf8_seq_len(p);
-        if (seq == 0)
-            continue;           /* not UTF-8: leave the byte out */
-        if (kept + (space ? 1 : 0) + seq > max) {
-            strbuf_add(b, "...");
-            return;
-        }
-        if (space) {
-            strbuf_addn(b, " ", 1);
-            kept++;
-            space = false;
-        }
-        strbuf_addn(b, (const char *)p, seq);
-        kept += seq;
-        p += seq - 1;
-        any = true;
-    }
-}
 
 static const char *const stopwords[] = {
     "a", "about", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as",
@@ -219,15 +159,15 @@ static void add_tool_result(strbuf *b, const llm_context_item *it)
         return;
     if (!it->ok) {
         strbuf_addf(b, "\n%s did not run: ", it->tool);
-        add_flat(b, it->text ? it->text : "no reason given", ITEM_MAX_BYTES);
+        strbuf_add_flat(b, it->text ? it->text : "no reason given", ITEM_MAX_BYTES);
         strbuf_add(b, ".");
     } else if (item_is_tool(it, "system.time")) {
         strbuf_add(b, "\nThe current UTC time is ");
-        add_flat(b, it->text, ITEM_MAX_BYTES);
+        strbuf_add_flat(b, it->text, ITEM_MAX_BYTES);
         strbuf_add(b, " (from system.time).");
     } else {
         strbuf_addf(b, "\n%s reported: ", it->tool);
-        add_flat(b, it->text ? it->text : "nothing", ITEM_MAX_BYTES);
+        strbuf_add_flat(b, it->text ? it->text : "nothing", ITEM_MAX_BYTES);
         strbuf_add(b, ".");
     }
 }
@@ -235,9 +175,9 @@ static void add_tool_result(strbuf *b, const llm_context_item *it)
 static void compose_step(strbuf *b, const llm_request *req, const key_terms *kt)
 {
     strbuf_add(b, "Task: ");
-    add_flat(b, req->task, ITEM_MAX_BYTES);
+    strbuf_add_flat(b, req->task, ITEM_MAX_BYTES);
     strbuf_add(b, ".\nRequest: \"");
-    add_flat(b, req->prompt, QUOTE_MAX_BYTES);
+    strbuf_add_flat(b, req->prompt, QUOTE_MAX_BYTES);
     strbuf_addf(b, "\" (intent: %s).\n", req->intent ? req->intent : "unknown");
     add_step_purpose(b, req, kt);
     if (req->n_context > 0)
@@ -258,12 +198,12 @@ static void add_answer(strbuf *b, const llm_request *req, const key_terms *kt)
         const llm_context_item *it = &req->context[i];
         if (item_is_tool(it, "system.time")) {
             strbuf_add(b, quoted ? " The current UTC time is " : "The current UTC time is ");
-            add_flat(b, it->text, ITEM_MAX_BYTES);
+            strbuf_add_flat(b, it->text, ITEM_MAX_BYTES);
             strbuf_add(b, ".");
             quoted = true;
         } else if (item_is_tool(it, "system.health")) {
             strbuf_add(b, quoted ? " Worker health: " : "Worker health: ");
-            add_flat(b, it->text, ITEM_MAX_BYTES);
+            strbuf_add_flat(b, it->text, ITEM_MAX_BYTES);
             strbuf_add(b, ".");
             quoted = true;
         }
@@ -294,7 +234,7 @@ static void add_answer(strbuf *b, const llm_request *req, const key_terms *kt)
 static void compose_final(strbuf *b, const llm_request *req, const key_terms *kt)
 {
     strbuf_add(b, "You asked: \"");
-    add_flat(b, req->prompt, QUOTE_MAX_BYTES);
+    strbuf_add_flat(b, req->prompt, QUOTE_MAX_BYTES);
     strbuf_addf(b, "\"\nIntent: %s. Key terms: ", req->intent ? req->intent : "unknown");
     add_terms(b, kt);
     strbuf_add(b, ".");
@@ -303,14 +243,14 @@ static void compose_final(strbuf *b, const llm_request *req, const key_terms *kt
     for (size_t i = 0; i < req->n_context; i++) {
         const llm_context_item *it = &req->context[i];
         strbuf_addf(b, "\n%zu. ", i + 1);
-        add_flat(b, it->title ? it->title : "step", ITEM_MAX_BYTES);
+        strbuf_add_flat(b, it->title ? it->title : "step", ITEM_MAX_BYTES);
         if (!it->ok) {
             strbuf_add(b, ": not completed (");
-            add_flat(b, it->text ? it->text : "no reason given", ITEM_MAX_BYTES);
+            strbuf_add_flat(b, it->text ? it->text : "no reason given", ITEM_MAX_BYTES);
             strbuf_add(b, ")");
         } else if (it->tool && it->text) {
             strbuf_add(b, ": ");
-            add_flat(b, it->text, ITEM_MAX_BYTES);
+            strbuf_add_flat(b, it->text, ITEM_MAX_BYTES);
         } else {
             strbuf_add(b, ": done");
         }
@@ -330,10 +270,10 @@ static bool cap_words(strbuf *b, long long max_words)
     long long n = 0;
     bool in = false;
     for (char *p = nl + 1; *p; p++) {
-        bool sp = is_space((unsigned char)*p);
+        bool sp = utf8_is_space((unsigned char)*p);
         if (!sp && !in && ++n > max_words) {
             char *end = p;
-            while (end > nl + 1 && is_space((unsigned char)end[-1]))
+            while (end > nl + 1 && utf8_is_space((unsigned char)end[-1]))
                 end--;
             *end = '\0';
             b->len = (size_t)(end - b->s);
@@ -363,7 +303,7 @@ static int stream_text(const char *text, llm_delta_fn on_delta, void *user)
     int words = 0;
 
     while (*p) {
-        while (*p && is_space((unsigned char)*p))
+        while (*p && utf8_is_space((unsigned char)*p))
             p++;
         if (!*p)
             break;
@@ -373,7 +313,7 @@ static int stream_text(const char *text, llm_delta_fn on_delta, void *user)
             start = p;
             words = 0;
         }
-        while (*p && !is_space((unsigned char)*p))
+        while (*p && !utf8_is_space((unsigned char)*p))
             p++;
         words++;
     }

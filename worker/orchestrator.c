@@ -40,6 +40,7 @@
 #include "llm.h"
 #include "log.h"
 #include "strbuf.h"
+#include "utf8.h"
 #include "tools_builtin.h"
 #include "uuid.h"
 
@@ -58,11 +59,6 @@
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static bool is_space(unsigned char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
-
 /* Length of the longest prefix of s (len bytes) of at most max bytes that
  * does not end inside a UTF-8 sequence. */
 static size_t utf8_cut(const char *s, size_t len, size_t max)
@@ -73,44 +69,6 @@ static size_t utf8_cut(const char *s, size_t len, size_t max)
     while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
         n--;
     return n;
-}
-
-/* Appends s on one line (whitespace runs as one space, other control
- * characters dropped), at most max bytes, "..." marking a cut, which is
- * made before a UTF-8 sequence rather than inside it. */
-static void add_flat(strbuf *b, const char *s, size_t max)
-{
-    size_t kept = 0;
-    bool space = false;
-
-    for (size_t i = 0; s[i]; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (is_space(c)) {
-            space = kept > 0;
-            continue;
-        }
-        if (c < 0x20 || c == 0x7F)
-            continue;
-        if (kept + (space ? 1 : 0) >= max) {
-            if ((c & 0xC0) == 0x80) {       /* cut inside a sequence: drop its start */
-                while (b->len > 0 && ((unsigned char)b->s[b->len - 1] & 0xC0) == 0x80)
-                    b->len--;
-                if (b->len > 0)
-                    b->len--;
-                if (b->s)
-                    b->s[b->len] = '\0';
-            }
-            strbuf_add(b, "...");
-            return;
-        }
-        if (space) {
-            strbuf_addn(b, " ", 1);
-            kept++;
-            space = false;
-        }
-        strbuf_addn(b, (const char *)&c, 1);
-        kept++;
-    }
 }
 
 /* ---- JSON building: each helper is a no-op once *ok is false ------------ */
@@ -802,7 +760,7 @@ static int on_delta(void *user, const char *delta, size_t len)
         return 1;
     }
     for (size_t i = 0; i < len; i++) {
-        bool sp = is_space((unsigned char)delta[i]);
+        bool sp = utf8_is_space((unsigned char)delta[i]);
         if (!sp && !ds->in_word)
             ds->pending_words++;
         ds->in_word = !sp;
@@ -1069,7 +1027,7 @@ static char *template_response(const run *r)
 
     strbuf_add(&b, "[agentgate deterministic template: no language model was called]\n");
     strbuf_add(&b, "You asked: \"");
-    add_flat(&b, r->prompt, QUOTE_BYTES);
+    strbuf_add_flat(&b, r->prompt, QUOTE_BYTES);
     strbuf_addf(&b, "\"\nIntent: %s.", intent_name(r->intent.cls));
     if (r->n_todos > 0)
         strbuf_add(&b, "\nPlan:");
@@ -1077,7 +1035,7 @@ static char *template_response(const run *r)
         const todo *t = &r->todos[i];
         strbuf_addf(&b, "\n%d. %s: ", t->id, t->title);
         if (t->state == TODO_DONE && t->kind == TODO_TOOL && t->result)
-            add_flat(&b, t->result, 240);
+            strbuf_add_flat(&b, t->result, 240);
         else
             strbuf_add(&b, todo_state_name(t->state));
     }

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "strbuf.h"
+#include "utf8.h"
 
 static void test_append(void **state)
 {
@@ -168,6 +169,66 @@ static void test_errbuf_printf(void **state)
     errbuf_printf(NULL, 64, "%s", "no buffer");
 }
 
+static char *flat(const char *in, size_t max)
+{
+    strbuf b = {0};
+    strbuf_add_flat(&b, in, max);
+    strbuf_add(&b, "");            /* an empty result is still a string */
+    return strbuf_take(&b, NULL);
+}
+
+static void test_add_flat_folds_whitespace_and_controls(void **state)
+{
+    (void)state;
+    char *s = flat("  a\t\tb\n\r c\x01" "d\x7f ", 100);
+    assert_string_equal(s, "a b cd");
+    free(s);
+}
+
+static void test_add_flat_cuts_before_a_sequence(void **state)
+{
+    (void)state;
+    /* "ab" then U+2603 (3 bytes): 4 bytes allowed, the snowman does not fit. */
+    char *s = flat("ab\xe2\x98\x83z", 4);
+    assert_string_equal(s, "ab...");
+    free(s);
+    s = flat("ab\xe2\x98\x83z", 5);
+    assert_string_equal(s, "ab\xe2\x98\x83...");
+    free(s);
+    s = flat("abc", 3);
+    assert_string_equal(s, "abc");
+    free(s);
+}
+
+static void test_add_flat_drops_bytes_that_are_not_utf8(void **state)
+{
+    (void)state;
+    char *s = flat("a\xff\xc0\xaf" "b\xed\xa0\x80" "c", 100);  /* bad byte, overlong, surrogate */
+    assert_string_equal(s, "abc");
+    free(s);
+    strbuf b = {0};
+    strbuf_add_flat(&b, NULL, 10);
+    assert_null(b.s);
+}
+
+static void test_utf8_sequence_len(void **state)
+{
+    (void)state;
+    const unsigned char ascii[] = "A", two[] = "\xc3\xa9", three[] = "\xe2\x98\x83",
+                        four[] = "\xf0\x9f\x98\x80", overlong[] = "\xe0\x80\xaf",
+                        surrogate[] = "\xed\xa0\x80", too_high[] = "\xf4\x90\x80\x80";
+    assert_int_equal(utf8_sequence_len(ascii, 1), 1);
+    assert_int_equal(utf8_sequence_len(two, 2), 2);
+    assert_int_equal(utf8_sequence_len(three, 3), 3);
+    assert_int_equal(utf8_sequence_len(four, 4), 4);
+    assert_int_equal(utf8_sequence_len(four, 3), 0);     /* truncated */
+    assert_int_equal(utf8_sequence_len(overlong, 3), 0);
+    assert_int_equal(utf8_sequence_len(surrogate, 3), 0);
+    assert_int_equal(utf8_sequence_len(too_high, 4), 0);
+    assert_true(utf8_is_space('\v'));
+    assert_false(utf8_is_space(0xa0));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -180,6 +241,10 @@ int main(void)
         cmocka_unit_test(test_reset_keeps_allocation),
         cmocka_unit_test(test_oom_is_sticky),
         cmocka_unit_test(test_errbuf_printf),
+        cmocka_unit_test(test_add_flat_folds_whitespace_and_controls),
+        cmocka_unit_test(test_add_flat_cuts_before_a_sequence),
+        cmocka_unit_test(test_add_flat_drops_bytes_that_are_not_utf8),
+        cmocka_unit_test(test_utf8_sequence_len),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
