@@ -74,6 +74,26 @@ static const setting settings[] = {
     INT("AGENTGATE_LEASE_MS", lease_ms, 100, 3600000),
     INT("AGENTGATE_CANCEL_POLL_MS", cancel_poll_ms, 1, 60000),
     INT("AGENTGATE_SHUTDOWN_GRACE_MS", shutdown_grace_ms, 0, 3600000),
+    INT("AGENTGATE_REAPER_INTERVAL_MS", reaper_interval_ms, 10, 3600000),
+    INT("AGENTGATE_RECONCILE_INTERVAL_MS", reconcile_interval_ms, 10, 3600000),
+    INT("AGENTGATE_RETRY_BASE_MS", retry_base_ms, 1, 86400000),
+    INT("AGENTGATE_RETRY_MAX_MS", retry_max_ms, 1, 86400000),
+    INT("AGENTGATE_DEAD_LETTER_MAX", dead_letter_max, 1, 100000000),
+    STR("AGENTGATE_LLM_PROVIDERS", llm_providers),
+    STR("AGENTGATE_LLM_API_KEYS", llm_api_keys),
+    STR("AGENTGATE_LLM_MODEL", llm_model),
+    INT("AGENTGATE_LLM_CONNECT_TIMEOUT_MS", llm_connect_timeout_ms, 1, 600000),
+    INT("AGENTGATE_LLM_FIRST_BYTE_TIMEOUT_MS", llm_first_byte_timeout_ms, 1, 3600000),
+    INT("AGENTGATE_LLM_TOTAL_TIMEOUT_MS", llm_total_timeout_ms, 1, 86400000),
+    INT("AGENTGATE_LLM_MAX_RETRIES", llm_max_retries, 0, 20),
+    INT("AGENTGATE_LLM_RETRY_BASE_MS", llm_retry_base_ms, 1, 600000),
+    INT("AGENTGATE_LLM_RETRY_MAX_MS", llm_retry_max_ms, 1, 3600000),
+    INT("AGENTGATE_LLM_CIRCUIT_FAILURES", llm_circuit_failures, 1, 1000),
+    INT("AGENTGATE_LLM_CIRCUIT_OPEN_MS", llm_circuit_open_ms, 1, 86400000),
+    INT("AGENTGATE_AGENT_MAX_ITERATIONS", agent_max_iterations, 1, 64),
+    INT("AGENTGATE_AGENT_RUN_TIMEOUT_MS", agent_run_timeout_ms, 100, 86400000),
+    SIZE("AGENTGATE_SESSION_CONTEXT_BYTES", session_context_bytes, 0, 1048576),
+    SIZE("AGENTGATE_OUTPUT_MAX_BYTES", output_max_bytes, 256, 16777216),
     CHOICE("AGENTGATE_LOG_LEVEL", log_level, "debug|info|warn|error"),
 };
 
@@ -331,6 +351,25 @@ static void config_defaults(ag_config *cfg)
     cfg->lease_ms = 30000;
     cfg->cancel_poll_ms = 50;
     cfg->shutdown_grace_ms = 30000;
+    cfg->reaper_interval_ms = 10000;
+    cfg->reconcile_interval_ms = 5000;
+    cfg->retry_base_ms = 1000;
+    cfg->retry_max_ms = 300000;
+    cfg->dead_letter_max = 10000;
+
+    cfg->llm_connect_timeout_ms = 5000;
+    cfg->llm_first_byte_timeout_ms = 30000;
+    cfg->llm_total_timeout_ms = 120000;
+    cfg->llm_max_retries = 2;
+    cfg->llm_retry_base_ms = 250;
+    cfg->llm_retry_max_ms = 8000;
+    cfg->llm_circuit_failures = 5;
+    cfg->llm_circuit_open_ms = 30000;
+
+    cfg->agent_max_iterations = 8;
+    cfg->agent_run_timeout_ms = 120000;
+    cfg->session_context_bytes = 8192;
+    cfg->output_max_bytes = 65536;
 
     snprintf(cfg->log_level, sizeof cfg->log_level, "info");
 }
@@ -470,6 +509,11 @@ static int config_check(const ag_config *cfg, char *err, size_t err_size)
     if (cfg->lease_ms <= cfg->heartbeat_ms) {
         errbuf_printf(err, err_size, "AGENTGATE_LEASE_MS (%d) must be greater than "
                       "AGENTGATE_HEARTBEAT_MS (%d)", cfg->lease_ms, cfg->heartbeat_ms);
+        return -1;
+    }
+    if (cfg->retry_max_ms < cfg->retry_base_ms) {
+        errbuf_printf(err, err_size, "AGENTGATE_RETRY_MAX_MS (%d) must not be less than "
+                      "AGENTGATE_RETRY_BASE_MS (%d)", cfg->retry_max_ms, cfg->retry_base_ms);
         return -1;
     }
     return 0;

@@ -46,6 +46,35 @@ typedef struct ag_config {
     int  lease_ms;            /* AGENTGATE_LEASE_MS, default 30000 */
     int  cancel_poll_ms;      /* AGENTGATE_CANCEL_POLL_MS, default 50 */
     int  shutdown_grace_ms;   /* AGENTGATE_SHUTDOWN_GRACE_MS, default 30000 */
+    int  reaper_interval_ms;  /* AGENTGATE_REAPER_INTERVAL_MS: how often expired leases
+                                 are looked for, default 10000 */
+    int  reconcile_interval_ms; /* AGENTGATE_RECONCILE_INTERVAL_MS: how often queued jobs
+                                 missing from Redis are re-enqueued, default 5000 */
+    int  retry_base_ms;       /* AGENTGATE_RETRY_BASE_MS: first retry delay, default 1000 */
+    int  retry_max_ms;        /* AGENTGATE_RETRY_MAX_MS: retry delay cap, default 300000 */
+    int  dead_letter_max;     /* AGENTGATE_DEAD_LETTER_MAX: ids kept in jobs:dead, 10000 */
+
+    /* Language-model providers (worker). */
+    char llm_providers[1024]; /* AGENTGATE_LLM_PROVIDERS: "name=base_url,..." in
+                                 fallback order; empty: built-in provider only */
+    char llm_api_keys[2048];  /* AGENTGATE_LLM_API_KEYS: "name=key,..." */
+    char llm_model[128];      /* AGENTGATE_LLM_MODEL: model when none is named */
+    int  llm_connect_timeout_ms;    /* AGENTGATE_LLM_CONNECT_TIMEOUT_MS, default 5000 */
+    int  llm_first_byte_timeout_ms; /* AGENTGATE_LLM_FIRST_BYTE_TIMEOUT_MS, 30000 */
+    int  llm_total_timeout_ms;      /* AGENTGATE_LLM_TOTAL_TIMEOUT_MS, default 120000 */
+    int  llm_max_retries;     /* AGENTGATE_LLM_MAX_RETRIES: per provider, default 2 */
+    int  llm_retry_base_ms;   /* AGENTGATE_LLM_RETRY_BASE_MS, default 250 */
+    int  llm_retry_max_ms;    /* AGENTGATE_LLM_RETRY_MAX_MS, default 8000 */
+    int  llm_circuit_failures;/* AGENTGATE_LLM_CIRCUIT_FAILURES: failures in a row
+                                 that open a provider's circuit, default 5 */
+    int  llm_circuit_open_ms; /* AGENTGATE_LLM_CIRCUIT_OPEN_MS, default 30000 */
+
+    /* Agent runs (worker). */
+    int  agent_max_iterations;/* AGENTGATE_AGENT_MAX_ITERATIONS: steps per run, default 8 */
+    int  agent_run_timeout_ms;/* AGENTGATE_AGENT_RUN_TIMEOUT_MS, default 120000 */
+    size_t session_context_bytes; /* AGENTGATE_SESSION_CONTEXT_BYTES: earlier turns
+                                 given to a run in a session, default 8192 */
+    size_t output_max_bytes;  /* AGENTGATE_OUTPUT_MAX_BYTES: a run's output cap, 65536 */
 
     /* Logging. */
     char log_level[16];       /* AGENTGATE_LOG_LEVEL: debug|info|warn|error */

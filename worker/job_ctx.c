@@ -110,6 +110,16 @@ static redisContext *job_redis(job_ctx *ctx, long long wait_ms)
     }
 }
 
+redisContext *job_redis_conn(job_ctx *ctx)
+{
+    return job_redis(ctx, 0);
+}
+
+void job_redis_conn_failed(job_ctx *ctx)
+{
+    redis_link_drop(&ctx->t->rd, "a handler's command failed");
+}
+
 /* ---------------------------------------------------------------------------
  * Events
  * ------------------------------------------------------------------------- */

@@ -39,6 +39,8 @@ typedef struct job_result {
     cJSON *result;              /* owned by the worker once set */
     char error_code[64];
     char error_message[512];
+    bool retryable;             /* on JOB_FAILED: the failure is transient; the job
+                                   is retried with backoff while attempts remain */
 } job_result;
 
 typedef job_outcome (*job_handler_fn)(job_ctx *ctx, job_result *out);
@@ -71,5 +73,15 @@ bool job_sleep_ms(job_ctx *ctx, long long ms);
  * handlers that keep their own rows (the orchestrator's runs and steps).
  * Every statement must filter by the job's tenant_id. */
 PGconn *job_db(job_ctx *ctx);
+
+/* This job thread's Redis connection (blocking), for handlers that keep
+ * tenant-scoped keys or shared state (circuit breakers, tool rate limits).
+ * NULL while Redis is unreachable: the handler must carry on without it.
+ * Every key a handler builds from tenant data must carry the tenant id. */
+struct redisContext *job_redis_conn(job_ctx *ctx);
+
+/* Drops the Redis connection job_redis_conn returned after an I/O error
+ * on it, so the next call reconnects. */
+void job_redis_conn_failed(job_ctx *ctx);
 
 #endif

@@ -10,10 +10,14 @@
  *
  *   - the built-in deterministic provider (llm_builtin.c): offline, no
  *     model at all, always available, labels its own output as such;
- *   - an OpenAI-compatible HTTP provider (to come, libcurl): it would map
- *     a request to /v1/chat/completions with stream=true, a system message
- *     carrying intent, task and context, and the prompt as the user
- *     message; each SSE chunk's content becomes an on_delta call.
+ *   - the OpenAI-compatible HTTP provider (llm_openai.c, libcurl): maps a
+ *     request to /v1/chat/completions with stream=true, a system message
+ *     carrying intent, task and context, the session's earlier turns, the
+ *     prompt as the user message, and the tools the model may call; each
+ *     streamed chunk's content becomes an on_delta call.
+ *
+ * Which provider answers, with retries, a circuit breaker per provider and
+ * a fallback chain, is decided by the router (llm_router.h).
  *
  * The request describes the work (prompt, intent, the TODO being done,
  * what earlier steps produced) rather than a ready-made message list, so
@@ -51,6 +55,35 @@ typedef struct llm_context_item {
 
 #define LLM_MAX_CONTEXT_ITEMS 32
 
+/* A tool the model may call. Strings are borrowed. */
+typedef struct llm_tool_def {
+    const char *name;             /* "system.time" */
+    const char *description;
+    const char *parameters_json;  /* JSON Schema of the arguments, as text */
+} llm_tool_def;
+
+/* A tool call the model asked for. In a response every string is owned by
+ * the response (llm_response_free); in a request (an earlier exchange of
+ * the same step, sent back with its result) they are borrowed. */
+typedef struct llm_tool_call {
+    char id[96];                  /* the provider's call id, e.g. "call_abc" */
+    char name[128];               /* the tool's name */
+    char *arguments;              /* JSON text as the model wrote it */
+    char *result;                 /* request only: the tool's result as text */
+} llm_tool_call;
+
+#define LLM_MAX_TOOL_CALLS 8      /* per response; more are dropped */
+
+/* One earlier turn of a session. Strings are borrowed. */
+typedef struct llm_turn {
+    const char *role;             /* "user" or "assistant" */
+    const char *content;
+} llm_turn;
+
+/* Polled while a call is in flight, at least every 100 ms and also while
+ * nothing arrives; non-zero aborts the call (LLM_ERR_ABORTED). */
+typedef int (*llm_abort_fn)(void *user);
+
 typedef struct llm_request {
     const char *model;      /* requested model; NULL or "" for the provider's default */
     const char *prompt;     /* the user's request, UTF-8; required */
@@ -61,6 +94,16 @@ typedef struct llm_request {
     size_t n_context;       /* at most LLM_MAX_CONTEXT_ITEMS */
     double temperature;     /* < 0: provider default */
     int max_tokens;         /* <= 0: provider default; a cap on generated tokens */
+    const char *tenant_id;  /* whose model defaults and limits apply; may be NULL */
+    const llm_turn *history;        /* the session's earlier turns, oldest first */
+    size_t n_history;
+    const llm_tool_def *tools;      /* tools the model may call; NULL when none */
+    size_t n_tools;
+    const llm_tool_call *tool_calls;/* calls the model made earlier in this step,
+                                       with results, sent back in order */
+    size_t n_tool_calls;
+    llm_abort_fn should_abort;      /* may be NULL */
+    void *abort_user;
 } llm_request;
 
 typedef struct llm_usage {
@@ -74,7 +117,12 @@ typedef struct llm_response {
     size_t text_len;        /* bytes, without the NUL */
     llm_usage usage;
     char model[64];         /* the model that answered */
-    char finish_reason[16]; /* "stop" or "length" (cut at max_tokens) */
+    char finish_reason[16]; /* "stop", "length" (cut at max_tokens) or "tool_calls" */
+    char provider[32];      /* the provider that answered (after any fallback) */
+    llm_tool_call *tool_calls;  /* malloc'd array, owned by the response */
+    size_t n_tool_calls;
+    char error[256];        /* on an error: a one-line reason; may be filled
+                               even though text is NULL */
 } llm_response;
 
 /*
@@ -109,7 +157,7 @@ const llm_provider *llm_builtin_provider(void);
 #define LLM_BUILTIN_BANNER \
     "[agentgate built-in deterministic provider: no language model was called]"
 
-/* Frees r's text and empties it. r may be NULL. */
+/* Frees r's text and tool calls and empties them. r may be NULL. */
 static inline void llm_response_free(llm_response *r)
 {
     if (!r)
@@ -117,6 +165,11 @@ static inline void llm_response_free(llm_response *r)
     free(r->text);
     r->text = NULL;
     r->text_len = 0;
+    for (size_t i = 0; i < r->n_tool_calls; i++)
+        free(r->tool_calls[i].arguments);
+    free(r->tool_calls);
+    r->tool_calls = NULL;
+    r->n_tool_calls = 0;
 }
 
 /* A short English description of err, for step outputs and logs. */
