@@ -404,6 +404,22 @@ class Stack:
     def __init__(self, d, secret):
         self.dir = d
         self.secret = secret
+        self.database_url = _read_env_file(
+            os.path.join(d, "agentgate.env")).get("AGENTGATE_DATABASE_URL")
+
+    def sql(self, query, *params):
+        """Runs query on the stack's database with psql (as the service
+        role) and returns the rows as lists of strings. Parameters are
+        passed as psql variables :'p1', :'p2', ... (quoted literals), so
+        test data never needs escaping by hand."""
+        cmd = ["psql", "-X", "-q", "-A", "-t", "-F", "\x1f",
+               "-v", "ON_ERROR_STOP=1", self.database_url]
+        for i, p in enumerate(params, 1):
+            cmd += ["-v", f"p{i}={'' if p is None else p}"]
+        r = subprocess.run(cmd, input=query, capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 0, f"psql failed: {r.stderr.strip()}\n{query}"
+        return [line.split("\x1f") for line in r.stdout.splitlines() if line]
 
     def worker(self, action, n):
         r = _stack("worker", action, str(n), "--dir", self.dir)
