@@ -35,4 +35,17 @@ bool backoff_due(const backoff *b, long long now_ms);
  * to give up, true when the retry is due. */
 bool backoff_wait(const backoff *b, stop_fn stop, void *arg);
 
+/*
+ * The delay before retry number n (1 for the first retry) of something
+ * that failed: base_ms doubled per retry, capped at max_ms, with "equal
+ * jitter" (half of it fixed, half random) so retries of many jobs or
+ * calls spread out but none comes back sooner than half its schedule.
+ * rnd is any random 64-bit value (backoff_random gives one). Returns ms.
+ */
+long long backoff_retry_delay_ms(int n, long long base_ms, long long max_ms,
+                                 unsigned long long rnd);
+
+/* A random 64-bit value for jitter (not for secrets). Thread-safe. */
+unsigned long long backoff_random(void);
+
 #endif
