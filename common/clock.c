@@ -6,6 +6,7 @@
  * it can jump. Every interval, timeout and deadline uses CLOCK_MONOTONIC.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -64,4 +65,80 @@ void clock_sleep_ms(long long ms)
     /* nanosleep leaves the unslept part in rem when a signal interrupts it. */
     while (nanosleep(&req, &rem) == -1 && errno == EINTR)
         req = rem;
+}
+
+/* Reads exactly n digits at *p into *out, advancing *p. */
+static int read_digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        char c = (*p)[i];
+        if (c < '0' || c > '9')
+            return -1;
+        v = v * 10 + (c - '0');
+    }
+    *p += n;
+    *out = v;
+    return 0;
+}
+
+static bool leap_year(int y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian), for any y >= 1. */
+static long long days_from_civil(int y, int m, int d)
+{
+    y -= m <= 2;
+    long long era = y / 400;
+    long long yoe = y - era * 400;
+    long long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+int clock_parse_rfc3339(const char *s, long long *epoch_ms)
+{
+    static const int mdays[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
+    const char *p = s;
+    if (s == NULL || read_digits(&p, 4, &y) || *p++ != '-' || read_digits(&p, 2, &mo)
+        || *p++ != '-' || read_digits(&p, 2, &d) || (*p != 'T' && *p != 't'))
+        return -1;
+    p++;
+    if (read_digits(&p, 2, &h) || *p++ != ':' || read_digits(&p, 2, &mi) || *p++ != ':'
+        || read_digits(&p, 2, &sec))
+        return -1;
+    long long ms = 0;
+    if (*p == '.') {
+        p++;
+        int digits = 0;
+        for (; *p >= '0' && *p <= '9'; p++, digits++)
+            if (digits < 3)
+                ms = ms * 10 + (*p - '0');
+        if (digits == 0 || digits > 9)
+            return -1;
+        for (int i = digits; i < 3; i++)
+            ms *= 10;
+    }
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        sign = *p++ == '+' ? 1 : -1;
+        if (read_digits(&p, 2, &oh) || *p++ != ':' || read_digits(&p, 2, &om)
+            || oh > 23 || om > 59)
+            return -1;
+    } else {
+        return -1;
+    }
+    if (*p != '\0' || y < 1 || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 59)
+        return -1;
+    int dim = mdays[mo - 1] + (mo == 2 && leap_year(y));
+    if (d > dim)
+        return -1;
+    long long secs = days_from_civil(y, mo, d) * 86400LL + h * 3600LL + mi * 60LL + sec
+                   - sign * (oh * 3600LL + om * 60LL);
+    *epoch_ms = secs * 1000 + ms;
+    return 0;
 }

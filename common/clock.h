@@ -17,6 +17,15 @@ long long clock_mono_ms(void);
  * "2026-11-21T10:30:00.123Z", into out (at least 25 bytes). Returns out. */
 char *clock_format_rfc3339(long long epoch_ms, char *out, size_t out_size);
 
+/*
+ * Parses an RFC 3339 date-time ("2026-11-21T10:30:00Z",
+ * "2026-11-21T11:30:00.5+01:00"; 'T' or 't', 'Z' or 'z' or a numeric
+ * offset; at most 9 fraction digits) into epoch milliseconds. The whole
+ * string must be one; ranges are checked (leap seconds refused). Returns 0,
+ * or -1 for anything else.
+ */
+int clock_parse_rfc3339(const char *s, long long *epoch_ms);
+
 /* Sleeps for ms milliseconds, resuming after signals. */
 void clock_sleep_ms(long long ms);
 

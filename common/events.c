@@ -245,3 +245,44 @@ int event_append_commands(const char *job_id, long long seq, const char *body,
 
     return EVENT_APPEND_CMDS;
 }
+
+/* Adds {"code","message"} as error to obj; false when memory ran out. */
+static bool add_error(cJSON *obj, const char *code, const char *message)
+{
+    cJSON *err = cJSON_AddObjectToObject(obj, "error");
+    return err != NULL && cJSON_AddStringToObject(err, "code", code) != NULL
+        && cJSON_AddStringToObject(err, "message", message ? message : "") != NULL;
+}
+
+/* Prints obj compactly and frees it; NULL when ok is false or printing fails. */
+static char *print_and_free(cJSON *obj, bool ok)
+{
+    char *s = ok && obj != NULL ? json_print(obj) : NULL;
+    cJSON_Delete(obj);
+    return s;
+}
+
+char *event_failed_data(const char *code, const char *message)
+{
+    cJSON *obj = cJSON_CreateObject();
+    return print_and_free(obj, obj != NULL && add_error(obj, code, message));
+}
+
+char *event_cancelled_data(const char *reason)
+{
+    cJSON *obj = cJSON_CreateObject();
+    return print_and_free(obj, obj != NULL
+                          && cJSON_AddStringToObject(obj, "reason", reason) != NULL);
+}
+
+char *event_retrying_data(int attempt, const char *reason, long long delay_ms,
+                          const char *code, const char *message)
+{
+    cJSON *obj = cJSON_CreateObject();
+    bool ok = obj != NULL
+        && cJSON_AddNumberToObject(obj, "attempt", attempt) != NULL
+        && cJSON_AddStringToObject(obj, "reason", reason) != NULL
+        && cJSON_AddNumberToObject(obj, "delay_ms", (double)delay_ms) != NULL
+        && (code == NULL || add_error(obj, code, message));
+    return print_and_free(obj, ok);
+}

@@ -40,6 +40,19 @@ char *event_encode(const char *job_id, long long seq, const char *type,
 int event_peek(const char *body, size_t len, long long *seq, char *type,
                size_t type_size);
 
+/*
+ * The data objects of the events the system writes itself, as compact JSON
+ * text (malloc'd, the caller frees; NULL when memory runs out):
+ *   job.failed     {"error":{"code","message"}}
+ *   job.cancelled  {"reason"}
+ *   job.retrying   {"attempt","reason","delay_ms","error"?:{"code","message"}}
+ * attempt is the attempt that ended; code may be NULL for no error.
+ */
+char *event_failed_data(const char *code, const char *message);
+char *event_cancelled_data(const char *reason);
+char *event_retrying_data(int attempt, const char *reason, long long delay_ms,
+                          const char *code, const char *message);
+
 /* One Redis command as an argv array over caller-owned strings, the shape
  * redisAppendCommandArgv and redisAsyncCommandArgv take. */
 typedef struct redis_argv {

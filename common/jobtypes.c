@@ -31,7 +31,9 @@ static const char test_schema[] =
         "},"
         "\"required\":[\"code\"],"
         "\"additionalProperties\":false},"
-      "\"sleep_ms\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":600000}"
+      "\"sleep_ms\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":600000},"
+      "\"retryable\":{\"type\":\"boolean\"},"
+      "\"fail_attempts\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":100}"
     "},"
     "\"required\":[\"outcome\"],"
     "\"additionalProperties\":false}";
@@ -65,7 +67,9 @@ static const char agent_run_schema[] =
 static job_type registry[] = {
     { "demo", "Emits `events` progress events over `duration_ms`, then succeeds.",
       demo_schema, 3, 300, NULL },
-    { "test", "Succeeds or fails as its payload says, after `sleep_ms`.",
+    { "test", "Succeeds or fails as its payload says, after `sleep_ms`. Its first "
+      "`fail_attempts` attempts fail retryably; `retryable` makes a failure retryable. "
+      "With no `result` given, the result is {\"attempt\": N}.",
       test_schema, 1, 300, NULL },
     { "long-running", "Emits progress every `progress_interval_ms` for `duration_ms`.",
       long_running_schema, 1, 3700, NULL },

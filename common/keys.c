@@ -21,3 +21,4 @@ char *key_events(char *out, const char *job_id) { return key_build(out, "jobs:ev
 char *key_notify(char *out, const char *job_id) { return key_build(out, "jobs:notify:", job_id); }
 char *key_lease(char *out, const char *job_id)  { return key_build(out, "jobs:lease:", job_id); }
 char *key_cancel(char *out, const char *job_id) { return key_build(out, "cancel:", job_id); }
+char *key_delayed(char *out, const char *type)  { return key_build(out, "jobs:delayed:", type); }

@@ -9,6 +9,10 @@
  *   jobs:notify:{id}       channel one message per appended event (its body)
  *   jobs:lease:{id}        STRING  worker id holding the job, PX lease
  *   cancel:{id}            STRING  set when cancellation is requested
+ *   jobs:delayed:{type}    ZSET    job ids waiting for their run_at or retry
+ *                                  backoff, scored by due time (epoch ms)
+ *   jobs:dead              LIST    ids of failed jobs, newest first, capped
+ *   lock:reconciler        STRING  the worker running reconciliation, PX
  */
 #ifndef AG_KEYS_H
 #define AG_KEYS_H
@@ -24,5 +28,9 @@ char *key_events(char *out, const char *job_id);
 char *key_notify(char *out, const char *job_id);
 char *key_lease(char *out, const char *job_id);
 char *key_cancel(char *out, const char *job_id);
+char *key_delayed(char *out, const char *type);
+
+#define KEY_DEAD_LETTER     "jobs:dead"
+#define KEY_RECONCILE_LOCK  "lock:reconciler"
 
 #endif

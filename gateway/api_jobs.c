@@ -30,6 +30,7 @@ typedef struct submit_state {
     char job_id[UUID_STR_LEN];
     char type[64];
     char *event_body;
+    long long run_at_ms;        /* 0: run as soon as possible */
 } submit_state;
 
 static void submit_state_free(void *p)
@@ -46,7 +47,7 @@ static void on_job_inserted(gw_req *r, const char *job_json, size_t len,
     if (!job_json) { gw_reply_db_error(r, err, sqlstate); return; }
     /* Committed: from here the job exists whether or not the client waits. */
     gw_redis_append_event(r->thr, s->job_id, 1, s->event_body, "queued");
-    gw_redis_enqueue(r->thr, s->job_id, s->type);
+    gw_redis_enqueue_at(r->thr, s->job_id, s->type, s->run_at_ms);
     atomic_fetch_add_explicit(&r->thr->srv->jobs_submitted, 1, memory_order_relaxed);
     log_debug("job %s (%s) queued", s->job_id, s->type);
     char location[64];
@@ -66,6 +67,32 @@ static int read_int_field(gw_req *r, const cJSON *body, const char *name,
     snprintf(detail, sizeof detail, "%s must be a whole number from %lld to %lld", name, min, max);
     http_reply_problem(r, 422, "validation-failed", detail, pointer);
     return -1;
+}
+
+/* How far ahead a job may be scheduled. */
+#define RUN_AT_MAX_AHEAD_MS (366LL * 86400 * 1000)
+
+/* Reads the optional run_at (RFC 3339; a past time means now) into
+ * *run_at_ms (0 when absent); answers 422 if bad. */
+static int read_run_at(gw_req *r, const cJSON *body, long long *run_at_ms)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, "run_at");
+    if (v == NULL || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsString(v) || clock_parse_rfc3339(v->valuestring, run_at_ms) != 0) {
+        http_reply_problem(r, 422, "validation-failed",
+                           "run_at must be an RFC 3339 date-time such as "
+                           "2026-11-21T10:30:00Z", "/run_at");
+        return -1;
+    }
+    if (*run_at_ms > clock_wall_ms() + RUN_AT_MAX_AHEAD_MS) {
+        http_reply_problem(r, 422, "validation-failed",
+                           "run_at must be within a year from now", "/run_at");
+        return -1;
+    }
+    if (*run_at_ms < 1)
+        *run_at_ms = 1;     /* 0 means none; a time before 1970 means now */
+    return 0;
 }
 
 void api_jobs_create(gw_req *r)
@@ -90,11 +117,9 @@ void api_jobs_create(gw_req *r)
                            "agent.run jobs are created through POST /v1/agent-runs", "/type");
         goto done;
     }
-    if (cJSON_GetObjectItemCaseSensitive(body, "run_at")) {
-        http_reply_problem(r, 422, "validation-failed",
-                           "run_at (delayed jobs) is not supported by this version", "/run_at");
+    long long run_at_ms = 0;
+    if (read_run_at(r, body, &run_at_ms) != 0)
         goto done;
-    }
 
     cJSON *payload = cJSON_GetObjectItemCaseSensitive(body, "payload");
     cJSON *empty = NULL;
@@ -128,6 +153,7 @@ void api_jobs_create(gw_req *r)
     }
     uuid_v7(s->job_id);
     snprintf(s->type, sizeof s->type, "%s", type->name);
+    s->run_at_ms = run_at_ms;
     s->event_body = api_queued_event(s->job_id, type->name, priority);
     r->state = s;
     r->state_free = submit_state_free;
@@ -139,7 +165,7 @@ void api_jobs_create(gw_req *r)
     }
     job_row row = { .type = type->name, .priority = priority, .payload_json = payload_text,
                     .max_attempts = max_attempts, .timeout_s = timeout_s,
-                    .event_body = s->event_body };
+                    .event_body = s->event_body, .run_at_ms = run_at_ms };
     memcpy(row.id, s->job_id, sizeof row.id);
     job_batch_add(r->thr->batch, r, &row, on_job_inserted);
     free(payload_text);

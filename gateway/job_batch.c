@@ -21,18 +21,22 @@
 
 enum {
     COL_ID, COL_TENANT, COL_TYPE, COL_PRIORITY, COL_PAYLOAD, COL_MAX_ATTEMPTS,
-    COL_TIMEOUT, COL_CREATED_BY, COL_REQUEST_ID, COL_TRACEPARENT, COL_EVENT, NCOLS
+    COL_TIMEOUT, COL_CREATED_BY, COL_REQUEST_ID, COL_TRACEPARENT, COL_EVENT, COL_RUN_AT,
+    NCOLS
 };
 
 static const char SQL_BATCH_INSERT[] =
     "WITH input AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[],"
-    "   $5::jsonb[], $6::int[], $7::int[], $8::text[], $9::text[], $10::text[], $11::text[])"
+    "   $5::jsonb[], $6::int[], $7::int[], $8::text[], $9::text[], $10::text[], $11::text[],"
+    "   $12::bigint[])"
     "   WITH ORDINALITY AS t(id, tenant_id, type, priority, payload, max_attempts, timeout_s,"
-    "   created_by, request_id, traceparent, event_body, ord)),"
+    "   created_by, request_id, traceparent, event_body, run_at_ms, ord)),"
     " j AS (INSERT INTO jobs (id, tenant_id, type, status, priority, payload, max_attempts,"
-    "   timeout_s, created_by, last_event_id, request_id, traceparent)"
+    "   timeout_s, created_by, last_event_id, request_id, traceparent, run_at)"
     "   SELECT id, tenant_id, type, 'queued', priority, payload, max_attempts, timeout_s,"
-    "   created_by, 1, request_id, traceparent FROM input ORDER BY ord RETURNING *),"
+    "   created_by, 1, request_id, traceparent,"
+    "   CASE WHEN run_at_ms > 0 THEN to_timestamp(run_at_ms / 1000.0) END"
+    "   FROM input ORDER BY ord RETURNING *),"
     " e AS (INSERT INTO job_events (job_id, tenant_id, seq, type, body)"
     "   SELECT id, tenant_id, 1, 'job.queued', event_body FROM input)"
     " SELECT i.ord, job_json(j) FROM j JOIN input i ON i.id = j.id";
@@ -201,6 +205,7 @@ void job_batch_add(job_batch *b, gw_req *r, const job_row *row, job_batch_fn don
     e->cols[COL_REQUEST_ID] = strdup(r->request_id);
     e->cols[COL_TRACEPARENT] = strdup(r->traceparent);
     e->cols[COL_EVENT] = strdup(row->event_body);
+    e->cols[COL_RUN_AT] = format_ll(row->run_at_ms);
     for (int c = 0; c < NCOLS; c++) {
         if (!e->cols[c]) {
             entry_clear(e);

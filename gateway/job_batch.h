@@ -24,6 +24,7 @@ typedef struct job_row {
     long long max_attempts;
     long long timeout_s;
     const char *event_body;      /* job.queued, id 1 */
+    long long run_at_ms;         /* epoch ms before which it must not run; 0: none */
 } job_row;
 
 /*

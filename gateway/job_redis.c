@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "job_redis.h"
+#include "clock.h"
 #include "events.h"
 #include "keys.h"
 #include "log.h"
@@ -41,6 +42,21 @@ void gw_redis_enqueue(gw_thread *thr, const char *job_id, const char *type)
     key_queue(key, type);
     redis_argv cmd;
     rds_argv(&cmd, "LPUSH", key, job_id, (const char *)NULL);
+    send_or_log(thr, &cmd);
+}
+
+void gw_redis_enqueue_at(gw_thread *thr, const char *job_id, const char *type,
+                         long long run_at_ms)
+{
+    if (run_at_ms <= clock_wall_ms()) {
+        gw_redis_enqueue(thr, job_id, type);
+        return;
+    }
+    char key[KEY_MAX], score[24];
+    key_delayed(key, type);
+    snprintf(score, sizeof score, "%lld", run_at_ms);
+    redis_argv cmd;
+    rds_argv(&cmd, "ZADD", key, score, job_id, (const char *)NULL);
     send_or_log(thr, &cmd);
 }
 

@@ -18,6 +18,11 @@ void gw_redis_append_event(gw_thread *thr, const char *job_id, long long seq,
 /* LPUSHes job_id onto jobs:queue:{type}. */
 void gw_redis_enqueue(gw_thread *thr, const char *job_id, const char *type);
 
+/* Enqueues job_id to run at epoch ms run_at_ms: in its queue at once when
+ * that has come, else in jobs:delayed:{type} until the workers move it. */
+void gw_redis_enqueue_at(gw_thread *thr, const char *job_id, const char *type,
+                         long long run_at_ms);
+
 /* Sets cancel:{job_id} for the job's worker to see. */
 void gw_redis_flag_cancel(gw_thread *thr, const char *job_id);
 

@@ -47,8 +47,10 @@ static void thread_init(evhtp_t *htp, evthr_t *thr, void *arg)
     t->pg = pg_pool_new(t->base, srv->cfg.database_url, srv->cfg.pg_pool_size);
     t->hub = sse_hub_new(t);
     t->batch = job_batch_new(t);
-    rds_handlers h = { sse_on_message, sse_on_subscribed, sse_on_unsubscribed,
-                       sse_on_resubscribe, t->hub };
+    rds_handlers h = { .on_message = sse_on_message, .on_subscribed = sse_on_subscribed,
+                       .on_unsubscribed = sse_on_unsubscribed,
+                       .on_resubscribe = sse_on_resubscribe, .arg = t->hub,
+                       .on_pubsub_lost = sse_on_pubsub_lost };
     t->redis = rds_new(t->base, srv->cfg.redis_host, srv->cfg.redis_port, srv->cfg.redis_db, &h);
     if (!t->pg || !t->hub || !t->batch || !t->redis) { log_error("out of memory starting a loop thread"); abort(); }
     evthr_set_aux(thr, t);

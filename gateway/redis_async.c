@@ -102,6 +102,8 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     l->ac = NULL;
     l->up = false;
     link_schedule_retry(l);
+    if (l->pubsub && !l->owner->closing && l->owner->h.on_pubsub_lost)
+        l->owner->h.on_pubsub_lost(l->owner->h.arg);
 }
 
 static void link_connect(rds_link *l)

@@ -30,12 +30,17 @@ typedef void (*rds_unsubscribed_fn)(const char *channel, void *arg);
  * must be subscribed again, and anything published meanwhile was missed). */
 typedef void (*rds_resubscribe_fn)(void *arg);
 
+/* Called when the pub/sub connection is lost (not at shutdown): nothing
+ * published reaches the subscribers until on_resubscribe. */
+typedef void (*rds_lost_fn)(void *arg);
+
 typedef struct rds_handlers {
     rds_message_fn on_message;
     rds_subscribed_fn on_subscribed;
     rds_unsubscribed_fn on_unsubscribed;
     rds_resubscribe_fn on_resubscribe;
     void *arg;
+    rds_lost_fn on_pubsub_lost;     /* may be NULL */
 } rds_handlers;
 
 /* Starts connecting both connections on base. Returns NULL on allocation

@@ -431,6 +431,15 @@ void sse_on_resubscribe(void *arg)
     }
 }
 
+void sse_on_pubsub_lost(void *arg)
+{
+    sse_hub *hub = arg;
+    if (hub->streams > 0)
+        log_warn("redis pub/sub lost: ending %d event streams with a retry hint",
+                 hub->streams);
+    sse_hub_close_all(hub);
+}
+
 /* --- keepalive ------------------------------------------------------- */
 
 static void on_keepalive(evutil_socket_t fd, short what, void *arg)

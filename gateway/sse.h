@@ -37,6 +37,11 @@ void sse_on_subscribed(const char *channel, void *arg);
 void sse_on_unsubscribed(const char *channel, void *arg);
 void sse_on_resubscribe(void *arg);
 
+/* rds handler: the pub/sub link to Redis is lost, so live events stop.
+ * Every stream ends with a retry: hint; a client that comes back is
+ * caught up from PostgreSQL and goes live again when Redis returns. */
+void sse_on_pubsub_lost(void *arg);
+
 /* Open streams on this hub. */
 int sse_hub_streams(const sse_hub *hub);
 

@@ -84,24 +84,39 @@ job_outcome handle_demo(job_ctx *ctx, job_result *out)
 
 job_outcome handle_test(job_ctx *ctx, job_result *out)
 {
-    const cJSON *payload = job_get_info(ctx)->payload;
-    long long sleep_ms;
+    const job_info *ji = job_get_info(ctx);
+    const cJSON *payload = ji->payload;
+    long long sleep_ms, fail_attempts;
     if (payload_int(ctx, "sleep_ms", 0, 600000, 0, &sleep_ms) < 0)
         return bad_field(out, "sleep_ms");
+    if (payload_int(ctx, "fail_attempts", 0, 100, 0, &fail_attempts) < 0)
+        return bad_field(out, "fail_attempts");
     if (job_sleep_ms(ctx, sleep_ms))
         return JOB_CANCELLED;
 
+    if (ji->attempt <= fail_attempts) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "attempt %d of the first %lld asked to fail", ji->attempt,
+                 fail_attempts);
+        out->retryable = true;
+        return fail(out, "test_transient", msg);
+    }
     const char *outcome = json_get_string(payload, "outcome");
     if (outcome != NULL && strcmp(outcome, "fail") == 0) {
         const cJSON *err = cJSON_GetObjectItemCaseSensitive(payload, "error");
         const char *code = json_get_string(err, "code");
         const char *message = json_get_string(err, "message");
+        out->retryable = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(payload, "retryable"));
         return fail(out, code && code[0] ? code : "test_failure",
                     message ? message : "the test job was asked to fail");
     }
 
+    /* Without a result given, the attempt that succeeded: it shows which
+     * attempt's result was kept. */
     const cJSON *result = cJSON_GetObjectItemCaseSensitive(payload, "result");
-    out->result = result ? cJSON_Duplicate(result, 1) : cJSON_CreateObject();
+    if (result == NULL)
+        return succeed_with_number(out, "attempt", ji->attempt);
+    out->result = cJSON_Duplicate(result, 1);
     if (out->result == NULL)
         return fail(out, "out_of_memory", "the worker ran out of memory");
     return JOB_SUCCEEDED;

@@ -15,13 +15,13 @@
 
 #include "clock.h"
 #include "events.h"
+#include "job_mirror.h"
 #include "job_run.h"
 #include "job_store.h"
 #include "jsonutil.h"
 #include "log.h"
 
 #define JOB_SLEEP_SLICE_MS 50
-#define CATCH_UP_MAX 10000      /* events re-sent to Redis after an outage */
 
 const job_info *job_get_info(const job_ctx *ctx)
 {
@@ -124,41 +124,6 @@ void job_redis_conn_failed(job_ctx *ctx)
  * Events
  * ------------------------------------------------------------------------- */
 
-/* Reads the events Redis missed (after redis_seq, before seq), at most
- * the ring's size of the newest, into a malloc'd array that has one more
- * slot for event seq. Returns the array (the caller frees it) with *n the
- * number read and *res holding their text (the caller clears it); NULL on
- * allocation failure. */
-static redis_event *events_missed(job_ctx *ctx, long long seq, size_t *n, PGresult **res)
-{
-    *n = 0;
-    *res = NULL;
-    long long gap = seq - 1 - ctx->redis_seq;
-    long long limit = ctx->w->cfg->event_ring_size;
-    if (limit < 1 || limit > CATCH_UP_MAX)
-        limit = CATCH_UP_MAX;
-    if (gap < 0 || ctx->t->pg.conn == NULL)
-        gap = 0;
-    if (gap > limit)
-        gap = limit;
-
-    redis_event *evs = malloc(((size_t)gap + 1) * sizeof *evs);
-    if (evs == NULL || gap == 0)
-        return evs;
-    *res = store_events_between(ctx->t->pg.conn, ctx->info.id, ctx->info.tenant_id,
-                                ctx->redis_seq, seq, (int)gap);
-    if (*res == NULL)
-        return evs;     /* the gap stays; this event still goes out */
-    size_t rows = (size_t)PQntuples(*res);
-    for (size_t i = 0; i < rows && i < (size_t)gap; i++) {
-        evs[i].seq = strtoll(PQgetvalue(*res, (int)i, 0), NULL, 10);
-        evs[i].body = PQgetvalue(*res, (int)i, 1);
-        evs[i].len = (size_t)PQgetlength(*res, (int)i, 1);
-        (*n)++;
-    }
-    return evs;
-}
-
 int job_ctx_mirror(job_ctx *ctx, long long seq, const char *body,
                    const job_redis_state *st, long long wait_ms)
 {
@@ -168,27 +133,10 @@ int job_ctx_mirror(job_ctx *ctx, long long seq, const char *body,
                      ctx->info.id, seq);
         return -1;
     }
-
-    size_t missed;
-    PGresult *missed_res;
-    redis_event *evs = events_missed(ctx, seq, &missed, &missed_res);
-    if (evs == NULL) {
-        log_error("job %s: out of memory mirroring event %lld", ctx->info.id, seq);
-        return -1;
-    }
-    evs[missed] = (redis_event){ seq, body, strlen(body) };
-
-    int rc = redis_write_job(&ctx->t->rd, ctx->info.id, evs, missed + 1, st);
-    if (rc == 0) {
-        if (missed > 0)
-            log_info("job %s: re-sent %zu events Redis missed", ctx->info.id, missed);
+    int rc = job_mirror(&ctx->t->rd, ctx->t->pg.conn, ctx->info.id, ctx->info.tenant_id,
+                        ctx->redis_seq, seq, body, st);
+    if (rc == 0)
         ctx->redis_seq = seq;
-    } else {
-        log_warn("job %s: event %lld not appended to Redis; it is in PostgreSQL",
-                 ctx->info.id, seq);
-    }
-    PQclear(missed_res);
-    free(evs);
     return rc;
 }
 

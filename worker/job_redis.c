@@ -261,7 +261,7 @@ struct state_keys {
     char queue[KEY_MAX];
 };
 
-#define STATE_CMDS_MAX 5
+#define STATE_CMDS_MAX 7
 
 /* The commands after a job's events: state hash, its lifetime, lease and
  * requeue. keys hold the names the commands point at. Returns how many
@@ -313,12 +313,30 @@ static int state_commands(const ag_config *cfg, const char *job_id, bool events_
         argv_add(c, "DEL");
         argv_add(c, keys->lease);
     }
-    if (st != NULL && st->requeue_type != NULL) {
+    if (st != NULL && st->requeue_type != NULL && st->requeue_at_ms <= 0) {
         redis_argv *c = &out[n++];
         key_queue(keys->queue, st->requeue_type);
         argv_add(c, "LPUSH");
         argv_add(c, keys->queue);
         argv_add(c, job_id);
+    } else if (st != NULL && st->requeue_type != NULL) {
+        redis_argv *c = &out[n++];
+        key_delayed(keys->queue, st->requeue_type);
+        argv_add(c, "ZADD");
+        argv_add(c, keys->queue);
+        argv_add_num(c, 0, st->requeue_at_ms);
+        argv_add(c, job_id);
+    }
+    if (st != NULL && st->dead_letter) {
+        redis_argv *c = &out[n++];
+        argv_add(c, "LPUSH");
+        argv_add(c, KEY_DEAD_LETTER);
+        argv_add(c, job_id);
+        c = &out[n++];
+        argv_add(c, "LTRIM");
+        argv_add(c, KEY_DEAD_LETTER);
+        argv_add(c, "0");
+        argv_add_num(c, 0, (cfg->dead_letter_max > 0 ? cfg->dead_letter_max : 1) - 1);
     }
     return n;
 }

@@ -87,6 +87,10 @@ typedef struct job_redis_state {
     const char *worker_id;    /* HSET worker_id (and the lease's value) */
     int lease;                /* LEASE_*: SET jobs:lease:{id} PX lease_ms, or DEL */
     const char *requeue_type; /* LPUSH id onto jobs:queue:{type}, NULL: none */
+    long long requeue_at_ms;  /* with requeue_type: 0 queues it now; else it
+                                 waits in jobs:delayed:{type} until this
+                                 epoch ms */
+    bool dead_letter;         /* LPUSH id onto jobs:dead, capped */
 } job_redis_state;
 
 /*

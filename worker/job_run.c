@@ -9,12 +9,16 @@
  * the claiming attempt, carrying their event with them; Redis is told
  * afterwards. How the handler's outcome and the stop reason combine:
  *
- *   shutdown, handler did not succeed  -> handed back (job.retrying)
+ *   shutdown, handler did not succeed  -> handed back (job.retrying), at once
  *   job lost to another attempt        -> nothing (the fence refuses it)
  *   cancellation requested             -> cancelled, "cancelled by request"
  *   ran past timeout_s                 -> failed, code "timeout"
  *   handler said JOB_CANCELLED         -> cancelled
- *   handler said JOB_FAILED            -> failed with its code/message
+ *   handler said JOB_FAILED, retryable,
+ *     attempts left                    -> queued again after a backoff
+ *                                         (job.retrying; waits in jobs:delayed)
+ *   handler said JOB_FAILED            -> failed with its code/message, and
+ *                                         listed in the dead-letter list
  *   handler said JOB_SUCCEEDED         -> succeeded with its result
  */
 #include <stdio.h>
@@ -108,6 +112,8 @@ typedef struct final_plan {
     char error_code[64];
     char error_message[600];
     const char *cancel_reason;  /* for job.cancelled */
+    bool retry;                 /* not final after all: queue it again */
+    long long retry_delay_ms;
 } final_plan;
 
 static void plan_failed(final_plan *p, const char *code, const char *message)
@@ -129,6 +135,26 @@ static void plan_cancelled(final_plan *p, const char *reason)
     p->cancel_reason = reason;
     snprintf(p->error_code, sizeof p->error_code, "cancelled");
     snprintf(p->error_message, sizeof p->error_message, "%s", reason);
+}
+
+/* A retryable failure: another attempt after a backoff that doubles with
+ * each attempt (with jitter, so a burst of failures does not come back as
+ * a burst), or, with no attempts left, the final failure. */
+static void plan_retry_or_fail(final_plan *p, const job_ctx *ctx, const char *code,
+                               const char *message)
+{
+    const job_info *ji = &ctx->info;
+    if (ji->attempt >= ji->max_attempts) {
+        char msg[sizeof p->error_message];
+        snprintf(msg, sizeof msg, "%.500s (gave up after %d attempt%s)", message,
+                 ji->attempt, ji->attempt == 1 ? "" : "s");
+        plan_failed(p, code, msg);
+        return;
+    }
+    plan_failed(p, code, message);
+    p->retry = true;
+    p->retry_delay_ms = backoff_retry_delay_ms(ji->attempt, ctx->w->cfg->retry_base_ms,
+                                               ctx->w->cfg->retry_max_ms, backoff_random());
 }
 
 static void plan_succeeded(final_plan *p, const cJSON *result)
@@ -162,21 +188,9 @@ static char *plan_event_data(const final_plan *p)
             snprintf(s, len, "{\"result\":%s}", r);
         return s;
     }
-    cJSON *obj = cJSON_CreateObject();
-    char *s = NULL;
-    if (obj == NULL)
-        return NULL;
-    if (strcmp(p->status, "cancelled") == 0) {
-        if (cJSON_AddStringToObject(obj, "reason", p->cancel_reason) != NULL)
-            s = json_print(obj);
-    } else {
-        cJSON *err = cJSON_AddObjectToObject(obj, "error");
-        if (err != NULL && cJSON_AddStringToObject(err, "code", p->error_code) != NULL
-            && cJSON_AddStringToObject(err, "message", p->error_message) != NULL)
-            s = json_print(obj);
-    }
-    cJSON_Delete(obj);
-    return s;
+    if (strcmp(p->status, "cancelled") == 0)
+        return event_cancelled_data(p->cancel_reason);
+    return event_failed_data(p->error_code, p->error_message);
 }
 
 /* Decides the terminal transition from the handler's outcome and the stop
@@ -193,8 +207,13 @@ static void plan_outcome(final_plan *p, const job_ctx *ctx, job_outcome outcome,
     } else if (outcome == JOB_CANCELLED) {
         plan_cancelled(p, "cancelled by its handler");
     } else if (outcome == JOB_FAILED) {
-        plan_failed(p, res->error_code[0] ? res->error_code : "handler_failed",
-                    res->error_message[0] ? res->error_message : "the job's handler failed");
+        const char *code = res->error_code[0] ? res->error_code : "handler_failed";
+        const char *msg = res->error_message[0] ? res->error_message
+                                                : "the job's handler failed";
+        if (res->retryable)
+            plan_retry_or_fail(p, ctx, code, msg);
+        else
+            plan_failed(p, code, msg);
     } else {
         plan_succeeded(p, res->result);
     }
@@ -292,7 +311,8 @@ static void write_terminal(job_ctx *ctx, final_plan *p)
 
     if (rc == STORE_OK) {
         ctx->seq = seq;
-        job_redis_state st = { .status = p->status, .lease = LEASE_DELETE };
+        job_redis_state st = { .status = p->status, .lease = LEASE_DELETE,
+                               .dead_letter = strcmp(p->status, "failed") == 0 };
         job_ctx_mirror(ctx, seq, body, &st, TERMINAL_REDIS_WAIT_MS);
         if (f.error_code != NULL)
             log_info("job %s %s: type=%s attempt=%d duration_ms=%lld code=%s message=%s",
@@ -311,48 +331,47 @@ static void write_terminal(job_ctx *ctx, final_plan *p)
     free(body);
 }
 
-typedef struct hand_back_arg {
-    long long seq;
-    const char *body;
-} hand_back_arg;
-
-static store_rc hand_back_fn(PGconn *c, job_ctx *ctx, const void *arg)
+static store_rc requeue_fn(PGconn *c, job_ctx *ctx, const void *arg)
 {
-    const hand_back_arg *a = arg;
-    return store_hand_back(c, ctx->info.id, ctx->info.tenant_id, ctx->info.attempt,
-                           a->seq, a->body);
+    return store_requeue(c, ctx->info.id, ctx->info.tenant_id, ctx->info.attempt, arg);
 }
 
-static void hand_back(job_ctx *ctx)
+/* Puts the job back in its queue, at once (delay_ms 0) or after a delay,
+ * with its job.retrying event; code/message name the failure, if any. */
+static void requeue(job_ctx *ctx, const char *reason, long long delay_ms,
+                    const char *code, const char *message)
 {
-    char data[96];
-    snprintf(data, sizeof data, "{\"reason\":\"worker shutdown\",\"attempt\":%d}",
-             ctx->info.attempt);
+    char *data = event_retrying_data(ctx->info.attempt, reason, delay_ms, code, message);
     long long seq = ctx->seq + 1;
-    char *body = event_encode(ctx->info.id, seq, "job.retrying", clock_wall_ms(), data);
+    char *body = data ? event_encode(ctx->info.id, seq, "job.retrying", clock_wall_ms(), data)
+                      : NULL;
+    free(data);
     if (body == NULL) {
-        log_error("job %s: out of memory handing it back", ctx->info.id);
+        log_error("job %s: out of memory queueing it again", ctx->info.id);
         return;
     }
 
-    hand_back_arg a = { seq, body };
-    store_rc rc = final_write(ctx, hand_back_fn, &a, "queued", seq);
+    job_requeue q = { .seq = seq, .body = body, .delay_ms = delay_ms,
+                      .error_code = code, .error_message = message };
+    store_rc rc = final_write(ctx, requeue_fn, &q, "queued", seq);
     if (rc == STORE_OK) {
         ctx->seq = seq;
         job_redis_state st = { .status = "queued", .lease = LEASE_DELETE,
-                               .requeue_type = ctx->info.type };
+                               .requeue_type = ctx->info.type,
+                               .requeue_at_ms = delay_ms > 0 ? clock_wall_ms() + delay_ms : 0 };
         if (job_ctx_mirror(ctx, seq, body, &st, HAND_BACK_REDIS_WAIT_MS) == 0)
-            log_info("job %s handed back: type=%s attempt=%d duration_ms=%lld",
-                     ctx->info.id, ctx->info.type, ctx->info.attempt, run_ms(ctx));
+            log_info("job %s queued again (%s): type=%s attempt=%d delay_ms=%lld "
+                     "duration_ms=%lld", ctx->info.id, reason, ctx->info.type,
+                     ctx->info.attempt, delay_ms, run_ms(ctx));
         else
-            log_error("job %s handed back in PostgreSQL but not re-queued in Redis: "
-                      "type=%s attempt=%d; it needs re-enqueueing", ctx->info.id,
-                      ctx->info.type, ctx->info.attempt);
+            log_warn("job %s queued again (%s) in PostgreSQL but not in Redis: type=%s "
+                     "attempt=%d; reconciliation will enqueue it", ctx->info.id, reason,
+                     ctx->info.type, ctx->info.attempt);
     } else if (rc == STORE_NONE) {
-        log_warn("job %s: not handed back: the job is no longer attempt %d's",
+        log_warn("job %s: not queued again: the job is no longer attempt %d's",
                  ctx->info.id, ctx->info.attempt);
     } else {
-        log_error("job %s: not handed back: PostgreSQL unreachable; the job stays "
+        log_error("job %s: not queued again: PostgreSQL unreachable; the job stays "
                   "running until its lease expires", ctx->info.id);
     }
     free(body);
@@ -467,11 +486,15 @@ void job_run(job_thread *t, const char *queue_key, const char *id)
                  "(type=%s attempt=%d duration_ms=%lld)", id, ctx.info.type,
                  ctx.info.attempt, run_ms(&ctx));
     } else if (reason == STOP_SHUTDOWN && !planned && outcome != JOB_SUCCEEDED) {
-        hand_back(&ctx);
+        requeue(&ctx, "worker shutdown", 0, NULL, NULL);
     } else {
         if (!planned)
             plan_outcome(&plan, &ctx, outcome, &res, reason);
-        write_terminal(&ctx, &plan);
+        if (plan.retry)
+            requeue(&ctx, "retryable failure", plan.retry_delay_ms, plan.error_code,
+                    plan.error_message);
+        else
+            write_terminal(&ctx, &plan);
     }
 
 done:

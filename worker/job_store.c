@@ -251,7 +251,7 @@ store_rc store_append_event(PGconn *conn, const char *id, const char *tenant_id,
 static const char sql_finish[] =
     "WITH u AS (UPDATE jobs SET status=$3, result=$4::jsonb, error_code=$5, "
     "error_message=$6, finished_at=now(), heartbeat_at=now(), last_event_id=$7 "
-    "WHERE id=$1 AND status='running' AND attempts=$2 AND tenant_id=$10 "
+    "WHERE id=$1 AND status=coalesce($11, 'running') AND attempts=$2 AND tenant_id=$10 "
     "RETURNING id, tenant_id) "
     "INSERT INTO job_events (job_id, tenant_id, seq, type, body) "
     "SELECT id, tenant_id, $7, $8, $9 FROM u";
@@ -262,27 +262,119 @@ store_rc store_finish(PGconn *conn, const char *id, const char *tenant_id,
     char seq_s[24], attempt_s[16];
     snprintf(seq_s, sizeof seq_s, "%lld", f->seq);
     snprintf(attempt_s, sizeof attempt_s, "%d", attempt);
-    const char *vals[10] = { id, attempt_s, f->status, f->result_json, f->error_code,
-                             f->error_message, seq_s, f->event_type, f->body, tenant_id };
-    return fenced_write_rc("terminal write", conn, exec_params(conn, sql_finish, 10, vals));
+    const char *vals[11] = { id, attempt_s, f->status, f->result_json, f->error_code,
+                             f->error_message, seq_s, f->event_type, f->body, tenant_id,
+                             f->from_status };
+    return fenced_write_rc("terminal write", conn, exec_params(conn, sql_finish, 11, vals));
 }
 
-static const char sql_hand_back[] =
+/* A requeued job gets a fresh queued_at, so reconciliation gives it the
+ * same grace as a new one; a delay moves run_at, which is what the
+ * delayed set and reconciliation go by. */
+static const char sql_requeue[] =
     "WITH u AS (UPDATE jobs SET status='queued', worker_id=NULL, started_at=NULL, "
-    "last_event_id=$4 "
+    "heartbeat_at=NULL, last_event_id=$4, queued_at=now(), "
+    "run_at=CASE WHEN $6::bigint > 0 THEN now() + $6::bigint * interval '1 millisecond' "
+    "ELSE run_at END, "
+    "error_code=coalesce($7, error_code), error_message=coalesce($8, error_message) "
     "WHERE id=$1 AND tenant_id=$2 AND status='running' AND attempts=$3 "
     "RETURNING id, tenant_id) "
     "INSERT INTO job_events (job_id, tenant_id, seq, type, body) "
     "SELECT id, tenant_id, $4, 'job.retrying', $5 FROM u";
 
-store_rc store_hand_back(PGconn *conn, const char *id, const char *tenant_id,
-                         int attempt, long long seq, const char *body)
+store_rc store_requeue(PGconn *conn, const char *id, const char *tenant_id, int attempt,
+                       const job_requeue *q)
 {
-    char seq_s[24], attempt_s[16];
-    snprintf(seq_s, sizeof seq_s, "%lld", seq);
+    char seq_s[24], attempt_s[16], delay_s[24];
+    snprintf(seq_s, sizeof seq_s, "%lld", q->seq);
     snprintf(attempt_s, sizeof attempt_s, "%d", attempt);
-    const char *vals[5] = { id, tenant_id, attempt_s, seq_s, body };
-    return fenced_write_rc("hand-back", conn, exec_params(conn, sql_hand_back, 5, vals));
+    snprintf(delay_s, sizeof delay_s, "%lld", q->delay_ms > 0 ? q->delay_ms : 0);
+    const char *vals[8] = { id, tenant_id, attempt_s, seq_s, q->body, delay_s,
+                            q->error_code, q->error_message };
+    return fenced_write_rc("requeue", conn, exec_params(conn, sql_requeue, 8, vals));
+}
+
+store_rc store_exec(PGconn *conn, const char *sql)
+{
+    PGresult *res = PQexec(conn, sql);
+    store_rc rc = STORE_OK;
+    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        log_statement_error(sql, conn, res);
+        rc = STORE_ERROR;
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Jobs whose lease ran out (no heartbeat for lease_ms), or, at a worker's
+ * start, that a previous process of the same worker id left running.
+ * SKIP LOCKED lets several reapers share the work without waiting on, or
+ * double-handling, each other's rows. */
+static const char sql_expired[] =
+    "SELECT id::text, tenant_id, type, attempts, max_attempts, last_event_id, "
+    "coalesce(worker_id, ''), cancel_requested_at IS NOT NULL "
+    "FROM jobs WHERE status='running' AND "
+    "(heartbeat_at < now() - $1::bigint * interval '1 millisecond' OR worker_id = $2) "
+    "ORDER BY heartbeat_at LIMIT $3 FOR UPDATE SKIP LOCKED";
+
+int store_lock_expired(PGconn *conn, long long lease_ms, const char *orphans_of,
+                       int limit, expired_job *out)
+{
+    char lease_s[24], limit_s[16];
+    snprintf(lease_s, sizeof lease_s, "%lld", lease_ms);
+    snprintf(limit_s, sizeof limit_s, "%d", limit);
+    const char *vals[3] = { lease_s, orphans_of, limit_s };
+    PGresult *res = exec_params(conn, sql_expired, 3, vals);
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_statement_error("expired lease scan", conn, res);
+        PQclear(res);
+        return -1;
+    }
+    int n = 0;
+    for (int r = 0; r < PQntuples(res) && n < limit; r++) {
+        expired_job *e = &out[n];
+        if (PQgetlength(res, r, 0) >= (int)sizeof e->id
+            || PQgetlength(res, r, 1) >= (int)sizeof e->tenant_id
+            || PQgetlength(res, r, 2) >= (int)sizeof e->type)
+            continue;
+        memcpy(e->id, PQgetvalue(res, r, 0), (size_t)PQgetlength(res, r, 0) + 1);
+        memcpy(e->tenant_id, PQgetvalue(res, r, 1), (size_t)PQgetlength(res, r, 1) + 1);
+        memcpy(e->type, PQgetvalue(res, r, 2), (size_t)PQgetlength(res, r, 2) + 1);
+        e->attempt = atoi(PQgetvalue(res, r, 3));
+        e->max_attempts = atoi(PQgetvalue(res, r, 4));
+        e->last_event_id = strtoll(PQgetvalue(res, r, 5), NULL, 10);
+        snprintf(e->worker_id, sizeof e->worker_id, "%s", PQgetvalue(res, r, 6));
+        e->cancel_requested = PQgetvalue(res, r, 7)[0] == 't';
+        n++;
+    }
+    PQclear(res);
+    return n;
+}
+
+/* Queued jobs waiting longer than a grace period, which Redis should
+ * have in a queue or the delayed set. Those whose cancellation was
+ * requested while they ran come along: they are to be cancelled. */
+static const char sql_queued[] =
+    "SELECT id::text, tenant_id, type, attempts, last_event_id, "
+    "CASE WHEN run_at > now() THEN (extract(epoch FROM run_at) * 1000)::bigint ELSE 0 END, "
+    "cancel_requested_at IS NOT NULL "
+    "FROM jobs WHERE status='queued' "
+    "AND queued_at < now() - $1::bigint * interval '1 millisecond' "
+    "ORDER BY queued_at LIMIT $2";
+
+PGresult *store_queued_jobs(PGconn *conn, long long grace_ms, int limit)
+{
+    char grace_s[24], limit_s[16];
+    snprintf(grace_s, sizeof grace_s, "%lld", grace_ms);
+    snprintf(limit_s, sizeof limit_s, "%d", limit);
+    const char *vals[2] = { grace_s, limit_s };
+    PGresult *res = exec_params(conn, sql_queued, 2, vals);
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_statement_error("queued job scan", conn, res);
+        PQclear(res);
+        return NULL;
+    }
+    return res;
 }
 
 bool store_write_landed(PGconn *conn, const char *id, const char *tenant_id,

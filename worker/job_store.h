@@ -100,23 +100,69 @@ typedef struct job_final {
     long long seq;              /* the terminal event's id */
     const char *event_type;     /* "job.succeeded", ... */
     const char *body;           /* the encoded terminal event */
+    const char *from_status;    /* the status it must have: NULL for "running" */
 } job_final;
 
 /*
- * Moves job id from running (under attempt) to f->status and stores the
- * terminal event in the same statement. Returns STORE_OK, STORE_NONE when
- * the fence failed, or STORE_ERROR.
+ * Moves job id from running (or f->from_status) under attempt to
+ * f->status and stores the terminal event in the same statement. Returns
+ * STORE_OK, STORE_NONE when the fence failed, or STORE_ERROR.
  */
 store_rc store_finish(PGconn *conn, const char *id, const char *tenant_id,
                       int attempt, const job_final *f);
 
+/* A job going back to its queue, and its job.retrying event. */
+typedef struct job_requeue {
+    long long seq;              /* the event's id */
+    const char *body;           /* the encoded job.retrying event */
+    long long delay_ms;         /* 0: runnable at once; else run_at = now + delay */
+    const char *error_code;     /* the failure that caused it; NULL keeps the last */
+    const char *error_message;
+} job_requeue;
+
 /*
- * Hands job id back: running (under attempt) to queued, worker and start
- * cleared, attempts kept, and stores the job.retrying event body as seq in
- * the same statement. Returns as store_finish.
+ * Puts job id back: running (under attempt) to queued, worker and start
+ * cleared, attempts kept (the next claim raises them), and stores the
+ * job.retrying event in the same statement. Serves the shutdown hand-back,
+ * a retry after a retryable failure, and the reaper. Returns STORE_OK,
+ * STORE_NONE when the fence failed, or STORE_ERROR.
  */
-store_rc store_hand_back(PGconn *conn, const char *id, const char *tenant_id,
-                         int attempt, long long seq, const char *body);
+store_rc store_requeue(PGconn *conn, const char *id, const char *tenant_id, int attempt,
+                       const job_requeue *q);
+
+/* Runs one statement without parameters ("BEGIN", "COMMIT", "ROLLBACK").
+ * Returns STORE_OK or STORE_ERROR (logged). */
+store_rc store_exec(PGconn *conn, const char *sql);
+
+/* A running job whose lease ran out, locked for its reaper. */
+typedef struct expired_job {
+    char id[UUID_STR_LEN];
+    char tenant_id[65];
+    char type[64];
+    char worker_id[128];        /* the worker that lost it */
+    int attempt;                /* the attempt that was running */
+    int max_attempts;
+    long long last_event_id;
+    bool cancel_requested;
+} expired_job;
+
+/*
+ * Inside a transaction the caller began: locks (SKIP LOCKED, so reapers
+ * in other workers take other rows) up to limit running jobs with no
+ * heartbeat for lease_ms, or, when orphans_of is not NULL, left running
+ * by a worker of that id, into out. Returns their number or -1 (logged).
+ */
+int store_lock_expired(PGconn *conn, long long lease_ms, const char *orphans_of,
+                       int limit, expired_job *out);
+
+/*
+ * Queued jobs that have waited longer than grace_ms since they were
+ * queued, oldest first, at most limit: a PGresult the caller clears, with
+ * columns (id, tenant_id, type, attempts, last_event_id, due_ms (0 when
+ * due now, else run_at in epoch ms), cancel_requested ('t'/'f')), or NULL
+ * on error (logged).
+ */
+PGresult *store_queued_jobs(PGconn *conn, long long grace_ms, int limit);
 
 /*
  * After a write whose answer was lost with the connection: true when the

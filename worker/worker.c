@@ -21,12 +21,14 @@
 #include "clock.h"
 #include "job_run.h"
 #include "log.h"
+#include "maintenance.h"
 #include "supervisor.h"
 #include "worker.h"
 
 #define BRPOP_TIMEOUT_S 1
 #define SIGNAL_POLL_MS 100
 #define WORKER_CONNECT_TIMEOUT_S 5
+#define ORPHAN_RECOVERY_WAIT_MS 5000
 
 const char *stop_reason_name(int reason)
 {
@@ -219,7 +221,8 @@ int worker_init(worker *w, const ag_config *cfg, const char *worker_id,
     w->slots = calloc((size_t)w->nthreads, sizeof *w->slots);
     w->threads = calloc((size_t)w->nthreads, sizeof *w->threads);
     w->sup = calloc(1, sizeof *w->sup);
-    if (w->slots == NULL || w->threads == NULL || w->sup == NULL) {
+    w->maint = calloc(1, sizeof *w->maint);
+    if (w->slots == NULL || w->threads == NULL || w->sup == NULL || w->maint == NULL) {
         log_error("out of memory for %d job threads", w->nthreads);
         worker_free(w);
         return -1;
@@ -241,15 +244,21 @@ void worker_free(worker *w)
     free(w->slots);
     free(w->threads);
     free(w->sup);
+    free(w->maint);
     w->slots = NULL;
     w->threads = NULL;
     w->sup = NULL;
+    w->maint = NULL;
     pthread_mutex_destroy(&w->lock);
 }
 
 static int start_threads(worker *w)
 {
-    if (supervisor_start(w->sup, w) < 0)
+    /* Before any job thread claims a job: the orphans of this worker id
+     * are a dead process's, never this one's. */
+    maintenance_init(w->maint, w);
+    maintenance_recover_orphans(w->maint, ORPHAN_RECOVERY_WAIT_MS);
+    if (maintenance_start(w->maint) < 0 || supervisor_start(w->sup, w) < 0)
         return -1;
     for (int i = 0; i < w->nthreads; i++) {
         job_thread *t = &w->threads[i];
@@ -271,6 +280,7 @@ static void join_threads(worker *w)
         if (w->threads[i].started)
             pthread_join(w->threads[i].tid, NULL);
     supervisor_stop(w->sup);
+    maintenance_stop(w->maint);
 }
 
 /* Waits up to SIGNAL_POLL_MS for one of sigs. Returns it, or 0. */

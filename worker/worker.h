@@ -60,6 +60,7 @@ typedef struct job_thread {
 } job_thread;
 
 struct supervisor;
+struct maintenance;
 
 typedef struct worker {
     const ag_config *cfg;
@@ -73,6 +74,7 @@ typedef struct worker {
     run_slot *slots;                /* nthreads */
     job_thread *threads;            /* nthreads */
     struct supervisor *sup;
+    struct maintenance *maint;
 } worker;
 
 /* A copy of one running job, taken by the supervisor. */

@@ -28,6 +28,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -618,6 +619,22 @@ def stack(request):
                     "--redis-port", str(REDIS_PORT), "--workers", str(WORKERS),
                     "--env", f"AGENTGATE_EVENT_RING_SIZE={RING_SIZE}",
                     "--env", f"AGENTGATE_SSE_KEEPALIVE_MS={KEEPALIVE_MS}",
+                    # Leases, the reaper, reconciliation and retry backoff
+                    # in seconds, not minutes (test_reliability.py).
+                    "--env", "AGENTGATE_LEASE_MS=3000",
+                    "--env", "AGENTGATE_HEARTBEAT_MS=500",
+                    "--env", "AGENTGATE_REAPER_INTERVAL_MS=500",
+                    "--env", "AGENTGATE_RECONCILE_INTERVAL_MS=1000",
+                    "--env", "AGENTGATE_RETRY_BASE_MS=200",
+                    "--env", "AGENTGATE_RETRY_MAX_MS=1000",
+                    "--env", "AGENTGATE_SHUTDOWN_GRACE_MS=2000",
+                    # Provider retries, circuits and timeouts in
+                    # milliseconds, not seconds (test_llm_providers.py).
+                    "--env", "AGENTGATE_LLM_RETRY_BASE_MS=50",
+                    "--env", "AGENTGATE_LLM_RETRY_MAX_MS=500",
+                    "--env", "AGENTGATE_LLM_CIRCUIT_FAILURES=3",
+                    "--env", "AGENTGATE_LLM_CIRCUIT_OPEN_MS=30000",
+                    "--env", "AGENTGATE_LLM_FIRST_BYTE_TIMEOUT_MS=2000",
                     timeout=STACK_UP_TIMEOUT)
     except subprocess.TimeoutExpired as e:
         up_failure = f"agentgate-stack up timed out after {STACK_UP_TIMEOUT} s"
@@ -677,3 +694,90 @@ def tenant(stack):
 def other_tenant(stack):
     """A second fresh tenant, for isolation checks."""
     return stack.tenant("it-b")
+
+
+# --------------------------------------------------------------------------
+# The OpenAI stand-in (tests/fakes/openai_standin.py)
+# --------------------------------------------------------------------------
+
+STANDIN = os.path.join(REPO, "tests", "fakes", "openai_standin.py")
+
+
+class LlmStandin:
+    """A running stand-in OpenAI server. Each test scripts its own
+    (prefix, model) pairs, named with unique_name(), so tests never see
+    each other's requests."""
+
+    def __init__(self, proc, port):
+        self.proc = proc
+        self.port = port
+
+    @staticmethod
+    def unique_name(kind="m"):
+        """A fresh provider or model name ([A-Za-z0-9._-], under 32)."""
+        return f"{kind}-{uuid.uuid4().hex[:16]}"
+
+    def base_url(self, prefix):
+        """Where a provider at prefix lives: http://127.0.0.1:PORT/p1/v1."""
+        return f"http://127.0.0.1:{self.port}{prefix}/v1"
+
+    def _call(self, method, path, body=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
+        try:
+            data = None if body is None else json.dumps(body).encode()
+            c.request(method, path, body=data,
+                      headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            raw = r.read()
+            assert r.status == 200, f"stand-in {method} {path}: {r.status} {raw!r}"
+            return json.loads(raw)
+        finally:
+            c.close()
+
+    def script(self, prefix, model, responses):
+        """Queues responses (dicts, see the stand-in's doc) for requests
+        to (prefix, model), one per request."""
+        return self._call("POST", "/_standin/script",
+                          {"prefix": prefix, "model": model,
+                           "responses": responses})
+
+    def requests(self, prefix=None, model=None):
+        """The requests (prefix, model) received, oldest first."""
+        q = {k: v for k, v in (("prefix", prefix), ("model", model))
+             if v is not None}
+        return self._call("GET", "/_standin/requests"
+                          + ("?" + urllib.parse.urlencode(q) if q else ""))
+
+    def register_model(self, stack, tenant_id, model, prefix, provider=None,
+                       is_default=False):
+        """Adds a model_defaults row giving model to a provider at prefix,
+        for tenant_id. Returns the provider's name (unique when not given)."""
+        provider = provider or self.unique_name("p")
+        stack.sql("INSERT INTO model_defaults (scope, tenant_id, provider, model, "
+                  "base_url, is_default) VALUES ('tenant', :'p1', :'p2', :'p3', "
+                  ":'p4', :'p5')",
+                  tenant_id, provider, model, self.base_url(prefix),
+                  "true" if is_default else "false")
+        return provider
+
+
+@pytest.fixture(scope="session")
+def llm_standin():
+    """One stand-in OpenAI server for the session, on a free port."""
+    proc = subprocess.Popen([sys.executable, STANDIN, "--port", "0"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        line = proc.stdout.readline()
+        if not line.startswith("listening on "):
+            proc.kill()
+            pytest.fail(f"the OpenAI stand-in did not start: {line!r}"
+                        f"{proc.stdout.read()}", pytrace=False)
+        yield LlmStandin(proc, int(line.split()[2]))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
