@@ -5,7 +5,10 @@
 #   make test          unit tests, then integration tests against real
 #                      PostgreSQL, Redis, gateway and workers
 #   make test-asan     the whole suite on the sanitizer build
+#   make check         test, test-asan, then three chaos runs (what CI runs)
 #   make bench         the benchmark suite (prints numbers, never fails tests)
+#   make chaos         the chaos suite: jobs under worker kills and Redis and
+#                      PostgreSQL restarts (CHAOS_RUNS=N runs, CHAOS_ARGS=...)
 
 BUILD   ?= build
 # Debian's interpreter, which has python3-pytest, before any user-local one.
@@ -81,6 +84,7 @@ asan:
 check:
 	$(MAKE) test
 	$(MAKE) test-asan
+	$(MAKE) chaos CHAOS_RUNS=3
 
 test:
 	$(MAKE) test-unit
@@ -97,6 +101,14 @@ test-asan:
 
 bench: $(BINS)
 	bench/run
+
+# Each run starts its own stack and draws its own seed (printed); the
+# options of tests/chaos/chaos.py go in CHAOS_ARGS, e.g. "--seed 7".
+CHAOS_RUNS ?= 1
+CHAOS_ARGS ?=
+.PHONY: chaos
+chaos: $(BINS)
+	AGENTGATE_BIN=$(abspath $(BUILD)/bin) tests/chaos/run --runs $(CHAOS_RUNS) $(CHAOS_ARGS)
 
 clean:
 	rm -rf build build-asan

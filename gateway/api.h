@@ -20,6 +20,20 @@ void api_run_get(gw_req *r);
 void api_run_cancel(gw_req *r);
 void api_run_events(gw_req *r);
 
+void api_sessions_create(gw_req *r);
+void api_sessions_list(gw_req *r);
+void api_session_get(gw_req *r);
+void api_session_delete(gw_req *r);
+
+void api_tools_list(gw_req *r);
+void api_tool_get(gw_req *r);
+
+/* True when s is a well-formed tool name, [A-Za-z0-9._-]{1,128}: checked
+ * before any name from outside reaches a query. */
+bool api_tool_name_valid(const char *s);
+
+void api_models_list(gw_req *r);
+
 void api_health_live(gw_req *r);
 void api_health_ready(gw_req *r);
 void api_health_components(gw_req *r);

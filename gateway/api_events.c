@@ -61,7 +61,7 @@ static void on_job_found(gw_req *r, PGresult *res, const char *err, const char *
     free(r->state);
     r->state = NULL;
     r->state_free = NULL;
-    sse_subscribe(r->thr->hub, r, job_id, r->who.tenant_id, after);
+    sse_subscribe(r->thr->hub, r, job_id, r->who.tenant_id, after, finished);
 }
 
 static void start_events(gw_req *r, const char *what, const char *sql)

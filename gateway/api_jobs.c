@@ -201,17 +201,6 @@ static const char SQL_JOB_LIST[] =
     "   AND ($4::timestamptz IS NULL OR (j.created_at, j.id) < ($4::timestamptz, $5::uuid))"
     " ORDER BY j.created_at DESC, j.id DESC LIMIT $6";
 
-typedef struct list_state { int limit; } list_state;
-
-static void on_job_page(gw_req *r, PGresult *res, const char *err, const char *sqlstate)
-{
-    list_state *s = r->state;
-    if (!res) { gw_reply_db_error(r, err, sqlstate); return; }
-    int rows = PQntuples(res);
-    int shown = rows > s->limit ? s->limit : rows;
-    api_reply_page(r, res, shown, rows > s->limit);
-}
-
 void api_jobs_list(gw_req *r)
 {
     static const char *const statuses[] = { "queued", "running", "succeeded", "failed",
@@ -231,15 +220,8 @@ void api_jobs_list(gw_req *r)
     api_cursor cur;
     if (api_read_limit(r, &limit) != 0 || api_read_cursor(r, &cur) != 0) return;
 
-    list_state *s = calloc(1, sizeof *s);
-    if (!s) { http_reply_problem(r, 503, "unavailable", "out of memory", NULL); return; }
-    s->limit = limit;
-    r->state = s;
-    r->state_free = free;
-    char lim[16];
-    snprintf(lim, sizeof lim, "%d", limit + 1);
     const char *params[6] = { r->who.tenant_id, status, type,
                               cur.present ? cur.created_at : NULL,
-                              cur.present ? cur.id : NULL, lim };
-    gw_query(r, SQL_JOB_LIST, 6, params, on_job_page);
+                              cur.present ? cur.id : NULL, NULL };
+    api_query_page(r, SQL_JOB_LIST, 6, params, limit);
 }

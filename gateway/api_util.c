@@ -9,6 +9,7 @@
 
 #include "api_util.h"
 #include "http.h"
+#include "query.h"
 #include "jsonutil.h"
 #include "jwt.h"
 #include "events.h"
@@ -151,4 +152,29 @@ void api_reply_page(gw_req *r, PGresult *res, int shown, bool more)
     size_t len = evbuffer_get_length(b);
     http_reply_json(r, 200, (const char *)evbuffer_pullup(b, -1), len);
     evbuffer_free(b);
+}
+
+typedef struct page_state { int limit; } page_state;
+
+static void on_page(gw_req *r, PGresult *res, const char *err, const char *sqlstate)
+{
+    page_state *s = r->state;
+    if (!res) { gw_reply_db_error(r, err, sqlstate); return; }
+    int rows = PQntuples(res);
+    int shown = rows > s->limit ? s->limit : rows;
+    api_reply_page(r, res, shown, rows > s->limit);
+}
+
+void api_query_page(gw_req *r, const char *sql, int nparams, const char **params,
+                    int limit)
+{
+    page_state *s = calloc(1, sizeof *s);
+    if (!s) { http_reply_problem(r, 503, "unavailable", "out of memory", NULL); return; }
+    s->limit = limit;
+    r->state = s;
+    r->state_free = free;
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", limit + 1);
+    params[nparams - 1] = lim;
+    gw_query(r, sql, nparams, params, on_page);
 }

@@ -48,4 +48,14 @@ int api_read_cursor(gw_req *r, api_cursor *cur);
  */
 void api_reply_page(gw_req *r, PGresult *res, int shown, bool more);
 
+/*
+ * Runs a list query and answers its page (api_reply_page). sql must
+ * select (item json, created_at text, id) newest first, and its last
+ * parameter ($nparams) is the row limit: this function sets
+ * params[nparams - 1] to limit + 1, the extra row telling whether a next
+ * page exists. Takes over r->state.
+ */
+void api_query_page(gw_req *r, const char *sql, int nparams, const char **params,
+                    int limit);
+
 #endif

@@ -27,6 +27,13 @@ static const api_fn handlers[] = {
     [ROUTE_HEALTH_READY] = api_health_ready,
     [ROUTE_HEALTH_COMPONENTS] = api_health_components,
     [ROUTE_METRICS] = api_metrics,
+    [ROUTE_SESSIONS_CREATE] = api_sessions_create,
+    [ROUTE_SESSIONS_LIST] = api_sessions_list,
+    [ROUTE_SESSION_GET] = api_session_get,
+    [ROUTE_SESSION_DELETE] = api_session_delete,
+    [ROUTE_TOOLS_LIST] = api_tools_list,
+    [ROUTE_TOOL_GET] = api_tool_get,
+    [ROUTE_MODELS_LIST] = api_models_list,
 };
 
 static http_verb verb_of(evhtp_request_t *req)

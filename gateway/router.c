@@ -2,7 +2,9 @@
  * router.c - the API's routes as one table (see router.h).
  *
  * A pattern is a path whose "*" segment matches one non-empty segment
- * (the resource id). Matching is by whole segments, so "/v1/jobs/x/eventsz"
+ * (the resource id, at most 63 bytes) and whose "+" segment matches one
+ * non-empty segment of at most 128 bytes (a name: tool names are longer
+ * than any id). Matching is by whole segments, so "/v1/jobs/x/eventsz"
  * or a trailing slash never reaches a handler by accident.
  */
 #include <string.h>
@@ -31,22 +33,32 @@ static const route_def routes[] = {
     { VERB_GET,    "/v1/health/ready",         ROUTE_HEALTH_READY, 0 },
     { VERB_GET,    "/v1/health/components",    ROUTE_HEALTH_COMPONENTS, 0 },
     { VERB_GET,    "/metrics",                 ROUTE_METRICS, 0 },
+    { VERB_POST,   "/v1/sessions",             ROUTE_SESSIONS_CREATE, 1 },
+    { VERB_GET,    "/v1/sessions",             ROUTE_SESSIONS_LIST, 1 },
+    { VERB_GET,    "/v1/sessions/*",           ROUTE_SESSION_GET, 1 },
+    { VERB_DELETE, "/v1/sessions/*",           ROUTE_SESSION_DELETE, 1 },
+    { VERB_GET,    "/v1/tools",                ROUTE_TOOLS_LIST, 1 },
+    { VERB_GET,    "/v1/tools/+",              ROUTE_TOOL_GET, 1 },
+    { VERB_GET,    "/v1/models",               ROUTE_MODELS_LIST, 1 },
 };
 
-/* Matches path against pattern; on success copies the "*" segment. */
+/* Matches path against pattern; on success copies the "*" segment into
+ * param and the "+" segment into name. */
 static int pattern_match(const char *pattern, const char *path, size_t len,
-                         char *param, size_t param_size)
+                         char *param, size_t param_size, char *name, size_t name_size)
 {
     size_t i = 0;
     const char *p = pattern;
     while (*p) {
-        if (*p == '*') {
+        if (*p == '*' || *p == '+') {
+            char *out = *p == '*' ? param : name;
+            size_t out_size = *p == '*' ? param_size : name_size;
             size_t start = i;
             while (i < len && path[i] != '/') i++;
             size_t seg = i - start;
-            if (seg == 0 || seg >= param_size) return 0;
-            memcpy(param, path + start, seg);
-            param[seg] = '\0';
+            if (seg == 0 || seg >= out_size) return 0;
+            memcpy(out, path + start, seg);
+            out[seg] = '\0';
             p++;
             continue;
         }
@@ -64,13 +76,15 @@ int router_match(http_verb verb, const char *path, size_t len, route_match *m)
     http_verb want = verb == VERB_HEAD ? VERB_GET : verb;
     int matched = 0;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        char param[64] = "";
-        if (!pattern_match(routes[i].pattern, path, len, param, sizeof param)) continue;
+        char param[sizeof m->param] = "", name[sizeof m->name] = "";
+        if (!pattern_match(routes[i].pattern, path, len, param, sizeof param,
+                           name, sizeof name)) continue;
         m->allowed |= routes[i].verb;
         if (routes[i].verb == want && !matched) {
             m->id = routes[i].id;
             m->needs_auth = routes[i].needs_auth;
             memcpy(m->param, param, sizeof m->param);
+            memcpy(m->name, name, sizeof m->name);
             matched = 1;
         }
     }

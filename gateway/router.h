@@ -22,6 +22,13 @@ typedef enum route_id {
     ROUTE_HEALTH_READY,
     ROUTE_HEALTH_COMPONENTS,
     ROUTE_METRICS,
+    ROUTE_SESSIONS_CREATE,
+    ROUTE_SESSIONS_LIST,
+    ROUTE_SESSION_GET,
+    ROUTE_SESSION_DELETE,
+    ROUTE_TOOLS_LIST,
+    ROUTE_TOOL_GET,
+    ROUTE_MODELS_LIST,
 } route_id;
 
 typedef enum http_verb {
@@ -37,6 +44,8 @@ typedef struct route_match {
     char param[64];        /* the {id} segment as sent, unchecked */
     unsigned allowed;      /* VERB_* bits the path accepts (for 405 Allow) */
     int needs_auth;        /* 0 for health, metrics and openapi */
+    char name[129];        /* the {name} segment (tools) as sent, unchecked;
+                              up to 128 bytes, longer ones do not match */
 } route_match;
 
 /*

@@ -38,6 +38,7 @@ typedef struct sse_sub {
     bool fetching;         /* a catch-up read is in flight */
     bool refetch;          /* something arrived meanwhile: read again after */
     bool ended;
+    bool finished;         /* the job had ended in PostgreSQL: replay from there */
     long long last_write_ms;
     struct sse_sub *prev, *next;
 } sse_sub;
@@ -297,6 +298,13 @@ static void catch_up(sse_sub *s)
     if (s->fetching) { s->refetch = true; return; }
     s->fetching = true;
     s->refetch = false;
+    if (s->finished) {
+        /* PostgreSQL has every event of a finished job, and Redis may lack
+         * the last ones (written while it was away): it cannot be trusted
+         * to ever show the terminal event. */
+        read_table(s);
+        return;
+    }
     char key[KEY_MAX];
     key_events(key, s->t->job_id);
     redis_argv cmd;
@@ -318,7 +326,7 @@ static void on_stream_closed(gw_req *r)
 }
 
 void sse_subscribe(sse_hub *hub, gw_req *r, const char *job_id,
-                   const char *tenant_id, long long after)
+                   const char *tenant_id, long long after, bool finished)
 {
     sse_sub *s = calloc(1, sizeof *s);
     topic *t = s ? topic_get(hub, job_id, tenant_id) : NULL;
@@ -329,6 +337,7 @@ void sse_subscribe(sse_hub *hub, gw_req *r, const char *job_id,
     }
     s->r = r;
     s->last_sent = after;
+    s->finished = finished;
     r->state = s;
     r->state_free = free;
     r->on_close = on_stream_closed;

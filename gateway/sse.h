@@ -22,10 +22,12 @@ void sse_hub_free(sse_hub *hub);
 /*
  * Streams the events of job_id after the id `after` to r, which has been
  * authenticated and checked to belong to tenant_id; the stream ends after
- * the job's terminal event.
+ * the job's terminal event. finished says the job had already ended in
+ * PostgreSQL, so its events are replayed from there, not from Redis.
  */
 void sse_subscribe(sse_hub *hub, gw_req *r, const char *job_id,
-                   const char *tenant_id, long long after);
+                   const char *tenant_id, long long after,
+                   bool finished);
 
 /* Ends every open stream with a retry: hint (shutdown); clients resume
  * elsewhere with Last-Event-ID. */

@@ -40,8 +40,11 @@ static job_outcome bad_field(job_result *out, const char *name)
     return fail(out, "invalid_payload", msg);
 }
 
+/* The store was unreachable for longer than a write waits (a lease): a
+ * transient failure, so the job is retried, not failed for good. */
 static job_outcome event_write_failed(job_result *out)
 {
+    out->retryable = true;
     return fail(out, "event_write_failed", "the job's progress event could not be stored");
 }
 

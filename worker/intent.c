@@ -686,3 +686,56 @@ int intent_classify(const char *text, size_t len, intent_result *out)
     words_free(&ws);
     return 0;
 }
+
+/* ---- the model's opinion ---------------------------------------------- */
+
+int intent_is_confident(const intent_result *r)
+{
+    return r && (r->cls == INTENT_DANGEROUS || r->confidence >= INTENT_CONFIDENT);
+}
+
+int intent_parse_label(const char *text, size_t len, intent_class *cls)
+{
+    static const intent_class all[] = {INTENT_CHAT, INTENT_GRAPH, INTENT_SECURITY,
+                                       INTENT_ADMIN, INTENT_DANGEROUS};
+    if (!text || !cls)
+        return -1;
+    while (len > 0 && is_ascii_space((unsigned char)text[0])) {
+        text++;
+        len--;
+    }
+    while (len > 0 && is_ascii_space((unsigned char)text[len - 1]))
+        len--;
+    if (len > 0 && text[len - 1] == '.')
+        len--;
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        const char *name = intent_name(all[i]);
+        size_t n = strlen(name);
+        if (len != n)
+            continue;
+        size_t k = 0;
+        while (k < n && ascii_lower((unsigned char)text[k]) == (unsigned char)name[k])
+            k++;
+        if (k == n) {
+            *cls = all[i];
+            return 0;
+        }
+    }
+    return -1;
+}
+
+void intent_set_from_llm(intent_result *out, intent_class cls)
+{
+    static const char *const desc[] = {
+        [INTENT_CHAT] = "the language model read it as general conversation",
+        [INTENT_GRAPH] = "the language model read it as a graph question",
+        [INTENT_SECURITY] = "the language model read it as a security question",
+        [INTENT_ADMIN] = "the language model read it as an administrative request",
+        [INTENT_DANGEROUS] = "pursue a goal the language model judged destructive or abusive",
+    };
+    out->cls = cls;
+    out->rule_id = "llm";
+    out->description = desc[cls];
+    out->confidence = 0.8;
+    out->hits = 0;
+}

@@ -65,6 +65,37 @@ const char *intent_name(intent_class cls);
  */
 int intent_match(const char *text, size_t len, const char *pattern);
 
+/* ---- asking a language model when the rules are unsure ------------------- */
+
+/* A rule result below this confidence (a prompt no rule matched is chat at
+ * 0.6) is not final: when a real language model serves the run, the
+ * orchestrator asks it, with INTENT_LLM_TASK as the task. Dangerous rule
+ * matches are always final. */
+#define INTENT_CONFIDENT 0.75
+
+#define INTENT_LLM_TASK \
+    "Classify the user's request into exactly one of these labels: chat, graph, " \
+    "security, admin, dangerous. graph: nodes, edges, paths, dependencies. security: " \
+    "threats, vulnerabilities, authentication, secrets, compliance. admin: tenants, " \
+    "users, roles, quotas, operating the platform. dangerous: a destructive or abusive " \
+    "goal (deleting data, disabling security, malware, attacks). chat: anything else. " \
+    "Reply with the label alone, one lowercase word, nothing else."
+
+/* True when r needs no second opinion. */
+int intent_is_confident(const intent_result *r);
+
+/*
+ * Parses a model's answer to INTENT_LLM_TASK strictly: after trimming
+ * whitespace (and one trailing '.'), the whole answer must be one of the
+ * five names, in any ASCII case. Returns 0 with *cls set, or -1 for
+ * anything else (a sentence, two labels, an unknown word, NULL).
+ */
+int intent_parse_label(const char *text, size_t len, intent_class *cls);
+
+/* Fills *out for a class the model chose: rule_id "llm", a description of
+ * the class, confidence 0.8, hits 0. */
+void intent_set_from_llm(intent_result *out, intent_class cls);
+
 /*
  * Checks every built-in rule pattern parses. Returns 0, or -1 with the
  * offending rule id in err (err_size bytes). A build defect if it fails.

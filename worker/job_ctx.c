@@ -110,6 +110,11 @@ static redisContext *job_redis(job_ctx *ctx, long long wait_ms)
     }
 }
 
+const ag_config *job_config(const job_ctx *ctx)
+{
+    return ctx->w->cfg;
+}
+
 redisContext *job_redis_conn(job_ctx *ctx)
 {
     return job_redis(ctx, 0);

@@ -74,6 +74,9 @@ bool job_sleep_ms(job_ctx *ctx, long long ms);
  * Every statement must filter by the job's tenant_id. */
 PGconn *job_db(job_ctx *ctx);
 
+/* The worker's settings (borrowed; valid for the whole run). */
+const struct ag_config *job_config(const job_ctx *ctx);
+
 /* This job thread's Redis connection (blocking), for handlers that keep
  * tenant-scoped keys or shared state (circuit breakers, tool rate limits).
  * NULL while Redis is unreachable: the handler must carry on without it.

@@ -11,9 +11,10 @@
  *   - it composes its text only from the request: it restates what was
  *     asked (a quote of the prompt and its key terms), says what the
  *     current TODO is for under the request's intent, quotes results that
- *     tools produced (the time from system.time, the worker's state from
- *     system.health), and for the final answer lists the plan and what
- *     each step gave;
+ *     tools produced (the time from system.time, the failed jobs from
+ *     jobs.list, ...), recalls the session's previous question, and for
+ *     the final answer lists the plan and what each step gave;
+ *   - it never asks for tools (the orchestrator offers it none);
  *   - it is deterministic: the same request gives the same text, byte for
  *     byte (temperature is ignored);
  *   - it streams its text through on_delta three words at a time, and it
@@ -35,6 +36,7 @@
 #define BUILTIN_DELTA_WORDS    3
 #define QUOTE_MAX_BYTES        200
 #define ITEM_MAX_BYTES         240
+#define TOOL_RESULT_MAX_BYTES  1500     /* of a tool's result quoted in an answer */
 #define KEY_TERMS_MAX          6
 #define KEY_TERM_MAX_BYTES     32
 
@@ -167,9 +169,28 @@ static void add_tool_result(strbuf *b, const llm_context_item *it)
         strbuf_add(b, " (from system.time).");
     } else {
         strbuf_addf(b, "\n%s reported: ", it->tool);
-        strbuf_add_flat(b, it->text ? it->text : "nothing", ITEM_MAX_BYTES);
+        strbuf_add_flat(b, it->text ? it->text : "nothing", TOOL_RESULT_MAX_BYTES);
         strbuf_add(b, ".");
     }
+}
+
+/* The session's previous question, when there was one. */
+static void add_history(strbuf *b, const llm_request *req)
+{
+    const char *last = NULL;
+    size_t asked = 0;
+    for (size_t i = 0; i < req->n_history; i++)
+        if (req->history[i].role && strcmp(req->history[i].role, "user") == 0 &&
+            req->history[i].content) {
+            last = req->history[i].content;
+            asked++;
+        }
+    if (!last)
+        return;
+    strbuf_addf(b, "\nEarlier in this session (%zu earlier request%s) you asked: \"", asked,
+                asked == 1 ? "" : "s");
+    strbuf_add_flat(b, last, QUOTE_MAX_BYTES);
+    strbuf_add(b, "\".");
 }
 
 static void compose_step(strbuf *b, const llm_request *req, const key_terms *kt)
@@ -196,17 +217,21 @@ static void add_answer(strbuf *b, const llm_request *req, const key_terms *kt)
     strbuf_add(b, "\nAnswer: ");
     for (size_t i = 0; i < req->n_context; i++) {
         const llm_context_item *it = &req->context[i];
+        if (!it->tool || !it->ok || !it->text)
+            continue;
+        strbuf_add(b, quoted ? " " : "");
         if (item_is_tool(it, "system.time")) {
-            strbuf_add(b, quoted ? " The current UTC time is " : "The current UTC time is ");
+            strbuf_add(b, "The current UTC time is ");
             strbuf_add_flat(b, it->text, ITEM_MAX_BYTES);
-            strbuf_add(b, ".");
-            quoted = true;
         } else if (item_is_tool(it, "system.health")) {
-            strbuf_add(b, quoted ? " Worker health: " : "Worker health: ");
+            strbuf_add(b, "Worker health: ");
             strbuf_add_flat(b, it->text, ITEM_MAX_BYTES);
-            strbuf_add(b, ".");
-            quoted = true;
+        } else {
+            strbuf_addf(b, "%s reported: ", it->tool);
+            strbuf_add_flat(b, it->text, TOOL_RESULT_MAX_BYTES);
         }
+        strbuf_add(b, ".");
+        quoted = true;
     }
     if (quoted)
         return;
@@ -238,6 +263,7 @@ static void compose_final(strbuf *b, const llm_request *req, const key_terms *kt
     strbuf_addf(b, "\"\nIntent: %s. Key terms: ", req->intent ? req->intent : "unknown");
     add_terms(b, kt);
     strbuf_add(b, ".");
+    add_history(b, req);
     if (req->n_context > 0)
         strbuf_add(b, "\nPlan:");
     for (size_t i = 0; i < req->n_context; i++) {
@@ -248,11 +274,8 @@ static void compose_final(strbuf *b, const llm_request *req, const key_terms *kt
             strbuf_add(b, ": not completed (");
             strbuf_add_flat(b, it->text ? it->text : "no reason given", ITEM_MAX_BYTES);
             strbuf_add(b, ")");
-        } else if (it->tool && it->text) {
-            strbuf_add(b, ": ");
-            strbuf_add_flat(b, it->text, ITEM_MAX_BYTES);
         } else {
-            strbuf_add(b, ": done");
+            strbuf_add(b, it->tool ? ": done (result below)" : ": done");
         }
     }
     add_answer(b, req, kt);
@@ -291,6 +314,8 @@ static long long request_words(const llm_request *req)
     for (size_t i = 0; i < req->n_context; i++)
         n += llm_count_words(req->context[i].title) + llm_count_words(req->context[i].tool) +
              llm_count_words(req->context[i].text);
+    for (size_t i = 0; i < req->n_history; i++)
+        n += llm_count_words(req->history[i].content);
     return n;
 }
 
@@ -332,7 +357,7 @@ static llm_err builtin_complete(const llm_provider *self, const llm_request *req
         return LLM_ERR_INVALID_REQUEST;
     memset(out, 0, sizeof(*out));
     if (!req || !req->prompt || req->n_context > LLM_MAX_CONTEXT_ITEMS ||
-        (req->n_context > 0 && !req->context))
+        (req->n_context > 0 && !req->context) || (req->n_history > 0 && !req->history))
         return LLM_ERR_INVALID_REQUEST;
 
     find_key_terms(req->prompt, &kt);

@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "jobtypes.h"
+#include "llm_router.h"
 #include "log.h"
 #include "queues.h"
 #include "worker.h"
@@ -123,10 +124,18 @@ int main(int argc, char **argv)
     /* A write to a Redis socket the server closed must fail, not kill. */
     signal(SIGPIPE, SIG_IGN);
 
+    if (llm_router_init(&cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "agentgate-worker: %s\n", err);
+        return 2;
+    }
+
     static worker w;
-    if (worker_init(&w, &cfg, worker_id, &queues) < 0)
+    if (worker_init(&w, &cfg, worker_id, &queues) < 0) {
+        llm_router_shutdown();
         return 1;
+    }
     rc = worker_run(&w, &sigs);
     worker_free(&w);
+    llm_router_shutdown();
     return rc;
 }

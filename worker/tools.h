@@ -95,4 +95,39 @@ void tool_call_result_free(tool_call_result *out);
 /* A short English name of status ("denied", ...), for events and logs. */
 const char *tool_status_name(tool_status status);
 
+/* ---- Additions (the tools runtime's own helpers, also used by tests) ---- */
+
+/* Rate limits in manifests are calls per this many ms, per tenant. */
+#define TOOLS_RATE_PERIOD_MS 60000
+
+/* Most manifests a catalog holds; more rows are ignored with a warning. */
+#define TOOLS_CATALOG_MAX 256
+
+/* One manifest as the catalog takes it. Strings are borrowed (copied in). */
+typedef struct tool_manifest_row {
+    const char *name;               /* 1..128 of [A-Za-z0-9._-] */
+    const char *description;
+    const char *input_schema_json;  /* NULL: {"type":"object"} */
+    const char *const *required_scopes;
+    size_t n_required_scopes;
+    long long rate_limit;           /* calls per minute per tenant; <= 0: unlimited */
+} tool_manifest_row;
+
+/* An empty catalog, for tools_catalog_add; NULL when memory runs out. */
+tool_catalog *tools_catalog_new(void);
+
+/*
+ * Adds an enabled manifest to c, replacing one of the same name. A schema
+ * that is not JSON is kept as unusable: calls of the tool then fail with
+ * that reason rather than skipping validation. Frees the arrays
+ * tools_catalog_defs returned before (fill a catalog first, then use it).
+ * Returns 0, or -1 with a reason in err for a bad name or when memory
+ * runs out.
+ */
+int tools_catalog_add(tool_catalog *c, const tool_manifest_row *row, char *err,
+                      size_t err_size);
+
+/* True when p's scopes include scope (exact match of one word). */
+bool tools_principal_has_scope(const tool_principal *p, const char *scope);
+
 #endif

@@ -73,6 +73,8 @@ REDIS_PORT = _test_port("AGENTGATE_TEST_REDIS_PORT", 56382)
 RING_SIZE = 20
 KEEPALIVE_MS = 1000
 WORKERS = 2
+# The API key the stack gives provider "it-keyed" (test_llm_providers.py).
+IT_API_KEY = "sk-it-" + uuid.uuid4().hex
 
 # Bound on any single wait for the product (a job to finish, an SSE frame).
 TIMEOUT = 20.0
@@ -240,6 +242,7 @@ class SseStream:
         self._field_event = None
         self._field_data = None
         self._last_id = None
+        self.retry = None           # the last retry: field, as sent
 
     def response(self):
         """For a non-200 answer: the whole body as a Resp."""
@@ -300,6 +303,8 @@ class SseStream:
                 value = value[1:]
             if name == "id":
                 self._field_id = value
+            elif name == "retry":
+                self.retry = value
             elif name == "event":
                 self._field_event = value
             elif name == "data":
@@ -635,6 +640,7 @@ def stack(request):
                     "--env", "AGENTGATE_LLM_CIRCUIT_FAILURES=3",
                     "--env", "AGENTGATE_LLM_CIRCUIT_OPEN_MS=30000",
                     "--env", "AGENTGATE_LLM_FIRST_BYTE_TIMEOUT_MS=2000",
+                    "--env", f"AGENTGATE_LLM_API_KEYS=it-keyed={IT_API_KEY}",
                     timeout=STACK_UP_TIMEOUT)
     except subprocess.TimeoutExpired as e:
         up_failure = f"agentgate-stack up timed out after {STACK_UP_TIMEOUT} s"

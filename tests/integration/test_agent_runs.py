@@ -175,3 +175,53 @@ def test_invalid_agent_run_is_422(tenant, body):
 
 def test_malformed_agent_run_json_is_400(tenant):
     tenant.request("POST", "/v1/agent-runs", raw=b'{"prompt":').expect_problem(400)
+
+
+def test_fallback_only_calls_no_model_but_runs_the_tools(tenant):
+    run = _start(tenant, prompt="What time is it in UTC?", response_mode="fallback-only")
+    events = _run_events(tenant, run)
+    got = tenant.wait_run(run["id"])
+    assert got["status"] == "succeeded", got
+    assert got["output"].startswith(
+        "[agentgate deterministic template: no language model was called]"), got["output"]
+    steps = {s["action"]: s for s in got["steps"]}
+    tool = steps["tool:invoke"]
+    assert tool["status"] == "completed" and tool["input"]["tool"] == "system.time", tool
+    assert f"The current UTC time is {tool['output']['output']['utc']}." in got["output"]
+    assert all(s["status"] == "skipped" for s in got["steps"] if s["action"] == "llm:call")
+    assert got["metrics"]["llm_calls"] == 0 and got["metrics"]["tool_calls"] == 1, got["metrics"]
+    # The tools runtime announced the call, with its outcome.
+    called = [e.body["data"] for e in events if e.event == "tool.called"]
+    assert [(c["tool"], c["status"]) for c in called] == [("system.time", "ok")], called
+    assert "llm.delta" not in [e.event for e in events]
+
+
+def test_a_tool_not_enabled_for_the_run_does_not_run(tenant):
+    run = _start(tenant, prompt="What time is it in UTC?", tools=["system.health"])
+    events = _run_events(tenant, run)
+    got = tenant.wait_run(run["id"])
+    assert got["status"] == "succeeded", got
+    tool = [s for s in got["steps"] if s["action"] == "tool:invoke"][0]
+    assert tool["status"] == "skipped", tool
+    assert tool["output"]["status"] == "not_enabled", tool
+    assert "tool.called" not in [e.event for e in events]
+    assert got["metrics"]["tool_calls"] == 0, got["metrics"]
+    assert "\"system.time\" is not enabled for this run" in got["output"], got["output"]
+
+
+def test_steps_of_a_run_report_the_built_in_provider(tenant):
+    run = _start(tenant, prompt="hello there", planning_mode="none")
+    got = tenant.wait_run(run["id"])
+    assert got["status"] == "succeeded", got
+    intent = got["steps"][0]
+    assert intent["action"] == "intent:classify", intent
+    # No language model serves the run, so the rules alone decide.
+    assert intent["output"]["method"] == "rules", intent
+    plan = [s for s in got["steps"] if s["action"] == "plan:todos"][0]["output"]
+    assert plan["planner"] == "deterministic" and "built-in" in plan["note"], plan
+    for s in got["steps"]:
+        if s["action"] == "llm:call":
+            assert s["output"]["provider"] == "builtin", s
+            assert s["output"]["language_model"] is False, s
+    m = got["metrics"]
+    assert m["iterations"] == 2 and m["pii_redacted"] == 0, m

@@ -2,7 +2,8 @@
  * test_intent.c - the rule-based intent classifier (worker/intent.c):
  * each class, refusals of destructive and abusive prompts including the
  * usual disguises (spacing, case, invisible characters), benign prompts
- * that share words with dangerous ones, and the word-pattern matcher.
+ * that share words with dangerous ones, the word-pattern matcher, and
+ * the strict reading of a model's one-word label.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -280,6 +281,78 @@ static void test_match_bad_patterns(void **state)
     assert_int_equal(intent_match("x", 1, NULL), -1);
 }
 
+static void test_confidence_threshold(void **state)
+{
+    (void)state;
+    intent_result r = classify("hello, how are you?");
+    assert_int_equal(r.cls, INTENT_CHAT);
+    assert_false(intent_is_confident(&r));         /* no rule matched: ask a model */
+    r = classify("find the shortest path between these graph nodes");
+    assert_true(intent_is_confident(&r));
+    r = classify("drop the production database");
+    assert_true(intent_is_confident(&r));          /* dangerous is always final */
+    r.confidence = 0.1;
+    assert_true(intent_is_confident(&r));
+    assert_false(intent_is_confident(NULL));
+}
+
+static void test_parse_label(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        int cls;                    /* -1: refused */
+    } cases[] = {
+        {"chat", INTENT_CHAT},
+        {"graph", INTENT_GRAPH},
+        {" Security\n", INTENT_SECURITY},
+        {"ADMIN.", INTENT_ADMIN},
+        {"\tdangerous  ", INTENT_DANGEROUS},
+        {"", -1},
+        {"   ", -1},
+        {".", -1},
+        {"chat..", -1},
+        {"chatty", -1},
+        {"cha", -1},
+        {"\"chat\"", -1},
+        {"chat graph", -1},
+        {"The label is chat", -1},
+        {"chat\nsecurity", -1},
+        {"benign", -1},
+        {"dangerous!", -1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        intent_class cls = INTENT_GRAPH;
+        int rc = intent_parse_label(cases[i].text, strlen(cases[i].text), &cls);
+        if (cases[i].cls < 0) {
+            if (rc != -1)
+                fail_msg("\"%s\" accepted as %s", cases[i].text, intent_name(cls));
+            assert_int_equal(cls, INTENT_GRAPH);       /* untouched */
+        } else if (rc != 0 || (int)cls != cases[i].cls) {
+            fail_msg("\"%s\" not read as %s", cases[i].text, intent_name(cases[i].cls));
+        }
+    }
+    intent_class cls;
+    assert_int_equal(intent_parse_label("chat and more", 4, &cls), 0);   /* len counts */
+    assert_int_equal(cls, INTENT_CHAT);
+    assert_int_equal(intent_parse_label(NULL, 4, &cls), -1);
+    assert_int_equal(intent_parse_label("chat", 4, NULL), -1);
+}
+
+static void test_set_from_llm(void **state)
+{
+    (void)state;
+    intent_result r;
+    for (int c = INTENT_CHAT; c <= INTENT_DANGEROUS; c++) {
+        intent_set_from_llm(&r, (intent_class)c);
+        assert_int_equal(r.cls, c);
+        assert_string_equal(r.rule_id, "llm");
+        assert_true(strlen(r.description) > 10);
+        assert_true(r.confidence > 0 && r.confidence < 1);
+    }
+    assert_non_null(strstr(INTENT_LLM_TASK, "dangerous"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -299,6 +372,9 @@ int main(void)
         cmocka_unit_test(test_length_is_respected),
         cmocka_unit_test(test_match_patterns),
         cmocka_unit_test(test_match_bad_patterns),
+        cmocka_unit_test(test_confidence_threshold),
+        cmocka_unit_test(test_parse_label),
+        cmocka_unit_test(test_set_from_llm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,9 @@
  * test_llm_builtin.c - the built-in deterministic provider
  * (worker/llm_builtin.c): it labels its output, gives the same text for
  * the same request, counts usage in words, streams pieces that add up to
- * the text, stops when the callback asks, and refuses malformed requests.
+ * the text, stops when the callback asks, and refuses malformed requests;
+ * it quotes every tool's result in its answer and recalls the session's
+ * previous question.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -151,6 +153,60 @@ static void test_quotes_tool_results(void **state)
     assert_non_null(strstr(resp.text, "The current UTC time is 2026-11-21T10:30:00.123Z"));
     assert_non_null(strstr(resp.text, "system.health did not run: not enabled for this run."));
     llm_response_free(&resp);
+}
+
+static void test_quotes_any_tool_result(void **state)
+{
+    (void)state;
+    static const char jobs[] =
+        "1 failed job since 2026-11-21T00:00:00.000Z in this tenant: "
+        "0192f3a4-7b1c-7d2e-9f00-123456789abc (test, failed: boom asked to fail, created "
+        "2026-11-21T09:00:00.000Z)";
+    llm_context_item ctx[] = {
+        {"Understand the question", NULL, "some model text", true},
+        {"List the matching jobs (jobs.list)", "jobs.list", jobs, true},
+        {"Draft the answer", NULL, "more text", true},
+    };
+    llm_request req = chat_request("what jobs failed today?", NULL);
+    req.context = ctx;
+    req.n_context = 3;
+
+    llm_response resp = complete_ok(&req);
+    char want[512];
+    snprintf(want, sizeof(want), "Answer: jobs.list reported: %s.", jobs);
+    if (!strstr(resp.text, want))
+        fail_msg("no \"%s\" in:\n%s", want, resp.text);
+    assert_non_null(strstr(resp.text, "2. List the matching jobs (jobs.list): done"));
+    llm_response_free(&resp);
+}
+
+static void test_recalls_the_session(void **state)
+{
+    (void)state;
+    llm_turn turns[] = {
+        {"user", "What is a lighthouse?"},
+        {"assistant", "A tower with a light."},
+        {"user", "Who keeps it?"},
+        {"assistant", "A keeper."},
+    };
+    llm_request req = chat_request("And at night?", NULL);
+    req.history = turns;
+    req.n_history = 4;
+    llm_response resp = complete_ok(&req);
+    assert_non_null(strstr(resp.text, "Earlier in this session (2 earlier requests) you asked: "
+                                      "\"Who keeps it?\"."));
+    long long in_with = resp.usage.tokens_in;
+    llm_response_free(&resp);
+
+    req.n_history = 0;
+    resp = complete_ok(&req);
+    assert_null(strstr(resp.text, "Earlier in this session"));
+    assert_true(resp.usage.tokens_in < in_with);     /* the turns were counted */
+    llm_response_free(&resp);
+
+    req.history = NULL;
+    req.n_history = 2;      /* turns promised but none given */
+    assert_int_equal(P()->complete(P(), &req, NULL, NULL, &resp), LLM_ERR_INVALID_REQUEST);
 }
 
 static void test_intent_shapes_text(void **state)
@@ -352,6 +408,8 @@ int main(void)
         cmocka_unit_test(test_banner_and_content),
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_quotes_tool_results),
+        cmocka_unit_test(test_quotes_any_tool_result),
+        cmocka_unit_test(test_recalls_the_session),
         cmocka_unit_test(test_intent_shapes_text),
         cmocka_unit_test(test_usage_counts_words),
         cmocka_unit_test(test_deltas_add_up_to_text),

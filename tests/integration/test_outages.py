@@ -1,0 +1,82 @@
+"""
+Dependencies going away: while Redis is down the gateway still takes jobs
+(202) and ends event streams with a retry: hint, and a client that comes
+back resumes with no gap; while PostgreSQL is down submissions answer 503
+with Retry-After and leave nothing behind. Everything recovers by itself.
+"""
+import time
+import uuid
+
+from conftest import _stack, check_frames, http_request, TIMEOUT
+
+
+def dep(stack, name, action):
+    r = _stack(name, action, "--dir", stack.dir)
+    assert r.returncode == 0, f"agentgate-stack {name} {action}: {r.stdout}"
+
+
+def wait_ready(timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if http_request("GET", "/v1/health/ready").status == 200:
+            return
+        time.sleep(0.1)
+    raise AssertionError("gateway not ready again")
+
+
+def components():
+    r = http_request("GET", "/v1/health/components")
+    return r.status, r.json()["components"]
+
+
+def test_redis_down_jobs_accepted_and_streams_resume_without_gap(stack, tenant):
+    job = tenant.submit("long-running", {"duration_ms": 5000,
+                                         "progress_interval_ms": 200})
+    stream = tenant.open_events(job["id"])
+    stream.read_until(lambda e: e.event == "job.progress", what="first progress")
+    try:
+        dep(stack, "redis", "stop")
+        # The stream ends cleanly, telling the client when to come back.
+        while stream.next_event(timeout=10, what="end of stream") is not None:
+            pass
+        assert stream.retry is not None and int(stream.retry) > 0, stream.retry
+        seen = stream.events
+        check_frames(seen, job["id"])
+
+        status, comp = components()
+        assert status == 503 and comp["redis"]["status"] == "down", comp
+        during = tenant.submit("test", {"outcome": "succeed"})    # still 202
+
+        # Resuming while Redis is away is served from PostgreSQL. The client
+        # comes back after the retry it was given, as EventSource does.
+        time.sleep(int(stream.retry) / 1000)
+        resumed = tenant.open_events(job["id"], last_event_id=seen[-1].id)
+        resumed.next_event(timeout=10, what="an event caught up from PostgreSQL")
+    finally:
+        dep(stack, "redis", "start")
+    wait_ready()
+    rest = resumed.read_to_end(timeout=TIMEOUT)
+    check_frames(rest, job["id"], first_id=seen[-1].id + 1)
+    assert rest[-1].event == "job.succeeded", rest
+
+    # The job taken while Redis was down was enqueued by reconciliation.
+    assert tenant.wait_job(during["id"])["status"] == "succeeded"
+
+
+def test_postgres_down_submissions_503_and_nothing_half_written(stack, tenant):
+    rid = str(uuid.uuid4())
+    try:
+        dep(stack, "pg", "stop")
+        r = tenant.request("POST", "/v1/jobs", body={
+            "type": "test", "payload": {"outcome": "succeed"}},
+            headers={"X-Request-Id": rid})
+        r.expect_problem(503)
+        assert r.header("Retry-After") and int(r.header("Retry-After")) > 0
+        status, comp = components()
+        assert status == 503 and comp["postgres"]["status"] == "down", comp
+    finally:
+        dep(stack, "pg", "start")
+    wait_ready()
+    assert stack.sql("SELECT count(*) FROM jobs WHERE request_id = :'p1'", rid) == [["0"]]
+    job = tenant.submit("test", {"outcome": "succeed"})
+    assert tenant.wait_job(job["id"], timeout=30)["status"] == "succeeded"
