@@ -6,6 +6,7 @@
  * fixed by this file alone: the same text goes to Redis, to PostgreSQL and
  * onto the SSE wire, and tests can pin it exactly.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,4 +286,18 @@ char *event_retrying_data(int attempt, const char *reason, long long delay_ms,
         && cJSON_AddNumberToObject(obj, "delay_ms", (double)delay_ms) != NULL
         && (code == NULL || add_error(obj, code, message));
     return print_and_free(obj, ok);
+}
+
+void redis_argv_of(redis_argv *cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    cmd->argc = 0;
+    const char *s;
+    while (cmd->argc < 8 && (s = va_arg(ap, const char *)) != NULL) {
+        cmd->argv[cmd->argc] = s;
+        cmd->argvlen[cmd->argc] = strlen(s);
+        cmd->argc++;
+    }
+    va_end(ap);
 }

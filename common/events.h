@@ -62,6 +62,10 @@ typedef struct redis_argv {
     char numbuf[2][24];     /* storage for numeric arguments */
 } redis_argv;
 
+/* Fills cmd from the strings that follow (at most 8), ending with a
+ * (const char *)NULL; they are borrowed and must outlive cmd's use. */
+void redis_argv_of(redis_argv *cmd, ...);
+
 /* Key storage for one job's event commands, kept alive by the caller
  * until the commands are sent. */
 typedef struct event_keys {

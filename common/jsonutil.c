@@ -363,3 +363,53 @@ char *json_print(const cJSON *item)
         return NULL;
     return cJSON_PrintUnformatted(item);
 }
+
+void json_add_str(cJSON *o, const char *k, const char *v, bool *ok)
+{
+    if (*ok && !(v ? cJSON_AddStringToObject(o, k, v) : cJSON_AddNullToObject(o, k)))
+        *ok = false;
+}
+
+void json_add_num(cJSON *o, const char *k, double v, bool *ok)
+{
+    if (*ok && !cJSON_AddNumberToObject(o, k, v))
+        *ok = false;
+}
+
+void json_add_bool(cJSON *o, const char *k, bool v, bool *ok)
+{
+    if (*ok && !cJSON_AddBoolToObject(o, k, v))
+        *ok = false;
+}
+
+void json_add_item(cJSON *o, const char *k, cJSON *item, bool *ok)
+{
+    if (!item) {
+        *ok = false;
+        return;
+    }
+    if (!*ok || !cJSON_AddItemToObject(o, k, item)) {
+        cJSON_Delete(item);
+        *ok = false;
+    }
+}
+
+void json_append(cJSON *a, cJSON *item, bool *ok)
+{
+    if (!item) {
+        *ok = false;
+        return;
+    }
+    if (!*ok || !cJSON_AddItemToArray(a, item)) {
+        cJSON_Delete(item);
+        *ok = false;
+    }
+}
+
+cJSON *json_done(cJSON *o, bool ok)
+{
+    if (ok)
+        return o;
+    cJSON_Delete(o);
+    return NULL;
+}

@@ -31,6 +31,20 @@ const char *json_get_string(const cJSON *obj, const char *name);
 int json_get_int(const cJSON *obj, const char *name, long long min,
                  long long max, long long *out);
 
+/*
+ * Building objects without checking every call: each adder is a no-op
+ * once *ok is false, and sets it false when cJSON fails. json_add_item and
+ * json_append take ownership of item (a NULL item fails), freeing it when
+ * it cannot be added. json_done returns o when *ok held throughout, else
+ * frees o and returns NULL. A NULL string v adds null.
+ */
+void json_add_str(cJSON *o, const char *k, const char *v, bool *ok);
+void json_add_num(cJSON *o, const char *k, double v, bool *ok);
+void json_add_bool(cJSON *o, const char *k, bool v, bool *ok);
+void json_add_item(cJSON *o, const char *k, cJSON *item, bool *ok);
+void json_append(cJSON *a, cJSON *item, bool *ok);
+cJSON *json_done(cJSON *o, bool ok);
+
 /* Prints item compactly. Returns a malloc'd string the caller frees, or NULL. */
 char *json_print(const cJSON *item);
 

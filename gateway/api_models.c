@@ -13,6 +13,7 @@
 #include <event2/buffer.h>
 
 #include "api.h"
+#include "api_util.h"
 #include "http.h"
 #include "query.h"
 #include "jsonutil.h"
@@ -76,17 +77,11 @@ static void on_models(gw_req *r, PGresult *res, const char *err, const char *sql
         http_reply_problem(r, 503, "unavailable", "out of memory", NULL);
         return;
     }
-    evbuffer_add(b, "{\"items\":[", 10);
-    for (int i = 0; i < shown; i++) {
-        if (i) evbuffer_add(b, ",", 1);
-        evbuffer_add(b, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
-    }
+    api_add_items(b, res, shown);
     if (configured) evbuffer_add_printf(b, "%s%s", shown ? "," : "", configured);
     evbuffer_add_printf(b, "],\"truncated\":%s}", rows > shown ? "true" : "false");
     free(configured);
-    size_t len = evbuffer_get_length(b);
-    http_reply_json(r, 200, (const char *)evbuffer_pullup(b, -1), len);
-    evbuffer_free(b);
+    api_reply_buffer(r, b);
 }
 
 void api_models_list(gw_req *r)

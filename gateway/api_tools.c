@@ -32,15 +32,9 @@ static void on_tools(gw_req *r, PGresult *res, const char *err, const char *sqls
     int shown = rows > TOOLS_LIST_MAX ? TOOLS_LIST_MAX : rows;
     struct evbuffer *b = evbuffer_new();
     if (!b) { http_reply_problem(r, 503, "unavailable", "out of memory", NULL); return; }
-    evbuffer_add(b, "{\"items\":[", 10);
-    for (int i = 0; i < shown; i++) {
-        if (i) evbuffer_add(b, ",", 1);
-        evbuffer_add(b, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
-    }
+    api_add_items(b, res, shown);
     evbuffer_add_printf(b, "],\"truncated\":%s}", rows > shown ? "true" : "false");
-    size_t len = evbuffer_get_length(b);
-    http_reply_json(r, 200, (const char *)evbuffer_pullup(b, -1), len);
-    evbuffer_free(b);
+    api_reply_buffer(r, b);
 }
 
 void api_tools_list(gw_req *r)

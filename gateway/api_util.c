@@ -130,14 +130,27 @@ int api_read_cursor(gw_req *r, api_cursor *cur)
     return -1;
 }
 
-void api_reply_page(gw_req *r, PGresult *res, int shown, bool more)
+void api_add_items(struct evbuffer *b, PGresult *res, int shown)
 {
-    struct evbuffer *b = evbuffer_new();
     evbuffer_add(b, "{\"items\":[", 10);
     for (int i = 0; i < shown; i++) {
         if (i) evbuffer_add(b, ",", 1);
         evbuffer_add(b, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
     }
+}
+
+void api_reply_buffer(gw_req *r, struct evbuffer *b)
+{
+    size_t len = evbuffer_get_length(b);
+    http_reply_json(r, 200, (const char *)evbuffer_pullup(b, -1), len);
+    evbuffer_free(b);
+}
+
+void api_reply_page(gw_req *r, PGresult *res, int shown, bool more)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (!b) { http_reply_problem(r, 503, "unavailable", "out of memory", NULL); return; }
+    api_add_items(b, res, shown);
     evbuffer_add(b, "],\"next_cursor\":", 16);
     if (more && shown > 0) {
         char raw[128];
@@ -149,9 +162,7 @@ void api_reply_page(gw_req *r, PGresult *res, int shown, bool more)
     } else {
         evbuffer_add(b, "null}", 5);
     }
-    size_t len = evbuffer_get_length(b);
-    http_reply_json(r, 200, (const char *)evbuffer_pullup(b, -1), len);
-    evbuffer_free(b);
+    api_reply_buffer(r, b);
 }
 
 typedef struct page_state { int limit; } page_state;

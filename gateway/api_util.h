@@ -41,6 +41,13 @@ typedef struct api_cursor {
 /* Reads ?cursor= (opaque, from a previous page). Returns 0, or answers 400 and -1. */
 int api_read_cursor(gw_req *r, api_cursor *cur);
 
+/* Appends {"items":[ and the first column of the first `shown` rows of
+ * res, comma-separated, to b; the caller closes the array and object. */
+void api_add_items(struct evbuffer *b, PGresult *res, int shown);
+
+/* Answers 200 with the JSON in b, then frees b. */
+void api_reply_buffer(gw_req *r, struct evbuffer *b);
+
 /*
  * Answers 200 {"items":[...],"next_cursor":...} from the first `shown`
  * rows of res, whose columns are (item json, created_at text, id); the

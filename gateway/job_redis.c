@@ -29,8 +29,8 @@ void gw_redis_append_event(gw_thread *thr, const char *job_id, long long seq,
         char ttl[24];
         snprintf(ttl, sizeof ttl, "%d", cfg->event_ttl_s);
         redis_argv hset, expire;
-        rds_argv(&hset, "HSET", keys.state, "status", status, (const char *)NULL);
-        rds_argv(&expire, "EXPIRE", keys.state, ttl, (const char *)NULL);
+        redis_argv_of(&hset, "HSET", keys.state, "status", status, (const char *)NULL);
+        redis_argv_of(&expire, "EXPIRE", keys.state, ttl, (const char *)NULL);
         send_or_log(thr, &hset);
         send_or_log(thr, &expire);
     }
@@ -41,7 +41,7 @@ void gw_redis_enqueue(gw_thread *thr, const char *job_id, const char *type)
     char key[KEY_MAX];
     key_queue(key, type);
     redis_argv cmd;
-    rds_argv(&cmd, "LPUSH", key, job_id, (const char *)NULL);
+    redis_argv_of(&cmd, "LPUSH", key, job_id, (const char *)NULL);
     send_or_log(thr, &cmd);
 }
 
@@ -56,7 +56,7 @@ void gw_redis_enqueue_at(gw_thread *thr, const char *job_id, const char *type,
     key_delayed(key, type);
     snprintf(score, sizeof score, "%lld", run_at_ms);
     redis_argv cmd;
-    rds_argv(&cmd, "ZADD", key, score, job_id, (const char *)NULL);
+    redis_argv_of(&cmd, "ZADD", key, score, job_id, (const char *)NULL);
     send_or_log(thr, &cmd);
 }
 
@@ -66,6 +66,6 @@ void gw_redis_flag_cancel(gw_thread *thr, const char *job_id)
     key_cancel(key, job_id);
     snprintf(ttl, sizeof ttl, "%d", thr->srv->cfg.event_ttl_s);
     redis_argv cmd;
-    rds_argv(&cmd, "SET", key, "1", "EX", ttl, (const char *)NULL);
+    redis_argv_of(&cmd, "SET", key, "1", "EX", ttl, (const char *)NULL);
     send_or_log(thr, &cmd);
 }

@@ -196,16 +196,3 @@ int rds_unsubscribe(rds *r, const char *channel) { return pubsub_send(r, "UNSUBS
 bool rds_ready(const rds *r)        { return r->cmd.up; }
 bool rds_pubsub_ready(const rds *r) { return r->sub.up; }
 
-void rds_argv(redis_argv *cmd, ...)
-{
-    va_list ap;
-    va_start(ap, cmd);
-    cmd->argc = 0;
-    const char *s;
-    while (cmd->argc < 8 && (s = va_arg(ap, const char *)) != NULL) {
-        cmd->argv[cmd->argc] = s;
-        cmd->argvlen[cmd->argc] = strlen(s);
-        cmd->argc++;
-    }
-    va_end(ap);
-}

@@ -63,8 +63,5 @@ int rds_unsubscribe(rds *r, const char *channel);
 bool rds_ready(const rds *r);
 bool rds_pubsub_ready(const rds *r);
 
-/* Fills a redis_argv from up to 8 NUL-terminated strings (NULL-terminated
- * list). A convenience for fixed commands. */
-void rds_argv(redis_argv *cmd, ...);
 
 #endif

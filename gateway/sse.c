@@ -308,7 +308,7 @@ static void catch_up(sse_sub *s)
     char key[KEY_MAX];
     key_events(key, s->t->job_id);
     redis_argv cmd;
-    rds_argv(&cmd, "LRANGE", key, "0", "-1", (const char *)NULL);
+    redis_argv_of(&cmd, "LRANGE", key, "0", "-1", (const char *)NULL);
     gw_req_hold(s->r);
     if (rds_command(s->r->thr->redis, on_ring, s->r, &cmd) != 0) {
         gw_req_release(s->r);

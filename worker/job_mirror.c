@@ -19,8 +19,8 @@ static long long ring_last_seq(redis_link *rd, const char *id)
 {
     char key[KEY_MAX];
     key_state(key, id);
-    redis_argv cmd = { .argc = 3, .argv = { "HGET", key, "last_event_id" },
-                       .argvlen = { 4, strlen(key), 13 } };
+    redis_argv cmd;
+    redis_argv_of(&cmd, "HGET", key, "last_event_id", (const char *)NULL);
     redisReply *rep = NULL;
     if (redis_pipeline(rd, &cmd, 1, &rep) < 0) {
         freeReplyObject(rep);

@@ -54,12 +54,8 @@ static void promote_due(maintenance *m)
     for (size_t i = 0; i < qs->count; i++) {
         key_delayed(delayed[i], qs->names[i]);
         key_queue(queue[i], qs->names[i]);
-        redis_argv *c = &cmds[i];
-        *c = (redis_argv){ .argc = 7,
-                           .argv = { "EVAL", promote_script, "2", delayed[i], queue[i],
-                                     now, batch } };
-        for (int a = 0; a < c->argc; a++)
-            c->argvlen[a] = strlen(c->argv[a]);
+        redis_argv_of(&cmds[i], "EVAL", promote_script, "2", delayed[i], queue[i], now,
+                      batch, (const char *)NULL);
     }
     redisReply *replies[QUEUES_MAX];
     if (redis_pipeline(&m->rd, cmds, (int)qs->count, replies) < 0) {
@@ -222,14 +218,10 @@ static char **redis_ids_of_type(maintenance *m, const char *type, size_t *n,
     char queue[KEY_MAX], delayed[KEY_MAX];
     key_queue(queue, type);
     key_delayed(delayed, type);
-    redis_argv cmds[3] = {
-        { .argc = 2, .argv = { "LLEN", queue } },
-        { .argc = 4, .argv = { "LRANGE", queue, "0", "-1" } },
-        { .argc = 4, .argv = { "ZRANGE", delayed, "0", "-1" } },
-    };
-    for (int i = 0; i < 3; i++)
-        for (int a = 0; a < cmds[i].argc; a++)
-            cmds[i].argvlen[a] = strlen(cmds[i].argv[a]);
+    redis_argv cmds[3];
+    redis_argv_of(&cmds[0], "LLEN", queue, (const char *)NULL);
+    redis_argv_of(&cmds[1], "LRANGE", queue, "0", "-1", (const char *)NULL);
+    redis_argv_of(&cmds[2], "ZRANGE", delayed, "0", "-1", (const char *)NULL);
     /* LLEN goes first on its own: a huge queue is not pulled over. */
     if (redis_pipeline(&m->rd, cmds, 1, replies) < 0
         || replies[0]->type != REDIS_REPLY_INTEGER)
@@ -304,16 +296,14 @@ static int reconcile_type(maintenance *m, PGresult *res, const char *type)
         redis_argv cmd;
         if (strcmp(due, "0") != 0) {
             /* Not due yet: NX keeps the set's own score if it has one. */
-            cmd = (redis_argv){ .argc = 5, .argv = { "ZADD", delayed, "NX", due, id } };
+            redis_argv_of(&cmd, "ZADD", delayed, "NX", due, id, (const char *)NULL);
         } else if (bsearch(&id, ids, n_ids, sizeof *ids, compare_str) == NULL) {
             /* Overdue: to the front of the line (BRPOP takes from the right). */
-            cmd = (redis_argv){ .argc = 3, .argv = { "RPUSH", queue, id } };
+            redis_argv_of(&cmd, "RPUSH", queue, id, (const char *)NULL);
             pushed++;
         } else {
             continue;
         }
-        for (int a = 0; a < cmd.argc; a++)
-            cmd.argvlen[a] = strlen(cmd.argv[a]);
         if (redis_pipeline(&m->rd, &cmd, 1, NULL) < 0) {
             failed = 1;
             break;
@@ -333,10 +323,9 @@ static bool reconcile_lock(maintenance *m)
 {
     char px[24];
     snprintf(px, sizeof px, "%d", m->w->cfg->reconcile_interval_ms);
-    redis_argv cmd = { .argc = 6, .argv = { "SET", KEY_RECONCILE_LOCK, m->w->worker_id,
-                                            "NX", "PX", px } };
-    for (int a = 0; a < cmd.argc; a++)
-        cmd.argvlen[a] = strlen(cmd.argv[a]);
+    redis_argv cmd;
+    redis_argv_of(&cmd, "SET", KEY_RECONCILE_LOCK, m->w->worker_id, "NX", "PX", px,
+                  (const char *)NULL);
     redisReply *rep = NULL;
     bool got = redis_pipeline(&m->rd, &cmd, 1, &rep) == 0 && rep != NULL
                && rep->type == REDIS_REPLY_STATUS;

@@ -119,60 +119,6 @@
     "need. If a good answer needs a plan of several distinct steps, reply with exactly " \
     NEED_PLAN " and nothing else."
 
-/* ---- JSON building: each helper is a no-op once *ok is false ------------ */
-
-static void j_str(cJSON *o, const char *k, const char *v, bool *ok)
-{
-    if (*ok && !(v ? cJSON_AddStringToObject(o, k, v) : cJSON_AddNullToObject(o, k)))
-        *ok = false;
-}
-
-static void j_num(cJSON *o, const char *k, double v, bool *ok)
-{
-    if (*ok && !cJSON_AddNumberToObject(o, k, v))
-        *ok = false;
-}
-
-static void j_bool(cJSON *o, const char *k, bool v, bool *ok)
-{
-    if (*ok && !cJSON_AddBoolToObject(o, k, v))
-        *ok = false;
-}
-
-/* Adds item (owned) under k; frees it when it cannot. */
-static void j_item(cJSON *o, const char *k, cJSON *item, bool *ok)
-{
-    if (!item) {
-        *ok = false;
-        return;
-    }
-    if (!*ok || !cJSON_AddItemToObject(o, k, item)) {
-        cJSON_Delete(item);
-        *ok = false;
-    }
-}
-
-static void j_append(cJSON *a, cJSON *item, bool *ok)
-{
-    if (!item) {
-        *ok = false;
-        return;
-    }
-    if (!*ok || !cJSON_AddItemToArray(a, item)) {
-        cJSON_Delete(item);
-        *ok = false;
-    }
-}
-
-/* Returns o when every addition succeeded, else frees it and returns NULL. */
-static cJSON *j_done(cJSON *o, bool ok)
-{
-    if (ok)
-        return o;
-    cJSON_Delete(o);
-    return NULL;
-}
-
 /* A copy of at most max bytes of s, cut on a character boundary. */
 static char *dup_cut(const char *s, size_t max)
 {
@@ -760,12 +706,12 @@ static cJSON *todos_json(const run *r)
         const todo *t = &r->todos[i];
         cJSON *o = cJSON_CreateObject();
         bool ook = o != NULL;
-        j_num(o, "id", t->id, &ook);
-        j_str(o, "title", t->title, &ook);
-        j_str(o, "status", todo_state_name(t->state), &ook);
-        j_append(a, j_done(o, ook), &ok);
+        json_add_num(o, "id", t->id, &ook);
+        json_add_str(o, "title", t->title, &ook);
+        json_add_str(o, "status", todo_state_name(t->state), &ook);
+        json_append(a, json_done(o, ook), &ok);
     }
-    return j_done(a, ok);
+    return json_done(a, ok);
 }
 
 static int save_todos(run *r)
@@ -908,11 +854,11 @@ static int step_begin(run *r, step *s, const char *action, cJSON *input)
 
     cJSON *ev = cJSON_CreateObject();
     bool ok = ev != NULL;
-    j_str(ev, "step_id", s->id, &ok);
-    j_num(ev, "index", s->idx, &ok);
-    j_str(ev, "action", action, &ok);
-    j_item(ev, "input", input, &ok);
-    ev = j_done(ev, ok);
+    json_add_str(ev, "step_id", s->id, &ok);
+    json_add_num(ev, "index", s->idx, &ok);
+    json_add_str(ev, "action", action, &ok);
+    json_add_item(ev, "input", input, &ok);
+    ev = json_done(ev, ok);
     if (!ev)
         return run_oom(r);
     rc = emit(r, "step.started", ev);
@@ -956,13 +902,13 @@ static int step_end(run *r, step *s, const char *status, cJSON *output)
     }
     cJSON *ev = cJSON_CreateObject();
     bool ok = ev != NULL;
-    j_str(ev, "step_id", s->id, &ok);
-    j_num(ev, "index", s->idx, &ok);
-    j_str(ev, "action", s->action, &ok);
-    j_str(ev, "status", status, &ok);
-    j_item(ev, "output", output, &ok);
-    j_num(ev, "latency_ms", (double)latency, &ok);
-    ev = j_done(ev, ok);
+    json_add_str(ev, "step_id", s->id, &ok);
+    json_add_num(ev, "index", s->idx, &ok);
+    json_add_str(ev, "action", s->action, &ok);
+    json_add_str(ev, "status", status, &ok);
+    json_add_item(ev, "output", output, &ok);
+    json_add_num(ev, "latency_ms", (double)latency, &ok);
+    ev = json_done(ev, ok);
     if (!ev)
         return run_oom(r);
     rc = emit(r, "step.completed", ev);
@@ -975,8 +921,8 @@ static cJSON *message_json(const char *key, const char *message)
 {
     cJSON *o = cJSON_CreateObject();
     bool ok = o != NULL;
-    j_str(o, key, message, &ok);
-    return j_done(o, ok);
+    json_add_str(o, key, message, &ok);
+    return json_done(o, ok);
 }
 
 /* Closes a step left open by a stop: 'failed', saying why. */
@@ -1030,12 +976,12 @@ static cJSON *pii_json(const pii_counts *c)
 {
     cJSON *o = cJSON_CreateObject();
     bool ok = o != NULL;
-    j_num(o, "email", c->email, &ok);
-    j_num(o, "phone", c->phone, &ok);
-    j_num(o, "ssn", c->ssn, &ok);
-    j_num(o, "national_id", c->national_id, &ok);
-    j_num(o, "card", c->card, &ok);
-    return j_done(o, ok);
+    json_add_num(o, "email", c->email, &ok);
+    json_add_num(o, "phone", c->phone, &ok);
+    json_add_num(o, "ssn", c->ssn, &ok);
+    json_add_num(o, "national_id", c->national_id, &ok);
+    json_add_num(o, "card", c->card, &ok);
+    return json_done(o, ok);
 }
 
 static cJSON *guard_json(const guard_report *g)
@@ -1045,26 +991,26 @@ static cJSON *guard_json(const guard_report *g)
     for (int i = 0; ok && i < g->n_findings; i++) {
         cJSON *x = cJSON_CreateObject();
         bool xok = x != NULL;
-        j_str(x, "marker", g->findings[i].marker, &xok);
-        j_num(x, "offset", (double)g->findings[i].offset, &xok);
-        j_append(f, j_done(x, xok), &ok);
+        json_add_str(x, "marker", g->findings[i].marker, &xok);
+        json_add_num(x, "offset", (double)g->findings[i].offset, &xok);
+        json_append(f, json_done(x, xok), &ok);
     }
-    j_item(o, "findings", f, &ok);
-    j_num(o, "markers", g->n_markers, &ok);
-    j_bool(o, "truncated", g->truncated, &ok);
-    j_num(o, "input_bytes", (double)g->input_bytes, &ok);
-    j_num(o, "invalid_utf8", g->invalid_utf8, &ok);
-    return j_done(o, ok);
+    json_add_item(o, "findings", f, &ok);
+    json_add_num(o, "markers", g->n_markers, &ok);
+    json_add_bool(o, "truncated", g->truncated, &ok);
+    json_add_num(o, "input_bytes", (double)g->input_bytes, &ok);
+    json_add_num(o, "invalid_utf8", g->invalid_utf8, &ok);
+    return json_done(o, ok);
 }
 
 /* Adds "text" and, when anything was found, "pii_redacted" and "guard". */
 static void j_clean(cJSON *o, const clean_text *c, bool *ok)
 {
-    j_str(o, "text", c->text, ok);
+    json_add_str(o, "text", c->text, ok);
     if (pii_total(&c->pii) > 0)
-        j_item(o, "pii_redacted", pii_json(&c->pii), ok);
+        json_add_item(o, "pii_redacted", pii_json(&c->pii), ok);
     if (c->guard.n_markers > 0 || c->guard.truncated || c->guard.invalid_utf8 > 0)
-        j_item(o, "guard", guard_json(&c->guard), ok);
+        json_add_item(o, "guard", guard_json(&c->guard), ok);
 }
 
 /* ---- streaming deltas ------------------------------------------------------ */
@@ -1122,10 +1068,10 @@ static int delta_flush(delta_stream *ds, bool last)
     }
     cJSON *ev = cJSON_CreateObject();
     bool ok = ev != NULL;
-    j_str(ev, "step_id", ds->s->id, &ok);
-    j_num(ev, "index", ds->s->idx, &ok);
-    j_str(ev, "delta", text.s ? text.s : "", &ok);
-    ev = j_done(ev, ok);
+    json_add_str(ev, "step_id", ds->s->id, &ok);
+    json_add_num(ev, "index", ds->s->idx, &ok);
+    json_add_str(ev, "delta", text.s ? text.s : "", &ok);
+    ev = json_done(ev, ok);
     ds->sent_bytes += text.len;
     strbuf_free(&text);
     if (!ev)
@@ -1350,20 +1296,20 @@ static cJSON *usage_json(const llm_response *resp)
 {
     cJSON *u = cJSON_CreateObject();
     bool ok = u != NULL;
-    j_num(u, "tokens_in", (double)resp->usage.tokens_in, &ok);
-    j_num(u, "tokens_out", (double)resp->usage.tokens_out, &ok);
-    return j_done(u, ok);
+    json_add_num(u, "tokens_in", (double)resp->usage.tokens_in, &ok);
+    json_add_num(u, "tokens_out", (double)resp->usage.tokens_out, &ok);
+    return json_done(u, ok);
 }
 
 /* What a model call answered, for a step's output (text added by caller). */
 static void j_llm_answer(cJSON *o, const run *r, const llm_response *resp, bool *ok)
 {
-    j_str(o, "provider", resp->provider[0] ? resp->provider : NULL, ok);
-    j_str(o, "model", resp->model[0] ? resp->model : NULL, ok);
-    j_bool(o, "language_model", strcmp(resp->provider, "builtin") != 0 && r->language_model,
+    json_add_str(o, "provider", resp->provider[0] ? resp->provider : NULL, ok);
+    json_add_str(o, "model", resp->model[0] ? resp->model : NULL, ok);
+    json_add_bool(o, "language_model", strcmp(resp->provider, "builtin") != 0 && r->language_model,
            ok);
-    j_str(o, "finish_reason", resp->finish_reason[0] ? resp->finish_reason : NULL, ok);
-    j_item(o, "usage", usage_json(resp), ok);
+    json_add_str(o, "finish_reason", resp->finish_reason[0] ? resp->finish_reason : NULL, ok);
+    json_add_item(o, "usage", usage_json(resp), ok);
 }
 
 /* ---- tool calls ----------------------------------------------------------- */
@@ -1421,51 +1367,51 @@ static int run_tool_call(run *r, const char *title, const char *tool, const cJSO
 
     cJSON *in = cJSON_CreateObject();
     bool ok = in != NULL;
-    j_str(in, "title", title, &ok);
-    j_str(in, "tool", tool, &ok);
+    json_add_str(in, "title", title, &ok);
+    json_add_str(in, "tool", tool, &ok);
     if (args) {
-        j_item(in, "arguments", cJSON_Duplicate(args, true), &ok);
+        json_add_item(in, "arguments", cJSON_Duplicate(args, true), &ok);
     } else {
         char *shown = dup_cut(args_text ? args_text : "", RAW_REPLY_BYTES);
-        j_str(in, "arguments_text", shown, &ok);
+        json_add_str(in, "arguments_text", shown, &ok);
         ok = ok && shown;
         free(shown);
     }
-    j_str(in, "requested_by", for_model ? "model" : "plan", &ok);
+    json_add_str(in, "requested_by", for_model ? "model" : "plan", &ok);
     if (call_id)
-        j_str(in, "call_id", call_id, &ok);
-    if (step_begin(r, &s, "tool:invoke", j_done(in, ok)) < 0) {
+        json_add_str(in, "call_id", call_id, &ok);
+    if (step_begin(r, &s, "tool:invoke", json_done(in, ok)) < 0) {
         cJSON_Delete(parsed);
         return -1;
     }
 
     cJSON *o = cJSON_CreateObject();
     ok = o != NULL;
-    j_str(o, "tool", tool, &ok);
+    json_add_str(o, "tool", tool, &ok);
     const char *status;
     if (!args) {
         status = "failed";
-        j_str(o, "status", "invalid", &ok);
-        j_str(o, "message", why, &ok);
+        json_add_str(o, "status", "invalid", &ok);
+        json_add_str(o, "message", why, &ok);
     } else if (!tool_enabled(r, tool)) {
         status = "skipped";
         snprintf(why, sizeof(why), "tool \"%s\" is not enabled for this run", tool);
-        j_str(o, "status", "not_enabled", &ok);
-        j_str(o, "message", why, &ok);
+        json_add_str(o, "status", "not_enabled", &ok);
+        json_add_str(o, "message", why, &ok);
     } else {
         tool_run_env env = {r->id, r->session_id[0] ? r->session_id : NULL};
         tool_call_result res;
         memset(&res, 0, sizeof(res));
         tools_call(r->ctx, r->catalog, &r->principal, &env, tool, args, &res);
         r->m.tool_calls++;
-        j_str(o, "status", tool_status_name(res.status), &ok);
-        j_num(o, "latency_ms", (double)res.latency_ms, &ok);
+        json_add_str(o, "status", tool_status_name(res.status), &ok);
+        json_add_num(o, "latency_ms", (double)res.latency_ms, &ok);
         if (res.status == TOOL_CALL_OK) {
             status = "completed";
             char *summary = tools_builtin_summary(tool, res.output);
             char *json = output_text(res.output);
-            j_str(o, "summary", summary, &ok);
-            j_item(o, "output", res.output, &ok);
+            json_add_str(o, "summary", summary, &ok);
+            json_add_item(o, "output", res.output, &ok);
             res.output = NULL;
             out->ok = true;
             if (summary && json) {
@@ -1487,7 +1433,7 @@ static int run_tool_call(run *r, const char *title, const char *tool, const cJSO
         } else {
             status = "failed";
             snprintf(why, sizeof(why), "%s", res.message);
-            j_str(o, "message", res.message, &ok);
+            json_add_str(o, "message", res.message, &ok);
         }
         tool_call_result_free(&res);
     }
@@ -1535,12 +1481,12 @@ static cJSON *tool_calls_json(const llm_response *resp)
         const llm_tool_call *c = &resp->tool_calls[i];
         cJSON *o = cJSON_CreateObject();
         bool ook = o != NULL;
-        j_str(o, "id", c->id, &ook);
-        j_str(o, "name", c->name, &ook);
-        j_str(o, "arguments", c->arguments ? c->arguments : "", &ook);
-        j_append(a, j_done(o, ook), &ok);
+        json_add_str(o, "id", c->id, &ook);
+        json_add_str(o, "name", c->name, &ook);
+        json_add_str(o, "arguments", c->arguments ? c->arguments : "", &ook);
+        json_append(a, json_done(o, ook), &ok);
     }
-    return j_done(a, ok);
+    return json_done(a, ok);
 }
 
 /* How an llm:call sequence ended. */
@@ -1630,17 +1576,17 @@ static llm_end run_llm_task(run *r, int todo_id, const char *title, const char *
         cJSON *in = cJSON_CreateObject();
         bool ok = in != NULL;
         if (todo_id > 0)
-            j_num(in, "todo_id", todo_id, &ok);
-        j_str(in, "title", title, &ok);
-        j_str(in, "task", direct ? "direct answer" : task, &ok);
-        j_str(in, "model", r->route_model[0] ? r->route_model : r->model, &ok);
-        j_str(in, "response_mode", r->response_mode, &ok);
-        j_num(in, "round", round, &ok);
-        j_num(in, "tools_offered", smart(r) ? (double)r->n_tool_defs : 0, &ok);
-        j_num(in, "tool_results", (double)x.n, &ok);
+            json_add_num(in, "todo_id", todo_id, &ok);
+        json_add_str(in, "title", title, &ok);
+        json_add_str(in, "task", direct ? "direct answer" : task, &ok);
+        json_add_str(in, "model", r->route_model[0] ? r->route_model : r->model, &ok);
+        json_add_str(in, "response_mode", r->response_mode, &ok);
+        json_add_num(in, "round", round, &ok);
+        json_add_num(in, "tools_offered", smart(r) ? (double)r->n_tool_defs : 0, &ok);
+        json_add_num(in, "tool_results", (double)x.n, &ok);
         if (r->max_tokens > 0)
-            j_num(in, "max_tokens", r->max_tokens, &ok);
-        if (step_begin(r, &s, "llm:call", j_done(in, ok)) < 0)
+            json_add_num(in, "max_tokens", r->max_tokens, &ok);
+        if (step_begin(r, &s, "llm:call", json_done(in, ok)) < 0)
             break;
 
         call_opts o = {.task = direct ? DIRECT_TASK : task, .stream = true,
@@ -1669,8 +1615,8 @@ static llm_end run_llm_task(run *r, int todo_id, const char *title, const char *
         j_clean(out, &ct, &ok);
         j_llm_answer(out, r, &resp, &ok);
         if (resp.n_tool_calls > 0)
-            j_item(out, "tool_calls", tool_calls_json(&resp), &ok);
-        if (step_end(r, &s, "completed", j_done(out, ok)) < 0) {
+            json_add_item(out, "tool_calls", tool_calls_json(&resp), &ok);
+        if (step_end(r, &s, "completed", json_done(out, ok)) < 0) {
             free(ct.text);
             llm_response_free(&resp);
             break;
@@ -1709,11 +1655,11 @@ static cJSON *prompt_preview_json(const run *r)
     char *preview = strndup(r->prompt, cut);
     cJSON *o = cJSON_CreateObject();
     bool ok = o != NULL && preview != NULL;
-    j_str(o, "prompt", preview, &ok);
-    j_num(o, "prompt_bytes", (double)len, &ok);
-    j_bool(o, "prompt_truncated", cut < len, &ok);
+    json_add_str(o, "prompt", preview, &ok);
+    json_add_num(o, "prompt_bytes", (double)len, &ok);
+    json_add_bool(o, "prompt_truncated", cut < len, &ok);
     free(preview);
-    return j_done(o, ok);
+    return json_done(o, ok);
 }
 
 /* Asks the model for a label; keeps the rules' result unless it answers
@@ -1729,8 +1675,8 @@ static int classify_by_llm(run *r, const step *s, cJSON *o, bool *ok)
     if (r->stopped)
         return -1;
     if (e != LLM_OK) {
-        j_str(o, "method", "rules", ok);
-        j_str(o, "llm_error", why, ok);
+        json_add_str(o, "method", "rules", ok);
+        json_add_str(o, "llm_error", why, ok);
         return 0;
     }
     intent_class cls;
@@ -1738,17 +1684,17 @@ static int classify_by_llm(run *r, const step *s, cJSON *o, bool *ok)
     snprintf(answer, sizeof(answer), "%s", resp.text);
     bool parsed = intent_parse_label(resp.text, resp.text_len, &cls) == 0;
     llm_response_free(&resp);
-    j_str(o, "llm_answer", answer, ok);
+    json_add_str(o, "llm_answer", answer, ok);
     if (!parsed) {
-        j_str(o, "method", "rules", ok);
-        j_str(o, "note", "the model's answer is not one of the five labels; the rules' "
+        json_add_str(o, "method", "rules", ok);
+        json_add_str(o, "note", "the model's answer is not one of the five labels; the rules' "
               "result stands", ok);
         return 0;
     }
     intent_set_from_llm(&r->intent, cls);
-    j_str(o, "method", "llm", ok);
-    j_str(o, "rules_intent", intent_name(rules.cls), ok);
-    j_str(o, "rules_rule", rules.rule_id, ok);
+    json_add_str(o, "method", "llm", ok);
+    json_add_str(o, "rules_intent", intent_name(rules.cls), ok);
+    json_add_str(o, "rules_rule", rules.rule_id, ok);
     return 0;
 }
 
@@ -1772,15 +1718,15 @@ static int phase_intent(run *r)
             return -1;
         }
     } else {
-        j_str(o, "method", "rules", &ok);
+        json_add_str(o, "method", "rules", &ok);
     }
     r->classified = true;
-    j_str(o, "intent", intent_name(r->intent.cls), &ok);
-    j_str(o, "rule", r->intent.rule_id, &ok);
-    j_str(o, "description", r->intent.description, &ok);
-    j_num(o, "confidence", r->intent.confidence, &ok);
-    j_num(o, "hits", r->intent.hits, &ok);
-    return step_end(r, &s, "completed", j_done(o, ok));
+    json_add_str(o, "intent", intent_name(r->intent.cls), &ok);
+    json_add_str(o, "rule", r->intent.rule_id, &ok);
+    json_add_str(o, "description", r->intent.description, &ok);
+    json_add_num(o, "confidence", r->intent.confidence, &ok);
+    json_add_num(o, "hits", r->intent.hits, &ok);
+    return step_end(r, &s, "completed", json_done(o, ok));
 }
 
 /* ---- phase 2: the plan ---------------------------------------------------- */
@@ -1887,7 +1833,7 @@ static int plan_by_llm(run *r, const step *s, cJSON *o, bool *ok, char *why, siz
     if (e != LLM_OK)
         return 1;
     char *raw = dup_cut(resp.text, RAW_REPLY_BYTES);
-    j_str(o, "llm_reply", raw, ok);
+    json_add_str(o, "llm_reply", raw, ok);
     free(raw);
     plan_todos todos;
     char err[256];
@@ -1912,11 +1858,11 @@ static int phase_plan(run *r, bool by_llm, const char *reason)
     step s;
     cJSON *in = cJSON_CreateObject();
     bool ok = in != NULL;
-    j_str(in, "planning_mode", r->planning_mode, &ok);
-    j_str(in, "intent", intent_name(r->intent.cls), &ok);
+    json_add_str(in, "planning_mode", r->planning_mode, &ok);
+    json_add_str(in, "intent", intent_name(r->intent.cls), &ok);
     if (reason)
-        j_str(in, "reason", reason, &ok);
-    if (step_begin(r, &s, "plan:todos", j_done(in, ok)) < 0)
+        json_add_str(in, "reason", reason, &ok);
+    if (step_begin(r, &s, "plan:todos", json_done(in, ok)) < 0)
         return -1;
 
     cJSON *o = cJSON_CreateObject();
@@ -1935,7 +1881,7 @@ static int phase_plan(run *r, bool by_llm, const char *reason)
             planner = "llm";
         } else {
             errbuf_printf(note, sizeof(note), "%s; the deterministic plan was used instead", why);
-            j_bool(o, "fallback", true, &ok);
+            json_add_bool(o, "fallback", true, &ok);
         }
     } else if (!smart(r)) {
         errbuf_printf(note, sizeof(note), "planning_mode \"%s\" was requested; the deterministic "
@@ -1950,14 +1896,14 @@ static int phase_plan(run *r, bool by_llm, const char *reason)
             return -1;
         }
         if (trimmed[0])
-            j_str(o, "trimmed", trimmed, &ok);
+            json_add_str(o, "trimmed", trimmed, &ok);
     }
-    j_str(o, "planner", planner, &ok);
-    j_str(o, "planning_mode", r->planning_mode, &ok);
+    json_add_str(o, "planner", planner, &ok);
+    json_add_str(o, "planning_mode", r->planning_mode, &ok);
     if (note[0])
-        j_str(o, "note", note, &ok);
-    j_item(o, "todos", todos_json(r), &ok);
-    if (step_end(r, &s, "completed", j_done(o, ok)) < 0)
+        json_add_str(o, "note", note, &ok);
+    json_add_item(o, "todos", todos_json(r), &ok);
+    if (step_end(r, &s, "completed", json_done(o, ok)) < 0)
         return -1;
     return save_todos(r);
 }
@@ -1969,9 +1915,9 @@ static int plan_todo_steps(run *r, todo *t)
     step s;
     cJSON *in = cJSON_CreateObject();
     bool ok = in != NULL;
-    j_num(in, "todo_id", t->id, &ok);
-    j_str(in, "title", t->title, &ok);
-    if (step_begin(r, &s, "plan:steps", j_done(in, ok)) < 0)
+    json_add_num(in, "todo_id", t->id, &ok);
+    json_add_str(in, "title", t->title, &ok);
+    if (step_begin(r, &s, "plan:steps", json_done(in, ok)) < 0)
         return -1;
 
     strbuf task = {0};
@@ -1998,7 +1944,7 @@ static int plan_todo_steps(run *r, todo *t)
     ok = o != NULL;
     if (e == LLM_OK) {
         char *raw = dup_cut(resp.text, RAW_REPLY_BYTES);
-        j_str(o, "llm_reply", raw, &ok);
+        json_add_str(o, "llm_reply", raw, &ok);
         free(raw);
         char err[256];
         if (plan_parse_steps(resp.text, resp.text_len, tool_plannable, r, &t->steps, err,
@@ -2011,8 +1957,8 @@ static int plan_todo_steps(run *r, todo *t)
     if (!t->planned) {
         char note[400];
         errbuf_printf(note, sizeof(note), "%s; the TODO runs as one llm:call instead", why);
-        j_str(o, "note", note, &ok);
-        j_bool(o, "fallback", true, &ok);
+        json_add_str(o, "note", note, &ok);
+        json_add_bool(o, "fallback", true, &ok);
         if (todo_set_llm(r, t, t->title) < 0) {
             cJSON_Delete(o);
             step_abandon(r, &s);
@@ -2025,19 +1971,19 @@ static int plan_todo_steps(run *r, todo *t)
         const plan_step *ps = &t->steps.step[i];
         cJSON *x = cJSON_CreateObject();
         bool xok = x != NULL;
-        j_str(x, "action", ps->action == PLAN_LLM_CALL ? "llm:call" : "tool:invoke", &xok);
+        json_add_str(x, "action", ps->action == PLAN_LLM_CALL ? "llm:call" : "tool:invoke", &xok);
         if (ps->action == PLAN_LLM_CALL) {
-            j_str(x, "task", ps->task, &xok);
+            json_add_str(x, "task", ps->task, &xok);
         } else {
-            j_str(x, "tool", ps->tool, &xok);
-            j_item(x, "arguments", cJSON_Duplicate(ps->args, true), &xok);
+            json_add_str(x, "tool", ps->tool, &xok);
+            json_add_item(x, "arguments", cJSON_Duplicate(ps->args, true), &xok);
         }
-        j_append(steps, j_done(x, xok), &sok);
+        json_append(steps, json_done(x, xok), &sok);
     }
-    j_item(o, "steps", j_done(steps, sok), &ok);
-    j_str(o, "planner", e == LLM_OK && !cJSON_HasObjectItem(o, "fallback") ? "llm"
+    json_add_item(o, "steps", json_done(steps, sok), &ok);
+    json_add_str(o, "planner", e == LLM_OK && !cJSON_HasObjectItem(o, "fallback") ? "llm"
                                                                            : "fallback", &ok);
-    return step_end(r, &s, "completed", j_done(o, ok));
+    return step_end(r, &s, "completed", json_done(o, ok));
 }
 
 /* ---- phase 3: execution --------------------------------------------------- */
@@ -2062,10 +2008,10 @@ static int run_plan_step(run *r, todo *t, const plan_step *ps, char **result, bo
             return -1;
         cJSON *in = cJSON_CreateObject();
         bool jok = in != NULL;
-        j_num(in, "todo_id", t->id, &jok);
-        j_str(in, "title", t->title, &jok);
-        j_str(in, "task", ps->task, &jok);
-        if (step_begin(r, &s, "llm:call", j_done(in, jok)) < 0)
+        json_add_num(in, "todo_id", t->id, &jok);
+        json_add_str(in, "title", t->title, &jok);
+        json_add_str(in, "task", ps->task, &jok);
+        if (step_begin(r, &s, "llm:call", json_done(in, jok)) < 0)
             return -1;
         *result = strdup(r->route_note);
         if (!*result) {
@@ -2198,7 +2144,7 @@ static int response_by_llm(run *r, step *s, char **raw, cJSON *o, bool *ok, char
     llm_err e = call_llm(r, s, &opts, &resp, why, why_size);
     if (e != LLM_OK)
         return r->stopped ? -1 : 1;
-    j_str(o, "method", "llm", ok);
+    json_add_str(o, "method", "llm", ok);
     j_llm_answer(o, r, &resp, ok);
     *raw = resp.text;
     resp.text = NULL;
@@ -2215,11 +2161,11 @@ static int phase_response(run *r, char *direct, char **output)
     step s;
     cJSON *in = cJSON_CreateObject();
     bool ok = in != NULL;
-    j_str(in, "response_mode", r->response_mode, &ok);
-    j_str(in, "model", r->llm_on ? r->route_model : NULL, &ok);
-    j_num(in, "todos", r->n_todos, &ok);
-    j_num(in, "results", r->n_results, &ok);
-    if (step_begin(r, &s, "response:build", j_done(in, ok)) < 0) {
+    json_add_str(in, "response_mode", r->response_mode, &ok);
+    json_add_str(in, "model", r->llm_on ? r->route_model : NULL, &ok);
+    json_add_num(in, "todos", r->n_todos, &ok);
+    json_add_num(in, "results", r->n_results, &ok);
+    if (step_begin(r, &s, "response:build", json_done(in, ok)) < 0) {
         free(direct);
         return -1;
     }
@@ -2229,7 +2175,7 @@ static int phase_response(run *r, char *direct, char **output)
     char *raw = direct;
     char why[320] = "";
     if (raw) {
-        j_str(o, "method", "direct", &ok);
+        json_add_str(o, "method", "direct", &ok);
     } else if (r->llm_on) {
         int rc = response_by_llm(r, &s, &raw, o, &ok, why, sizeof(why));
         if (rc < 0) {
@@ -2251,15 +2197,15 @@ static int phase_response(run *r, char *direct, char **output)
     }
     if (!raw) {
         raw = template_response(r);
-        j_str(o, "method", "template", &ok);
+        json_add_str(o, "method", "template", &ok);
         if (why[0]) {
             char note[400];
             errbuf_printf(note, sizeof(note), "the model failed (%s); the deterministic template "
                      "answered instead", why);
-            j_str(o, "llm_error", why, &ok);
-            j_str(o, "note", note, &ok);
+            json_add_str(o, "llm_error", why, &ok);
+            json_add_str(o, "note", note, &ok);
         } else if (r->route_note[0]) {
-            j_str(o, "note", r->route_note, &ok);
+            json_add_str(o, "note", r->route_note, &ok);
         }
     }
     clean_text ct;
@@ -2273,7 +2219,7 @@ static int phase_response(run *r, char *direct, char **output)
     free(raw);
     *output = ct.text;
     j_clean(o, &ct, &ok);
-    return step_end(r, &s, "completed", j_done(o, ok));
+    return step_end(r, &s, "completed", json_done(o, ok));
 }
 
 static int phase_refuse(run *r, char **output)
@@ -2281,9 +2227,9 @@ static int phase_refuse(run *r, char **output)
     step s;
     cJSON *in = cJSON_CreateObject();
     bool ok = in != NULL;
-    j_str(in, "response_mode", r->response_mode, &ok);
-    j_bool(in, "refused", true, &ok);
-    if (step_begin(r, &s, "response:build", j_done(in, ok)) < 0)
+    json_add_str(in, "response_mode", r->response_mode, &ok);
+    json_add_bool(in, "refused", true, &ok);
+    if (step_begin(r, &s, "response:build", json_done(in, ok)) < 0)
         return -1;
     char buf[512];
     snprintf(buf, sizeof(buf),
@@ -2297,10 +2243,10 @@ static int phase_refuse(run *r, char **output)
     }
     cJSON *o = cJSON_CreateObject();
     ok = o != NULL;
-    j_str(o, "text", *output, &ok);
-    j_str(o, "method", "refusal", &ok);
-    j_str(o, "rule", r->intent.rule_id, &ok);
-    return step_end(r, &s, "completed", j_done(o, ok));
+    json_add_str(o, "text", *output, &ok);
+    json_add_str(o, "method", "refusal", &ok);
+    json_add_str(o, "rule", r->intent.rule_id, &ok);
+    return step_end(r, &s, "completed", json_done(o, ok));
 }
 
 /* ---- phase 5: persisting ------------------------------------------------- */
@@ -2309,16 +2255,16 @@ static cJSON *metrics_json(const run *r)
 {
     cJSON *o = cJSON_CreateObject();
     bool ok = o != NULL;
-    j_num(o, "overall_ms", (double)(clock_mono_ms() - r->t0), &ok);
-    j_num(o, "llm_calls", (double)r->m.llm_calls, &ok);
-    j_num(o, "tool_calls", (double)r->m.tool_calls, &ok);
-    j_num(o, "tokens_in", (double)r->m.tokens_in, &ok);
-    j_num(o, "tokens_out", (double)r->m.tokens_out, &ok);
-    j_num(o, "iterations", (double)r->m.iterations, &ok);
-    j_num(o, "max_iterations", r->max_iterations, &ok);
-    j_num(o, "pii_redacted", (double)r->m.pii_redacted, &ok);
-    j_num(o, "guard_findings", (double)r->m.guard_findings, &ok);
-    return j_done(o, ok);
+    json_add_num(o, "overall_ms", (double)(clock_mono_ms() - r->t0), &ok);
+    json_add_num(o, "llm_calls", (double)r->m.llm_calls, &ok);
+    json_add_num(o, "tool_calls", (double)r->m.tool_calls, &ok);
+    json_add_num(o, "tokens_in", (double)r->m.tokens_in, &ok);
+    json_add_num(o, "tokens_out", (double)r->m.tokens_out, &ok);
+    json_add_num(o, "iterations", (double)r->m.iterations, &ok);
+    json_add_num(o, "max_iterations", r->max_iterations, &ok);
+    json_add_num(o, "pii_redacted", (double)r->m.pii_redacted, &ok);
+    json_add_num(o, "guard_findings", (double)r->m.guard_findings, &ok);
+    return json_done(o, ok);
 }
 
 /* Writes the run's end state; output NULL for a run that stopped. Used
@@ -2357,13 +2303,13 @@ static cJSON *result_json(const run *r, const char *output)
 {
     cJSON *o = cJSON_CreateObject();
     bool ok = o != NULL;
-    j_str(o, "run_id", r->id, &ok);
-    j_str(o, "intent", intent_name(r->intent.cls), &ok);
-    j_str(o, "output", output, &ok);
-    j_bool(o, "refused", r->intent.cls == INTENT_DANGEROUS, &ok);
+    json_add_str(o, "run_id", r->id, &ok);
+    json_add_str(o, "intent", intent_name(r->intent.cls), &ok);
+    json_add_str(o, "output", output, &ok);
+    json_add_bool(o, "refused", r->intent.cls == INTENT_DANGEROUS, &ok);
     if (r->intent.cls == INTENT_DANGEROUS)
-        j_str(o, "rule", r->intent.rule_id, &ok);
-    return j_done(o, ok);
+        json_add_str(o, "rule", r->intent.rule_id, &ok);
+    return json_done(o, ok);
 }
 
 /* ---- the handler ----------------------------------------------------------- */

@@ -66,39 +66,6 @@ static tool_err finish(cJSON *o, bool ok, cJSON **output, char *err, size_t err_
     return TOOL_OK;
 }
 
-/* ---- JSON building: each is a no-op once *ok is false ----------------- */
-
-static void add_str(cJSON *o, const char *k, const char *v, bool *ok)
-{
-    if (*ok && !(v ? cJSON_AddStringToObject(o, k, v) : cJSON_AddNullToObject(o, k)))
-        *ok = false;
-}
-
-static void add_num(cJSON *o, const char *k, double v, bool *ok)
-{
-    if (*ok && !cJSON_AddNumberToObject(o, k, v))
-        *ok = false;
-}
-
-static void add_bool(cJSON *o, const char *k, bool v, bool *ok)
-{
-    if (*ok && !cJSON_AddBoolToObject(o, k, v))
-        *ok = false;
-}
-
-/* Adds item (owned) under k; frees it when it cannot. */
-static void add_item(cJSON *o, const char *k, cJSON *item, bool *ok)
-{
-    if (!item) {
-        *ok = false;
-        return;
-    }
-    if (!*ok || !cJSON_AddItemToObject(o, k, item)) {
-        cJSON_Delete(item);
-        *ok = false;
-    }
-}
-
 /* A JSON array of the space-separated words of s. */
 static cJSON *words_array(const char *s)
 {
@@ -175,8 +142,8 @@ static tool_err tool_time(const tool_call_env *env, const cJSON *input, cJSON **
     clock_format_rfc3339(now, ts, sizeof(ts));
     cJSON *o = cJSON_CreateObject();
     ok = o != NULL;
-    add_str(o, "utc", ts, &ok);
-    add_num(o, "epoch_ms", (double)now, &ok);
+    json_add_str(o, "utc", ts, &ok);
+    json_add_num(o, "epoch_ms", (double)now, &ok);
     return finish(o, ok, output, err, err_size);
 }
 
@@ -278,14 +245,14 @@ static tool_err tool_health(const tool_call_env *env, const cJSON *input, cJSON 
 
     cJSON *o = cJSON_CreateObject();
     bool ok = o != NULL;
-    add_str(o, "status", healthy ? "ok" : "degraded", &ok);
-    add_str(o, "worker_id", worker_id[0] ? worker_id : NULL, &ok);
-    add_num(o, "pid", (double)getpid(), &ok);
-    add_num(o, "uptime_ms", (double)up, &ok);
-    add_num(o, "uptime_s", (double)(up / 1000), &ok);
+    json_add_str(o, "status", healthy ? "ok" : "degraded", &ok);
+    json_add_str(o, "worker_id", worker_id[0] ? worker_id : NULL, &ok);
+    json_add_num(o, "pid", (double)getpid(), &ok);
+    json_add_num(o, "uptime_ms", (double)up, &ok);
+    json_add_num(o, "uptime_s", (double)(up / 1000), &ok);
     if (db) {
-        add_str(o, "database", db, &ok);
-        add_str(o, "redis", rd, &ok);
+        json_add_str(o, "database", db, &ok);
+        json_add_str(o, "redis", rd, &ok);
     }
     return finish(o, ok, output, err, err_size);
 }
@@ -422,13 +389,13 @@ static tool_err tool_cache_get(const tool_call_env *env, const cJSON *input, cJS
 
     cJSON *o = cJSON_CreateObject();
     bool ok = o != NULL;
-    add_str(o, "key", json_get_string(input, "key"), &ok);
-    add_bool(o, "found", found, &ok);
-    add_str(o, "value", found ? r->str : NULL, &ok);
+    json_add_str(o, "key", json_get_string(input, "key"), &ok);
+    json_add_bool(o, "found", found, &ok);
+    json_add_str(o, "value", found ? r->str : NULL, &ok);
     if (ttl >= 0)
-        add_num(o, "ttl_s", (double)ttl, &ok);
+        json_add_num(o, "ttl_s", (double)ttl, &ok);
     else
-        add_str(o, "ttl_s", NULL, &ok);
+        json_add_str(o, "ttl_s", NULL, &ok);
     freeReplyObject(r);
     return finish(o, ok, output, err, err_size);
 }
@@ -468,10 +435,10 @@ static tool_err tool_cache_set(const tool_call_env *env, const cJSON *input, cJS
 
     cJSON *o = cJSON_CreateObject();
     bool ok = o != NULL;
-    add_str(o, "key", json_get_string(input, "key"), &ok);
-    add_bool(o, "stored", true, &ok);
-    add_num(o, "ttl_s", (double)ttl, &ok);
-    add_num(o, "bytes", (double)vlen, &ok);
+    json_add_str(o, "key", json_get_string(input, "key"), &ok);
+    json_add_bool(o, "stored", true, &ok);
+    json_add_num(o, "ttl_s", (double)ttl, &ok);
+    json_add_num(o, "bytes", (double)vlen, &ok);
     return finish(o, ok, output, err, err_size);
 }
 
@@ -493,8 +460,8 @@ static tool_err tool_cache_delete(const tool_call_env *env, const cJSON *input,
 
     cJSON *o = cJSON_CreateObject();
     bool ok = o != NULL;
-    add_str(o, "key", json_get_string(input, "key"), &ok);
-    add_bool(o, "deleted", deleted, &ok);
+    json_add_str(o, "key", json_get_string(input, "key"), &ok);
+    json_add_bool(o, "deleted", deleted, &ok);
     return finish(o, ok, output, err, err_size);
 }
 
@@ -639,20 +606,20 @@ static tool_err tool_jobs_list(const tool_call_env *env, const cJSON *input, cJS
 
     cJSON *o = cJSON_CreateObject();
     bool ok = o != NULL;
-    add_item(o, "jobs", jobs, &ok);
-    add_num(o, "count", (double)cJSON_GetArraySize(jobs), &ok);
-    add_bool(o, "truncated", truncated, &ok);
+    json_add_item(o, "jobs", jobs, &ok);
+    json_add_num(o, "count", (double)cJSON_GetArraySize(jobs), &ok);
+    json_add_bool(o, "truncated", truncated, &ok);
     cJSON *filter = cJSON_CreateObject();
     bool fok = filter != NULL;
-    add_str(filter, "status", status, &fok);
-    add_str(filter, "type", type, &fok);
-    add_str(filter, "since", since_in ? since : NULL, &fok);
-    add_num(filter, "limit", (double)limit, &fok);
+    json_add_str(filter, "status", status, &fok);
+    json_add_str(filter, "type", type, &fok);
+    json_add_str(filter, "since", since_in ? since : NULL, &fok);
+    json_add_num(filter, "limit", (double)limit, &fok);
     if (!fok) {
         cJSON_Delete(filter);
         filter = NULL;
     }
-    add_item(o, "filter", filter, &ok);
+    json_add_item(o, "filter", filter, &ok);
     return finish(o, ok, output, err, err_size);
 }
 
@@ -682,12 +649,12 @@ static tool_err tool_jobs_get(const tool_call_env *env, const cJSON *input, cJSO
 
     cJSON *o = cJSON_CreateObject();
     bool ok = o != NULL;
-    add_str(o, "id", id, &ok);
-    add_bool(o, "found", job != NULL, &ok);
+    json_add_str(o, "id", id, &ok);
+    json_add_bool(o, "found", job != NULL, &ok);
     if (job)
-        add_item(o, "job", job, &ok);
+        json_add_item(o, "job", job, &ok);
     else
-        add_str(o, "job", NULL, &ok);
+        json_add_str(o, "job", NULL, &ok);
     return finish(o, ok, output, err, err_size);
 }
 
@@ -724,10 +691,10 @@ static tool_err tool_agent_history(const tool_call_env *env, const cJSON *input,
     cJSON *o = cJSON_CreateObject();
     bool ok = o != NULL;
     if (!env->session_id) {
-        add_str(o, "session_id", NULL, &ok);
-        add_item(o, "runs", cJSON_CreateArray(), &ok);
-        add_num(o, "count", 0, &ok);
-        add_str(o, "note", "this run is not part of a session, so it has no earlier runs", &ok);
+        json_add_str(o, "session_id", NULL, &ok);
+        json_add_item(o, "runs", cJSON_CreateArray(), &ok);
+        json_add_num(o, "count", 0, &ok);
+        json_add_str(o, "note", "this run is not part of a session, so it has no earlier runs", &ok);
         return finish(o, ok, output, err, err_size);
     }
     if (!env->tenant_id || !env->run_id) {
@@ -747,11 +714,11 @@ static tool_err tool_agent_history(const tool_call_env *env, const cJSON *input,
         return TOOL_ERR_FAILED;
     }
     int n = cJSON_GetArraySize(runs);
-    add_str(o, "session_id", env->session_id, &ok);
-    add_item(o, "runs", runs, &ok);
-    add_num(o, "count", n, &ok);
+    json_add_str(o, "session_id", env->session_id, &ok);
+    json_add_item(o, "runs", runs, &ok);
+    json_add_num(o, "count", n, &ok);
     if (n == 0)
-        add_str(o, "note", "this is the first run of its session", &ok);
+        json_add_str(o, "note", "this is the first run of its session", &ok);
     return finish(o, ok, output, err, err_size);
 }
 
@@ -787,8 +754,8 @@ static tool_err tool_model_list(const tool_call_env *env, const cJSON *input, cJ
     cJSON *o = cJSON_CreateObject();
     bool ok = o != NULL;
     int n = cJSON_GetArraySize(models);
-    add_item(o, "models", models, &ok);
-    add_num(o, "count", n, &ok);
+    json_add_item(o, "models", models, &ok);
+    json_add_num(o, "count", n, &ok);
     return finish(o, ok, output, err, err_size);
 }
 
@@ -805,10 +772,10 @@ static tool_err tool_describe_principal(const tool_call_env *env, const cJSON *i
     }
     cJSON *o = cJSON_CreateObject();
     bool ok = o != NULL;
-    add_str(o, "sub", p->sub, &ok);
-    add_str(o, "tenant_id", p->tenant_id, &ok);
-    add_item(o, "roles", words_array(p->roles), &ok);
-    add_item(o, "scopes", words_array(p->scope), &ok);
+    json_add_str(o, "sub", p->sub, &ok);
+    json_add_str(o, "tenant_id", p->tenant_id, &ok);
+    json_add_item(o, "roles", words_array(p->roles), &ok);
+    json_add_item(o, "scopes", words_array(p->scope), &ok);
     return finish(o, ok, output, err, err_size);
 }
 
@@ -900,11 +867,11 @@ static cJSON *hit_json(const search_hit *h)
             ok = false;
         }
     }
-    add_str(o, "name", h->m->name, &ok);
-    add_str(o, "description", h->m->description, &ok);
-    add_item(o, "required_scopes", scopes, &ok);
-    add_bool(o, "callable", h->m->callable, &ok);
-    add_num(o, "score", h->score, &ok);
+    json_add_str(o, "name", h->m->name, &ok);
+    json_add_str(o, "description", h->m->description, &ok);
+    json_add_item(o, "required_scopes", scopes, &ok);
+    json_add_bool(o, "callable", h->m->callable, &ok);
+    json_add_num(o, "score", h->score, &ok);
     if (!ok) {
         cJSON_Delete(o);
         return NULL;
@@ -956,11 +923,11 @@ static tool_err tool_catalog_search(const tool_call_env *env, const cJSON *input
         }
     }
     free(hits);
-    add_str(o, "query", query ? query : "", &ok);
-    add_item(o, "tools", tools, &ok);
-    add_num(o, "count", (double)shown, &ok);
+    json_add_str(o, "query", query ? query : "", &ok);
+    json_add_item(o, "tools", tools, &ok);
+    json_add_num(o, "count", (double)shown, &ok);
     if (everything)
-        add_str(o, "note", n ? "no tool matched the query's words, so every tool is listed"
+        json_add_str(o, "note", n ? "no tool matched the query's words, so every tool is listed"
                              : "this tenant has no tools", &ok);
     return finish(o, ok, output, err, err_size);
 }
