@@ -53,6 +53,7 @@ typedef struct setting {
 
 static const setting settings[] = {
     STR("AGENTGATE_DATABASE_URL", database_url),
+    STR("AGENTGATE_MIGRATE_DATABASE_URL", migrate_database_url),
     SPECIAL("AGENTGATE_REDIS_URL", SET_REDIS_URL),
     SPECIAL("AGENTGATE_LISTEN", SET_LISTEN),
     INT("AGENTGATE_GATEWAY_THREADS", gateway_threads, 1, 256),
@@ -65,6 +66,23 @@ static const setting settings[] = {
     STR("AGENTGATE_JWT_ISSUER", jwt_issuer),
     STR("AGENTGATE_JWT_AUDIENCE", jwt_audience),
     INT("AGENTGATE_JWT_LEEWAY_S", jwt_leeway_s, 0, 3600),
+    STR("AGENTGATE_JWT_JWKS_FILE", jwt_jwks_file),
+    STR("AGENTGATE_JWT_JWKS_URL", jwt_jwks_url),
+    INT("AGENTGATE_JWT_JWKS_CACHE_S", jwt_jwks_cache_s, 1, 86400),
+    INT("AGENTGATE_JWT_JWKS_MIN_REFRESH_S", jwt_jwks_min_refresh_s, 0, 86400),
+    INT("AGENTGATE_JWT_JWKS_TIMEOUT_MS", jwt_jwks_timeout_ms, 100, 120000),
+    SIZE("AGENTGATE_MAX_URI_BYTES", max_uri_bytes, 256, 1048576),
+    SIZE("AGENTGATE_MAX_HEADER_BYTES", max_header_bytes, 1024, 1048576),
+    INT("AGENTGATE_MAX_HEADERS", max_headers, 8, 1000),
+    INT("AGENTGATE_MAX_JSON_DEPTH", max_json_depth, 2, 1000),
+    INT("AGENTGATE_HEADER_TIMEOUT_MS", header_timeout_ms, 100, 600000),
+    INT("AGENTGATE_IDLE_TIMEOUT_MS", idle_timeout_ms, 100, 3600000),
+    INT("AGENTGATE_SSE_MAX_PER_PRINCIPAL", sse_max_per_principal, 1, 1000000),
+    STR("AGENTGATE_CORS_ORIGINS", cors_origins),
+    STR("AGENTGATE_RATE_LIMITS", rate_limits),
+    INT("AGENTGATE_TENANT_SETTINGS_CACHE_MS", tenant_settings_cache_ms, 0, 3600000),
+    INT("AGENTGATE_IDEMPOTENCY_TTL_S", idempotency_ttl_s, 1, 31536000),
+    INT("AGENTGATE_TENANT_MAX_RUNNING", tenant_max_running, 0, 1000000),
     INT("AGENTGATE_EVENT_RING_SIZE", event_ring_size, 1, 1000000),
     INT("AGENTGATE_EVENT_TTL_S", event_ttl_s, 1, 31536000),
     STR("AGENTGATE_WORKER_ID", worker_id),
@@ -342,6 +360,21 @@ static void config_defaults(ag_config *cfg)
 
     snprintf(cfg->jwt_alg, sizeof cfg->jwt_alg, "HS256");
     cfg->jwt_leeway_s = 30;
+    cfg->jwt_jwks_cache_s = 300;
+    cfg->jwt_jwks_min_refresh_s = 30;
+    cfg->jwt_jwks_timeout_ms = 5000;
+
+    cfg->max_uri_bytes = 8192;
+    cfg->max_header_bytes = 32768;
+    cfg->max_headers = 100;
+    cfg->max_json_depth = 64;
+    cfg->header_timeout_ms = 10000;
+    cfg->idle_timeout_ms = 60000;
+    cfg->sse_max_per_principal = 32;
+
+    cfg->tenant_settings_cache_ms = 5000;
+    cfg->idempotency_ttl_s = 86400;
+    cfg->tenant_max_running = 64;
 
     cfg->event_ring_size = 1000;
     cfg->event_ttl_s = 86400;

@@ -13,7 +13,10 @@
 
 typedef struct ag_config {
     /* Dependencies. */
-    char database_url[512];   /* AGENTGATE_DATABASE_URL: libpq conninfo or URI */
+    char database_url[512];   /* AGENTGATE_DATABASE_URL: libpq conninfo or URI; the
+                                 services' non-owner role (row-level security applies) */
+    char migrate_database_url[512]; /* AGENTGATE_MIGRATE_DATABASE_URL: the owner role that
+                                 migrations run as; empty: database_url */
     char redis_host[256];     /* from AGENTGATE_REDIS_URL redis://host:port/db */
     int  redis_port;
     int  redis_db;
@@ -33,6 +36,35 @@ typedef struct ag_config {
     char jwt_issuer[256];     /* AGENTGATE_JWT_ISSUER, checked when set */
     char jwt_audience[256];   /* AGENTGATE_JWT_AUDIENCE, checked when set */
     int  jwt_leeway_s;        /* AGENTGATE_JWT_LEEWAY_S, default 30 */
+    char jwt_jwks_file[512];  /* AGENTGATE_JWT_JWKS_FILE: RS256/ES256 keys (RFC 7517) */
+    char jwt_jwks_url[512];   /* AGENTGATE_JWT_JWKS_URL: fetched with libcurl, cached */
+    int  jwt_jwks_cache_s;    /* AGENTGATE_JWT_JWKS_CACHE_S: refetch after, default 300 */
+    int  jwt_jwks_min_refresh_s; /* AGENTGATE_JWT_JWKS_MIN_REFRESH_S: at most one fetch
+                                 this often, even for unknown kids; default 30 */
+    int  jwt_jwks_timeout_ms; /* AGENTGATE_JWT_JWKS_TIMEOUT_MS: one fetch, default 5000 */
+
+    /* Hostile input (gateway). */
+    size_t max_uri_bytes;     /* AGENTGATE_MAX_URI_BYTES: request target, default 8192 */
+    size_t max_header_bytes;  /* AGENTGATE_MAX_HEADER_BYTES: all headers, default 32768 */
+    int  max_headers;         /* AGENTGATE_MAX_HEADERS: header count, default 100 */
+    int  max_json_depth;      /* AGENTGATE_MAX_JSON_DEPTH: nesting of a body, default 64 */
+    int  header_timeout_ms;   /* AGENTGATE_HEADER_TIMEOUT_MS: a request's head must arrive
+                                 within this (slowloris), default 10000 */
+    int  idle_timeout_ms;     /* AGENTGATE_IDLE_TIMEOUT_MS: an idle keep-alive connection
+                                 is closed after, default 60000 */
+    int  sse_max_per_principal; /* AGENTGATE_SSE_MAX_PER_PRINCIPAL: open streams per
+                                 tenant+sub across the gateway, default 32 */
+    char cors_origins[1024];  /* AGENTGATE_CORS_ORIGINS: comma list of allowed origins
+                                 ("https://app.example.com"); empty: no CORS */
+
+    /* Limits (gateway; per-tenant overrides in tenants.settings). */
+    char rate_limits[1024];   /* AGENTGATE_RATE_LIMITS: "scope:action=capacity/period_ms,..."
+                                 e.g. "principal:jobs.create=100/1000,tenant:*=2000/1000" */
+    int  tenant_settings_cache_ms; /* AGENTGATE_TENANT_SETTINGS_CACHE_MS, default 5000 */
+    int  idempotency_ttl_s;   /* AGENTGATE_IDEMPOTENCY_TTL_S: keys kept, default 86400 */
+    int  tenant_max_running;  /* AGENTGATE_TENANT_MAX_RUNNING: jobs of one tenant running at
+                                 once across all workers (tenants.settings.max_running
+                                 overrides); 0: no cap; default 64 */
 
     /* Events. */
     int  event_ring_size;     /* AGENTGATE_EVENT_RING_SIZE, events kept in Redis per job */

@@ -8,7 +8,9 @@
 
 #include "gateway.h"
 #include "api.h"
+#include "admit.h"
 #include "auth.h"
+#include "guard.h"
 #include "http.h"
 
 typedef void (*api_fn)(gw_req *r);
@@ -43,6 +45,9 @@ static http_verb verb_of(evhtp_request_t *req)
     case htp_method_HEAD: return VERB_HEAD;
     case htp_method_POST: return VERB_POST;
     case htp_method_DELETE: return VERB_DELETE;
+    case htp_method_PATCH: return VERB_PATCH;
+    case htp_method_PUT: return VERB_PUT;
+    case htp_method_OPTIONS: return VERB_OPTIONS;
     default: return VERB_OTHER;
     }
 }
@@ -52,6 +57,31 @@ static bool is_event_stream(route_id id)
     return id == ROUTE_JOB_EVENTS || id == ROUTE_RUN_EVENTS;
 }
 
+static void run_handler(gw_req *r)
+{
+    if (gw_req_alive(r)) handlers[r->route.id](r);
+}
+
+static void after_limits(gw_req *r)
+{
+    if (gw_req_alive(r)) idem_begin(r, run_handler);
+}
+
+/* The role and scope check: 403 names what was missing, never more. */
+static int authorize(gw_req *r)
+{
+    const rbac_perm *p = &r->perm;
+    if (p->res == RES_NONE) return 0;
+    bool role = rbac_roles_allow(r->who.roles, p->res, p->act);
+    if (role && rbac_scope_allows(&r->who, p->res, p->act)) return 0;
+    char detail[160];
+    snprintf(detail, sizeof detail, role ? "the token's scopes do not allow %s on %s"
+                                         : "your roles do not allow %s on %s",
+             rbac_action_name(p->act), rbac_resource_name(p->res));
+    http_reply_problem(r, 403, "forbidden", detail, NULL);
+    return -1;
+}
+
 void gw_handle_request(evhtp_request_t *req, void *arg)
 {
     (void)arg;
@@ -59,6 +89,8 @@ void gw_handle_request(evhtp_request_t *req, void *arg)
     gw_req *r = http_request_begin(req, thr);
     if (!r) { evhtp_send_reply(req, EVHTP_RES_SERVERR); return; }
     atomic_fetch_add_explicit(&thr->srv->requests_total, 1, memory_order_relaxed);
+
+    if (guard_request(r) != 0) return;
 
     const char *path = req->uri && req->uri->path && req->uri->path->full ? req->uri->path->full : "";
     int rc = router_match(verb_of(req), path, strlen(path), &r->route);
@@ -73,6 +105,11 @@ void gw_handle_request(evhtp_request_t *req, void *arg)
         http_reply_problem(r, 405, "method-not-allowed", "this endpoint does not accept this method", NULL);
         return;
     }
-    if (r->route.needs_auth && auth_require(r, is_event_stream(r->route.id)) != 0) return;
-    handlers[r->route.id](r);
+    r->perm = rbac_route_perm(r->route.id);
+    if (r->route.needs_auth) {
+        if (auth_require(r, is_event_stream(r->route.id)) != 0) return;
+        r->authenticated = true;
+        if (authorize(r) != 0) return;
+    }
+    limits_admit(r, after_limits);
 }

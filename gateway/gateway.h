@@ -16,6 +16,7 @@
 #include "config.h"
 #include "jwt.h"
 #include "router.h"
+#include "rbac.h"
 #include "pg_async.h"
 #include "redis_async.h"
 
@@ -70,11 +71,20 @@ typedef struct gw_req {
     char request_id[65];
     char traceparent[56];
     principal who;
+    bool authenticated;       /* who holds a verified principal */
     route_match route;
+    rbac_perm perm;           /* what the route needs (rbac_route_perm) */
+    char audit_resource[160]; /* "jobs/<id>": set by handlers that know it;
+                                 else audit uses the route's resource/param */
     long long started_ms;
     void *state;              /* the handler's own step state */
     void (*state_free)(void *state);
     void (*on_close)(struct gw_req *r); /* called once when the request is freed */
+    /* Called once with the final reply (not for event streams) just before
+     * it is sent: body is len bytes, headers_out holds the headers. Used by
+     * Idempotency-Key to keep the first answer. */
+    void (*on_reply)(struct gw_req *r, int status, const char *body, size_t len);
+    void *idem;               /* idempotency.c's state for this request */
 } gw_req;
 
 /* Adds a reference for an asynchronous step. */

@@ -9,6 +9,7 @@
 #include <event2/bufferevent.h>
 
 #include "http.h"
+#include "audit.h"
 #include "clock.h"
 #include "jsonutil.h"
 #include "log.h"
@@ -230,12 +231,19 @@ static void count_response(gw_req *r, int status)
     if (status >= 500) log_warn("%d answered in %lld ms", status, clock_mono_ms() - r->started_ms);
 }
 
-/* Sends the reply with whatever body buffer_out holds. */
-static void send_reply(gw_req *r, int status)
+/* Sends the reply with whatever body buffer_out holds (body, len bytes,
+ * is that same text, for the reply hooks). */
+static void send_reply(gw_req *r, int status, const char *body, size_t len)
 {
     if (!r->req || r->replied) return;
     r->replied = true;
     count_response(r, status);
+    if (r->on_reply) {
+        void (*hook)(gw_req *, int, const char *, size_t) = r->on_reply;
+        r->on_reply = NULL;
+        hook(r, status, body, len);
+    }
+    audit_on_reply(r, status);
     evhtp_send_reply(r->req, (evhtp_res)status);
     if (r->paused) {
         r->paused = false;
@@ -249,7 +257,7 @@ void http_reply(gw_req *r, int status, const char *content_type, const char *bod
     http_set_header(r, "Content-Type", content_type);
     http_set_header(r, "Cache-Control", "no-store");
     evbuffer_add(r->req->buffer_out, body, len);
-    send_reply(r, status);
+    send_reply(r, status, body, len);
 }
 
 void http_reply_json(gw_req *r, int status, const char *body, size_t len)
@@ -281,9 +289,10 @@ void http_reply_problem(gw_req *r, int status, const char *slug,
     http_set_header(r, "Content-Type", "application/problem+json");
     http_set_header(r, "Cache-Control", "no-store");
     if (status == 401) http_set_header(r, "WWW-Authenticate", "Bearer realm=\"agentgate\"");
-    if (text) evbuffer_add(r->req->buffer_out, text, strlen(text));
+    size_t text_len = text ? strlen(text) : 0;
+    if (text) evbuffer_add(r->req->buffer_out, text, text_len);
+    send_reply(r, status, text ? text : "", text_len);
     free(text);
-    send_reply(r, status);
 }
 
 void http_start_event_stream(gw_req *r)
@@ -291,6 +300,7 @@ void http_start_event_stream(gw_req *r)
     if (!r->req || r->replied) return;
     r->replied = true;
     count_response(r, 200);
+    audit_on_reply(r, 200);
     http_set_header(r, "Content-Type", "text/event-stream; charset=utf-8");
     http_set_header(r, "Cache-Control", "no-cache");
     http_set_header(r, "X-Accel-Buffering", "no");

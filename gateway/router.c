@@ -95,7 +95,8 @@ int router_match(http_verb verb, const char *path, size_t len, route_match *m)
 void router_allow_header(unsigned allowed, char *out, size_t size)
 {
     static const struct { unsigned bit; const char *name; } names[] = {
-        { VERB_GET, "GET" }, { VERB_POST, "POST" }, { VERB_DELETE, "DELETE" },
+        { VERB_GET, "GET" }, { VERB_POST, "POST" }, { VERB_PUT, "PUT" },
+        { VERB_PATCH, "PATCH" }, { VERB_DELETE, "DELETE" },
     };
     size_t n = 0;
     out[0] = '\0';

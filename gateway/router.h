@@ -37,6 +37,9 @@ typedef enum http_verb {
     VERB_DELETE = 1 << 2,
     VERB_HEAD = 1 << 3,
     VERB_OTHER = 1 << 4,
+    VERB_PATCH = 1 << 5,
+    VERB_PUT = 1 << 6,
+    VERB_OPTIONS = 1 << 7,
 } http_verb;
 
 typedef struct route_match {
