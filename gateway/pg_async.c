@@ -275,6 +275,14 @@ int pg_pool_query(pg_pool *p, const char *sql, int nparams,
     return 0;
 }
 
+/* STUB until row-level security lands: the tenant is not set yet. */
+int pg_pool_query_as(pg_pool *p, const char *tenant, const char *sql, int nparams,
+                     const char *const *values, pg_done_fn done, void *arg)
+{
+    (void)tenant;
+    return pg_pool_query(p, sql, nparams, values, done, arg);
+}
+
 bool pg_pool_ready(const pg_pool *p)
 {
     for (int i = 0; i < p->nconns; i++)

@@ -42,6 +42,16 @@ void pg_pool_free(pg_pool *pool);
 int pg_pool_query(pg_pool *pool, const char *sql, int nparams,
                   const char *const *values, pg_done_fn done, void *arg);
 
+/*
+ * As pg_pool_query, but the statement's transaction runs with the setting
+ * agentgate.tenant_id = tenant, which PostgreSQL's row-level security
+ * policies read: the statement sees and writes only that tenant's rows,
+ * even when its own WHERE forgets the filter. tenant NULL or "": no tenant
+ * (the policies then let no tenant row through). Costs no extra round trip.
+ */
+int pg_pool_query_as(pg_pool *pool, const char *tenant, const char *sql, int nparams,
+                     const char *const *values, pg_done_fn done, void *arg);
+
 /* True when at least one connection is ready for queries. */
 bool pg_pool_ready(const pg_pool *pool);
 

@@ -1,0 +1,61 @@
+/*
+ * tenant_settings.h - a tenant's own limits, kept as JSON in
+ * tenants.settings and read by the gateway (rate limits) and the worker
+ * (running cap). One parser serves both and the API that writes them
+ * (PATCH /v1/tenants/{id}), so what is accepted is what is enforced.
+ *
+ * The JSON (every member optional; unknown members are refused):
+ *   {
+ *     "max_running": 64,                       // 0: no cap; 0..1000000
+ *     "rate_limits": {
+ *       "principal": { "jobs.create": {"capacity": 100, "period_ms": 1000},
+ *                      "*":           {"capacity": 1000, "period_ms": 1000} },
+ *       "tenant":    { "*":           {"capacity": 5000, "period_ms": 1000} }
+ *     }
+ *   }
+ * An action is "<resource>.<action>" as rbac.h names them ("agent-runs.create",
+ * "jobs.read", ...) or "*" for any action without its own entry.
+ */
+#ifndef AG_TENANT_SETTINGS_H
+#define AG_TENANT_SETTINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <cjson/cJSON.h>
+
+#define TENANT_LIMITS_MAX 32          /* entries per level (principal, tenant) */
+#define TENANT_ACTION_MAX 48          /* bytes of an action name, with NUL */
+
+typedef struct tenant_limit {
+    char action[TENANT_ACTION_MAX];   /* "jobs.create" or "*" */
+    long long capacity;               /* tokens, 1..1e9 */
+    long long period_ms;              /* refill of capacity tokens, 1..1e10 */
+} tenant_limit;
+
+typedef struct tenant_settings {
+    int max_running;                  /* -1: not set (use the config's) */
+    int n_principal, n_tenant;
+    tenant_limit principal[TENANT_LIMITS_MAX];
+    tenant_limit tenant[TENANT_LIMITS_MAX];
+} tenant_settings;
+
+/*
+ * Parses settings (a JSON object; NULL means "{}") into *out. Returns 0, or
+ * -1 with a one-line reason naming the member (err, err_size bytes) for
+ * anything malformed, out of range or unknown; *out is then unspecified.
+ */
+int tenant_settings_parse(const cJSON *settings, tenant_settings *out, char *err,
+                          size_t err_size);
+
+/*
+ * Parses the AGENTGATE_RATE_LIMITS form,
+ * "principal:jobs.create=100/1000,tenant:*=5000/1000" (capacity/period_ms),
+ * adding to *out's lists. Returns 0, or -1 with a reason in err.
+ */
+int tenant_limits_parse_config(const char *text, tenant_settings *out, char *err,
+                               size_t err_size);
+
+/* The limit for action at one level: the exact entry, else "*", else NULL. */
+const tenant_limit *tenant_limit_find(const tenant_limit *list, int n, const char *action);
+
+#endif
