@@ -5,7 +5,8 @@
 #   make test          unit tests, then integration tests against real
 #                      PostgreSQL, Redis, gateway and workers
 #   make test-asan     the whole suite on the sanitizer build
-#   make check         test, test-asan, then three chaos runs (what CI runs)
+#   make check         test, test-asan, fuzz, then three chaos runs (what CI runs)
+#   make fuzz          the libFuzzer targets, FUZZ_SECONDS (60) each, into build-fuzz/
 #   make bench         the benchmark suite (prints numbers, never fails tests)
 #   make chaos         the chaos suite: jobs under worker kills and Redis and
 #                      PostgreSQL restarts (CHAOS_RUNS=N runs, CHAOS_ARGS=...)
@@ -84,6 +85,7 @@ asan:
 check:
 	$(MAKE) test
 	$(MAKE) test-asan
+	$(MAKE) fuzz
 	$(MAKE) chaos CHAOS_RUNS=3
 
 test:
@@ -99,8 +101,15 @@ test-integration: $(BINS)
 test-asan:
 	$(MAKE) BUILD=build-asan SAN=1 test
 
-bench: $(BINS)
-	bench/run
+# The benchmark's own clients (bench/*.c), built with the same warnings.
+BENCH_TOOLS := $(BUILD)/bench/sseload $(BUILD)/bench/joblat
+$(BUILD)/bench/%: bench/%.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) -O2 -g -std=c11 -D_GNU_SOURCE $(WARN) $< -o $@ $(shell pkg-config --libs libevent)
+
+bench: $(BINS) $(BENCH_TOOLS)
+	AGENTGATE_BIN=$(abspath $(BUILD)/bin) BENCH_TOOLS=$(abspath $(BUILD)/bench) bench/run
 
 # Each run starts its own stack and draws its own seed (printed); the
 # options of tests/chaos/chaos.py go in CHAOS_ARGS, e.g. "--seed 7".
@@ -110,7 +119,35 @@ CHAOS_ARGS ?=
 chaos: $(BINS)
 	AGENTGATE_BIN=$(abspath $(BUILD)/bin) tests/chaos/run --runs $(CHAOS_RUNS) $(CHAOS_ARGS)
 
+# libFuzzer targets (tests/fuzz/fuzz_*.c) built with clang, ASan and UBSan
+# against the code they test, each run for FUZZ_SECONDS on a copy of its
+# seed corpus (tests/fuzz/run); any crash, leak or UB fails the run.
+FUZZ_BUILD   ?= $(BUILD)-fuzz
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_MAX_LEN ?= 4096
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -O1 -g -std=c11 -D_GNU_SOURCE -pthread -Wall -Wextra -Wno-unused-parameter \
+                -Icommon -Igateway $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS))) \
+                $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP
+FUZZ_LIB_SRC := $(COMMON_SRC) gateway/router.c gateway/sse_frame.c
+.PHONY: fuzz fuzz-build
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  FUZZCC  $<"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+$(FUZZ_BUILD)/libfuzzed.a: $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_LIB_SRC))
+	@rm -f $@; ar rcs $@ $^
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libfuzzed.a
+	@echo "  LD      $@"
+	@$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer $^ -o $@ $(LDLIBS)
+fuzz-build: $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_TARGETS))
+fuzz: fuzz-build
+	tests/fuzz/run --bin $(FUZZ_BUILD) --seconds $(FUZZ_SECONDS) --max-len $(FUZZ_MAX_LEN) $(FUZZ_TARGETS)
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(FUZZ_BUILD) -name '*.d' 2>/dev/null)

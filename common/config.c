@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "strbuf.h"
+#include "tenant_settings.h"
 
 #define ENV_PREFIX      "AGENTGATE_"
 #define ENV_LINE_MAX    4096    /* longest line accepted in an env file */
@@ -31,6 +32,7 @@ typedef enum setting_kind {
     SET_INT,        /* int field, within [min, max] */
     SET_SIZE,       /* size_t field, within [min, max] */
     SET_CHOICE,     /* char array field, one of a '|'-separated list */
+    SET_CHOICE_LIST,/* char array field, a comma list of distinct choices */
     SET_LISTEN,     /* "host:port" into listen_addr and listen_port */
     SET_REDIS_URL,  /* redis://host:port/db into redis_host/port/db */
 } setting_kind;
@@ -49,6 +51,7 @@ typedef struct setting {
 #define INT(n, f, lo, hi)    { n, SET_INT, offsetof(ag_config, f), FIELD_SIZE(f), lo, hi, NULL }
 #define SIZE(n, f, lo, hi)   { n, SET_SIZE, offsetof(ag_config, f), FIELD_SIZE(f), lo, hi, NULL }
 #define CHOICE(n, f, list)   { n, SET_CHOICE, offsetof(ag_config, f), FIELD_SIZE(f), 0, 0, list }
+#define CHOICES(n, f, list)  { n, SET_CHOICE_LIST, offsetof(ag_config, f), FIELD_SIZE(f), 0, 0, list }
 #define SPECIAL(n, kind)     { n, kind, 0, 0, 0, 0, NULL }
 
 static const setting settings[] = {
@@ -61,7 +64,7 @@ static const setting settings[] = {
     SIZE("AGENTGATE_MAX_BODY_BYTES", max_body_bytes, 1024, 1073741824),
     INT("AGENTGATE_SSE_KEEPALIVE_MS", sse_keepalive_ms, 100, 3600000),
     SIZE("AGENTGATE_SSE_MAX_BUFFER_BYTES", sse_max_buffer_bytes, 4096, 1073741824),
-    CHOICE("AGENTGATE_JWT_ALG", jwt_alg, "HS256|RS256|ES256"),
+    CHOICES("AGENTGATE_JWT_ALG", jwt_alg, "HS256|RS256|ES256"),
     STR("AGENTGATE_JWT_SECRET", jwt_secret),
     STR("AGENTGATE_JWT_ISSUER", jwt_issuer),
     STR("AGENTGATE_JWT_AUDIENCE", jwt_audience),
@@ -284,6 +287,33 @@ static bool is_choice(const char *choices, const char *value)
     }
 }
 
+/* True when value is a comma list of choices, none empty or repeated
+ * (no blanks: "RS256,ES256"). */
+static bool is_choice_list(const char *choices, const char *value)
+{
+    char item[64];
+    for (const char *p = value;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == 0 || len >= sizeof item)
+            return false;
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (!is_choice(choices, item))
+            return false;
+        /* A repeat is a typo worth reporting, not a harmless no-op. */
+        for (const char *q = value; q < p;) {
+            const char *c2 = strchr(q, ',');
+            if ((size_t)(c2 - q) == len && memcmp(q, item, len) == 0)
+                return false;
+            q = c2 + 1;
+        }
+        if (comma == NULL)
+            return true;
+        p = comma + 1;
+    }
+}
+
 /* Parses value for setting s into cfg. Returns 0, or -1 with a one-line
  * error naming the variable. Values of strings are never echoed: they may
  * be secrets. */
@@ -306,6 +336,14 @@ static int setting_apply(ag_config *cfg, const setting *s, const char *value,
             copy_bounded(field, s->size, value, strlen(value)) != 0) {
             errbuf_printf(err, err_size, "%s: \"%.32s\" is not one of %s",
                           s->name, value, s->choices);
+            return -1;
+        }
+        return 0;
+    case SET_CHOICE_LIST:
+        if (!is_choice_list(s->choices, value) ||
+            copy_bounded(field, s->size, value, strlen(value)) != 0) {
+            errbuf_printf(err, err_size, "%s: \"%.32s\" is not a comma list of distinct "
+                          "items from %s", s->name, value, s->choices);
             return -1;
         }
         return 0;
@@ -539,6 +577,14 @@ static int environment_load(ag_config *cfg, char *err, size_t err_size)
 /* Rules between settings, checked once everything is loaded. */
 static int config_check(const ag_config *cfg, char *err, size_t err_size)
 {
+    /* A mistyped limit must stop the gateway, not silently limit nothing. */
+    tenant_settings limits;
+    char why[200];
+    memset(&limits, 0, sizeof limits);
+    if (tenant_limits_parse_config(cfg->rate_limits, &limits, why, sizeof why) != 0) {
+        errbuf_printf(err, err_size, "AGENTGATE_RATE_LIMITS: %s", why);
+        return -1;
+    }
     if (cfg->lease_ms <= cfg->heartbeat_ms) {
         errbuf_printf(err, err_size, "AGENTGATE_LEASE_MS (%d) must be greater than "
                       "AGENTGATE_HEARTBEAT_MS (%d)", cfg->lease_ms, cfg->heartbeat_ms);

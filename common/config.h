@@ -31,7 +31,8 @@ typedef struct ag_config {
     size_t sse_max_buffer_bytes; /* AGENTGATE_SSE_MAX_BUFFER_BYTES: slow subscriber bound */
 
     /* Auth. */
-    char jwt_alg[16];         /* AGENTGATE_JWT_ALG, pinned; default HS256 */
+    char jwt_alg[24];         /* AGENTGATE_JWT_ALG, pinned: a comma list of
+                                 HS256, RS256, ES256; default HS256 */
     char jwt_secret[512];     /* AGENTGATE_JWT_SECRET (HS256) */
     char jwt_issuer[256];     /* AGENTGATE_JWT_ISSUER, checked when set */
     char jwt_audience[256];   /* AGENTGATE_JWT_AUDIENCE, checked when set */

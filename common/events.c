@@ -1,15 +1,22 @@
 /*
- * events.c - encoding a job's events and the Redis commands that append
- * one to the job's ring and announce it (see events.h).
+ * events.c - encoding a job's events and the Redis script that appends
+ * one to the job's ring and announces it (see events.h).
+ *
+ * The append is one Lua script (EVALSHA, EVAL when Redis lost its cache),
+ * so an event costs its writer one command and readers never see the
+ * ring, the state hash and the announcement out of step.
  *
  * The body is built by hand rather than through cJSON so its bytes are
  * fixed by this file alone: the same text goes to Redis, to PostgreSQL and
  * onto the SSE wire, and tests can pin it exactly.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <mbedtls/sha1.h>
 
 #include "clock.h"
 #include "events.h"
@@ -196,9 +203,46 @@ static void argv_num(redis_argv *c, int i, int slot, long long n)
     argv_set(c, i, c->numbuf[slot], (size_t)len);
 }
 
-int event_append_commands(const char *job_id, long long seq, const char *body,
-                          size_t body_len, int ring_size, int ttl_s,
-                          event_keys *keys, redis_argv cmds[EVENT_APPEND_CMDS])
+/* KEYS[1] the ring, KEYS[2] the state hash; ARGV: notify channel, ring
+ * size, TTL in seconds, seq, body, status ('' leaves it). Redis converts
+ * the Lua number -ring to an integer argument. */
+const char event_append_lua[] =
+    "redis.call('RPUSH',KEYS[1],ARGV[5])\n"
+    "redis.call('LTRIM',KEYS[1],-tonumber(ARGV[2]),-1)\n"
+    "redis.call('EXPIRE',KEYS[1],ARGV[3])\n"
+    "if ARGV[6]~='' then\n"
+    "redis.call('HSET',KEYS[2],'last_event_id',ARGV[4],'status',ARGV[6])\n"
+    "else\n"
+    "redis.call('HSET',KEYS[2],'last_event_id',ARGV[4])\n"
+    "end\n"
+    "redis.call('EXPIRE',KEYS[2],ARGV[3])\n"
+    "return redis.call('PUBLISH',ARGV[1],ARGV[5])\n";
+
+static char append_sha[41];
+static pthread_once_t append_sha_once = PTHREAD_ONCE_INIT;
+
+static void compute_append_sha(void)
+{
+    unsigned char digest[20];
+    mbedtls_sha1_ret((const unsigned char *)event_append_lua, strlen(event_append_lua),
+                     digest);
+    for (int i = 0; i < 20; i++) {
+        append_sha[2 * i] = "0123456789abcdef"[digest[i] >> 4];
+        append_sha[2 * i + 1] = "0123456789abcdef"[digest[i] & 0xf];
+    }
+    append_sha[40] = '\0';
+}
+
+const char *event_append_sha(void)
+{
+    pthread_once(&append_sha_once, compute_append_sha);
+    return append_sha;
+}
+
+void event_append_command(redis_argv *cmd, bool use_sha, const char *job_id,
+                          long long seq, const char *body, size_t body_len,
+                          const char *status, int ring_size, int ttl_s,
+                          event_keys *keys)
 {
     /* A ring of 0 would make LTRIM keep everything, and EXPIRE 0 would drop
      * the ring at once; config_load refuses both, this keeps them harmless. */
@@ -210,41 +254,28 @@ int event_append_commands(const char *job_id, long long seq, const char *body,
     key_events(keys->events, job_id);
     key_notify(keys->notify, job_id);
     key_state(keys->state, job_id);
-    memset(cmds, 0, sizeof(redis_argv) * EVENT_APPEND_CMDS);
+    memset(cmd, 0, sizeof *cmd);
 
-    redis_argv *c = &cmds[0];
-    c->argc = 3;
-    argv_str(c, 0, "RPUSH");
-    argv_str(c, 1, keys->events);
-    argv_set(c, 2, body, body_len);
+    cmd->argc = 11;
+    argv_str(cmd, 0, use_sha ? "EVALSHA" : "EVAL");
+    if (use_sha)
+        argv_set(cmd, 1, event_append_sha(), 40);
+    else
+        argv_str(cmd, 1, event_append_lua);
+    argv_str(cmd, 2, "2");
+    argv_str(cmd, 3, keys->events);
+    argv_str(cmd, 4, keys->state);
+    argv_str(cmd, 5, keys->notify);
+    argv_num(cmd, 6, 0, ring_size);
+    argv_num(cmd, 7, 1, ttl_s);
+    argv_num(cmd, 8, 2, seq);
+    argv_set(cmd, 9, body, body_len);
+    argv_str(cmd, 10, status ? status : "");
+}
 
-    c = &cmds[1];
-    c->argc = 4;
-    argv_str(c, 0, "LTRIM");
-    argv_str(c, 1, keys->events);
-    argv_num(c, 2, 0, -(long long)ring_size);
-    argv_str(c, 3, "-1");
-
-    c = &cmds[2];
-    c->argc = 3;
-    argv_str(c, 0, "EXPIRE");
-    argv_str(c, 1, keys->events);
-    argv_num(c, 2, 0, ttl_s);
-
-    c = &cmds[3];
-    c->argc = 4;
-    argv_str(c, 0, "HSET");
-    argv_str(c, 1, keys->state);
-    argv_str(c, 2, "last_event_id");
-    argv_num(c, 3, 0, seq);
-
-    c = &cmds[4];
-    c->argc = 3;
-    argv_str(c, 0, "PUBLISH");
-    argv_str(c, 1, keys->notify);
-    argv_set(c, 2, body, body_len);
-
-    return EVENT_APPEND_CMDS;
+bool event_script_missing(const char *err, size_t len)
+{
+    return err != NULL && len >= 8 && memcmp(err, "NOSCRIPT", 8) == 0;
 }
 
 /* Adds {"code","message"} as error to obj; false when memory ran out. */
@@ -294,7 +325,7 @@ void redis_argv_of(redis_argv *cmd, ...)
     va_start(ap, cmd);
     cmd->argc = 0;
     const char *s;
-    while (cmd->argc < 8 && (s = va_arg(ap, const char *)) != NULL) {
+    while (cmd->argc < REDIS_ARGV_MAX && (s = va_arg(ap, const char *)) != NULL) {
         cmd->argv[cmd->argc] = s;
         cmd->argvlen[cmd->argc] = strlen(s);
         cmd->argc++;

@@ -1,6 +1,6 @@
 /*
- * events.h - a job's events: their encoding, and the Redis commands that
- * append one to the job's ring and announce it.
+ * events.h - a job's events: their encoding, and the Redis script that
+ * appends one to the job's ring and announces it.
  *
  * An event body is one JSON object, encoded once by its writer and kept
  * byte for byte in Redis and in job_events:
@@ -53,17 +53,20 @@ char *event_cancelled_data(const char *reason);
 char *event_retrying_data(int attempt, const char *reason, long long delay_ms,
                           const char *code, const char *message);
 
+/* The most arguments one redis_argv holds. */
+#define REDIS_ARGV_MAX 12
+
 /* One Redis command as an argv array over caller-owned strings, the shape
  * redisAppendCommandArgv and redisAsyncCommandArgv take. */
 typedef struct redis_argv {
     int argc;
-    const char *argv[8];
-    size_t argvlen[8];
-    char numbuf[2][24];     /* storage for numeric arguments */
+    const char *argv[REDIS_ARGV_MAX];
+    size_t argvlen[REDIS_ARGV_MAX];
+    char numbuf[3][24];     /* storage for numeric arguments */
 } redis_argv;
 
-/* Fills cmd from the strings that follow (at most 8), ending with a
- * (const char *)NULL; they are borrowed and must outlive cmd's use. */
+/* Fills cmd from the strings that follow (at most REDIS_ARGV_MAX), ending
+ * with a (const char *)NULL; they are borrowed and must outlive cmd's use. */
 void redis_argv_of(redis_argv *cmd, ...);
 
 /* Key storage for one job's event commands, kept alive by the caller
@@ -74,17 +77,35 @@ typedef struct event_keys {
     char state[KEY_MAX];
 } event_keys;
 
-#define EVENT_APPEND_CMDS 5
+/*
+ * The Lua script that appends one event to a job's ring and announces it,
+ * atomically and in one command:
+ *   RPUSH jobs:events:{id} body; LTRIM to the last ring_size; EXPIRE ttl_s;
+ *   HSET jobs:state:{id} last_event_id seq [status status]; EXPIRE ttl_s;
+ *   PUBLISH jobs:notify:{id} body.
+ * Being one script, no reader ever sees the ring, the state hash and the
+ * announcement disagree, and a writer pays one round trip per event.
+ */
+extern const char event_append_lua[];
+
+/* The SHA1 (40 lowercase hex digits) of event_append_lua, as EVALSHA
+ * names it. Static storage, computed once; thread-safe. */
+const char *event_append_sha(void);
 
 /*
- * Fills cmds[0..4] with the commands that append body to the job's ring and
- * announce it, to be sent as one pipeline (or MULTI):
- *   RPUSH jobs:events:{id} body; LTRIM to the last ring_size;
- *   EXPIRE ttl_s; HSET jobs:state:{id} last_event_id seq; PUBLISH body.
- * Returns the number of commands (EVENT_APPEND_CMDS).
+ * Fills cmd with the script call that appends event seq (body, body_len
+ * bytes, any bytes) of job_id to its ring: EVALSHA when use_sha, else EVAL
+ * with the script's text (the fallback when Redis answers NOSCRIPT).
+ * status, when not NULL, is also written to the state hash. ring_size and
+ * ttl_s below 1 count as 1. keys holds the key names cmd points at.
  */
-int event_append_commands(const char *job_id, long long seq, const char *body,
-                          size_t body_len, int ring_size, int ttl_s,
-                          event_keys *keys, redis_argv cmds[EVENT_APPEND_CMDS]);
+void event_append_command(redis_argv *cmd, bool use_sha, const char *job_id,
+                          long long seq, const char *body, size_t body_len,
+                          const char *status, int ring_size, int ttl_s,
+                          event_keys *keys);
+
+/* True when a Redis error reply (err, len bytes) says the script is not in
+ * its cache (NOSCRIPT), so the call must be repeated with EVAL. */
+bool event_script_missing(const char *err, size_t len);
 
 #endif

@@ -64,6 +64,15 @@ static const char agent_run_schema[] =
     "\"required\":[\"run_id\",\"prompt\"],"
     "\"additionalProperties\":false}";
 
+/* bench/run's fan-out emitter: events at a fixed rate, each stamped. */
+static const char bench_ticker_schema[] =
+    "{\"type\":\"object\","
+    "\"properties\":{"
+      "\"rate\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":10000,\"default\":10},"
+      "\"duration_s\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":600,\"default\":10}"
+    "},"
+    "\"additionalProperties\":false}";
+
 static job_type registry[] = {
     { "demo", "Emits `events` progress events over `duration_ms`, then succeeds.",
       demo_schema, 3, 300, NULL },
@@ -75,6 +84,10 @@ static job_type registry[] = {
       long_running_schema, 1, 3700, NULL },
     { "agent.run", "An agent run; built by the gateway for POST /v1/agent-runs.",
       agent_run_schema, 1, 600, NULL },
+    { "bench.ticker", "Emits `rate` job.progress events a second for `duration_s` seconds, "
+      "each with data {\"i\": n, \"sent_us\": CLOCK_REALTIME microseconds when emitted}, "
+      "then succeeds. For measuring event delivery (bench/run).",
+      bench_ticker_schema, 1, 660, NULL },
 };
 
 #define REGISTRY_COUNT (sizeof registry / sizeof *registry)

@@ -201,6 +201,28 @@ static int json_precheck(const unsigned char *s, size_t len, int max_depth,
     return 0;
 }
 
+bool json_depth_exceeds(const char *buf, size_t len, int max_depth)
+{
+    int depth = 0;
+    bool in_string = false, escaped = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = buf[i];
+        if (in_string) {
+            if (escaped) escaped = false;
+            else if (c == '\\') escaped = true;
+            else if (c == '"') in_string = false;
+            continue;
+        }
+        if (c == '"') in_string = true;
+        else if (c == '[' || c == '{') {
+            if (++depth > max_depth) return true;
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return false;
+}
+
 static int compare_names(const void *a, const void *b)
 {
     const char *x = *(const char *const *)a;

@@ -23,6 +23,14 @@
 cJSON *json_parse_bounded(const char *buf, size_t len, size_t max_bytes,
                           int max_depth, char *err, size_t err_size);
 
+/*
+ * True when len bytes of JSON text nest arrays and objects deeper than
+ * max_depth. Brackets inside strings (escapes included) do not count, and
+ * nothing is allocated, so it is safe on any input before a parser sees
+ * it; it does not check that the text is otherwise valid.
+ */
+bool json_depth_exceeds(const char *buf, size_t len, int max_depth);
+
 /* Returns the string member name of obj, or NULL if absent or not a string. */
 const char *json_get_string(const cJSON *obj, const char *name);
 

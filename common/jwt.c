@@ -1,15 +1,18 @@
 /*
- * jwt.c - verifying (and, for tools and tests, signing) HS256 JSON Web
- * Tokens (RFC 7519, RFC 7515 compact form).
+ * jwt.c - verifying (and, for tools and tests, signing) HS256, RS256 and
+ * ES256 JSON Web Tokens (RFC 7519, RFC 7515 compact form, RFC 7518).
  *
  * Everything in a token is hostile until its signature checks out, and the
- * signature means nothing unless the algorithm is the one configured. So:
+ * signature means nothing unless the algorithm is one configured. So:
  * the length is capped before any decoding; the header is parsed only to
- * see that its "alg" equals the pinned one ("none" and every other value
- * are refused, whatever the token claims); the MAC is recomputed over the
- * exact bytes received and compared in constant time; only then are the
- * claims read, each checked for type and shape before it is copied into a
- * fixed-size principal.
+ * see that its "alg" is one of the pinned ones ("none" and every other
+ * value are refused, whatever the token claims) and to read its "kid";
+ * the key follows from the algorithm, never the other way round: HS256
+ * uses the configured secret and nothing else (so a token "signed" with a
+ * public key as an HMAC secret fails), RS256 and ES256 use a key of the
+ * matching type from the key set. The signature is checked over the exact
+ * bytes received; only then are the claims read, each checked for type and
+ * shape before it is copied into a fixed-size principal.
  */
 #include <limits.h>
 #include <math.h>
@@ -18,13 +21,25 @@
 #include <string.h>
 #include <strings.h>
 
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/ecdsa.h>
+#include <mbedtls/entropy.h>
 #include <mbedtls/md.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/rsa.h>
 
 #include "jsonutil.h"
+#include "jwks.h"
 #include "jwt.h"
 
 #define HS256_MAC_BYTES 32
 #define HS256_SIG_CHARS 43   /* base64url of 32 bytes, unpadded */
+#define ES256_SIG_BYTES 64   /* r || s, 32 bytes each (RFC 7518 section 3.4) */
+#define RSA_SIG_MAX     1024 /* an 8192-bit modulus, the largest jwks.c takes */
+#define SHA256_BYTES    32
+
+/* The algorithms, as bits, so a pinned list is a mask. */
+enum { ALG_HS256 = 1, ALG_RS256 = 2, ALG_ES256 = 4 };
 /* The largest part of a token, decoded, with the slack b64url_decode wants. */
 #define JWT_DECODED_MAX (JWT_MAX_TOKEN_BYTES / 4 * 3 + 4)
 /* Claims are flat; a little nesting is allowed for custom claims. */
@@ -196,7 +211,9 @@ static int split_token(const char *token, size_t len, jwt_parts *p)
 }
 
 /* Decodes one base64url part into buf and parses it as a JSON object.
- * Returns the tree (caller deletes) or NULL. */
+ * Returns the tree (caller deletes) or NULL. json_parse_bounded refuses a
+ * repeated member name: cJSON would keep both and answer with the first,
+ * where another reader of the same token might take the second. */
 static cJSON *decode_json_object(const char *part, size_t len, unsigned char *buf)
 {
     long n = b64url_decode(part, len, buf, JWT_DECODED_MAX);
@@ -211,25 +228,124 @@ static cJSON *decode_json_object(const char *part, size_t len, unsigned char *bu
     return obj;
 }
 
-/* Checks the JOSE header: alg must be the pinned one; typ, when present,
- * must say JWT; and no "crit" extension can be honoured, so none is
- * accepted (RFC 7515 section 4.1.11). */
-static jwt_err check_header(const jwt_config *cfg, const cJSON *header)
+/* --- algorithms ---------------------------------------------------------- */
+
+static unsigned alg_bit(const char *name, size_t len)
+{
+    static const struct { const char *name; unsigned bit; } algs[] = {
+        { "HS256", ALG_HS256 }, { "RS256", ALG_RS256 }, { "ES256", ALG_ES256 },
+    };
+    for (size_t i = 0; i < sizeof algs / sizeof algs[0]; i++)
+        if (strlen(algs[i].name) == len && memcmp(algs[i].name, name, len) == 0)
+            return algs[i].bit;
+    return 0;
+}
+
+/* The mask of a pinned list, or 0 when the list is empty or malformed
+ * (an unknown name, an empty item, a repeat). */
+static unsigned alg_mask(const char *list)
+{
+    unsigned mask = 0;
+    if (list == NULL || *list == '\0')
+        return 0;
+    for (const char *p = list;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        unsigned bit = alg_bit(p, len);
+        if (bit == 0 || (mask & bit))
+            return 0;
+        mask |= bit;
+        if (comma == NULL)
+            return mask;
+        p = comma + 1;
+    }
+}
+
+bool jwt_alg_list_valid(const char *list)
+{
+    return alg_mask(list) != 0;
+}
+
+bool jwt_alg_list_has(const char *list, const char *alg)
+{
+    unsigned bit = alg != NULL ? alg_bit(alg, strlen(alg)) : 0;
+    return bit != 0 && (alg_mask(list) & bit) != 0;
+}
+
+const char *jwt_alg_for_key(const mbedtls_pk_context *key)
+{
+    if (key == NULL)
+        return NULL;
+    mbedtls_pk_type_t t = mbedtls_pk_get_type(key);
+    if (t == MBEDTLS_PK_RSA)
+        return "RS256";
+    if ((t == MBEDTLS_PK_ECKEY || t == MBEDTLS_PK_ECDSA) &&
+        mbedtls_pk_ec(*key)->grp.id == MBEDTLS_ECP_DP_SECP256R1)
+        return "ES256";
+    return NULL;
+}
+
+/* --- header -------------------------------------------------------------- */
+
+/* What the header says, once checked. */
+typedef struct jwt_header {
+    unsigned alg;                 /* one ALG_* bit, within the pinned mask */
+    bool has_kid;
+    char kid[JWKS_MAX_KID + 1];
+} jwt_header;
+
+/* Header members that would have us take a key, or a meaning, from the
+ * token itself: refused rather than ignored, since their presence means
+ * the issuer expects something we do not do. "crit" extensions cannot be
+ * honoured (RFC 7515 section 4.1.11); "cty" would nest a token. */
+static bool has_refused_member(const cJSON *header)
+{
+    static const char *const refused[] = { "crit", "jku", "jwk", "x5u", "x5c", "cty", "b64",
+                                           "enc", "zip" };
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++)
+        if (cJSON_GetObjectItemCaseSensitive(header, refused[i]) != NULL)
+            return true;
+    return false;
+}
+
+/* Checks the JOSE header: alg must be one of the pinned ones; typ, when
+ * present, must say JWT; kid, when present, a short printable string. */
+static jwt_err check_header(unsigned pinned, const cJSON *header, jwt_header *h)
 {
     const cJSON *alg = cJSON_GetObjectItemCaseSensitive(header, "alg");
-    if (!cJSON_IsString(alg) || strcmp(alg->valuestring, cfg->alg) != 0)
+    if (!cJSON_IsString(alg))
+        return JWT_BAD_ALG;
+    h->alg = alg_bit(alg->valuestring, strlen(alg->valuestring));
+    if (h->alg == 0 || (pinned & h->alg) == 0)
         return JWT_BAD_ALG;
 
     const cJSON *typ = cJSON_GetObjectItemCaseSensitive(header, "typ");
     /* Media type names are case-insensitive (RFC 7515 section 4.1.9). */
     if (typ != NULL && (!cJSON_IsString(typ) || strcasecmp(typ->valuestring, "JWT") != 0))
         return JWT_MALFORMED;
-    if (cJSON_GetObjectItemCaseSensitive(header, "crit") != NULL)
+    if (has_refused_member(header))
         return JWT_MALFORMED;
+
+    const cJSON *kid = cJSON_GetObjectItemCaseSensitive(header, "kid");
+    if (kid != NULL) {
+        if (!cJSON_IsString(kid))
+            return JWT_MALFORMED;
+        size_t n = strlen(kid->valuestring);
+        if (n == 0 || n > JWKS_MAX_KID)
+            return JWT_MALFORMED;
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)kid->valuestring[i] < 0x20 ||
+                (unsigned char)kid->valuestring[i] > 0x7e)
+                return JWT_MALFORMED;
+        memcpy(h->kid, kid->valuestring, n + 1);
+        h->has_kid = true;
+    }
     return JWT_OK;
 }
 
-static jwt_err check_signature(const jwt_config *cfg, const char *token, const jwt_parts *p)
+/* --- signature ----------------------------------------------------------- */
+
+static jwt_err check_hs256(const jwt_config *cfg, const char *token, const jwt_parts *p)
 {
     unsigned char got[HS256_MAC_BYTES + 4], want[HS256_MAC_BYTES];
 
@@ -244,6 +360,96 @@ static jwt_err check_signature(const jwt_config *cfg, const char *token, const j
                     signed_len, want) != 0)
         return JWT_BAD_SIGNATURE;
     return equal_const_time(got, want, HS256_MAC_BYTES) ? JWT_OK : JWT_BAD_SIGNATURE;
+}
+
+/* The key for h from the set: by kid, or the only candidate without one. */
+static jwt_err find_key(const jwt_config *cfg, const jwt_header *h,
+                        const mbedtls_pk_context **key)
+{
+    jwk_alg want = h->alg == ALG_RS256 ? JWK_ALG_RS256 : JWK_ALG_ES256;
+    *key = jwks_find(cfg->keys, h->has_kid ? h->kid : NULL, want);
+    if (*key != NULL)
+        return JWT_OK;
+    if (!h->has_kid && jwks_count_for(cfg->keys, want) > 1)
+        return JWT_KID_REQUIRED;
+    return JWT_UNKNOWN_KID;
+}
+
+/* Decodes the signature part, which must be exactly want bytes. */
+static jwt_err decode_signature(const jwt_parts *p, unsigned char *sig, size_t want)
+{
+    /* The unpadded base64url length of want bytes; anything else is
+     * truncated or padded, and checked before decoding a byte of it. */
+    size_t chars = want / 3 * 4 + (want % 3 == 0 ? 0 : want % 3 + 1);
+    if (p->sig_len != chars)
+        return JWT_BAD_SIGNATURE;
+    if (b64url_decode(p->sig, p->sig_len, sig, RSA_SIG_MAX + 4) != (long)want)
+        return JWT_MALFORMED;
+    return JWT_OK;
+}
+
+static int sha256(const char *msg, size_t len, unsigned char out[SHA256_BYTES])
+{
+    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
+    return md != NULL && mbedtls_md(md, (const unsigned char *)msg, len, out) == 0 ? 0 : -1;
+}
+
+/* The key set is shared by loop threads, so keys are const; verification
+ * does not change a key (the RSA context locks its own blinding state and
+ * jwks.c precomputed the EC tables), hence the casts. */
+static jwt_err verify_rs256(const mbedtls_pk_context *key, const unsigned char *hash,
+                            const unsigned char *sig)
+{
+    mbedtls_rsa_context *rsa = mbedtls_pk_rsa(*key);
+    int rc = mbedtls_rsa_rsassa_pkcs1_v15_verify(rsa, NULL, NULL, MBEDTLS_RSA_PUBLIC,
+                                                 MBEDTLS_MD_SHA256, SHA256_BYTES, hash, sig);
+    return rc == 0 ? JWT_OK : JWT_BAD_SIGNATURE;
+}
+
+static jwt_err verify_es256(const mbedtls_pk_context *key, const unsigned char *hash,
+                            const unsigned char *sig)
+{
+    mbedtls_ecp_keypair *ec = mbedtls_pk_ec(*key);
+    mbedtls_mpi r, s;
+    mbedtls_mpi_init(&r);
+    mbedtls_mpi_init(&s);
+    int rc = mbedtls_mpi_read_binary(&r, sig, ES256_SIG_BYTES / 2);
+    if (rc == 0)
+        rc = mbedtls_mpi_read_binary(&s, sig + ES256_SIG_BYTES / 2, ES256_SIG_BYTES / 2);
+    /* ecdsa_verify refuses r or s outside [1, n-1] itself. */
+    if (rc == 0)
+        rc = mbedtls_ecdsa_verify(&ec->grp, hash, SHA256_BYTES, &ec->Q, &r, &s);
+    mbedtls_mpi_free(&r);
+    mbedtls_mpi_free(&s);
+    return rc == 0 ? JWT_OK : JWT_BAD_SIGNATURE;
+}
+
+static jwt_err check_public_key_signature(const jwt_config *cfg, const jwt_header *h,
+                                          const char *token, const jwt_parts *p)
+{
+    const mbedtls_pk_context *key;
+    jwt_err rc = find_key(cfg, h, &key);
+    if (rc != JWT_OK)
+        return rc;
+    size_t want = h->alg == ALG_ES256 ? ES256_SIG_BYTES : mbedtls_pk_get_len(key);
+    if (want == 0 || want > RSA_SIG_MAX)
+        return JWT_BAD_SIGNATURE;
+    unsigned char sig[RSA_SIG_MAX + 4], hash[SHA256_BYTES];
+    if ((rc = decode_signature(p, sig, want)) != JWT_OK)
+        return rc;
+    if (sha256(token, p->header_len + 1 + p->payload_len, hash) != 0)
+        return JWT_BAD_SIGNATURE;
+    return h->alg == ALG_ES256 ? verify_es256(key, hash, sig) : verify_rs256(key, hash, sig);
+}
+
+static jwt_err check_signature(const jwt_config *cfg, const jwt_header *h,
+                               const char *token, const jwt_parts *p)
+{
+    /* The key follows from the algorithm alone: HS256 never sees key-set
+     * material, RS256/ES256 never see the secret. */
+    if (h->alg == ALG_HS256)
+        return check_hs256(cfg, token, p);
+    return check_public_key_signature(cfg, h, token, p);
 }
 
 /* Reads a NumericDate claim. 1 present (in *out), 0 absent, -1 malformed.
@@ -416,8 +622,9 @@ jwt_err jwt_verify(const jwt_config *cfg, const char *token, size_t len,
     if (cfg == NULL || token == NULL || out == NULL)
         return JWT_MALFORMED;
     memset(out, 0, sizeof *out);
-    /* Only HS256 is implemented; pinning anything else admits nothing. */
-    if (cfg->alg == NULL || strcmp(cfg->alg, "HS256") != 0)
+    /* A malformed pin admits nothing. */
+    unsigned pinned = alg_mask(cfg->alg);
+    if (pinned == 0)
         return JWT_BAD_ALG;
 
     jwt_parts parts;
@@ -428,12 +635,14 @@ jwt_err jwt_verify(const jwt_config *cfg, const char *token, size_t len,
     cJSON *header = decode_json_object(parts.header, parts.header_len, buf);
     if (header == NULL)
         return JWT_MALFORMED;
-    jwt_err rc = check_header(cfg, header);
+    jwt_header h;
+    memset(&h, 0, sizeof h);
+    jwt_err rc = check_header(pinned, header, &h);
     cJSON_Delete(header);
     if (rc != JWT_OK)
         return rc;
 
-    if ((rc = check_signature(cfg, token, &parts)) != JWT_OK)
+    if ((rc = check_signature(cfg, &h, token, &parts)) != JWT_OK)
         return rc;
 
     cJSON *claims = decode_json_object(parts.payload, parts.payload_len, buf);
@@ -460,6 +669,8 @@ const char *jwt_strerror(jwt_err err)
     case JWT_BAD_ISSUER:    return "token issuer not accepted";
     case JWT_BAD_AUDIENCE:  return "token audience not accepted";
     case JWT_BAD_CLAIMS:    return "token claims missing or malformed";
+    case JWT_UNKNOWN_KID:   return "token key id (kid) not known";
+    case JWT_KID_REQUIRED:  return "token has no key id (kid) and several keys could verify it";
     }
     return "unknown token error";
 }
@@ -483,4 +694,87 @@ bool principal_has_scope(const principal *p, const char *want)
             return true;
     }
     return false;
+}
+
+/* --- signing with a private key (tools and tests) ------------------------ */
+
+/* Joins header and claims, base64url-encoded, with a dot. Caller frees. */
+static char *signing_input(const char *header_json, const char *claims_json)
+{
+    char *h = b64url_encode((const unsigned char *)header_json, strlen(header_json));
+    char *c = b64url_encode((const unsigned char *)claims_json, strlen(claims_json));
+    char *out = NULL;
+    if (h != NULL && c != NULL && (out = malloc(strlen(h) + 1 + strlen(c) + 1)) != NULL)
+        sprintf(out, "%s.%s", h, c);
+    free(h);
+    free(c);
+    return out;
+}
+
+/* Writes the signature of hash with key into sig (*sig_len bytes). */
+static int sign_hash(mbedtls_pk_context *key, const char *alg, const unsigned char *hash,
+                     unsigned char *sig, size_t *sig_len, mbedtls_ctr_drbg_context *drbg)
+{
+    if (strcmp(alg, "RS256") == 0) {
+        if (mbedtls_pk_get_len(key) > RSA_SIG_MAX)
+            return -1;
+        return mbedtls_pk_sign(key, MBEDTLS_MD_SHA256, hash, SHA256_BYTES, sig, sig_len,
+                               mbedtls_ctr_drbg_random, drbg) == 0 ? 0 : -1;
+    }
+    /* ES256: deterministic (RFC 6979) r and s, each written as 32 bytes. */
+    mbedtls_ecp_keypair *ec = mbedtls_pk_ec(*key);
+    mbedtls_mpi r, s;
+    mbedtls_mpi_init(&r);
+    mbedtls_mpi_init(&s);
+    int rc = mbedtls_ecdsa_sign_det_ext(&ec->grp, &r, &s, &ec->d, hash, SHA256_BYTES,
+                                        MBEDTLS_MD_SHA256, mbedtls_ctr_drbg_random, drbg);
+    if (rc == 0)
+        rc = mbedtls_mpi_write_binary(&r, sig, ES256_SIG_BYTES / 2);
+    if (rc == 0)
+        rc = mbedtls_mpi_write_binary(&s, sig + ES256_SIG_BYTES / 2, ES256_SIG_BYTES / 2);
+    mbedtls_mpi_free(&r);
+    mbedtls_mpi_free(&s);
+    *sig_len = ES256_SIG_BYTES;
+    return rc == 0 ? 0 : -1;
+}
+
+char *jwt_sign_pk(const char *header_json, const char *claims_json,
+                  mbedtls_pk_context *key, char *err, size_t err_size)
+{
+    const char *alg = jwt_alg_for_key(key);
+    if (alg == NULL || header_json == NULL || claims_json == NULL) {
+        snprintf(err, err_size, "only RSA and P-256 EC private keys can sign");
+        return NULL;
+    }
+    if (!mbedtls_pk_can_do(key, MBEDTLS_PK_RSA) && !mbedtls_pk_can_do(key, MBEDTLS_PK_ECDSA)) {
+        snprintf(err, err_size, "the key cannot sign");
+        return NULL;
+    }
+    static const char pers[] = "agentgate-jwt-sign";
+    mbedtls_entropy_context entropy;
+    mbedtls_ctr_drbg_context drbg;
+    mbedtls_entropy_init(&entropy);
+    mbedtls_ctr_drbg_init(&drbg);
+    char *input = signing_input(header_json, claims_json), *sig_text = NULL, *token = NULL;
+    unsigned char hash[SHA256_BYTES], sig[RSA_SIG_MAX + 4];
+    size_t sig_len = 0;
+
+    if (input == NULL) {
+        snprintf(err, err_size, "out of memory");
+    } else if (mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &entropy,
+                                     (const unsigned char *)pers, sizeof pers - 1) != 0 ||
+               sha256(input, strlen(input), hash) != 0 ||
+               sign_hash(key, alg, hash, sig, &sig_len, &drbg) != 0) {
+        snprintf(err, err_size, "signing failed (is it a private key?)");
+    } else if ((sig_text = b64url_encode(sig, sig_len)) == NULL ||
+               (token = malloc(strlen(input) + 1 + strlen(sig_text) + 1)) == NULL) {
+        snprintf(err, err_size, "out of memory");
+    } else {
+        sprintf(token, "%s.%s", input, sig_text);
+    }
+    free(input);
+    free(sig_text);
+    mbedtls_ctr_drbg_free(&drbg);
+    mbedtls_entropy_free(&entropy);
+    return token;
 }

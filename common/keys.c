@@ -6,6 +6,9 @@
  * write should a caller ever break that rule.
  */
 #include <stdio.h>
+#include <string.h>
+#include <mbedtls/sha256.h>
+#include <mbedtls/version.h>
 
 #include "keys.h"
 
@@ -22,3 +25,49 @@ char *key_notify(char *out, const char *job_id) { return key_build(out, "jobs:no
 char *key_lease(char *out, const char *job_id)  { return key_build(out, "jobs:lease:", job_id); }
 char *key_cancel(char *out, const char *job_id) { return key_build(out, "cancel:", job_id); }
 char *key_delayed(char *out, const char *type)  { return key_build(out, "jobs:delayed:", type); }
+
+/* ---- idempotency keys ---------------------------------------------------- */
+
+static int tenant_id_valid(const char *s)
+{
+    size_t n = 0;
+    if (!s) return 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (n >= 64 || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                         (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
+    return n > 0;
+}
+
+int key_idempotency_valid(const char *s)
+{
+    size_t n = 0;
+    if (!s) return 0;
+    for (; s[n]; n++)
+        if (n >= 255 || s[n] < 0x20 || s[n] > 0x7e) return 0;
+    return n > 0;
+}
+
+char *key_idempotency(char *out, const char *tenant, const char *client_key)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char digest[32];
+    char h[65];
+
+    out[0] = '\0';
+    if (!tenant_id_valid(tenant) || !key_idempotency_valid(client_key)) return NULL;
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+    mbedtls_sha256((const unsigned char *)client_key, strlen(client_key), digest, 0);
+#else
+    mbedtls_sha256_ret((const unsigned char *)client_key, strlen(client_key), digest, 0);
+#endif
+    for (int i = 0; i < 32; i++) {
+        h[2 * i] = hex[digest[i] >> 4];
+        h[2 * i + 1] = hex[digest[i] & 15];
+    }
+    h[64] = '\0';
+    snprintf(out, KEY_MAX, "idempotency:%s:%s", tenant, h);
+    return out;
+}

@@ -13,6 +13,8 @@
  *                                  backoff, scored by due time (epoch ms)
  *   jobs:dead              LIST    ids of failed jobs, newest first, capped
  *   lock:reconciler        STRING  the worker running reconciliation, PX
+ *   idempotency:{tenant}:{sha256(key)}
+ *                          STRING  an Idempotency-Key's record (gateway)
  */
 #ifndef AG_KEYS_H
 #define AG_KEYS_H
@@ -29,6 +31,18 @@ char *key_notify(char *out, const char *job_id);
 char *key_lease(char *out, const char *job_id);
 char *key_cancel(char *out, const char *job_id);
 char *key_delayed(char *out, const char *type);
+
+/*
+ * "idempotency:{tenant}:{h}", h the SHA-256 of client_key in 64 lowercase
+ * hex digits, so any key the client chose fits and none reshapes ours.
+ * tenant must be 1..64 of [A-Za-z0-9._-], client_key 1..255 printable
+ * ASCII bytes (0x20..0x7e). Returns out (KEY_MAX bytes), or NULL with out
+ * holding "" when either breaks its rule.
+ */
+char *key_idempotency(char *out, const char *tenant, const char *client_key);
+
+/* True when s is a valid Idempotency-Key value: 1..255 bytes 0x20..0x7e. */
+int key_idempotency_valid(const char *s);
 
 #define KEY_DEAD_LETTER     "jobs:dead"
 #define KEY_RECONCILE_LOCK  "lock:reconciler"

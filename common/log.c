@@ -133,6 +133,43 @@ static void truncate_message(char *msg)
     memcpy(msg + cut, "\xe2\x80\xa6", 4);
 }
 
+/*
+ * A token passed as ?access_token= (EventSource cannot send headers) must
+ * not reach a log through whatever line happens to quote a URI, so every
+ * message has the parameter's value cut, to the next '&', quote or white
+ * space, whoever wrote it. The name is matched without regard to case.
+ */
+static const char redact_name[] = "access_token=";
+static const char redact_mark[] = "[redacted]";
+
+static int is_value_end(char c)
+{
+    return c == '\0' || c == '&' || c == ' ' || c == '\t' || c == '\n' ||
+           c == '\r' || c == '"' || c == '\'';
+}
+
+size_t log_redact(char *msg)
+{
+    size_t count = 0;
+    size_t name_len = sizeof redact_name - 1, mark_len = sizeof redact_mark - 1;
+    char *p = msg;
+    while ((p = strcasestr(p, redact_name)) != NULL) {
+        char *value = p + name_len;
+        char *end = value;
+        while (!is_value_end(*end)) end++;
+        size_t vlen = (size_t)(end - value);
+        if (vlen == 0) { p = value; continue; }
+        /* The mark may be longer than the value: never grow the message
+         * past its buffer, which holds at least strlen(msg) + 1 bytes. */
+        size_t put = vlen < mark_len ? vlen : mark_len;
+        memcpy(value, redact_mark, put);
+        if (put < vlen) memmove(value + put, end, strlen(end) + 1);
+        count++;
+        p = value + put;
+    }
+    return count;
+}
+
 static void write_all(const char *buf, size_t len)
 {
     while (len > 0) {
@@ -163,6 +200,7 @@ void log_write(int level, const char *fmt, ...)
         snprintf(msg_buf, sizeof msg_buf, "(unformattable log message)");
     else if (n > LOG_MSG_MAX)
         truncate_message(msg_buf);
+    log_redact(msg_buf);
 
     char ts[32], pid[24];
     clock_format_rfc3339(clock_wall_ms(), ts, sizeof ts);

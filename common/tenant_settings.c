@@ -1,32 +1,266 @@
 /*
  * tenant_settings.c - parsing a tenant's limits (see tenant_settings.h).
- * STUB until issue 4's rate limits land: accepts only "{}".
+ *
+ * Strict on purpose: the same parser validates PATCH /v1/tenants/{id} and
+ * reads tenants.settings back, so a setting the enforcement would not
+ * understand is refused when written instead of silently ignored later.
+ * Action names are checked against the API's resources and actions; the
+ * lists below mirror gateway/rbac.h (common/ cannot include the gateway's
+ * headers, the worker links this file too).
  */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
 #include "tenant_settings.h"
+
+#define MAX_RUNNING_MAX 1000000
+#define CAPACITY_MAX    1000000000LL
+#define PERIOD_MS_MAX   10000000000LL
+
+static const char *const resources[] = { "agent-runs", "jobs", "tools", "tenants", "models" };
+static const char *const actions[] = { "create", "read", "update", "delete" };
+
+static void settings_init(tenant_settings *out)
+{
+    memset(out, 0, sizeof *out);
+    out->max_running = -1;
+}
+
+static int fail(char *err, size_t err_size, const char *fmt, const char *what)
+{
+    if (err && err_size) snprintf(err, err_size, fmt, what);
+    return -1;
+}
+
+static bool in_list(const char *s, size_t n, const char *const *list, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (strlen(list[i]) == n && memcmp(list[i], s, n) == 0) return true;
+    return false;
+}
+
+/* "*" or "<resource>.<action>" with names the API knows. */
+static bool action_valid(const char *a)
+{
+    if (strcmp(a, "*") == 0) return true;
+    const char *dot = strchr(a, '.');
+    if (!dot) return false;
+    return in_list(a, (size_t)(dot - a), resources, sizeof resources / sizeof *resources) &&
+           in_list(dot + 1, strlen(dot + 1), actions, sizeof actions / sizeof *actions);
+}
+
+/* A JSON number that is a whole value in lo..hi. */
+static bool json_whole(const cJSON *n, long long lo, long long hi, long long *out)
+{
+    if (!cJSON_IsNumber(n)) return false;
+    double d = n->valuedouble;
+    if (!isfinite(d) || d != floor(d) || d < (double)lo || d > (double)hi) return false;
+    *out = (long long)d;
+    return true;
+}
+
+/* Adds one limit to a level, refusing duplicates and overflow. */
+static int limit_add(tenant_limit *list, int *n, const char *level, const char *action,
+                     long long capacity, long long period_ms, char *err, size_t err_size)
+{
+    char what[TENANT_ACTION_MAX + 32];
+    snprintf(what, sizeof what, "%s.%s", level, action);
+    if (!action_valid(action) || strlen(action) >= TENANT_ACTION_MAX)
+        return fail(err, err_size, "rate_limits.%s: unknown action (expected \"*\" or "
+                    "\"<resource>.<action>\" as in \"jobs.create\")", what);
+    for (int i = 0; i < *n; i++)
+        if (strcmp(list[i].action, action) == 0)
+            return fail(err, err_size, "rate_limits.%s: given twice", what);
+    if (*n >= TENANT_LIMITS_MAX)
+        return fail(err, err_size, "rate_limits.%s: too many actions (at most 32 per level)",
+                    level);
+    if (capacity < 1 || capacity > CAPACITY_MAX)
+        return fail(err, err_size, "rate_limits.%s.capacity: must be a whole number in "
+                    "1..1000000000", what);
+    if (period_ms < 1 || period_ms > PERIOD_MS_MAX)
+        return fail(err, err_size, "rate_limits.%s.period_ms: must be a whole number in "
+                    "1..10000000000", what);
+    tenant_limit *l = &list[(*n)++];
+    snprintf(l->action, sizeof l->action, "%s", action);
+    l->capacity = capacity;
+    l->period_ms = period_ms;
+    return 0;
+}
+
+/* {"capacity": N, "period_ms": N}, both required, nothing else. */
+static int parse_limit(const cJSON *obj, tenant_limit *list, int *n, const char *level,
+                       char *err, size_t err_size)
+{
+    const char *action = obj->string;
+    char what[TENANT_ACTION_MAX + 32];
+    snprintf(what, sizeof what, "%s.%.*s", level, TENANT_ACTION_MAX, action);
+    if (strlen(action) >= TENANT_ACTION_MAX || !action_valid(action))
+        return fail(err, err_size, "rate_limits.%s: unknown action (expected \"*\" or "
+                    "\"<resource>.<action>\" as in \"jobs.create\")", what);
+    if (!cJSON_IsObject(obj))
+        return fail(err, err_size, "rate_limits.%s: must be an object "
+                    "{\"capacity\": N, \"period_ms\": N}", what);
+    const cJSON *cap = NULL, *per = NULL;
+    for (const cJSON *m = obj->child; m; m = m->next) {
+        if (strcmp(m->string, "capacity") == 0 && !cap) cap = m;
+        else if (strcmp(m->string, "period_ms") == 0 && !per) per = m;
+        else
+            return fail(err, err_size, "rate_limits.%s: unknown or repeated member "
+                        "(only capacity and period_ms)", what);
+    }
+    long long c = 0, p = 0;
+    if (!cap || !json_whole(cap, 1, CAPACITY_MAX, &c))
+        return fail(err, err_size, "rate_limits.%s.capacity: required, a whole number in "
+                    "1..1000000000", what);
+    if (!per || !json_whole(per, 1, PERIOD_MS_MAX, &p))
+        return fail(err, err_size, "rate_limits.%s.period_ms: required, a whole number in "
+                    "1..10000000000", what);
+    return limit_add(list, n, level, action, c, p, err, err_size);
+}
+
+static int parse_level(const cJSON *obj, tenant_limit *list, int *n, const char *level,
+                       char *err, size_t err_size)
+{
+    if (!cJSON_IsObject(obj))
+        return fail(err, err_size, "rate_limits.%s: must be an object of actions", level);
+    for (const cJSON *m = obj->child; m; m = m->next)
+        if (parse_limit(m, list, n, level, err, err_size) != 0) return -1;
+    return 0;
+}
+
+static int parse_rate_limits(const cJSON *obj, tenant_settings *out, char *err, size_t err_size)
+{
+    if (!cJSON_IsObject(obj))
+        return fail(err, err_size, "%s: must be an object with principal and/or tenant",
+                    "rate_limits");
+    bool seen_p = false, seen_t = false;
+    for (const cJSON *m = obj->child; m; m = m->next) {
+        int rc;
+        if (strcmp(m->string, "principal") == 0 && !seen_p) {
+            seen_p = true;
+            rc = parse_level(m, out->principal, &out->n_principal, "principal", err, err_size);
+        } else if (strcmp(m->string, "tenant") == 0 && !seen_t) {
+            seen_t = true;
+            rc = parse_level(m, out->tenant, &out->n_tenant, "tenant", err, err_size);
+        } else {
+            char name[64];
+            snprintf(name, sizeof name, "%.40s", m->string);
+            return fail(err, err_size, "rate_limits.%s: unknown or repeated member "
+                        "(only principal and tenant)", name);
+        }
+        if (rc != 0) return -1;
+    }
+    return 0;
+}
 
 int tenant_settings_parse(const cJSON *settings, tenant_settings *out, char *err,
                           size_t err_size)
 {
-    memset(out, 0, sizeof *out);
-    out->max_running = -1;
-    if (!settings || (cJSON_IsObject(settings) && !settings->child)) return 0;
-    snprintf(err, err_size, "tenant settings are not supported yet");
-    return -1;
+    settings_init(out);
+    if (!settings) return 0;
+    if (!cJSON_IsObject(settings))
+        return fail(err, err_size, "%s: must be a JSON object", "settings");
+    bool seen_mr = false, seen_rl = false;
+    for (const cJSON *m = settings->child; m; m = m->next) {
+        if (strcmp(m->string, "max_running") == 0 && !seen_mr) {
+            seen_mr = true;
+            long long v;
+            if (!json_whole(m, 0, MAX_RUNNING_MAX, &v))
+                return fail(err, err_size, "%s: must be a whole number in 0..1000000 "
+                            "(0: no cap)", "max_running");
+            out->max_running = (int)v;
+        } else if (strcmp(m->string, "rate_limits") == 0 && !seen_rl) {
+            seen_rl = true;
+            if (parse_rate_limits(m, out, err, err_size) != 0) return -1;
+        } else {
+            char name[64];
+            snprintf(name, sizeof name, "%.40s", m->string);
+            return fail(err, err_size, "%s: unknown or repeated member (only max_running "
+                        "and rate_limits)", name);
+        }
+    }
+    return 0;
+}
+
+/* ---- AGENTGATE_RATE_LIMITS ------------------------------------------------ */
+
+/* Digits only (no sign, no spaces) into a value no larger than max. */
+static bool parse_count(const char *s, size_t n, long long max, long long *out)
+{
+    if (n == 0 || n > 12) return false;
+    long long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v > max) return false;
+    *out = v;
+    return true;
+}
+
+/* One "level:action=capacity/period_ms" item of n bytes. */
+static int parse_config_item(const char *s, size_t n, tenant_settings *out, char *err,
+                             size_t err_size)
+{
+    char item[160];
+    if (n >= sizeof item)
+        return fail(err, err_size, "rate limit item%s is too long (at most 159 bytes)", "");
+    memcpy(item, s, n);
+    item[n] = '\0';
+    char *colon = strchr(item, ':'), *eq = strchr(item, '='), *slash = strrchr(item, '/');
+    if (!colon || !eq || !slash || !(colon < eq && eq < slash))
+        return fail(err, err_size, "rate limit \"%s\": expected "
+                    "level:action=capacity/period_ms", item);
+    *colon = *eq = *slash = '\0';
+    const char *level = item, *action = colon + 1;
+    long long capacity, period_ms;
+    if (!parse_count(eq + 1, strlen(eq + 1), CAPACITY_MAX, &capacity) || capacity < 1) {
+        *colon = ':'; *eq = '='; *slash = '/';
+        return fail(err, err_size, "rate limit \"%s\": capacity must be 1..1000000000", item);
+    }
+    if (!parse_count(slash + 1, strlen(slash + 1), PERIOD_MS_MAX, &period_ms) || period_ms < 1) {
+        *colon = ':'; *eq = '='; *slash = '/';
+        return fail(err, err_size, "rate limit \"%s\": period_ms must be 1..10000000000", item);
+    }
+    if (strcmp(level, "principal") == 0)
+        return limit_add(out->principal, &out->n_principal, level, action, capacity, period_ms,
+                         err, err_size);
+    if (strcmp(level, "tenant") == 0)
+        return limit_add(out->tenant, &out->n_tenant, level, action, capacity, period_ms,
+                         err, err_size);
+    return fail(err, err_size, "rate limit level \"%s\": expected principal or tenant", level);
 }
 
 int tenant_limits_parse_config(const char *text, tenant_settings *out, char *err,
                                size_t err_size)
 {
-    (void)out;
-    if (!text || !*text) return 0;
-    snprintf(err, err_size, "rate limits are not supported yet");
-    return -1;
+    if (!text) return 0;
+    const char *p = text;
+    while (*p == ' ' || *p == '\t') p++;
+    if (!*p) return 0;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        /* Spaces around an item are tolerated (a hand-written env file). */
+        const char *s = p;
+        while (n && (*s == ' ' || *s == '\t')) { s++; n--; }
+        while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
+        if (n == 0) return fail(err, err_size, "rate limits: empty item in \"%.80s\"", text);
+        if (parse_config_item(s, n, out, err, err_size) != 0) return -1;
+        if (!end) return 0;
+        p = end + 1;
+    }
 }
 
 const tenant_limit *tenant_limit_find(const tenant_limit *list, int n, const char *action)
 {
-    (void)list; (void)n; (void)action;
-    return NULL;
+    const tenant_limit *any = NULL;
+    if (!list || !action) return NULL;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(list[i].action, action) == 0) return &list[i];
+        if (strcmp(list[i].action, "*") == 0) any = &list[i];
+    }
+    return any;
 }

@@ -33,6 +33,17 @@ void api_tool_get(gw_req *r);
 bool api_tool_name_valid(const char *s);
 
 void api_models_list(gw_req *r);
+void api_models_create(gw_req *r);
+void api_model_update(gw_req *r);
+void api_model_delete(gw_req *r);
+
+void api_tenants_list(gw_req *r);
+void api_tenant_get(gw_req *r);
+void api_tenant_update(gw_req *r);
+
+/* Applies the JSON merge patch (RFC 7386) patch to target, which is not
+ * changed. Returns the result (caller frees), or NULL when out of memory. */
+struct cJSON *api_merge_patch(const struct cJSON *target, const struct cJSON *patch);
 
 void api_health_live(gw_req *r);
 void api_health_ready(gw_req *r);

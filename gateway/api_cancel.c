@@ -152,6 +152,7 @@ void api_job_cancel(gw_req *r)
 {
     char id[UUID_STR_LEN];
     if (!uuid_parse(r->route.param, id)) { api_reply_not_found(r, "job"); return; }
+    snprintf(r->audit_resource, sizeof r->audit_resource, "jobs/%s", id);
     cancel_state *s = cancel_begin(r);
     if (!s) return;
     memcpy(s->job_id, id, sizeof id);
@@ -171,6 +172,7 @@ void api_run_cancel(gw_req *r)
 {
     char id[UUID_STR_LEN];
     if (!uuid_parse(r->route.param, id)) { api_reply_not_found(r, "agent run"); return; }
+    snprintf(r->audit_resource, sizeof r->audit_resource, "agent-runs/%s", id);
     cancel_state *s = cancel_begin(r);
     if (!s) return;
     memcpy(s->run_id, id, sizeof id);

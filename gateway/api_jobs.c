@@ -152,6 +152,7 @@ void api_jobs_create(gw_req *r)
         goto done;
     }
     uuid_v7(s->job_id);
+    snprintf(r->audit_resource, sizeof r->audit_resource, "jobs/%s", s->job_id);
     snprintf(s->type, sizeof s->type, "%s", type->name);
     s->run_at_ms = run_at_ms;
     s->event_body = api_queued_event(s->job_id, type->name, priority);

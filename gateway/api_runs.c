@@ -282,6 +282,7 @@ void api_runs_create(gw_req *r)
     r->state = s;
     r->state_free = run_state_free;
     uuid_v7(s->run_id);
+    snprintf(r->audit_resource, sizeof r->audit_resource, "agent-runs/%s", s->run_id);
     uuid_v7(s->job_id);
 
     const job_type *type = jobtypes_find("agent.run");

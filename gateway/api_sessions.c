@@ -113,6 +113,7 @@ void api_sessions_create(gw_req *r)
     r->state = s;
     r->state_free = free;
     uuid_v7(s->id);
+    snprintf(r->audit_resource, sizeof r->audit_resource, "sessions/%s", s->id);
     const char *params[5] = { s->id, r->who.tenant_id, r->who.sub,
                               json_get_string(body, "title"), metadata };
     gw_query(r,
@@ -175,6 +176,7 @@ void api_session_delete(gw_req *r)
 {
     char id[UUID_STR_LEN];
     if (!uuid_parse(r->route.param, id)) { api_reply_not_found(r, "session"); return; }
+    snprintf(r->audit_resource, sizeof r->audit_resource, "sessions/%s", id);
     const char *params[2] = { id, r->who.tenant_id };
     gw_query(r, "DELETE FROM sessions WHERE id = $1 AND tenant_id = $2 RETURNING id",
              2, params, on_session_deleted);

@@ -43,8 +43,18 @@ cJSON *api_parse_body(gw_req *r, const char *const *allowed)
         http_reply_problem(r, 400, "malformed-json", "the body is empty; a JSON object is required", NULL);
         return NULL;
     }
+    /* Depth first, on its own: a deeply nested body is refused for what
+     * it is, naming the limit, before any parser recurses into it. */
+    int max_depth = r->thr->srv->cfg.max_json_depth;
+    if (json_depth_exceeds(buf, len, max_depth)) {
+        char detail[128];
+        snprintf(detail, sizeof detail,
+                 "the body nests arrays and objects deeper than %d levels", max_depth);
+        http_reply_problem(r, 400, "json-too-deep", detail, NULL);
+        return NULL;
+    }
     char err[160];
-    cJSON *body = json_parse_bounded(buf, len, max, JSON_MAX_DEPTH, err, sizeof err);
+    cJSON *body = json_parse_bounded(buf, len, max, max_depth, err, sizeof err);
     if (!body) {
         http_reply_problem(r, 400, "malformed-json", err, NULL);
         return NULL;

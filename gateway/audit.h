@@ -17,4 +17,8 @@
  */
 void audit_on_reply(gw_req *r, int status);
 
+/* Frees the calling loop thread's pending rows at shutdown (each logged at
+ * warn as unwritten). Called once per loop thread as it exits. */
+void audit_thread_done(void);
+
 #endif

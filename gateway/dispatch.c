@@ -36,6 +36,12 @@ static const api_fn handlers[] = {
     [ROUTE_TOOLS_LIST] = api_tools_list,
     [ROUTE_TOOL_GET] = api_tool_get,
     [ROUTE_MODELS_LIST] = api_models_list,
+    [ROUTE_MODELS_CREATE] = api_models_create,
+    [ROUTE_MODEL_UPDATE] = api_model_update,
+    [ROUTE_MODEL_DELETE] = api_model_delete,
+    [ROUTE_TENANTS_LIST] = api_tenants_list,
+    [ROUTE_TENANT_GET] = api_tenant_get,
+    [ROUTE_TENANT_UPDATE] = api_tenant_update,
 };
 
 static http_verb verb_of(evhtp_request_t *req)

@@ -84,7 +84,12 @@ typedef struct gw_req {
      * it is sent: body is len bytes, headers_out holds the headers. Used by
      * Idempotency-Key to keep the first answer. */
     void (*on_reply)(struct gw_req *r, int status, const char *body, size_t len);
-    void *idem;               /* idempotency.c's state for this request */
+    void *idem;               /* idempotency.c's state (malloc'd, freed with r) */
+    /* The final answer's Content-Type and Location, kept here as well as in
+     * the headers: the reply hook still runs when the client has gone (the
+     * job was committed all the same) and libevhtp's headers are gone. */
+    char reply_ctype[64];
+    char reply_location[256];
 } gw_req;
 
 /* Adds a reference for an asynchronous step. */

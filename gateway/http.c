@@ -4,12 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <ctype.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
 #include "http.h"
 #include "audit.h"
+#include "guard.h"
 #include "clock.h"
 #include "jsonutil.h"
 #include "log.h"
@@ -18,6 +20,7 @@
 static const char *status_title(int status)
 {
     switch (status) {
+    case 204: return "No Content";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 403: return "Forbidden";
@@ -25,9 +28,11 @@ static const char *status_title(int status)
     case 405: return "Method Not Allowed";
     case 409: return "Conflict";
     case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
     case 415: return "Unsupported Media Type";
     case 422: return "Unprocessable Content";
     case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
     default:  return "Error";
@@ -40,6 +45,7 @@ void gw_req_release(gw_req *r)
 {
     if (--r->refs > 0) return;
     if (r->state_free && r->state) r->state_free(r->state);
+    free(r->idem);
     free(r);
 }
 
@@ -53,8 +59,8 @@ void gw_req_defer(gw_req *r)
 
 static evhtp_res on_request_fini(evhtp_request_t *req, void *arg)
 {
-    (void)req;
     gw_req *r = arg;
+    guard_connection_idle(req->conn);
     r->req = NULL;
     if (r->on_close) {
         void (*cb)(gw_req *) = r->on_close;
@@ -139,8 +145,9 @@ typedef struct gw_conn {
 
 static evhtp_res on_connection_fini(evhtp_connection_t *conn, void *arg)
 {
-    (void)conn;
+    guard_connection_end(conn);
     gw_conn *c = arg;
+    if (!c) return EVHTP_RES_OK;
     if (c->prev) c->prev->next = c->next; else c->thr->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     free(c);
@@ -152,13 +159,16 @@ evhtp_res http_on_accept(evhtp_connection_t *conn, void *arg)
     evhtp_connection_set_hook(conn, evhtp_hook_on_read, (evhtp_hook)limit_body, arg);
     gw_thread *thr = conn->thread ? evthr_get_aux(conn->thread) : NULL;
     gw_conn *c = thr ? calloc(1, sizeof *c) : NULL;
+    /* The fini hook also ends the guard, so it is set even without c. */
+    evhtp_connection_set_hook(conn, evhtp_hook_on_connection_fini, (evhtp_hook)on_connection_fini, c);
+    if (guard_connection_begin(conn, arg) != 0)
+        log_warn("cannot guard a new connection (out of memory): served unguarded");
     if (!c) return EVHTP_RES_OK;
     c->conn = conn;
     c->thr = thr;
     c->next = thr->conns;
     if (thr->conns) thr->conns->prev = c;
     thr->conns = c;
-    evhtp_connection_set_hook(conn, evhtp_hook_on_connection_fini, (evhtp_hook)on_connection_fini, c);
     return EVHTP_RES_OK;
 }
 
@@ -219,6 +229,10 @@ const char *http_body(gw_req *r, size_t *len)
 
 void http_set_header(gw_req *r, const char *name, const char *value)
 {
+    if (strcasecmp(name, "Location") == 0)
+        snprintf(r->reply_location, sizeof r->reply_location, "%s", value);
+    else if (strcasecmp(name, "Content-Type") == 0)
+        snprintf(r->reply_ctype, sizeof r->reply_ctype, "%s", value);
     if (!r->req) return;
     evhtp_headers_add_header(r->req->headers_out, evhtp_header_new(name, value, 1, 1));
 }
@@ -231,19 +245,78 @@ static void count_response(gw_req *r, int status)
     if (status >= 500) log_warn("%d answered in %lld ms", status, clock_mono_ms() - r->started_ms);
 }
 
+/* Every reply, errors and event streams included, tells browsers not to
+ * sniff, frame, or leak the URL of what the API sends. */
+static const char *const security_headers[][2] = {
+    { "X-Content-Type-Options", "nosniff" },
+    { "X-Frame-Options", "DENY" },
+    { "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'" },
+    { "Referrer-Policy", "no-referrer" },
+};
+#define N_SECURITY_HEADERS (sizeof security_headers / sizeof security_headers[0])
+
+/* Added as the reply goes out, after the reply hooks: a stored reply that
+ * is replayed gets them once, from here, not twice. */
+static void add_reply_headers(gw_req *r)
+{
+    for (size_t i = 0; i < N_SECURITY_HEADERS; i++)
+        if (!evhtp_header_find(r->req->headers_out, security_headers[i][0]))
+            http_set_header(r, security_headers[i][0], security_headers[i][1]);
+    guard_add_cors_headers(r);
+}
+
+void http_write_raw_problem(struct evbuffer *out, int status, const char *slug,
+                            const char *detail, const char *rid)
+{
+    char type[128];
+    snprintf(type, sizeof type, "urn:agentgate:problem:%s", slug);
+    cJSON *p = cJSON_CreateObject();
+    bool ok = p != NULL;
+    json_add_str(p, "type", type, &ok);
+    json_add_str(p, "title", status_title(status), &ok);
+    json_add_num(p, "status", status, &ok);
+    json_add_str(p, "detail", detail, &ok);
+    json_add_str(p, "request_id", rid, &ok);
+    p = json_done(p, ok);
+    char *text = p ? json_print(p) : NULL;
+    cJSON_Delete(p);
+    const char *body = text ? text : "";
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, status_title(status));
+    evbuffer_add_printf(out, "Content-Type: application/problem+json\r\n"
+                             "Content-Length: %zu\r\nConnection: close\r\n"
+                             "Cache-Control: no-store\r\nX-Request-Id: %s\r\n",
+                        strlen(body), rid);
+    if (status == 401) evbuffer_add_printf(out, "WWW-Authenticate: Bearer realm=\"agentgate\"\r\n");
+    for (size_t i = 0; i < N_SECURITY_HEADERS; i++)
+        evbuffer_add_printf(out, "%s: %s\r\n", security_headers[i][0], security_headers[i][1]);
+    evbuffer_add_printf(out, "\r\n%s", body);
+    free(text);
+}
+
 /* Sends the reply with whatever body buffer_out holds (body, len bytes,
  * is that same text, for the reply hooks). */
+static void run_reply_hook(gw_req *r, int status, const char *body, size_t len)
+{
+    if (!r->on_reply) return;
+    void (*hook)(gw_req *, int, const char *, size_t) = r->on_reply;
+    r->on_reply = NULL;
+    hook(r, status, body, len);
+}
+
+/* A client that left before its answer still gets the reply hook: the
+ * work behind the answer is done, and a retry must find it. */
 static void send_reply(gw_req *r, int status, const char *body, size_t len)
 {
-    if (!r->req || r->replied) return;
+    if (r->replied) return;
     r->replied = true;
-    count_response(r, status);
-    if (r->on_reply) {
-        void (*hook)(gw_req *, int, const char *, size_t) = r->on_reply;
-        r->on_reply = NULL;
-        hook(r, status, body, len);
+    if (!r->req) {
+        run_reply_hook(r, status, body, len);
+        return;
     }
+    count_response(r, status);
+    run_reply_hook(r, status, body, len);
     audit_on_reply(r, status);
+    add_reply_headers(r);
     evhtp_send_reply(r->req, (evhtp_res)status);
     if (r->paused) {
         r->paused = false;
@@ -253,11 +326,17 @@ static void send_reply(gw_req *r, int status, const char *body, size_t len)
 
 void http_reply(gw_req *r, int status, const char *content_type, const char *body, size_t len)
 {
-    if (!r->req || r->replied) return;
+    if (r->replied) return;
     http_set_header(r, "Content-Type", content_type);
     http_set_header(r, "Cache-Control", "no-store");
-    evbuffer_add(r->req->buffer_out, body, len);
+    if (r->req) evbuffer_add(r->req->buffer_out, body, len);
     send_reply(r, status, body, len);
+}
+
+void http_reply_no_content(gw_req *r, int status)
+{
+    if (!r->req || r->replied) return;
+    send_reply(r, status, "", 0);
 }
 
 void http_reply_json(gw_req *r, int status, const char *body, size_t len)
@@ -268,7 +347,7 @@ void http_reply_json(gw_req *r, int status, const char *body, size_t len)
 void http_reply_problem(gw_req *r, int status, const char *slug,
                         const char *detail, const char *pointer)
 {
-    if (!r->req || r->replied) return;
+    if (r->replied || (!r->req && !r->on_reply)) return;
     char type[128];
     snprintf(type, sizeof type, "urn:agentgate:problem:%s", slug);
     cJSON *p = cJSON_CreateObject();
@@ -290,7 +369,7 @@ void http_reply_problem(gw_req *r, int status, const char *slug,
     http_set_header(r, "Cache-Control", "no-store");
     if (status == 401) http_set_header(r, "WWW-Authenticate", "Bearer realm=\"agentgate\"");
     size_t text_len = text ? strlen(text) : 0;
-    if (text) evbuffer_add(r->req->buffer_out, text, text_len);
+    if (text && r->req) evbuffer_add(r->req->buffer_out, text, text_len);
     send_reply(r, status, text ? text : "", text_len);
     free(text);
 }
@@ -304,6 +383,7 @@ void http_start_event_stream(gw_req *r)
     http_set_header(r, "Content-Type", "text/event-stream; charset=utf-8");
     http_set_header(r, "Cache-Control", "no-cache");
     http_set_header(r, "X-Accel-Buffering", "no");
+    add_reply_headers(r);
     evhtp_send_reply_chunk_start(r->req, EVHTP_RES_OK);
     if (r->paused) {
         r->paused = false;

@@ -27,6 +27,18 @@ void http_set_header(gw_req *r, const char *name, const char *value);
 /* Sends status with body (len bytes) of the given media type. */
 void http_reply(gw_req *r, int status, const char *content_type, const char *body, size_t len);
 
+/* Sends status (204, 304) with no body and no Content-Type. */
+void http_reply_no_content(gw_req *r, int status);
+
+/*
+ * Writes a whole HTTP/1.1 problem reply (status line, headers with
+ * Connection: close and the security headers, RFC 9457 body) to out, for
+ * a connection refused before libevhtp parsed a request (gateway/guard.c).
+ * rid is the reply's X-Request-Id (and the problem's request_id).
+ */
+void http_write_raw_problem(struct evbuffer *out, int status, const char *slug,
+                            const char *detail, const char *rid);
+
 /* Sends status with body (len bytes) as application/json. */
 void http_reply_json(gw_req *r, int status, const char *body, size_t len);
 

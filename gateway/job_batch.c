@@ -4,9 +4,18 @@
  * The first job of a loop turn activates a zero-delay event; libevent runs
  * it after the callbacks already due in that turn, so every submission
  * parsed in the turn joins the batch. The batch goes out as one statement
- * over unnest()ed arrays, one array per column, and the answer is matched
- * back to the requests by ordinality. A batch also leaves at once when it
- * reaches JOB_BATCH_MAX rows.
+ * over arrays, one array per column, and the answer is matched back to the
+ * requests by ordinality. A batch may hold several tenants' jobs: the
+ * statement is a call of jobs_submit_batch, which sets each tenant in turn
+ * for its rows, so row-level security checks them all and the batch stays
+ * one transaction.
+ *
+ * At most as many batches as the pool has connections are in flight at
+ * once; submissions that arrive meanwhile wait for one to come back and
+ * then leave together. So an idle gateway sends a lone job at once, and a
+ * loaded one sends fewer, larger batches - the cost per job falls as load
+ * rises instead of PostgreSQL drowning in one small transaction per turn.
+ * A batch leaves regardless when it reaches JOB_BATCH_MAX rows.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +26,7 @@
 #include "http.h"
 #include "log.h"
 
-#define JOB_BATCH_MAX 256
+#define JOB_BATCH_MAX 1024
 
 enum {
     COL_ID, COL_TENANT, COL_TYPE, COL_PRIORITY, COL_PAYLOAD, COL_MAX_ATTEMPTS,
@@ -25,21 +34,13 @@ enum {
     NCOLS
 };
 
+/* jobs_submit_batch (sql/006_security.sql) inserts each tenant's rows
+ * under that tenant's row-level security setting, all in this one
+ * statement's transaction. */
 static const char SQL_BATCH_INSERT[] =
-    "WITH input AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[],"
-    "   $5::jsonb[], $6::int[], $7::int[], $8::text[], $9::text[], $10::text[], $11::text[],"
-    "   $12::bigint[])"
-    "   WITH ORDINALITY AS t(id, tenant_id, type, priority, payload, max_attempts, timeout_s,"
-    "   created_by, request_id, traceparent, event_body, run_at_ms, ord)),"
-    " j AS (INSERT INTO jobs (id, tenant_id, type, status, priority, payload, max_attempts,"
-    "   timeout_s, created_by, last_event_id, request_id, traceparent, run_at)"
-    "   SELECT id, tenant_id, type, 'queued', priority, payload, max_attempts, timeout_s,"
-    "   created_by, 1, request_id, traceparent,"
-    "   CASE WHEN run_at_ms > 0 THEN to_timestamp(run_at_ms / 1000.0) END"
-    "   FROM input ORDER BY ord RETURNING *),"
-    " e AS (INSERT INTO job_events (job_id, tenant_id, seq, type, body)"
-    "   SELECT id, tenant_id, 1, 'job.queued', event_body FROM input)"
-    " SELECT i.ord, job_json(j) FROM j JOIN input i ON i.id = j.id";
+    "SELECT ord, job FROM jobs_submit_batch($1::uuid[], $2::text[], $3::text[], $4::int[],"
+    " $5::jsonb[], $6::int[], $7::int[], $8::text[], $9::text[], $10::text[], $11::text[],"
+    " $12::bigint[])";
 
 typedef struct batch_entry {
     gw_req *r;
@@ -49,6 +50,7 @@ typedef struct batch_entry {
 
 /* One statement in flight: its entries, answered together. */
 typedef struct batch_send {
+    struct job_batch *b;
     batch_entry *entries;
     int n;
 } batch_send;
@@ -58,7 +60,12 @@ struct job_batch {
     struct event *flush_ev;
     batch_entry *entries;
     int n;
+    int in_flight;          /* statements sent and not answered yet */
+    int max_in_flight;      /* the pool's connections */
+    bool closed;            /* job_batch_free ran; freed by the last answer */
 };
+
+static void batch_flush(struct job_batch *b);
 
 static void entry_clear(batch_entry *e)
 {
@@ -121,7 +128,15 @@ static void answer_all(batch_send *s, PGresult *res, const char *err, const char
 
 static void on_batch_done(PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
-    answer_all(arg, res, err, sqlstate);
+    batch_send *s = arg;
+    job_batch *b = s->b;
+    answer_all(s, res, err, sqlstate);
+    b->in_flight--;
+    if (b->closed) {
+        if (b->in_flight == 0) free(b);
+        return;
+    }
+    if (b->n > 0) batch_flush(b);   /* what gathered while we waited */
 }
 
 static void batch_flush(job_batch *b)
@@ -129,6 +144,7 @@ static void batch_flush(job_batch *b)
     if (b->n == 0) return;
     batch_send *s = malloc(sizeof *s);
     if (!s) return;
+    s->b = b;
     s->entries = b->entries;
     s->n = b->n;
     b->entries = NULL;
@@ -144,6 +160,8 @@ static void batch_flush(job_batch *b)
     for (int c = 0; c < NCOLS; c++) params[c] = arrays[c];
     if (!ok || pg_pool_query(b->thr->pg, SQL_BATCH_INSERT, NCOLS, params, on_batch_done, s) != 0)
         answer_all(s, NULL, "database connection lost: no connection is ready", "");
+    else
+        b->in_flight++;
     for (int c = 0; c < NCOLS; c++) free(arrays[c]);
 }
 
@@ -160,6 +178,7 @@ job_batch *job_batch_new(gw_thread *thr)
     b->thr = thr;
     b->flush_ev = event_new(thr->base, -1, 0, on_flush, b);
     if (!b->flush_ev) { free(b); return NULL; }
+    b->max_in_flight = thr->srv->cfg.pg_pool_size > 0 ? thr->srv->cfg.pg_pool_size : 1;
     return b;
 }
 
@@ -172,10 +191,14 @@ void job_batch_free(job_batch *b)
         if (s) {
             s->entries = b->entries;
             s->n = b->n;
+            s->b = b;
             answer_all(s, NULL, "gateway shutting down", "");
         }
     }
-    free(b);
+    /* Batches still in flight are answered when the pool closes; the last
+     * answer frees b. */
+    b->closed = true;
+    if (b->in_flight == 0) free(b);
 }
 
 static char *format_ll(long long v)
@@ -217,6 +240,6 @@ void job_batch_add(job_batch *b, gw_req *r, const job_row *row, job_batch_fn don
     e->done = done;
     gw_req_hold(r);
     gw_req_defer(r);
-    if (++b->n == 1) event_active(b->flush_ev, EV_TIMEOUT, 1);
+    if (++b->n == 1 && b->in_flight < b->max_in_flight) event_active(b->flush_ev, EV_TIMEOUT, 1);
     if (b->n >= JOB_BATCH_MAX) batch_flush(b);
 }

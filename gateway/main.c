@@ -15,6 +15,8 @@
 #include <event2/thread.h>
 
 #include "gateway.h"
+#include "audit.h"
+#include "auth.h"
 #include "http.h"
 #include "sse.h"
 #include "job_batch.h"
@@ -65,6 +67,7 @@ static void thread_exit(evhtp_t *htp, evthr_t *thr, void *arg)
     if (!t) return;
     sse_hub_free(t->hub);
     job_batch_free(t->batch);
+    audit_thread_done();
     rds_free(t->redis);
     pg_pool_free(t->pg);
     free(t);
@@ -106,23 +109,14 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(srv->base, &drain);
 }
 
+/* JWT settings, and the RS256/ES256 key set (file, or URL fetcher): auth.c. */
 static int setup_auth(gw_server *srv)
 {
-    ag_config *c = &srv->cfg;
-    if (strcmp(c->jwt_alg, "HS256") != 0) {
-        fprintf(stderr, "agentgate-gateway: AGENTGATE_JWT_ALG=%s is not supported yet (HS256 only)\n", c->jwt_alg);
+    char err[512];
+    if (auth_setup(srv, err, sizeof err) != 0) {
+        fprintf(stderr, "agentgate-gateway: %s\n", err);
         return -1;
     }
-    if (strlen(c->jwt_secret) < 16) {
-        fprintf(stderr, "agentgate-gateway: AGENTGATE_JWT_SECRET must be set (16 characters or more)\n");
-        return -1;
-    }
-    srv->jwt.alg = c->jwt_alg;
-    srv->jwt.secret = (const unsigned char *)c->jwt_secret;
-    srv->jwt.secret_len = strlen(c->jwt_secret);
-    srv->jwt.issuer = c->jwt_issuer;
-    srv->jwt.audience = c->jwt_audience;
-    srv->jwt.leeway_s = c->jwt_leeway_s;
     return 0;
 }
 
@@ -159,21 +153,21 @@ int main(int argc, char **argv)
     }
     log_init("gateway", srv.cfg.log_level);
     if (setup_auth(&srv) != 0) return 2;
-    if (jobtypes_init() != 0) { fprintf(stderr, "agentgate-gateway: job type registry is broken\n"); return 1; }
+    if (jobtypes_init() != 0) { fprintf(stderr, "agentgate-gateway: job type registry is broken\n"); auth_teardown(); return 1; }
     signal(SIGPIPE, SIG_IGN);
     srv.started_ms = clock_mono_ms();
 
     evthread_use_pthreads(); /* the signal handler posts work to loop threads */
     srv.base = event_base_new();
     srv.htp = srv.base ? evhtp_new(srv.base, NULL) : NULL;
-    if (!srv.htp) { fprintf(stderr, "agentgate-gateway: cannot create the event loop\n"); return 1; }
+    if (!srv.htp) { fprintf(stderr, "agentgate-gateway: cannot create the event loop\n"); auth_teardown(); return 1; }
     evhtp_set_gencb(srv.htp, gw_handle_request, &srv);
     /* Bodies past max_body_bytes are discarded and answered 413 (http.c);
      * libevhtp's own cap, far above it, only bounds what is read at all. */
     evhtp_set_post_accept_cb(srv.htp, http_on_accept, &srv);
     evhtp_set_max_body_size(srv.htp, srv.cfg.max_body_bytes * 64);
     evhtp_use_threads_wexit(srv.htp, thread_init, thread_exit, srv.cfg.gateway_threads, &srv);
-    if (bind_listener(&srv) != 0) return 1;
+    if (bind_listener(&srv) != 0) { auth_teardown(); return 1; }
 
     struct event *sigterm = evsignal_new(srv.base, SIGTERM, on_signal, &srv);
     struct event *sigint = evsignal_new(srv.base, SIGINT, on_signal, &srv);
@@ -188,6 +182,7 @@ int main(int argc, char **argv)
     event_free(sigint);
     evhtp_free(srv.htp);
     event_base_free(srv.base);
+    auth_teardown();
     log_info("stopped");
     return 0;
 }

@@ -5,6 +5,11 @@
  * and PQconnectPoll to connect, then pipeline mode with one sync point per
  * query. Per query, libpq hands back its result(s), then a NULL, then the
  * PGRES_PIPELINE_SYNC of its sync point; the query is done at that sync.
+ * A query sent for a tenant (pg_pool_query_as) is two statements before
+ * its one sync, set_config(tenant, local) and the query itself: they run
+ * in one implicit transaction, so the setting holds for exactly that
+ * statement, at no extra round trip. The set_config's own row is dropped;
+ * were it to fail, its error is what the caller gets.
  * A connection that breaks fails its queries at once and reconnects with
  * exponential backoff, so a database outage never blocks or spins a loop.
  */
@@ -27,6 +32,7 @@ typedef struct pg_query {
     void *arg;
     PGresult *res;          /* last result of the query, if any */
     int stage;
+    int statements_left;    /* statements before the sync whose NULL is due */
     struct pg_query *next;
 } pg_query;
 
@@ -131,7 +137,16 @@ static void conn_drain(pg_conn *c)
         pg_query *q = c->head;
         PGresult *res = PQgetResult(c->conn);
         if (q->stage == STAGE_RESULT) {
-            if (!res) { q->stage = STAGE_SYNC; continue; }
+            if (!res) {
+                if (--q->statements_left <= 0) q->stage = STAGE_SYNC;
+                continue;
+            }
+            /* A failed tenant setting is the answer; the aborted statement
+             * after it says nothing more. */
+            if (q->res && PQresultStatus(q->res) == PGRES_FATAL_ERROR) {
+                PQclear(res);
+                continue;
+            }
             if (q->res) PQclear(q->res);
             q->res = res;
             continue;
@@ -251,8 +266,12 @@ static pg_conn *pool_pick(pg_pool *p)
     return best;
 }
 
-int pg_pool_query(pg_pool *p, const char *sql, int nparams,
-                  const char *const *values, pg_done_fn done, void *arg)
+static const char SQL_SET_TENANT[] = "SELECT set_config('agentgate.tenant_id', $1, true)";
+
+/* Sends sql (after the tenant setting when tenant is not NULL) and one
+ * sync on the least busy connection. */
+static int pool_send(pg_pool *p, const char *tenant, const char *sql, int nparams,
+                     const char *const *values, pg_done_fn done, void *arg)
 {
     pg_conn *c = pool_pick(p);
     if (!c) return -1;
@@ -261,7 +280,10 @@ int pg_pool_query(pg_pool *p, const char *sql, int nparams,
     q->done = done;
     q->arg = arg;
     q->stage = STAGE_RESULT;
-    if (PQsendQueryParams(c->conn, sql, nparams, NULL, values, NULL, NULL, 0) != 1 ||
+    q->statements_left = tenant ? 2 : 1;
+    const char *tv[1] = { tenant };
+    if ((tenant && PQsendQueryParams(c->conn, SQL_SET_TENANT, 1, NULL, tv, NULL, NULL, 0) != 1) ||
+        PQsendQueryParams(c->conn, sql, nparams, NULL, values, NULL, NULL, 0) != 1 ||
         PQpipelineSync(c->conn) != 1) {
         log_warn("postgres send failed: %s", PQerrorMessage(c->conn));
         free(q);
@@ -275,12 +297,19 @@ int pg_pool_query(pg_pool *p, const char *sql, int nparams,
     return 0;
 }
 
-/* STUB until row-level security lands: the tenant is not set yet. */
+int pg_pool_query(pg_pool *p, const char *sql, int nparams,
+                  const char *const *values, pg_done_fn done, void *arg)
+{
+    return pool_send(p, NULL, sql, nparams, values, done, arg);
+}
+
 int pg_pool_query_as(pg_pool *p, const char *tenant, const char *sql, int nparams,
                      const char *const *values, pg_done_fn done, void *arg)
 {
-    (void)tenant;
-    return pg_pool_query(p, sql, nparams, values, done, arg);
+    /* No tenant: nothing to set. The gateway never sets one for longer
+     * than a transaction, so none is left over on the connection. */
+    if (!tenant || !*tenant) tenant = NULL;
+    return pool_send(p, tenant, sql, nparams, values, done, arg);
 }
 
 bool pg_pool_ready(const pg_pool *p)

@@ -36,7 +36,11 @@ int gw_query(gw_req *r, const char *sql, int nparams, const char *const *values,
     c->fn = fn;
     gw_req_hold(r);
     gw_req_defer(r);
-    if (pg_pool_query(r->thr->pg, sql, nparams, values, on_done, c) != 0) {
+    /* An authenticated request's statement runs as its tenant, so
+     * row-level security holds it to that tenant's rows even if its WHERE
+     * forgot to; anything else (health) runs as no tenant and sees none. */
+    const char *tenant = r->authenticated ? r->who.tenant_id : NULL;
+    if (pg_pool_query_as(r->thr->pg, tenant, sql, nparams, values, on_done, c) != 0) {
         free(c);
         http_set_header(r, "Retry-After", "1");
         http_reply_problem(r, 503, "database-unavailable",

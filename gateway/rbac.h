@@ -50,6 +50,10 @@ typedef struct rbac_perm {
 /* The permission route needs ({RES_NONE, ACT_NONE} for public routes). */
 rbac_perm rbac_route_perm(route_id route);
 
+/* True when route has an entry in the route table (public or not); a
+ * route without one is refused by rbac_route_perm's answer. */
+bool rbac_route_known(route_id route);
+
 /* True when one of the ROLE_* bits in roles grants act on res. */
 bool rbac_roles_allow(unsigned roles, rbac_resource res, rbac_action act);
 

@@ -40,6 +40,12 @@ static const route_def routes[] = {
     { VERB_GET,    "/v1/tools",                ROUTE_TOOLS_LIST, 1 },
     { VERB_GET,    "/v1/tools/+",              ROUTE_TOOL_GET, 1 },
     { VERB_GET,    "/v1/models",               ROUTE_MODELS_LIST, 1 },
+    { VERB_POST,   "/v1/models",               ROUTE_MODELS_CREATE, 1 },
+    { VERB_PATCH,  "/v1/models/*",             ROUTE_MODEL_UPDATE, 1 },
+    { VERB_DELETE, "/v1/models/*",             ROUTE_MODEL_DELETE, 1 },
+    { VERB_GET,    "/v1/tenants",              ROUTE_TENANTS_LIST, 1 },
+    { VERB_GET,    "/v1/tenants/*",            ROUTE_TENANT_GET, 1 },
+    { VERB_PATCH,  "/v1/tenants/*",            ROUTE_TENANT_UPDATE, 1 },
 };
 
 /* Matches path against pattern; on success copies the "*" segment into

@@ -29,6 +29,13 @@ typedef enum route_id {
     ROUTE_TOOLS_LIST,
     ROUTE_TOOL_GET,
     ROUTE_MODELS_LIST,
+    ROUTE_MODELS_CREATE,
+    ROUTE_MODEL_UPDATE,
+    ROUTE_MODEL_DELETE,
+    ROUTE_TENANTS_LIST,
+    ROUTE_TENANT_GET,
+    ROUTE_TENANT_UPDATE,
+    ROUTE_COUNT            /* not a route: one past the last, for tables and tests */
 } route_id;
 
 typedef enum http_verb {

@@ -18,6 +18,7 @@
 
 #include "sse.h"
 #include "sse_frame.h"
+#include "sse_quota.h"
 #include "http.h"
 #include "query.h"
 #include "events.h"
@@ -40,6 +41,9 @@ typedef struct sse_sub {
     bool ended;
     bool finished;         /* the job had ended in PostgreSQL: replay from there */
     long long last_write_ms;
+    bool quota_held;       /* holds a slot of its principal (sse_quota) */
+    char tenant_id[65];    /* the principal whose slot it holds */
+    char sub[128];
     struct sse_sub *prev, *next;
 } sse_sub;
 
@@ -152,11 +156,22 @@ static void sub_write(sse_sub *s, const char *frame, size_t len)
     }
 }
 
+/* Gives the principal's stream slot back, once. A stream ended by us is
+ * done even while its client keeps the connection open, so the slot goes
+ * back when the stream ends, not only when the request is freed. */
+static void release_slot(sse_sub *s)
+{
+    if (!s->quota_held) return;
+    s->quota_held = false;
+    sse_quota_release(s->tenant_id, s->sub);
+}
+
 static void sub_end(sse_hub *hub, sse_sub *s)
 {
     if (s->ended) return;
     s->ended = true;
     topic_unlink(hub, s);
+    release_slot(s);
     http_end_event_stream(s->r);
 }
 
@@ -318,23 +333,46 @@ static void catch_up(sse_sub *s)
 
 /* --- subscriber life ---------------------------------------------------- */
 
+/* Runs once when the stream's request is freed, however it ended (client
+ * gone, job finished, slow-subscriber abort, shutdown): the principal's
+ * slot is given back here unless sub_end already did. */
 static void on_stream_closed(gw_req *r)
 {
     sse_sub *s = r->state;
     s->ended = true;
     topic_unlink(r->thr->hub, s);
+    release_slot(s);
+}
+
+#define SSE_QUOTA_RETRY_AFTER "5"
+
+/* Takes a stream slot of r's principal, or answers 429 and returns -1. */
+static int take_stream_slot(gw_req *r)
+{
+    int max = r->thr->srv->cfg.sse_max_per_principal;
+    if (sse_quota_acquire(r->who.tenant_id, r->who.sub, max)) return 0;
+    char detail[128];
+    snprintf(detail, sizeof detail, "this principal already has %d event streams open", max);
+    http_set_header(r, "Retry-After", SSE_QUOTA_RETRY_AFTER);
+    http_reply_problem(r, 429, "too-many-streams", detail, NULL);
+    return -1;
 }
 
 void sse_subscribe(sse_hub *hub, gw_req *r, const char *job_id,
                    const char *tenant_id, long long after, bool finished)
 {
+    if (take_stream_slot(r) != 0) return;
     sse_sub *s = calloc(1, sizeof *s);
     topic *t = s ? topic_get(hub, job_id, tenant_id) : NULL;
     if (!t) {
         free(s);
+        sse_quota_release(r->who.tenant_id, r->who.sub);
         http_reply_problem(r, 503, "unavailable", "out of memory", NULL);
         return;
     }
+    s->quota_held = true;
+    snprintf(s->tenant_id, sizeof s->tenant_id, "%s", r->who.tenant_id);
+    snprintf(s->sub, sizeof s->sub, "%s", r->who.sub);
     s->r = r;
     s->last_sent = after;
     s->finished = finished;

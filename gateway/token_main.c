@@ -1,6 +1,9 @@
 /*
- * token_main.c - agentgate-token: mints an HS256 bearer token that the
- * gateway accepts, signed with the configured AGENTGATE_JWT_SECRET.
+ * token_main.c - agentgate-token: mints a bearer token that the gateway
+ * accepts: HS256 signed with the configured AGENTGATE_JWT_SECRET, or RS256
+ * / ES256 signed with a PEM private key (--alg, --key, --kid). With
+ * --jwks-from it prints instead the one-key JWKS (public half) of a PEM key,
+ * for the gateway's AGENTGATE_JWT_JWKS_FILE.
  *
  * For local stacks, tests and operators who run agentgate with a shared
  * secret; the gateway itself never issues tokens. The claims are checked
@@ -17,9 +20,12 @@
 #include <time.h>
 
 #include <cjson/cJSON.h>
+#include <mbedtls/error.h>
+#include <mbedtls/pk.h>
 
 #include "cliopt.h"
 #include "config.h"
+#include "jwks.h"
 #include "jwt.h"
 
 #define PROG "agentgate-token"
@@ -41,6 +47,10 @@ typedef struct options {
     const char *aud;
     const char *iss;
     long long ttl_s;
+    const char *alg;        /* HS256 (default), RS256, ES256 */
+    const char *key;        /* PEM private key file, for RS256/ES256 */
+    const char *kid;
+    const char *jwks_from;  /* PEM key file: print its JWKS instead */
 } options;
 
 /* Every failure is one line on stderr, prefixed with the program name. */
@@ -50,9 +60,13 @@ static void usage(FILE *f) {
     fprintf(f,
         "usage: " PROG " --sub S --tenant T [--roles admin,user] [--scope \"a b\"]\n"
         "                       [--ttl SECONDS] [--aud A] [--iss I] [--config FILE]\n"
+        "                       [--alg RS256|ES256 --key PEM_FILE [--kid K]]\n"
+        "       " PROG " --jwks-from PEM_FILE --kid K\n"
         "\n"
-        "Prints an HS256 JWT signed with AGENTGATE_JWT_SECRET, with the claims\n"
-        "sub, tenant_id, roles, scope, iat and exp (and aud, iss).\n"
+        "Prints a JWT with the claims sub, tenant_id, roles, scope, iat and exp\n"
+        "(and aud, iss): HS256 signed with AGENTGATE_JWT_SECRET by default, or\n"
+        "RS256 / ES256 signed with the PEM private key (RSA 2048+ bits, or EC\n"
+        "P-256). With --jwks-from, prints the JWKS of a PEM key's public half.\n"
         "\n"
         "  --sub S        subject: 1-%d bytes, no control characters\n"
         "  --tenant T     tenant id: [A-Za-z0-9._-]{1,%d}\n"
@@ -61,7 +75,11 @@ static void usage(FILE *f) {
         "  --ttl SECONDS  lifetime, 1 to %lld (default: %d)\n"
         "  --aud A        audience (default: AGENTGATE_JWT_AUDIENCE, if set)\n"
         "  --iss I        issuer (default: AGENTGATE_JWT_ISSUER, if set)\n"
-        "  --config FILE  KEY=VALUE settings file (the environment overrides it)\n",
+        "  --config FILE  KEY=VALUE settings file (the environment overrides it)\n"
+        "  --alg A        HS256 (default), RS256 or ES256\n"
+        "  --key FILE     PEM private key for RS256 (RSA) or ES256 (EC P-256)\n"
+        "  --kid K        key id put in the token header (and the JWKS)\n"
+        "  --jwks-from F  print {\"keys\":[...]} for the PEM key (public or private) F\n",
         MAX_SUB, MAX_TENANT, MAX_TTL_S, DEFAULT_TTL_S);
 }
 
@@ -89,6 +107,15 @@ static bool valid_text(const char *s, size_t max) {
         unsigned char c = (unsigned char)s[i];
         if (c < 0x20 || c == 0x7f) return false;
     }
+    return true;
+}
+
+/* As the gateway takes a kid: 1..JWKS_MAX_KID printable ASCII bytes. */
+static bool valid_kid(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > JWKS_MAX_KID) return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e) return false;
     return true;
 }
 
@@ -151,6 +178,7 @@ static bool parse_ttl(const char *s, long long *out) {
 static int parse_args(int argc, char **argv, options *o) {
     static const char *const names[] = {
         "--config", "--sub", "--tenant", "--roles", "--scope", "--ttl", "--aud", "--iss",
+        "--alg", "--key", "--kid", "--jwks-from",
     };
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -187,6 +215,10 @@ static int parse_args(int argc, char **argv, options *o) {
             break;
         case 6: o->aud = v; break;
         case 7: o->iss = v; break;
+        case 8: o->alg = v; break;
+        case 9: o->key = v; break;
+        case 10: o->kid = v; break;
+        case 11: o->jwks_from = v; break;
         }
     }
     return -1;
@@ -195,6 +227,23 @@ static int parse_args(int argc, char **argv, options *o) {
 /* Checks the claims given on the command line. Returns 0, or 2 after
  * printing the first problem. */
 static int check_options(const options *o) {
+    if (strcmp(o->alg, "HS256") != 0 && strcmp(o->alg, "RS256") != 0 &&
+        strcmp(o->alg, "ES256") != 0) {
+        fail("--alg: '%s' is not one of HS256, RS256, ES256", o->alg);
+        return 2;
+    }
+    if (strcmp(o->alg, "HS256") == 0 && o->key) {
+        fail("--key is for --alg RS256 or ES256 (HS256 signs with AGENTGATE_JWT_SECRET)");
+        return 2;
+    }
+    if (strcmp(o->alg, "HS256") != 0 && !o->key) {
+        fail("--alg %s needs --key PEM_FILE", o->alg);
+        return 2;
+    }
+    if (o->kid && !valid_kid(o->kid)) {
+        fail("--kid: must be 1-%d printable ASCII bytes", JWKS_MAX_KID);
+        return 2;
+    }
     if (!o->sub || !o->tenant) {
         fail("--sub and --tenant are required (see --help)");
         return 2;
@@ -258,14 +307,93 @@ static cJSON *build_claims(const options *o, long long now_s) {
     return claims;
 }
 
+/* Reads a PEM key: private first, else public (for --jwks-from). */
+static int load_key(mbedtls_pk_context *pk, const char *path, bool allow_public) {
+    int rc = mbedtls_pk_parse_keyfile(pk, path, NULL);
+    if (rc != 0 && allow_public) {
+        mbedtls_pk_free(pk);
+        mbedtls_pk_init(pk);
+        rc = mbedtls_pk_parse_public_keyfile(pk, path);
+    }
+    if (rc != 0) {
+        char why[160];
+        mbedtls_strerror(rc, why, sizeof why);
+        fail("%s: not a readable PEM %skey (%s)", path, allow_public ? "" : "private ", why);
+        return -1;
+    }
+    return 0;
+}
+
+/* --jwks-from: prints the public half of a PEM key as a one-key JWKS. */
+static int print_jwks(const options *o) {
+    if (!o->kid) {
+        fail("--jwks-from needs --kid K");
+        return 2;
+    }
+    mbedtls_pk_context pk;
+    mbedtls_pk_init(&pk);
+    int rc = 1;
+    char err[256];
+    if (load_key(&pk, o->jwks_from, true) == 0) {
+        char *text = jwks_export_public(&pk, o->kid, err, sizeof err);
+        if (text) {
+            printf("%s\n", text);
+            free(text);
+            rc = fflush(stdout) == 0 ? 0 : 1;
+        } else {
+            fail("%s: %s", o->jwks_from, err);
+        }
+    }
+    mbedtls_pk_free(&pk);
+    return rc;
+}
+
+/* The JOSE header for alg and kid; a malloc'd string or NULL. */
+static char *build_header(const char *alg, const char *kid) {
+    bool ok = true;
+    cJSON *h = cJSON_CreateObject();
+    if (!h) return NULL;
+    ok = cJSON_AddStringToObject(h, "alg", alg) && cJSON_AddStringToObject(h, "typ", "JWT");
+    if (ok && kid) ok = cJSON_AddStringToObject(h, "kid", kid) != NULL;
+    char *text = ok ? cJSON_PrintUnformatted(h) : NULL;
+    cJSON_Delete(h);
+    return text;
+}
+
+/* Signs json with a PEM private key; a malloc'd token or NULL after printing why. */
+static char *sign_with_key(const options *o, const char *json) {
+    mbedtls_pk_context pk;
+    mbedtls_pk_init(&pk);
+    char *token = NULL, *header = NULL, err[256];
+    if (load_key(&pk, o->key, false) != 0)
+        goto out;
+    const char *alg = jwt_alg_for_key(&pk);
+    if (!alg || strcmp(alg, o->alg) != 0) {
+        fail("%s: an %s key is needed for --alg %s", o->key,
+             strcmp(o->alg, "RS256") == 0 ? "RSA" : "EC P-256", o->alg);
+        goto out;
+    }
+    if (!(header = build_header(alg, o->kid))) {
+        fail("out of memory");
+        goto out;
+    }
+    if (!(token = jwt_sign_pk(header, json, &pk, err, sizeof err)))
+        fail("%s: %s", o->key, err);
+out:
+    free(header);
+    mbedtls_pk_free(&pk);
+    return token;
+}
+
 int main(int argc, char **argv) {
-    options o = { .roles = "user", .ttl_s = DEFAULT_TTL_S };
+    options o = { .roles = "user", .ttl_s = DEFAULT_TTL_S, .alg = "HS256" };
     ag_config cfg;
     char err[512];
     int rc;
 
     rc = parse_args(argc, argv, &o);
     if (rc >= 0) return rc;
+    if (o.jwks_from) return print_jwks(&o);
     rc = check_options(&o);
     if (rc != 0) return rc;
 
@@ -273,13 +401,15 @@ int main(int argc, char **argv) {
         fail("%s", err);
         return 1;
     }
-    if (strcmp(cfg.jwt_alg, "HS256") != 0) {
-        fail("AGENTGATE_JWT_ALG is %s; this tool signs HS256 only", cfg.jwt_alg);
+    bool hs256 = strcmp(o.alg, "HS256") == 0;
+    if (hs256 && !jwt_alg_list_has(cfg.jwt_alg, "HS256")) {
+        fail("AGENTGATE_JWT_ALG is %s; the gateway would refuse HS256 (use --alg with --key)",
+             cfg.jwt_alg);
         return 1;
     }
     /* The gateway refuses to run with a shorter secret, so a token signed
      * with one could never be accepted. */
-    if (strlen(cfg.jwt_secret) < MIN_SECRET) {
+    if (hs256 && strlen(cfg.jwt_secret) < MIN_SECRET) {
         fail("AGENTGATE_JWT_SECRET must be set (%d characters or more)", MIN_SECRET);
         return 1;
     }
@@ -295,13 +425,17 @@ int main(int argc, char **argv) {
         fail("out of memory");
         return 1;
     }
-    char *token = jwt_sign_hs256(json, (const unsigned char *)cfg.jwt_secret,
-                                 strlen(cfg.jwt_secret));
-    cJSON_free(json);
-    if (!token) {
-        fail("signing failed (out of memory)");
-        return 1;
+    char *token;
+    if (hs256) {
+        token = jwt_sign_hs256(json, (const unsigned char *)cfg.jwt_secret,
+                               strlen(cfg.jwt_secret));
+        if (!token) fail("signing failed (out of memory)");
+    } else {
+        token = sign_with_key(&o, json);
     }
+    cJSON_free(json);
+    if (!token)
+        return 1;
     if (strlen(token) > JWT_MAX_TOKEN_BYTES) {
         fail("the token would be longer than %d bytes", JWT_MAX_TOKEN_BYTES);
         free(token);

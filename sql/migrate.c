@@ -10,6 +10,10 @@
  * file says. A session advisory lock serialises concurrent migrators (two
  * hosts starting at once): the second waits, then finds nothing to do.
  *
+ * It connects as the schema's owner, AGENTGATE_MIGRATE_DATABASE_URL, or
+ * else AGENTGATE_DATABASE_URL: since 006_security.sql the services log in
+ * as a non-owner role that may not change the schema.
+ *
  * This is a tool run before the services start, so plain blocking libpq
  * calls are fine here.
  */
@@ -99,8 +103,11 @@ static void usage(FILE *f) {
         "usage: " PROG " [--config FILE] [--dir DIR] [--status] [--help]\n"
         "\n"
         "Applies the numbered migrations DIR/NNN_name.sql that the database\n"
-        "named by AGENTGATE_DATABASE_URL has not applied yet, each in its own\n"
-        "transaction, and records them with their SHA-256 in schema_migrations.\n"
+        "has not applied yet, each in its own transaction, and records them\n"
+        "with their SHA-256 in schema_migrations. It connects as the owner\n"
+        "role, AGENTGATE_MIGRATE_DATABASE_URL, or else AGENTGATE_DATABASE_URL;\n"
+        "the services connect as the non-owner role agentgate_app (see\n"
+        "sql/006_security.sql), which the migrations grant what they need.\n"
         "\n"
         "  --config FILE  KEY=VALUE settings file (the environment overrides it)\n"
         "  --dir DIR      migrations directory (default: $AGENTGATE_MIGRATIONS_DIR,\n"
@@ -639,15 +646,19 @@ int main(int argc, char **argv) {
         fail("%s", err);
         return 1;
     }
-    if (cfg.database_url[0] == '\0') {
-        fail("AGENTGATE_DATABASE_URL is not set");
+    /* The owner's URL when there is one: the services' own role may not
+     * change the schema (and is refused by 006_security.sql). */
+    const char *url = cfg.migrate_database_url[0] ? cfg.migrate_database_url
+                                                  : cfg.database_url;
+    if (url[0] == '\0') {
+        fail("neither AGENTGATE_MIGRATE_DATABASE_URL nor AGENTGATE_DATABASE_URL is set");
         return 1;
     }
     if (load_migrations(o.dir, &p) != 0) {
         free_plan(&p);
         return 1;
     }
-    conn = connect_db(cfg.database_url);
+    conn = connect_db(url);
     if (!conn) {
         free_plan(&p);
         return 1;

@@ -17,6 +17,7 @@ static const struct {
     { "test",         handle_test },
     { "long-running", handle_long_running },
     { "agent.run",    handle_agent_run },
+    { "bench.ticker", handle_bench_ticker },
 };
 
 job_handler_fn handler_for_type(const char *type)

@@ -13,6 +13,7 @@ job_handler_fn handler_for_type(const char *type);
 job_outcome handle_demo(job_ctx *ctx, job_result *out);
 job_outcome handle_test(job_ctx *ctx, job_result *out);
 job_outcome handle_long_running(job_ctx *ctx, job_result *out);
+job_outcome handle_bench_ticker(job_ctx *ctx, job_result *out);
 
 /* The agent-run orchestrator (worker/orchestrator.c). */
 job_outcome handle_agent_run(job_ctx *ctx, job_result *out);

@@ -1,8 +1,9 @@
 /*
  * handlers_builtin.c - the job types that exist to exercise the platform
  * itself: "demo" (a short stream of progress events), "test" (succeeds or
- * fails on request) and "long-running" (progress until a deadline; the
- * type cancellation and shutdown are tried on).
+ * fails on request), "long-running" (progress until a deadline; the
+ * type cancellation and shutdown are tried on) and "bench.ticker" (events
+ * at a fixed rate with a send timestamp, for bench/run's fan-out).
  *
  * Payload fields and their bounds are those of the schemas in
  * common/jobtypes.c; the worker validated the payload against them before
@@ -10,6 +11,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "handlers.h"
@@ -155,4 +157,60 @@ job_outcome handle_long_running(job_ctx *ctx, job_result *out)
             return JOB_CANCELLED;
     }
     return succeed_with_number(out, "elapsed_ms", (double)(clock_mono_ms() - start));
+}
+
+/* CLOCK_REALTIME in microseconds: comparable with a client's clock on the
+ * same machine, unlike the monotonic clock. */
+static long long wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Emits job.progress {"i": n, "sent_us": t}, t read just before the emit,
+ * so a subscriber's receive time minus sent_us is the whole delivery path
+ * (event store, ring, pub/sub, gateway fan-out). */
+static long long emit_tick(job_ctx *ctx, long long i)
+{
+    cJSON *data = cJSON_CreateObject();
+    if (data == NULL || cJSON_AddNumberToObject(data, "i", (double)i) == NULL
+        || cJSON_AddNumberToObject(data, "sent_us", (double)wall_us()) == NULL) {
+        cJSON_Delete(data);
+        return -1;
+    }
+    long long id = job_emit(ctx, "job.progress", data);
+    cJSON_Delete(data);
+    return id;
+}
+
+job_outcome handle_bench_ticker(job_ctx *ctx, job_result *out)
+{
+    long long rate, duration_s;
+    if (payload_int(ctx, "rate", 1, 10000, 10, &rate) < 0)
+        return bad_field(out, "rate");
+    if (payload_int(ctx, "duration_s", 1, 600, 10, &duration_s) < 0)
+        return bad_field(out, "duration_s");
+
+    /* Tick i is due at start + i/rate s: a late tick does not shift the
+     * ones after it, so the rate holds over the run unless emits are
+     * slower than the rate itself. */
+    long long total = rate * duration_s;
+    long long start_us = wall_us();
+    for (long long i = 1; i <= total; i++) {
+        long long due_us = start_us + i * 1000000 / rate;
+        long long wait_us = due_us - wall_us();
+        if (wait_us >= 1000 && job_sleep_ms(ctx, wait_us / 1000))
+            return JOB_CANCELLED;
+        wait_us = due_us - wall_us();
+        if (wait_us > 0) {  /* the sub-millisecond rest: job_sleep_ms is in ms */
+            struct timespec rest = { 0, (long)(wait_us % 1000000) * 1000 };
+            nanosleep(&rest, NULL);
+        }
+        if (job_cancelled(ctx))
+            return JOB_CANCELLED;
+        if (emit_tick(ctx, i) < 0)
+            return event_write_failed(out);
+    }
+    return succeed_with_number(out, "events", (double)total);
 }

@@ -4,10 +4,18 @@
  *
  * Events are numbered here. The job's running attempt is the only writer
  * of its events, so the next id is simply one more than the last this
- * thread stored, starting from the last_event_id the claim returned; the
+ * thread gave out, starting from the last_event_id the claim returned; the
  * fence in every write (status running under this attempt) is what makes
- * "only writer" true. PostgreSQL takes each event first; Redis gets it
- * after, and a Redis failure only delays it: the next event that reaches
+ * "only writer" true.
+ *
+ * An event goes to Redis (the ring SSE clients read) at once, and into
+ * the job's event buffer for PostgreSQL, which is stored in one statement
+ * when it fills or its oldest event has waited EVENT_BUFFER_FLUSH_MS
+ * (checked at every emit and every cancellation poll, so within ~100 ms
+ * at worst), before the ring is caught up from PostgreSQL, and always by
+ * the terminal or requeue write itself: a job never reaches an end state
+ * in PostgreSQL without all its events, and its ids stay 1..N with no
+ * gap. A Redis failure only delays an event: the next one that reaches
  * Redis brings the missed ones along, read back from PostgreSQL.
  */
 #include <stdlib.h>
@@ -28,8 +36,14 @@ const job_info *job_get_info(const job_ctx *ctx)
     return &ctx->info;
 }
 
+static void flush_if_due(job_ctx *ctx);
+
 bool job_cancelled(const job_ctx *ctx)
 {
+    /* Handlers poll this at least every 100 ms: the moment to store
+     * events that have waited long enough. The context is never defined
+     * const; the header's const promises the job, not the buffer. */
+    flush_if_due((job_ctx *)ctx);
     run_slot *slot = ctx->slot;
     if (atomic_load(&slot->stop) != STOP_NONE)
         return true;
@@ -45,6 +59,10 @@ bool job_cancelled(const job_ctx *ctx)
 
 bool job_sleep_ms(job_ctx *ctx, long long ms)
 {
+    /* A handler going idle: nothing is gained by holding its events, and
+     * stored now they survive this process dying while it sleeps. */
+    if (ms > 0 && ctx->buf.n > 0)
+        job_ctx_flush(ctx, false);
     long long end = clock_mono_ms() + ms;
     for (;;) {
         if (job_cancelled(ctx))
@@ -85,6 +103,7 @@ PGconn *job_ctx_pg(job_ctx *ctx, long long deadline_ms, bool give_up_on_stop)
 
 PGconn *job_db(job_ctx *ctx)
 {
+    flush_if_due(ctx);
     long long lease = ctx->w->cfg->lease_ms > 0 ? ctx->w->cfg->lease_ms : 30000;
     return job_ctx_pg(ctx, clock_mono_ms() + lease, true);
 }
@@ -138,16 +157,95 @@ int job_ctx_mirror(job_ctx *ctx, long long seq, const char *body,
                      ctx->info.id, seq);
         return -1;
     }
+    /* The ring missed events: they are re-sent from PostgreSQL, which must
+     * hold them first. body may be the buffer's own copy, which the flush
+     * frees: keep one. */
+    char *kept = NULL;
+    if (ctx->redis_seq + 1 < seq && ctx->buf.n > 0) {
+        if ((kept = strdup(body)) == NULL || job_ctx_flush(ctx, false) < 0) {
+            free(kept);
+            return -1;
+        }
+        body = kept;
+    }
     int rc = job_mirror(&ctx->t->rd, ctx->t->pg.conn, ctx->info.id, ctx->info.tenant_id,
                         ctx->redis_seq, seq, body, st);
     if (rc == 0)
         ctx->redis_seq = seq;
+    free(kept);
     return rc;
+}
+
+/* One attempt at storing the buffer on connection c. */
+static store_rc flush_on(job_ctx *ctx, PGconn *c)
+{
+    return store_append_events(c, ctx->info.id, ctx->info.tenant_id, ctx->info.attempt,
+                               ctx->buf.evs, ctx->buf.n, ctx->buf.progress_json);
+}
+
+int job_ctx_flush(job_ctx *ctx, bool may_wait)
+{
+    if (ctx->buf.n == 0)
+        return 0;
+    if (ctx->lost)
+        return -1;
+
+    long long lease = ctx->w->cfg->lease_ms > 0 ? ctx->w->cfg->lease_ms : 30000;
+    long long deadline = clock_mono_ms() + lease;
+    bool retried = false;
+    store_rc rc;
+    for (;;) {
+        /* Without may_wait only a connection already up is used: a
+         * poll must never block on connecting. */
+        PGconn *c = may_wait ? job_ctx_pg(ctx, deadline, true) : ctx->t->pg.conn;
+        if (c == NULL || (!may_wait && store_conn_broken(c)))
+            return -1;
+        rc = flush_on(ctx, c);
+        if (rc == STORE_ERROR && store_conn_broken(c)) {
+            pg_link_drop(&ctx->t->pg);
+            if (!may_wait)
+                return -1;
+            retried = true;
+            continue;
+        }
+        break;
+    }
+    /* A unique violation after a lost answer is our own write that did
+     * commit; without one it means another writer, so the job is not ours. */
+    if (rc == STORE_DUP && retried)
+        rc = STORE_OK;
+
+    if (rc == STORE_NONE || rc == STORE_DUP) {
+        ctx->lost = true;
+        log_warn("job %s: events %lld..%lld not stored: the job is no longer attempt %d's",
+                 ctx->info.id, ctx->buf.evs[0].seq, ctx->buf.evs[ctx->buf.n - 1].seq,
+                 ctx->info.attempt);
+        return -1;
+    }
+    if (rc != STORE_OK) {
+        log_error("job %s: events %lld..%lld not stored yet: PostgreSQL failed",
+                  ctx->info.id, ctx->buf.evs[0].seq, ctx->buf.evs[ctx->buf.n - 1].seq);
+        return -1;
+    }
+    event_buffer_clear(&ctx->buf);
+    return 0;
+}
+
+/* Stores the buffer if it is due, without waiting for a connection: for
+ * the calls a handler polls. */
+static void flush_if_due(job_ctx *ctx)
+{
+    if (event_buffer_due(&ctx->buf, clock_mono_ms()))
+        job_ctx_flush(ctx, false);
 }
 
 long long job_ctx_emit_json(job_ctx *ctx, const char *type, const char *data_json,
                             const char *progress_json, const job_redis_state *st)
 {
+    /* The supervisor found the job taken over: its history is no longer
+     * this attempt's to extend, in Redis either. */
+    if (atomic_load(&ctx->slot->stop) == STOP_LOST)
+        ctx->lost = true;
     if (ctx->lost)
         return -1;
 
@@ -163,46 +261,16 @@ long long job_ctx_emit_json(job_ctx *ctx, const char *type, const char *data_jso
         free(body);
         return -1;
     }
-
-    long long lease = ctx->w->cfg->lease_ms > 0 ? ctx->w->cfg->lease_ms : 30000;
-    long long deadline = clock_mono_ms() + lease;
-    bool retried = false;
-    store_rc rc;
-    for (;;) {
-        PGconn *c = job_ctx_pg(ctx, deadline, true);
-        if (c == NULL) {
-            rc = STORE_ERROR;
-            break;
-        }
-        rc = store_append_event(c, ctx->info.id, ctx->info.tenant_id, ctx->info.attempt,
-                                seq, type, body, progress_json);
-        if (rc == STORE_ERROR && store_conn_broken(c)) {
-            pg_link_drop(&ctx->t->pg);
-            retried = true;
-            continue;
-        }
-        break;
-    }
-    /* A unique violation after a lost answer is our own write that did
-     * commit; without one it means another writer, so the job is not ours. */
-    if (rc == STORE_DUP && retried)
-        rc = STORE_OK;
-
-    if (rc != STORE_OK) {
-        if (rc == STORE_NONE || rc == STORE_DUP) {
-            ctx->lost = true;
-            log_warn("job %s: %s event not stored: the job is no longer attempt %d's",
-                     ctx->info.id, type, ctx->info.attempt);
-        } else {
-            log_error("job %s: %s event not stored: PostgreSQL failed", ctx->info.id, type);
-        }
-        free(body);
+    if (event_buffer_add(&ctx->buf, seq, type, body, progress_json, clock_mono_ms()) < 0) {
+        log_error("job %s: out of memory buffering a %s event", ctx->info.id, type);
         return -1;
     }
-
     ctx->seq = seq;
-    job_ctx_mirror(ctx, seq, body, st, 0);
-    free(body);
+
+    /* SSE clients see it now; PostgreSQL gets it with the buffer. */
+    job_ctx_mirror(ctx, seq, ctx->buf.evs[ctx->buf.n - 1].body, st, 0);
+    if (event_buffer_due(&ctx->buf, clock_mono_ms()) && job_ctx_flush(ctx, true) < 0)
+        return -1;
     return seq;
 }
 

@@ -1,13 +1,16 @@
 /*
  * job_mirror.c - one job's events from PostgreSQL to its Redis ring (see
  * job_mirror.h). Used by a job's own thread after each event and by the
- * reaper for the events of jobs whose worker died.
+ * reaper for the events of jobs whose worker died; and, for the reaper,
+ * the other way: a dead attempt's unstored events from the ring back to
+ * PostgreSQL.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "job_mirror.h"
 #include "job_store.h"
+#include "events.h"
 #include "keys.h"
 #include "log.h"
 
@@ -94,4 +97,62 @@ int job_mirror(redis_link *rd, PGconn *pg, const char *id, const char *tenant_id
     PQclear(missed_res);
     free(evs);
     return rc;
+}
+
+/* Collects into evs (room for max) the events of the ring reply r that
+ * continue pg_last without a hole. Returns how many. */
+static size_t ring_tail(const redisReply *r, long long pg_last, store_event *evs,
+                        char (*types)[EVENT_TYPE_MAX], size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->elements && n < max; i++) {
+        const redisReply *e = r->element[i];
+        long long seq;
+        if (e->type != REDIS_REPLY_STRING || memchr(e->str, '\0', e->len)
+            || event_peek(e->str, e->len, &seq, types[n], EVENT_TYPE_MAX) < 0)
+            continue;
+        if (seq != pg_last + 1 + (long long)n)
+            continue;   /* older than what PostgreSQL has, or past a hole */
+        evs[n] = (store_event){ seq, types[n], e->str };
+        n++;
+    }
+    return n;
+}
+
+long long job_mirror_recover_tail(redis_link *rd, PGconn *pg, const char *id,
+                                  const char *tenant_id, int attempt, long long pg_last)
+{
+    if (redis_link_try(rd) == NULL || pg == NULL)
+        return pg_last;
+    char key[KEY_MAX];
+    key_events(key, id);
+    redis_argv cmd;
+    redis_argv_of(&cmd, "LRANGE", key, "0", "-1", (const char *)NULL);
+    redisReply *rep = NULL;
+    if (redis_pipeline(rd, &cmd, 1, &rep) < 0 || rep == NULL
+        || rep->type != REDIS_REPLY_ARRAY || rep->elements == 0) {
+        freeReplyObject(rep);
+        return pg_last;
+    }
+    size_t max = rep->elements;
+    store_event *evs = malloc(max * sizeof *evs);
+    char (*types)[EVENT_TYPE_MAX] = malloc(max * EVENT_TYPE_MAX);
+    long long last = pg_last;
+    if (evs == NULL || types == NULL) {
+        log_error("job %s: out of memory recovering its unstored events", id);
+    } else {
+        size_t n = ring_tail(rep, pg_last, evs, types, max);
+        if (n > 0 && store_append_events(pg, id, tenant_id, attempt, evs, n, NULL) == STORE_OK) {
+            last = evs[n - 1].seq;
+            log_info("job %s: stored events %lld..%lld of attempt %d from its Redis ring",
+                     id, pg_last + 1, last, attempt);
+        } else if (n > 0) {
+            log_warn("job %s: events %lld..%lld of attempt %d are only in Redis", id,
+                     pg_last + 1, evs[n - 1].seq, attempt);
+        }
+    }
+    free(types);
+    free(evs);
+    freeReplyObject(rep);
+    return last;
 }

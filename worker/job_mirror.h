@@ -27,4 +27,18 @@ int job_mirror(redis_link *rd, PGconn *pg, const char *id, const char *tenant_id
                long long ring_seq, long long seq, const char *body,
                const job_redis_state *st);
 
+/*
+ * For the reaper of a job whose worker died: the events the dead attempt
+ * had already sent to the Redis ring but not yet stored (its event buffer,
+ * worker/event_buffer.h) are copied from the ring into PostgreSQL, fenced
+ * on attempt, so the reaper's own event follows them instead of reusing
+ * their ids. pg_last is the job's last_event_id in PostgreSQL. Only the
+ * ring's run of events pg_last+1, pg_last+2, ... is taken. Runs on pg in
+ * whatever transaction the caller has open. Returns the job's last event
+ * id afterwards: pg_last when there was nothing to copy or Redis or
+ * PostgreSQL failed (logged; the reaper then goes on as before).
+ */
+long long job_mirror_recover_tail(redis_link *rd, PGconn *pg, const char *id,
+                                  const char *tenant_id, int attempt, long long pg_last);
+
 #endif

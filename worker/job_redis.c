@@ -3,7 +3,9 @@
  *
  * Writes go out as pipelines of argv commands: one round trip per event
  * or per supervisor round, and binary-safe arguments, so an event body is
- * never parsed as a format string.
+ * never parsed as a format string. An event is one EVALSHA of the shared
+ * append script (common/events.c), loaded on every new connection, with
+ * EVAL as the fallback when Redis lost its script cache.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +56,17 @@ static int redis_select_db(redisContext *c, int db, char *why, size_t why_size)
     return ok ? 0 : -1;
 }
 
+/* Caches the event append script on a new connection, so EVALSHA finds
+ * it; a failure only means the first append falls back to EVAL. */
+static void redis_load_scripts(redisContext *c)
+{
+    redisReply *r = redisCommand(c, "SCRIPT LOAD %s", event_append_lua);
+    if (r != NULL && r->type == REDIS_REPLY_STRING && strcmp(r->str, event_append_sha()) != 0)
+        log_warn("Redis names the event script %s, not %s", r->str, event_append_sha());
+    if (r)
+        freeReplyObject(r);
+}
+
 static int redis_link_attempt(redis_link *l)
 {
     char why[256] = "out of memory";
@@ -63,6 +76,7 @@ static int redis_link_attempt(redis_link *l)
         && redisSetTimeout(c, ms_to_timeval(REDIS_IO_TIMEOUT_MS)) == REDIS_OK) {
         redisEnableKeepAlive(c);
         if (redis_select_db(c, l->cfg->redis_db, why, sizeof why) == 0) {
+            redis_load_scripts(c);
             if (l->down_logged)
                 log_info("%s: connected to Redis again", l->who);
             l->c = c;
@@ -130,7 +144,11 @@ static void redis_link_failed(redis_link *l)
     redis_link_drop(l, why);
 }
 
-int redis_pipeline(redis_link *l, const redis_argv *cmds, int n, redisReply **replies)
+/* redis_pipeline, except that a NOSCRIPT answer is not an error worth a
+ * log line: it returns -2 when every error reply was a NOSCRIPT, for the
+ * caller to repeat those calls with EVAL. */
+static int redis_pipeline_quiet(redis_link *l, const redis_argv *cmds, int n,
+                                redisReply **replies)
 {
     if (replies)
         for (int i = 0; i < n; i++)
@@ -161,7 +179,10 @@ int redis_pipeline(redis_link *l, const redis_argv *cmds, int n, redisReply **re
             redis_link_failed(l);
             return -1;
         }
-        if (r->type == REDIS_REPLY_ERROR) {
+        if (r->type == REDIS_REPLY_ERROR && event_script_missing(r->str, r->len)) {
+            if (rc == 0)
+                rc = -2;
+        } else if (r->type == REDIS_REPLY_ERROR) {
             log_warn("%s: Redis %.*s refused: %s", l->who, (int)cmds[i].argvlen[0],
                      cmds[i].argv[0], r->str);
             rc = -1;
@@ -170,6 +191,16 @@ int redis_pipeline(redis_link *l, const redis_argv *cmds, int n, redisReply **re
             replies[i] = r;
         else
             freeReplyObject(r);
+    }
+    return rc;
+}
+
+int redis_pipeline(redis_link *l, const redis_argv *cmds, int n, redisReply **replies)
+{
+    int rc = redis_pipeline_quiet(l, cmds, n, replies);
+    if (rc == -2) {
+        log_warn("%s: Redis has no cached script (NOSCRIPT)", l->who);
+        rc = -1;
     }
     return rc;
 }
@@ -263,9 +294,11 @@ struct state_keys {
 
 #define STATE_CMDS_MAX 7
 
-/* The commands after a job's events: state hash, its lifetime, lease and
- * requeue. keys hold the names the commands point at. Returns how many
- * commands it wrote into out (at most STATE_CMDS_MAX). */
+/* The commands after a job's events: what the append script did not
+ * write of the state hash (the worker id, or the status when no event
+ * carried it), lease and requeue. keys hold the names the commands point
+ * at. Returns how many commands it wrote into out (at most
+ * STATE_CMDS_MAX). */
 static int state_commands(const ag_config *cfg, const char *job_id, bool events_written,
                           const job_redis_state *st, struct state_keys *keys,
                           redis_argv *out)
@@ -274,30 +307,35 @@ static int state_commands(const ag_config *cfg, const char *job_id, bool events_
     key_state(keys->state, job_id);
 
     if (st != NULL && st->status != NULL) {
-        redis_argv *c = &out[n++];
-        argv_add(c, "HSET");
-        argv_add(c, keys->state);
-        argv_add(c, "status");
-        argv_add(c, st->status);
-        if (st->worker_id != NULL) {
-            argv_add(c, "worker_id");
-            argv_add(c, st->worker_id);
+        /* The script wrote the status with the last event. */
+        if (!events_written || st->worker_id != NULL) {
+            redis_argv *c = &out[n++];
+            argv_add(c, "HSET");
+            argv_add(c, keys->state);
+            if (!events_written) {
+                argv_add(c, "status");
+                argv_add(c, st->status);
+            }
+            if (st->worker_id != NULL) {
+                argv_add(c, "worker_id");
+                argv_add(c, st->worker_id);
+            }
         }
         /* A job back in its queue belongs to no worker. */
         if (strcmp(st->status, "queued") == 0) {
-            c = &out[n++];
+            redis_argv *c = &out[n++];
             argv_add(c, "HDEL");
             argv_add(c, keys->state);
             argv_add(c, "worker_id");
         }
-    }
-    /* The event commands expire the ring only; the state hash they touch
-     * must not outlive it. */
-    if (events_written || (st != NULL && st->status != NULL)) {
-        redis_argv *c = &out[n++];
-        argv_add(c, "EXPIRE");
-        argv_add(c, keys->state);
-        argv_add_num(c, 0, cfg->event_ttl_s > 0 ? cfg->event_ttl_s : 1);
+        /* The script gives the hash the ring's lifetime; without an event
+         * it is given here. */
+        if (!events_written) {
+            redis_argv *c = &out[n++];
+            argv_add(c, "EXPIRE");
+            argv_add(c, keys->state);
+            argv_add_num(c, 0, cfg->event_ttl_s > 0 ? cfg->event_ttl_s : 1);
+        }
     }
     if (st != NULL && st->lease == LEASE_SET && st->worker_id != NULL) {
         redis_argv *c = &out[n++];
@@ -341,30 +379,62 @@ static int state_commands(const ag_config *cfg, const char *job_id, bool events_
     return n;
 }
 
+/* Re-sends with EVAL every event whose EVALSHA Redis answered NOSCRIPT
+ * (its script cache was flushed since this connection loaded it). Their
+ * order among themselves is kept. Returns 0 or -1. */
+static int resend_missing_scripts(redis_link *l, const char *job_id,
+                                  const redis_event *evs, size_t n,
+                                  const job_redis_state *st, redisReply **replies)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const redisReply *r = replies[i];
+        if (r == NULL || r->type != REDIS_REPLY_ERROR || !event_script_missing(r->str, r->len))
+            continue;
+        redis_argv cmd;
+        event_keys keys;
+        event_append_command(&cmd, false, job_id, evs[i].seq, evs[i].body, evs[i].len,
+                             i + 1 == n && st ? st->status : NULL, l->cfg->event_ring_size,
+                             l->cfg->event_ttl_s, &keys);
+        rc = redis_pipeline(l, &cmd, 1, NULL);
+    }
+    return rc;
+}
+
 int redis_write_job(redis_link *l, const char *job_id, const redis_event *evs,
                     size_t n, const job_redis_state *st)
 {
     if (l->c == NULL)
         return -1;
 
-    size_t total = n * EVENT_APPEND_CMDS + STATE_CMDS_MAX;
+    size_t total = n + STATE_CMDS_MAX;
     redis_argv *cmds = calloc(total, sizeof *cmds);
-    if (cmds == NULL) {
+    redisReply **replies = calloc(total, sizeof *replies);
+    if (cmds == NULL || replies == NULL) {
         log_error("%s: out of memory for a Redis pipeline", l->who);
+        free(cmds);
+        free(replies);
         return -1;
     }
 
-    /* Every event of one job names the same keys. */
+    /* One script call per event, each atomic; the status rides with the
+     * last. Every event of one job names the same keys. */
     event_keys ekeys;
     struct state_keys skeys;
     int count = 0;
     for (size_t i = 0; i < n; i++)
-        count += event_append_commands(job_id, evs[i].seq, evs[i].body, evs[i].len,
-                                       l->cfg->event_ring_size, l->cfg->event_ttl_s,
-                                       &ekeys, &cmds[count]);
+        event_append_command(&cmds[count++], true, job_id, evs[i].seq, evs[i].body,
+                             evs[i].len, i + 1 == n && st ? st->status : NULL,
+                             l->cfg->event_ring_size, l->cfg->event_ttl_s, &ekeys);
     count += state_commands(l->cfg, job_id, n > 0, st, &skeys, &cmds[count]);
 
-    int rc = redis_pipeline(l, cmds, count, NULL);
+    int rc = redis_pipeline_quiet(l, cmds, count, replies);
+    if (rc == -2)
+        rc = resend_missing_scripts(l, job_id, evs, n, st, replies);
+    for (int i = 0; i < count; i++)
+        if (replies[i])
+            freeReplyObject(replies[i]);
+    free(replies);
     free(cmds);
     return rc;
 }

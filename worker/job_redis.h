@@ -94,8 +94,9 @@ typedef struct job_redis_state {
 } job_redis_state;
 
 /*
- * Appends the n events (each: RPUSH to the ring, LTRIM, EXPIRE, HSET
- * last_event_id, PUBLISH) and then writes *st (may be NULL), all as one
+ * Appends the n events (each one call of the append script: RPUSH to the
+ * ring, LTRIM, EXPIRE, HSET last_event_id and st->status, EXPIRE, PUBLISH,
+ * atomically) and then writes the rest of *st (may be NULL), all as one
  * pipeline. job_id must be a checked UUID, requeue_type a registered type.
  * Returns 0, or -1 when Redis failed (logged).
  */

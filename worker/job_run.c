@@ -35,6 +35,10 @@
 #include "schema.h"
 
 #define CLAIM_ERRORS_MAX 3
+/* A job its tenant's running cap refused waits this long, plus up to
+ * CAP_RETRY_JITTER_MS, before it is tried again (not counted as an attempt). */
+#define CAP_RETRY_MS 300
+#define CAP_RETRY_JITTER_MS 200
 #define FINAL_WAIT_AFTER_HARD_STOP_MS 2000
 #define TERMINAL_REDIS_WAIT_MS 3000
 #define HAND_BACK_REDIS_WAIT_MS 5000
@@ -62,8 +66,28 @@ static void give_back_popped(job_thread *t, const char *queue_key, const char *i
               "PostgreSQL still has it queued", id, queue_key);
 }
 
+/* Puts a job its tenant's running cap refused into the delayed set of its
+ * type, due when PostgreSQL's run_at (moved by the claim) says. Should
+ * Redis fail, reconciliation finds the queued row and enqueues it. */
+static void delay_capped(job_thread *t, const char *queue_key, const char *id,
+                         const claimed_job *cj, int retry_ms)
+{
+    log_debug("job %s: tenant %s is at its running cap; retrying in %d ms", id,
+              cj->tenant_id, retry_ms);
+    if (jobtypes_find(cj->type) == NULL) {
+        give_back_popped(t, queue_key, id);
+        return;
+    }
+    job_redis_state st = { .requeue_type = cj->type,
+                           .requeue_at_ms = clock_wall_ms() + retry_ms };
+    if (redis_link_try(&t->rd) == NULL || redis_write_job(&t->rd, id, NULL, 0, &st) != 0)
+        log_warn("job %s: held back by its tenant's running cap but not put in the "
+                 "delayed set; reconciliation will enqueue it", id);
+}
+
 /* Claims id. Returns 0 with *cj filled, or -1 when the job is not ours to
- * run (already dealt with: logged, and the id pushed back if needed). */
+ * run (already dealt with: logged, and the id pushed back or delayed if
+ * needed). */
 static int claim(job_thread *t, const char *queue_key, const char *id, claimed_job *cj)
 {
     int errors = 0;
@@ -74,9 +98,15 @@ static int claim(job_thread *t, const char *queue_key, const char *id, claimed_j
             give_back_popped(t, queue_key, id);
             return -1;
         }
-        store_rc rc = store_claim(c, id, t->w->worker_id, cj);
+        int retry_ms = CAP_RETRY_MS + (int)(backoff_random() % CAP_RETRY_JITTER_MS);
+        store_rc rc = store_claim_capped(c, id, t->w->worker_id,
+                                         t->w->cfg->tenant_max_running, retry_ms, cj);
         if (rc == STORE_OK)
             return 0;
+        if (rc == STORE_CAPPED) {
+            delay_capped(t, queue_key, id, cj, retry_ms);
+            return -1;
+        }
         if (rc == STORE_NONE) {
             if (retried)
                 log_warn("job %s: not claimable after a lost connection; if the lost "
@@ -306,10 +336,16 @@ static void write_terminal(job_ctx *ctx, final_plan *p)
         .seq = seq,
         .event_type = p->event_type,
         .body = body,
+        /* The events still buffered go in the same statement: the job
+         * cannot end without them, and it costs no extra WAL flush. */
+        .prior = ctx->buf.evs,
+        .n_prior = ctx->buf.n,
+        .progress_json = ctx->buf.progress_json,
     };
     store_rc rc = final_write(ctx, finish_fn, &f, p->status, seq);
 
     if (rc == STORE_OK) {
+        event_buffer_clear(&ctx->buf);
         ctx->seq = seq;
         job_redis_state st = { .status = p->status, .lease = LEASE_DELETE,
                                .dead_letter = strcmp(p->status, "failed") == 0 };
@@ -351,6 +387,15 @@ static void requeue(job_ctx *ctx, const char *reason, long long delay_ms,
         return;
     }
 
+    /* The requeue must not move last_event_id past events PostgreSQL does
+     * not have: the buffer goes first, or the job stays as it is. */
+    if (job_ctx_flush(ctx, true) < 0) {
+        log_error("job %s: not queued again: its events could not be stored%s", ctx->info.id,
+                  ctx->lost ? " (the job is no longer this attempt's)"
+                            : "; it stays running until its lease expires");
+        free(body);
+        return;
+    }
     job_requeue q = { .seq = seq, .body = body, .delay_ms = delay_ms,
                       .error_code = code, .error_message = message };
     store_rc rc = final_write(ctx, requeue_fn, &q, "queued", seq);
@@ -388,8 +433,10 @@ static int load_payload(job_ctx *ctx, const claimed_job *cj, final_plan *p)
     size_t max = ctx->w->cfg->max_body_bytes > 0 ? ctx->w->cfg->max_body_bytes
                                                  : PAYLOAD_MAX_DEFAULT;
     char err[256], msg[sizeof ((final_plan *)0)->error_message];
+    /* The gateway's cap on a body's depth bounds the payload too (it sits
+     * one level inside the body), so what it accepted parses here. */
     ctx->payload = json_parse_bounded(cj->payload, strlen(cj->payload), max,
-                                      JSON_MAX_DEPTH, err, sizeof err);
+                                      ctx->w->cfg->max_json_depth, err, sizeof err);
     if (ctx->payload == NULL) {
         snprintf(msg, sizeof msg, "payload is not usable JSON: %s", err);
         plan_failed(p, "invalid_payload", msg);
@@ -502,6 +549,7 @@ done:
     free(plan.result_json);
     cJSON_Delete(res.result);
     cJSON_Delete(ctx.payload);
+    event_buffer_free(&ctx.buf);
     claimed_job_free(&cj);
     log_set_context(NULL, NULL);
 }

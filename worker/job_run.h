@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <cjson/cJSON.h>
 
+#include "event_buffer.h"
 #include "job_ctx.h"
 #include "job_redis.h"
 #include "worker.h"
@@ -19,10 +20,13 @@ struct job_ctx {
     run_slot *slot;
     job_info info;
     cJSON *payload;             /* owned */
-    long long seq;              /* the last event id stored in PostgreSQL */
+    long long seq;              /* the last event id given out (stored in
+                                   PostgreSQL or held in buf) */
     long long redis_seq;        /* the last event id appended to the Redis ring */
     bool lost;                  /* a fenced write matched nothing: not ours */
     long long started_ms;       /* monotonic, at the claim */
+    event_buffer buf;           /* the newest events, up to seq: sent to Redis,
+                                   not yet stored in PostgreSQL */
 };
 
 /*
@@ -34,10 +38,12 @@ struct job_ctx {
 void job_run(job_thread *t, const char *queue_key, const char *id);
 
 /*
- * Stores an event of type with data_json (JSON text; NULL means {}) and,
- * when progress_json is not NULL, sets the job's progress to it; then
- * mirrors it to Redis together with *st (may be NULL). Returns the event
- * id, or -1 (ctx->lost is set when the job is no longer this attempt's).
+ * Gives the next id to an event of type with data_json (JSON text; NULL
+ * means {}), appends it to the job's Redis ring at once together with *st
+ * (may be NULL), and buffers it for PostgreSQL (with progress_json, when
+ * not NULL, as the job's progress), storing the buffer when it is due.
+ * Returns the event id, or -1 (ctx->lost is set when the job is no longer
+ * this attempt's).
  */
 long long job_ctx_emit_json(job_ctx *ctx, const char *type, const char *data_json,
                             const char *progress_json, const job_redis_state *st);
@@ -50,6 +56,16 @@ long long job_ctx_emit_json(job_ctx *ctx, const char *type, const char *data_jso
  */
 int job_ctx_mirror(job_ctx *ctx, long long seq, const char *body,
                    const job_redis_state *st, long long wait_ms);
+
+/*
+ * Stores the buffered events in PostgreSQL in one statement. With may_wait
+ * a broken connection is reconnected for up to a lease; without, only a
+ * working connection is used and a failure keeps the events for later.
+ * Returns 0 (also when there was nothing to store), or -1: storage failed
+ * (the events stay buffered) or the job is no longer this attempt's
+ * (ctx->lost is set).
+ */
+int job_ctx_flush(job_ctx *ctx, bool may_wait);
 
 /* The job thread's PostgreSQL connection, reconnecting as needed until
  * deadline_ms (monotonic) or, when give_up_on_stop, until the job is told

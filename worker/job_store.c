@@ -7,6 +7,14 @@
  * the same statement through a data-modifying CTE: the event row exists
  * exactly when the job row moved, and an attempt that lost the job moves
  * nothing.
+ *
+ * Row-level security (sql/006_security.sql): every statement about one
+ * job runs with the job's tenant set for its own transaction, pipelined
+ * in front of it (store_exec_as), so it costs no round trip and nothing of
+ * it stays on the connection. The statements that must cross tenants -
+ * the claim of a bare id, the reaper's lease scan, reconciliation's scan,
+ * the heartbeat and the cancel check - call the narrow SECURITY DEFINER
+ * functions of 006 instead of touching the tables.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +23,7 @@
 #include "clock.h"
 #include "job_store.h"
 #include "log.h"
+#include "strbuf.h"
 
 /* ---------------------------------------------------------------------------
  * Connections
@@ -122,6 +131,82 @@ static PGresult *exec_params(PGconn *conn, const char *sql, int n, const char *c
     return PQexecParams(conn, sql, n, NULL, vals, NULL, NULL, 0);
 }
 
+static const char sql_set_tenant[] = "SELECT set_config('agentgate.tenant_id', $1, true)";
+
+/* The claim's commit does not wait for its WAL flush (see store_claim_capped). */
+static const char sql_set_sync_commit[] = "SELECT set_config('synchronous_commit', $1, true)";
+
+/* Reads the results of one statement of a pipeline up to its NULL into
+ * *keep: the first error wins over what follows (the aborted statement
+ * after a failed setting), else the last result. Bounded, so a broken
+ * connection cannot hold it. */
+static void pipeline_collect(PGconn *conn, PGresult **keep)
+{
+    for (int i = 0; i < 64; i++) {
+        PGresult *r = PQgetResult(conn);
+        if (r == NULL)
+            return;
+        if (*keep != NULL && PQresultStatus(*keep) == PGRES_FATAL_ERROR) {
+            PQclear(r);
+        } else {
+            PQclear(*keep);
+            *keep = r;
+        }
+        if (PQstatus(conn) == CONNECTION_BAD)
+            return;
+    }
+}
+
+/*
+ * Runs set_sql (one text parameter, set_val: a transaction-local setting)
+ * and then sql in one pipeline segment: one transaction, one round trip.
+ * Returns sql's result, or the setting's error when that failed.
+ */
+static PGresult *exec_with_setting(PGconn *conn, const char *set_sql, const char *set_val,
+                                   const char *sql, int n, const char *const *vals)
+{
+    if (PQenterPipelineMode(conn) != 1)
+        return NULL;
+    const char *tv[1] = { set_val };
+    PGresult *out = NULL, *set = NULL;
+    if (PQsendQueryParams(conn, set_sql, 1, NULL, tv, NULL, NULL, 0) == 1
+        && PQsendQueryParams(conn, sql, n, NULL, vals, NULL, NULL, 0) == 1
+        && PQpipelineSync(conn) == 1) {
+        pipeline_collect(conn, &set);
+        pipeline_collect(conn, &out);
+        if (set != NULL && PQresultStatus(set) != PGRES_TUPLES_OK) {
+            /* The setting failed and the statement did not run: its error
+             * is the answer. */
+            PQclear(out);
+            out = set;
+            set = NULL;
+        }
+        if (PQstatus(conn) != CONNECTION_BAD) {
+            PGresult *sync = PQgetResult(conn);
+            if (sync != NULL && PQresultStatus(sync) != PGRES_PIPELINE_SYNC)
+                log_warn("pipelined statement: unexpected result before its sync");
+            PQclear(sync);
+        }
+    }
+    PQclear(set);
+    /* Every result was read, so this succeeds on a working connection; a
+     * broken one is dropped by its owner. A connection stuck in pipeline
+     * mode would fail every later plain call, so it is started afresh. */
+    if (PQexitPipelineMode(conn) != 1 && PQstatus(conn) != CONNECTION_BAD) {
+        log_warn("pipelined statement left unread results; reconnecting");
+        PQreset(conn);
+    }
+    return out;
+}
+
+PGresult *store_exec_as(PGconn *conn, const char *tenant, const char *sql, int n,
+                        const char *const *vals)
+{
+    if (tenant == NULL || tenant[0] == '\0')
+        return exec_params(conn, sql, n, vals);
+    return exec_with_setting(conn, sql_set_tenant, tenant, sql, n, vals);
+}
+
 static void log_statement_error(const char *what, PGconn *conn, const PGresult *res)
 {
     char msg[512];
@@ -179,19 +264,35 @@ void claimed_job_free(claimed_job *job)
     job->payload = job->request_id = job->traceparent = NULL;
 }
 
+/* agentgate_claim_job (006_security.sql): a worker knows only the id it
+ * popped; the function finds the tenant, applies its running cap and
+ * claims, as the owner role. */
 static const char sql_claim[] =
-    "UPDATE jobs SET status='running', attempts=attempts+1, started_at=now(), "
-    "heartbeat_at=now(), worker_id=$2 "
-    "WHERE id=$1 AND status='queued' AND cancel_requested_at IS NULL "
-    "RETURNING tenant_id, type, payload::text, attempts, max_attempts, timeout_s, "
-    "last_event_id, created_by, request_id, traceparent";
+    "SELECT o_outcome, o_tenant_id, o_type, o_payload, o_attempts, o_max_attempts, "
+    "o_timeout_s, o_last_event_id, o_created_by, o_request_id, o_traceparent "
+    "FROM agentgate_claim_job($1, $2, $3, $4)";
 
 store_rc store_claim(PGconn *conn, const char *id, const char *worker_id,
                      claimed_job *out)
 {
+    return store_claim_capped(conn, id, worker_id, 0, 0, out);
+}
+
+store_rc store_claim_capped(PGconn *conn, const char *id, const char *worker_id,
+                            int default_max_running, int retry_ms, claimed_job *out)
+{
     memset(out, 0, sizeof *out);
-    const char *vals[2] = { id, worker_id };
-    PGresult *res = exec_params(conn, sql_claim, 2, vals);
+    char cap_s[16], retry_s[16];
+    snprintf(cap_s, sizeof cap_s, "%d", default_max_running > 0 ? default_max_running : 0);
+    snprintf(retry_s, sizeof retry_s, "%d", retry_ms > 0 ? retry_ms : 0);
+    const char *vals[4] = { id, worker_id, cap_s, retry_s };
+    /* The claim commits without waiting for its flush: a claim lost in a
+     * database crash only puts the job back to queued (attempt unchanged),
+     * and the attempt's own writes are fenced on it, so nothing it did can
+     * land; every later synchronous commit (the job's end) flushes the claim
+     * with it. This takes one WAL flush off each job's path, and the
+     * running-cap lock is no longer held across a flush. */
+    PGresult *res = exec_with_setting(conn, sql_set_sync_commit, "off", sql_claim, 4, vals);
     if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
         log_statement_error("claim", conn, res);
         PQclear(res);
@@ -202,24 +303,28 @@ store_rc store_claim(PGconn *conn, const char *id, const char *worker_id,
         return STORE_NONE;
     }
 
-    if (copy_col(res, 0, out->tenant_id, sizeof out->tenant_id) < 0
-        || copy_col(res, 1, out->type, sizeof out->type) < 0) {
+    if (copy_col(res, 1, out->tenant_id, sizeof out->tenant_id) < 0
+        || copy_col(res, 2, out->type, sizeof out->type) < 0) {
         log_error("claim of job %s: tenant or type too long for the worker", id);
         PQclear(res);
         return STORE_ERROR;
     }
-    out->payload = strdup(PQgetvalue(res, 0, 2));
-    out->attempt = atoi(PQgetvalue(res, 0, 3));
-    out->max_attempts = atoi(PQgetvalue(res, 0, 4));
-    out->timeout_s = atoi(PQgetvalue(res, 0, 5));
-    out->last_event_id = strtoll(PQgetvalue(res, 0, 6), NULL, 10);
+    if (strcmp(PQgetvalue(res, 0, 0), "capped") == 0) {
+        PQclear(res);
+        return STORE_CAPPED;
+    }
+    out->payload = strdup(PQgetvalue(res, 0, 3));
+    out->attempt = atoi(PQgetvalue(res, 0, 4));
+    out->max_attempts = atoi(PQgetvalue(res, 0, 5));
+    out->timeout_s = atoi(PQgetvalue(res, 0, 6));
+    out->last_event_id = strtoll(PQgetvalue(res, 0, 7), NULL, 10);
     /* created_by only labels the run; a long one is cut, not refused. */
-    snprintf(out->created_by, sizeof out->created_by, "%s", PQgetvalue(res, 0, 7));
-    out->request_id = dup_or_null(res, 8);
-    out->traceparent = dup_or_null(res, 9);
+    snprintf(out->created_by, sizeof out->created_by, "%s", PQgetvalue(res, 0, 8));
+    out->request_id = dup_or_null(res, 9);
+    out->traceparent = dup_or_null(res, 10);
     bool lost = out->payload == NULL
-             || (!PQgetisnull(res, 0, 8) && out->request_id == NULL)
-             || (!PQgetisnull(res, 0, 9) && out->traceparent == NULL);
+             || (!PQgetisnull(res, 0, 9) && out->request_id == NULL)
+             || (!PQgetisnull(res, 0, 10) && out->traceparent == NULL);
     PQclear(res);
 
     if (lost) {
@@ -245,14 +350,103 @@ store_rc store_append_event(PGconn *conn, const char *id, const char *tenant_id,
     snprintf(seq_s, sizeof seq_s, "%lld", seq);
     snprintf(attempt_s, sizeof attempt_s, "%d", attempt);
     const char *vals[7] = { id, tenant_id, seq_s, type, body, progress_json, attempt_s };
-    return fenced_write_rc("event write", conn, exec_params(conn, sql_append_event, 7, vals));
+    return fenced_write_rc("event write", conn,
+                           store_exec_as(conn, tenant_id, sql_append_event, 7, vals));
 }
 
+/* Builds the PostgreSQL array literals of n events: {seq,...} and
+ * {"type",...}, {"body",...} with every element quoted, so any text goes
+ * through. Returns 0, or -1 when memory ran out (nothing to free then). */
+static int event_array_literals(const store_event *evs, size_t n, char **seqs,
+                                char **types, char **bodies)
+{
+    strbuf s = { 0 }, t = { 0 }, b = { 0 };
+    strbuf_add(&s, "{");
+    strbuf_add(&t, "{");
+    strbuf_add(&b, "{");
+    for (size_t i = 0; i < n; i++) {
+        char num[24];
+        snprintf(num, sizeof num, "%s%lld", i ? "," : "", evs[i].seq);
+        strbuf_add(&s, num);
+        const char *src[2] = { evs[i].type, evs[i].body };
+        strbuf *dst[2] = { &t, &b };
+        for (int k = 0; k < 2; k++) {
+            strbuf_add(dst[k], i ? ",\"" : "\"");
+            for (const char *p = src[k]; *p; ) {
+                size_t run = strcspn(p, "\"\\");
+                strbuf_addn(dst[k], p, run);
+                p += run;
+                if (*p) {
+                    char esc[2] = { '\\', *p++ };
+                    strbuf_addn(dst[k], esc, 2);
+                }
+            }
+            strbuf_add(dst[k], "\"");
+        }
+    }
+    strbuf_add(&s, "}");
+    strbuf_add(&t, "}");
+    strbuf_add(&b, "}");
+    *seqs = strbuf_take(&s, NULL);
+    *types = strbuf_take(&t, NULL);
+    *bodies = strbuf_take(&b, NULL);
+    if (*seqs == NULL || *types == NULL || *bodies == NULL) {
+        free(*seqs);
+        free(*types);
+        free(*bodies);
+        return -1;
+    }
+    return 0;
+}
+
+/* Several events at once: the same fence as one, then one row each. */
+static const char sql_append_events[] =
+    "WITH f AS (UPDATE jobs SET last_event_id=$3, progress=coalesce($6::jsonb, progress) "
+    "WHERE id=$1 AND tenant_id=$2 AND status='running' AND attempts=$7 "
+    "RETURNING id, tenant_id) "
+    "INSERT INTO job_events (job_id, tenant_id, seq, type, body) "
+    "SELECT f.id, f.tenant_id, x.seq, x.type, x.body "
+    "FROM f, unnest($8::bigint[], $4::text[], $5::text[]) AS x(seq, type, body)";
+
+store_rc store_append_events(PGconn *conn, const char *id, const char *tenant_id,
+                             int attempt, const store_event *evs, size_t n,
+                             const char *progress_json)
+{
+    if (n == 0)
+        return STORE_OK;
+    if (n == 1)
+        return store_append_event(conn, id, tenant_id, attempt, evs[0].seq, evs[0].type,
+                                  evs[0].body, progress_json);
+    char *seqs, *types, *bodies;
+    if (event_array_literals(evs, n, &seqs, &types, &bodies) < 0) {
+        log_error("event write: out of memory for %zu events", n);
+        return STORE_ERROR;
+    }
+    char last_s[24], attempt_s[16];
+    snprintf(last_s, sizeof last_s, "%lld", evs[n - 1].seq);
+    snprintf(attempt_s, sizeof attempt_s, "%d", attempt);
+    const char *vals[8] = { id, tenant_id, last_s, types, bodies, progress_json, attempt_s,
+                            seqs };
+    store_rc rc = fenced_write_rc("event write", conn,
+                                  store_exec_as(conn, tenant_id, sql_append_events, 8, vals));
+    free(seqs);
+    free(types);
+    free(bodies);
+    return rc;
+}
+
+/* The terminal transition, with the events before it that were not stored
+ * yet ($12..$14, NULL for none): the job cannot reach its end state
+ * without every one of its events. */
 static const char sql_finish[] =
     "WITH u AS (UPDATE jobs SET status=$3, result=$4::jsonb, error_code=$5, "
-    "error_message=$6, finished_at=now(), heartbeat_at=now(), last_event_id=$7 "
+    "error_message=$6, finished_at=now(), heartbeat_at=now(), last_event_id=$7, "
+    "progress=coalesce($15::jsonb, progress) "
     "WHERE id=$1 AND status=coalesce($11, 'running') AND attempts=$2 AND tenant_id=$10 "
-    "RETURNING id, tenant_id) "
+    "RETURNING id, tenant_id), "
+    "p AS (INSERT INTO job_events (job_id, tenant_id, seq, type, body) "
+    "SELECT u.id, u.tenant_id, x.seq, x.type, x.body "
+    "FROM u, unnest($12::bigint[], $13::text[], $14::text[]) AS x(seq, type, body)) "
     "INSERT INTO job_events (job_id, tenant_id, seq, type, body) "
     "SELECT id, tenant_id, $7, $8, $9 FROM u";
 
@@ -260,12 +454,23 @@ store_rc store_finish(PGconn *conn, const char *id, const char *tenant_id,
                       int attempt, const job_final *f)
 {
     char seq_s[24], attempt_s[16];
+    char *seqs = NULL, *types = NULL, *bodies = NULL;
+    if (f->n_prior > 0
+        && event_array_literals(f->prior, f->n_prior, &seqs, &types, &bodies) < 0) {
+        log_error("terminal write: out of memory for %zu events", f->n_prior);
+        return STORE_ERROR;
+    }
     snprintf(seq_s, sizeof seq_s, "%lld", f->seq);
     snprintf(attempt_s, sizeof attempt_s, "%d", attempt);
-    const char *vals[11] = { id, attempt_s, f->status, f->result_json, f->error_code,
+    const char *vals[15] = { id, attempt_s, f->status, f->result_json, f->error_code,
                              f->error_message, seq_s, f->event_type, f->body, tenant_id,
-                             f->from_status };
-    return fenced_write_rc("terminal write", conn, exec_params(conn, sql_finish, 11, vals));
+                             f->from_status, seqs, types, bodies, f->progress_json };
+    store_rc rc = fenced_write_rc("terminal write", conn,
+                                  store_exec_as(conn, tenant_id, sql_finish, 15, vals));
+    free(seqs);
+    free(types);
+    free(bodies);
+    return rc;
 }
 
 /* A requeued job gets a fresh queued_at, so reconciliation gives it the
@@ -291,7 +496,7 @@ store_rc store_requeue(PGconn *conn, const char *id, const char *tenant_id, int 
     snprintf(delay_s, sizeof delay_s, "%lld", q->delay_ms > 0 ? q->delay_ms : 0);
     const char *vals[8] = { id, tenant_id, attempt_s, seq_s, q->body, delay_s,
                             q->error_code, q->error_message };
-    return fenced_write_rc("requeue", conn, exec_params(conn, sql_requeue, 8, vals));
+    return fenced_write_rc("requeue", conn, store_exec_as(conn, tenant_id, sql_requeue, 8, vals));
 }
 
 store_rc store_exec(PGconn *conn, const char *sql)
@@ -309,13 +514,11 @@ store_rc store_exec(PGconn *conn, const char *sql)
 /* Jobs whose lease ran out (no heartbeat for lease_ms), or, at a worker's
  * start, that a previous process of the same worker id left running.
  * SKIP LOCKED lets several reapers share the work without waiting on, or
- * double-handling, each other's rows. */
+ * double-handling, each other's rows. Crosses tenants: through
+ * agentgate_lock_expired (006_security.sql). */
 static const char sql_expired[] =
-    "SELECT id::text, tenant_id, type, attempts, max_attempts, last_event_id, "
-    "coalesce(worker_id, ''), cancel_requested_at IS NOT NULL "
-    "FROM jobs WHERE status='running' AND "
-    "(heartbeat_at < now() - $1::bigint * interval '1 millisecond' OR worker_id = $2) "
-    "ORDER BY heartbeat_at LIMIT $3 FOR UPDATE SKIP LOCKED";
+    "SELECT o_id, o_tenant_id, o_type, o_attempts, o_max_attempts, o_last_event_id, "
+    "o_worker_id, o_cancel_requested FROM agentgate_lock_expired($1, $2, $3)";
 
 int store_lock_expired(PGconn *conn, long long lease_ms, const char *orphans_of,
                        int limit, expired_job *out)
@@ -355,12 +558,8 @@ int store_lock_expired(PGconn *conn, long long lease_ms, const char *orphans_of,
  * have in a queue or the delayed set. Those whose cancellation was
  * requested while they ran come along: they are to be cancelled. */
 static const char sql_queued[] =
-    "SELECT id::text, tenant_id, type, attempts, last_event_id, "
-    "CASE WHEN run_at > now() THEN (extract(epoch FROM run_at) * 1000)::bigint ELSE 0 END, "
-    "cancel_requested_at IS NOT NULL "
-    "FROM jobs WHERE status='queued' "
-    "AND queued_at < now() - $1::bigint * interval '1 millisecond' "
-    "ORDER BY queued_at LIMIT $2";
+    "SELECT o_id, o_tenant_id, o_type, o_attempts, o_last_event_id, o_due_ms, "
+    "o_cancel_requested FROM agentgate_queued_jobs($1, $2)";
 
 PGresult *store_queued_jobs(PGconn *conn, long long grace_ms, int limit)
 {
@@ -387,7 +586,7 @@ bool store_write_landed(PGconn *conn, const char *id, const char *tenant_id,
     snprintf(seq_s, sizeof seq_s, "%lld", seq);
     snprintf(attempt_s, sizeof attempt_s, "%d", attempt);
     const char *vals[5] = { id, tenant_id, attempt_s, status, seq_s };
-    PGresult *res = exec_params(conn, sql, 5, vals);
+    PGresult *res = store_exec_as(conn, tenant_id, sql, 5, vals);
     bool landed = res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
     if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK)
         log_statement_error("write check", conn, res);
@@ -407,7 +606,7 @@ PGresult *store_events_between(PGconn *conn, const char *id, const char *tenant_
     snprintf(before_s, sizeof before_s, "%lld", before);
     snprintf(limit_s, sizeof limit_s, "%d", limit);
     const char *vals[5] = { id, tenant_id, after_s, before_s, limit_s };
-    PGresult *res = exec_params(conn, sql, 5, vals);
+    PGresult *res = store_exec_as(conn, tenant_id, sql, 5, vals);
     if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
         log_statement_error("event read", conn, res);
         PQclear(res);
@@ -451,9 +650,7 @@ store_rc store_heartbeat(PGconn *conn, const char *worker_id,
                          bool *alive, bool *cancel)
 {
     static const char sql[] =
-        "UPDATE jobs SET heartbeat_at=now() "
-        "WHERE id = ANY($1::uuid[]) AND status='running' AND worker_id=$2 "
-        "RETURNING id::text, cancel_requested_at IS NOT NULL";
+        "SELECT o_id, o_cancel_requested FROM agentgate_heartbeat($1::uuid[], $2)";
     for (size_t i = 0; i < n; i++)
         alive[i] = cancel[i] = false;
     char *lit = uuid_array_literal(ids, n);
@@ -482,8 +679,7 @@ store_rc store_cancel_requested(PGconn *conn, const char (*ids)[UUID_STR_LEN],
                                 size_t n, bool *cancel)
 {
     static const char sql[] =
-        "SELECT id::text FROM jobs "
-        "WHERE id = ANY($1::uuid[]) AND cancel_requested_at IS NOT NULL";
+        "SELECT o_id FROM agentgate_cancel_requested($1::uuid[])";
     for (size_t i = 0; i < n; i++)
         cancel[i] = false;
     char *lit = uuid_array_literal(ids, n);

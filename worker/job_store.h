@@ -42,12 +42,26 @@ void pg_link_drop(pg_link *l);
 
 void pg_link_close(pg_link *l);
 
+/*
+ * Runs sql with n text parameters (PQexecParams' result, the caller
+ * clears it) in a transaction whose row-level security tenant is tenant:
+ * set_config('agentgate.tenant_id', tenant, true) and the statement go out
+ * as one pipeline with one sync, so it costs no extra round trip and the
+ * setting ends with the statement's transaction (or, inside a BEGIN the
+ * caller issued, with that transaction). tenant NULL or "": sql alone.
+ * NULL when nothing could be sent (see store_conn_broken).
+ */
+PGresult *store_exec_as(PGconn *conn, const char *tenant, const char *sql, int n,
+                        const char *const *vals);
+
 /* What a statement came to. */
 typedef enum store_rc {
     STORE_OK = 0,
     STORE_NONE = 1,     /* no row matched: not queued (claim), or the fence
                            failed (the job is no longer this attempt's) */
     STORE_DUP = 2,      /* the event id is already stored (unique violation) */
+    STORE_CAPPED = 3,   /* claim: the tenant is at its running cap; the job
+                           was left queued with run_at moved ahead */
     STORE_ERROR = -1,   /* the statement failed; see store_conn_broken */
 } store_rc;
 
@@ -81,6 +95,17 @@ store_rc store_claim(PGconn *conn, const char *id, const char *worker_id,
                      claimed_job *out);
 
 /*
+ * store_claim with the per-tenant running cap: the tenant's
+ * settings.max_running, else default_max_running (0: no cap), counted
+ * over every worker's running jobs under a per-tenant lock. A job the cap
+ * refuses stays queued (attempts unchanged) with run_at retry_ms ahead:
+ * STORE_CAPPED, with out->tenant_id and out->type filled (payload NULL)
+ * so the caller can put it in the delayed set.
+ */
+store_rc store_claim_capped(PGconn *conn, const char *id, const char *worker_id,
+                            int default_max_running, int retry_ms, claimed_job *out);
+
+/*
  * Stores event seq of job id (attempt's run) with body, moves
  * jobs.last_event_id to seq and, when progress_json is not NULL, sets
  * jobs.progress to it. Returns STORE_OK, STORE_NONE when the job is no
@@ -90,6 +115,23 @@ store_rc store_claim(PGconn *conn, const char *id, const char *worker_id,
 store_rc store_append_event(PGconn *conn, const char *id, const char *tenant_id,
                             int attempt, long long seq, const char *type,
                             const char *body, const char *progress_json);
+
+/* One event to store, for the calls that store several at once. */
+typedef struct store_event {
+    long long seq;
+    const char *type;
+    const char *body;           /* the encoded event */
+} store_event;
+
+/*
+ * Stores the n events evs (their seqs consecutive and ascending) of job id
+ * (attempt's run) in one statement, moves jobs.last_event_id to the last
+ * one and, when progress_json is not NULL, sets jobs.progress to it.
+ * Returns as store_append_event.
+ */
+store_rc store_append_events(PGconn *conn, const char *id, const char *tenant_id,
+                             int attempt, const store_event *evs, size_t n,
+                             const char *progress_json);
 
 /* The terminal transition of a job and its terminal event. */
 typedef struct job_final {
@@ -101,6 +143,11 @@ typedef struct job_final {
     const char *event_type;     /* "job.succeeded", ... */
     const char *body;           /* the encoded terminal event */
     const char *from_status;    /* the status it must have: NULL for "running" */
+    const store_event *prior;   /* events not stored yet that come before the
+                                   terminal one (seqs consecutive, ending at
+                                   seq - 1), stored by the same statement */
+    size_t n_prior;
+    const char *progress_json;  /* NULL keeps jobs.progress */
 } job_final;
 
 /*

@@ -72,6 +72,7 @@
 #include "backoff.h"
 #include "clock.h"
 #include "llm_openai.h"
+#include "job_store.h"
 #include "log.h"
 #include "strbuf.h"
 
@@ -466,12 +467,13 @@ static llm_err find_route(PGconn *pg, const char *tenant_id, const char *model,
         return LLM_ERR_UNAVAILABLE;
     }
     const char *params[1] = { tenant_id };
-    PGresult *res = PQexecParams(pg,
+    /* As the tenant (row-level security): its rows and the global ones. */
+    PGresult *res = store_exec_as(pg, tenant_id,
         "SELECT scope = 'tenant', is_default, provider, model, COALESCE(base_url, '') "
         "FROM model_defaults "
         "WHERE scope = 'global' OR (scope = 'tenant' AND tenant_id = $1) "
         "ORDER BY scope = 'tenant' DESC, id LIMIT 256",    /* MAX_ROWS */
-        1, NULL, params, NULL, NULL, 0);
+        1, params);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         errbuf_printf(err, err_size, "reading model_defaults failed: %s",
                       PQerrorMessage(pg));

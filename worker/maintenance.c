@@ -97,7 +97,12 @@ static store_rc reap_one(maintenance *m, PGconn *c, const expired_job *e, bool o
              e->worker_id[0] ? e->worker_id : "(unknown)", e->attempt, m->w->cfg->lease_ms);
     const char *code = orphan ? "worker_restarted" : "lease_expired";
     out->job = e;
-    out->seq = e->last_event_id + 1;
+    /* The dead attempt may have sent events to the ring that its event
+     * buffer had not stored yet: they go to PostgreSQL first, so this
+     * event follows them instead of reusing ids clients already saw. */
+    long long last = job_mirror_recover_tail(&m->rd, c, e->id, e->tenant_id, e->attempt,
+                                             e->last_event_id);
+    out->seq = last + 1;
 
     const char *type;
     char *data;

@@ -81,6 +81,7 @@
 #include "strbuf.h"
 #include "tools.h"
 #include "tools_builtin.h"
+#include "job_store.h"
 #include "utf8.h"
 #include "uuid.h"
 
@@ -302,7 +303,9 @@ static PGresult *db_exec(run *r, const char *sql, int nparams, const char *const
                 run_fail(r, "db_unavailable", "PostgreSQL is unreachable");
             return NULL;
         }
-        PGresult *res = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+        /* As the job's tenant (row-level security), in the statement's
+         * own transaction: no round trip added, nothing left behind. */
+        PGresult *res = store_exec_as(c, r->job->tenant_id, sql, nparams, params);
         if (res && PQresultStatus(res) == want)
             return res;
         if (PQstatus(c) == CONNECTION_BAD && attempt == 0) {

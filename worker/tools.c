@@ -28,6 +28,7 @@
 #include "schema.h"
 #include "strbuf.h"
 #include "tools_builtin.h"
+#include "job_store.h"
 
 #define NAME_MAX_BYTES     128      /* as the gateway's /v1/tools/{name} */
 #define DESCRIPTION_MAX    2000     /* bytes kept of a manifest's description */
@@ -277,7 +278,8 @@ tool_catalog *tools_catalog_load(PGconn *pg, const char *tenant_id, char *err,
     }
     snprintf(limit, sizeof(limit), "%d", TOOLS_CATALOG_MAX + 1);
     const char *params[2] = {tenant_id, limit};
-    PGresult *res = PQexecParams(pg, sql, 2, NULL, params, NULL, NULL, 0);
+    /* As the tenant (row-level security): its rows and the global ones. */
+    PGresult *res = store_exec_as(pg, tenant_id, sql, 2, params);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         strbuf b = {0};
         strbuf_add_flat(&b, PQerrorMessage(pg), 200);
@@ -626,7 +628,7 @@ static void write_audit(const call *k)
     const char *params[6] = {k->job->tenant_id, principal, resource,
                              tool_status_name(out->status), k->job->request_id, detail};
     PGconn *pg = job_db(k->ctx);
-    PGresult *res = pg ? PQexecParams(pg, sql, 6, NULL, params, NULL, NULL, 0) : NULL;
+    PGresult *res = pg ? store_exec_as(pg, k->job->tenant_id, sql, 6, params) : NULL;
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         log_error("tool %s: audit row not written: %s", k->name,
                   pg ? PQerrorMessage(pg) : "no database connection");

@@ -31,6 +31,7 @@
 #include "schema.h"
 #include "strbuf.h"
 #include "tools.h"
+#include "job_store.h"
 #include "utf8.h"
 #include "uuid.h"
 
@@ -95,7 +96,8 @@ static cJSON *words_array(const char *s)
 /* Runs sql (one row, one column of JSON text) with params and parses the
  * answer. Returns the tree (the caller frees it), or NULL with a reason in
  * err: an empty result gives *none true and no error. */
-static cJSON *query_json(PGconn *pg, const char *what, const char *sql, int nparams,
+static cJSON *query_json(PGconn *pg, const char *tenant, const char *what, const char *sql,
+                         int nparams,
                          const char *const *params, bool *none, char *err, size_t err_size)
 {
     if (none)
@@ -104,7 +106,9 @@ static cJSON *query_json(PGconn *pg, const char *what, const char *sql, int npar
         errbuf_printf(err, err_size, "the database is unavailable, so %s cannot be read", what);
         return NULL;
     }
-    PGresult *res = PQexecParams(pg, sql, nparams, NULL, params, NULL, NULL, 0);
+    /* As the calling job's tenant, so row-level security holds it to
+     * that tenant's rows (and the global ones) whatever its WHERE says. */
+    PGresult *res = store_exec_as(pg, tenant, sql, nparams, params);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         log_error("tool query for %s failed: %s", what, PQerrorMessage(pg));
         PQclear(res);
@@ -200,9 +204,9 @@ static void lookup_worker_id(const tool_call_env *env, char *out, size_t out_siz
     if (!env->pg || !env->job_id || !env->tenant_id || PQstatus(env->pg) != CONNECTION_OK)
         return;
     const char *params[2] = {env->job_id, env->tenant_id};
-    PGresult *res = PQexecParams(env->pg,
-                                 "SELECT worker_id FROM jobs WHERE id = $1::uuid AND tenant_id = $2",
-                                 2, NULL, params, NULL, NULL, 0);
+    PGresult *res = store_exec_as(env->pg, env->tenant_id,
+                                  "SELECT worker_id FROM jobs WHERE id = $1::uuid AND tenant_id = $2",
+                                  2, params);
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
         snprintf(out, out_size, "%s", PQgetvalue(res, 0, 0));
     else if (PQresultStatus(res) != PGRES_TUPLES_OK)
@@ -592,7 +596,7 @@ static tool_err tool_jobs_list(const tool_call_env *env, const cJSON *input, cJS
     /* One more than asked tells whether there are more. */
     snprintf(limit_text, sizeof(limit_text), "%lld", limit + 1);
     const char *params[5] = {env->tenant_id, status, type, since_in ? since : NULL, limit_text};
-    cJSON *jobs = query_json(env->pg, "the job list", sql, 5, params, NULL, err, err_size);
+    cJSON *jobs = query_json(env->pg, env->tenant_id, "the job list", sql, 5, params, NULL, err, err_size);
     if (!jobs)
         return TOOL_ERR_FAILED;
     if (!cJSON_IsArray(jobs)) {
@@ -643,7 +647,7 @@ static tool_err tool_jobs_get(const tool_call_env *env, const cJSON *input, cJSO
         return TOOL_ERR_FAILED;
     }
     const char *params[2] = {env->tenant_id, id};
-    cJSON *job = query_json(env->pg, "the job", sql, 2, params, &none, err, err_size);
+    cJSON *job = query_json(env->pg, env->tenant_id, "the job", sql, 2, params, &none, err, err_size);
     if (!job && !none)
         return TOOL_ERR_FAILED;
 
@@ -704,7 +708,7 @@ static tool_err tool_agent_history(const tool_call_env *env, const cJSON *input,
     }
     snprintf(limit_text, sizeof(limit_text), "%lld", limit);
     const char *params[4] = {env->tenant_id, env->session_id, env->run_id, limit_text};
-    cJSON *runs = query_json(env->pg, "the session's runs", sql, 4, params, NULL, err,
+    cJSON *runs = query_json(env->pg, env->tenant_id, "the session's runs", sql, 4, params, NULL, err,
                              err_size);
     if (!runs || !cJSON_IsArray(runs)) {
         cJSON_Delete(runs);
@@ -744,7 +748,7 @@ static tool_err tool_model_list(const tool_call_env *env, const cJSON *input, cJ
         return TOOL_ERR_FAILED;
     }
     const char *params[1] = {env->tenant_id};
-    cJSON *models = query_json(env->pg, "the model list", sql, 1, params, NULL, err, err_size);
+    cJSON *models = query_json(env->pg, env->tenant_id, "the model list", sql, 1, params, NULL, err, err_size);
     if (!models || !cJSON_IsArray(models)) {
         if (models)
             set_err(err, err_size, "the database answered the model list with something odd");

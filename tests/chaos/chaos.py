@@ -171,7 +171,10 @@ class Stack:
     def load_settings(self):
         env = read_env_file(os.path.join(self.dir, "agentgate.env"))
         self.secret = env.get("AGENTGATE_JWT_SECRET")
-        self.database_url = env.get("AGENTGATE_DATABASE_URL")
+        # The owner's URL: the checks read every tenant's rows, which the
+        # services' role (row-level security) cannot.
+        self.database_url = (env.get("AGENTGATE_MIGRATE_DATABASE_URL")
+                             or env.get("AGENTGATE_DATABASE_URL"))
         if not self.secret or not self.database_url:
             raise HarnessError(f"{self.dir}/agentgate.env lacks the JWT "
                                "secret or the database URL")

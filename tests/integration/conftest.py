@@ -84,9 +84,13 @@ STACK_CMD_TIMEOUT = 120
 TERMINAL = ("succeeded", "failed", "cancelled")
 TERMINAL_EVENTS = ("job.succeeded", "job.failed", "job.cancelled")
 
+# The default token may do everything (RBAC, issue 4: only admin cancels
+# agent runs and deletes sessions); test_rbac.py checks each role alone.
+DEFAULT_ROLES = ["admin"]
 DEFAULT_SCOPE = os.environ.get(
     "AGENTGATE_TEST_SCOPE",
-    "jobs:read jobs:write agent-runs:read agent-runs:write")
+    "jobs:read jobs:write agent-runs:read agent-runs:write tools:read tools:write "
+    "tenants:read tenants:write models:read models:write")
 
 
 # --------------------------------------------------------------------------
@@ -410,21 +414,46 @@ class Stack:
     def __init__(self, d, secret):
         self.dir = d
         self.secret = secret
-        self.database_url = _read_env_file(
-            os.path.join(d, "agentgate.env")).get("AGENTGATE_DATABASE_URL")
+        env = _read_env_file(os.path.join(d, "agentgate.env"))
+        # The services' role (agentgate_app, under row-level security) and
+        # the owner the migrations run as (the stack's superuser).
+        self.database_url = env.get("AGENTGATE_DATABASE_URL")
+        self.owner_url = (env.get("AGENTGATE_MIGRATE_DATABASE_URL")
+                          or self.database_url)
 
-    def sql(self, query, *params):
-        """Runs query on the stack's database with psql (as the service
-        role) and returns the rows as lists of strings. Parameters are
-        passed as psql variables :'p1', :'p2', ... (quoted literals), so
-        test data never needs escaping by hand."""
+    def _psql(self, url, query, params, check=True):
         cmd = ["psql", "-X", "-q", "-A", "-t", "-F", "\x1f",
-               "-v", "ON_ERROR_STOP=1", self.database_url]
+               "-v", "ON_ERROR_STOP=1", url]
         for i, p in enumerate(params, 1):
             cmd += ["-v", f"p{i}={'' if p is None else p}"]
         r = subprocess.run(cmd, input=query, capture_output=True, text=True,
                            timeout=30)
-        assert r.returncode == 0, f"psql failed: {r.stderr.strip()}\n{query}"
+        if check:
+            assert r.returncode == 0, f"psql failed: {r.stderr.strip()}\n{query}"
+        return r
+
+    def sql(self, query, *params):
+        """Runs query on the stack's database with psql as the owner (who
+        sees every tenant's rows, as a DBA would) and returns the rows as
+        lists of strings. Parameters are passed as psql variables :'p1',
+        :'p2', ... (quoted literals), so test data never needs escaping by
+        hand."""
+        r = self._psql(self.owner_url, query, params)
+        return [line.split("\x1f") for line in r.stdout.splitlines() if line]
+
+    def sql_app(self, query, *params, tenant=None, check=True):
+        """Runs query as the services' role (row-level security applies),
+        with agentgate.tenant_id set to tenant for the session when given.
+        Returns the CompletedProcess when check is False (to look at a
+        refusal), else the rows."""
+        pre = ""
+        if tenant is not None:
+            pre = "SELECT set_config('agentgate.tenant_id', :'tenant', false) \\g /dev/null\n"
+            params = params + (tenant,)
+            pre = pre.replace(":'tenant'", f":'p{len(params)}'")
+        r = self._psql(self.database_url, pre + query, params, check=check)
+        if not check:
+            return r
         return [line.split("\x1f") for line in r.stdout.splitlines() if line]
 
     def worker(self, action, n):
@@ -460,7 +489,7 @@ class Tenant:
 
     def claims(self, **overrides):
         now = int(time.time())
-        c = {"sub": self.sub, "tenant_id": self.tenant_id, "roles": ["user"],
+        c = {"sub": self.sub, "tenant_id": self.tenant_id, "roles": DEFAULT_ROLES,
              "scope": DEFAULT_SCOPE, "iat": now, "exp": now + 3600}
         c.update(overrides)
         return {k: v for k, v in c.items() if v is not None}

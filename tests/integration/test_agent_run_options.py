@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from conftest import DEFAULT_SCOPE
+from conftest import DEFAULT_ROLES, DEFAULT_SCOPE
 
 
 def _post(tenant, **body):
@@ -102,7 +102,7 @@ def test_options_at_their_limits_are_stored_with_the_principal(stack, tenant):
     (principal, job_timeout, payload), = stack.sql(
         "SELECT r.principal::text, j.timeout_s, j.payload::text FROM agent_runs r"
         " JOIN jobs j ON j.id = r.job_id WHERE r.id = :'p1'", run["id"])
-    assert json.loads(principal) == {"sub": tenant.sub, "roles": ["user"],
+    assert json.loads(principal) == {"sub": tenant.sub, "roles": DEFAULT_ROLES,
                                      "scope": DEFAULT_SCOPE}, principal
     assert job_timeout == "86400", f"job timeout_s {job_timeout} for a run's 86400"
     assert json.loads(payload) == {"run_id": run["id"], "prompt": body["prompt"],
@@ -133,10 +133,10 @@ def test_job_timeout_is_a_backstop_behind_the_runs_own(stack, tenant, run_timeou
 
 
 def test_principal_records_roles_and_scope_of_the_token(stack, tenant):
-    token = tenant.make_token(roles=["operator", "viewer"], scope="jobs:read tools:cache")
+    token = tenant.make_token(roles=["operator", "viewer"], scope="agent-runs:write jobs:read tools:cache")
     r = tenant.request("POST", "/v1/agent-runs", body={"prompt": "hi there"}, token=token)
     run = r.expect_json(202)
     (principal,), = stack.sql("SELECT principal::text FROM agent_runs WHERE id = :'p1'",
                               run["id"])
     assert json.loads(principal) == {"sub": tenant.sub, "roles": ["operator", "viewer"],
-                                     "scope": "jobs:read tools:cache"}, principal
+                                     "scope": "agent-runs:write jobs:read tools:cache"}, principal

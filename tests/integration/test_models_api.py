@@ -2,7 +2,8 @@
 model_defaults rows a tenant sees (global and its own, never another
 tenant's), the configured providers' model (served by a second gateway
 started here with AGENTGATE_LLM_PROVIDERS set, on the same database), and
-no secret ever shown."""
+no secret ever shown. POST /v1/models, PATCH and DELETE /v1/models/{id}:
+a tenant writes only its own rows, strictly checked."""
 
 import http.client
 import json
@@ -21,7 +22,7 @@ BUILTIN_MODEL = "builtin-deterministic-1"
 SECRET_KEY = "sk-it-" + uuid.uuid4().hex
 PROVIDER_URL = "http://127.0.0.1:9/it-never-shown/v1"
 CONFIGURED_MODEL = "it-configured-" + uuid.uuid4().hex[:8]
-MODEL_FIELDS = {"model", "provider", "scope", "is_default"}
+MODEL_FIELDS = {"id", "model", "provider", "scope", "is_default"}
 
 
 def _models(tenant, request=None):
@@ -29,9 +30,15 @@ def _models(tenant, request=None):
     body = r.expect_json(200)
     assert set(body) == {"items", "truncated"} and body["truncated"] is False, body
     for m in body["items"]:
-        assert MODEL_FIELDS <= set(m), m
+        assert MODEL_FIELDS - {"id"} <= set(m), m
+        assert ("id" in m) == (m["scope"] != "config"), m
         assert set(m) <= MODEL_FIELDS | {"providers"}, f"unexpected fields: {m}"
     return body["items"], r.body
+
+
+def _no_id(m):
+    assert isinstance(m["id"], str) and m["id"].isdigit(), m
+    return {k: v for k, v in m.items() if k != "id"}
 
 
 def _add_model(stack, tenant_id, model, provider="it-provider", default=False,
@@ -55,7 +62,7 @@ def _start_run(tenant, request=None, **body):
 
 def test_global_builtin_model_is_listed_without_secrets(stack, tenant):
     items, raw = _models(tenant)
-    builtin = [m for m in items if m["model"] == BUILTIN_MODEL]
+    builtin = [_no_id(m) for m in items if m["model"] == BUILTIN_MODEL]
     assert builtin == [{"model": BUILTIN_MODEL, "provider": "builtin",
                         "scope": "global", "is_default": True}], items
     assert b"base_url" not in raw and b"params" not in raw, raw
@@ -65,7 +72,7 @@ def test_tenant_models_are_its_own(stack, tenant, other_tenant):
     mine = "it-model-" + uuid.uuid4().hex[:8]
     _add_model(stack, tenant.tenant_id, mine, default=True)
     items, raw = _models(tenant)
-    assert items[0] == {"model": mine, "provider": "it-provider",
+    assert _no_id(items[0]) == {"model": mine, "provider": "it-provider",
                         "scope": "tenant", "is_default": True}, (
         f"the tenant's own model is not listed first: {items}")
     assert SECRET_KEY.encode() not in raw and b"10.9.8.7" not in raw, raw
@@ -109,11 +116,16 @@ def test_configured_model_is_not_listed_without_providers(tenant):
     assert CONFIGURED_MODEL not in [m["model"] for m in _models(tenant)[0]]
 
 
-@pytest.mark.parametrize("method", ["POST", "DELETE"])
-def test_wrong_method_is_405_with_allow(tenant, method):
-    r = tenant.request(method, "/v1/models", raw=b"{}")
+@pytest.mark.parametrize("method,path,allow", [
+    ("DELETE", "/v1/models", "GET, POST"),
+    ("PATCH", "/v1/models", "GET, POST"),
+    ("GET", "/v1/models/1", "PATCH, DELETE"),
+    ("POST", "/v1/models/1", "PATCH, DELETE"),
+])
+def test_wrong_method_is_405_with_allow(tenant, method, path, allow):
+    r = tenant.request(method, path, raw=b"{}")
     r.expect_problem(405)
-    assert r.header("Allow") == "GET", r.describe()
+    assert r.header("Allow") == allow, r.describe()
 
 
 def test_models_need_a_token(tenant):
@@ -217,3 +229,146 @@ def test_configured_model_is_accepted_by_that_gateway_only(stack, configured_gat
     p = _start_run(tenant, via, model="nobody-serves-this").expect_problem(422)
     assert [e["pointer"] for e in p["errors"]] == ["/model"], p
     tenant.wait_run(run["id"])
+
+
+# -- POST /v1/models, PATCH and DELETE /v1/models/{id} ---------------------------
+
+def _create(tenant, request=None, expect=201, **body):
+    body.setdefault("provider", "builtin")
+    body.setdefault("model", "it-own-" + uuid.uuid4().hex[:8])
+    r = (request or tenant.request)("POST", "/v1/models", body=body)
+    if expect != 201:
+        return r.expect_problem(expect)
+    m = r.expect_json(201)
+    assert r.header("Location") == f"/v1/models/{m['id']}", r.describe()
+    return m
+
+
+def _row(stack, model_id):
+    return stack.sql("SELECT scope, tenant_id, provider, model, coalesce(base_url, '-'),"
+                     " params::text, is_default FROM model_defaults WHERE id = :'p1'",
+                     model_id)
+
+
+def test_create_update_delete_a_tenant_model(stack, tenant):
+    m = _create(tenant, params={"api_key": SECRET_KEY, "temperature": 0.5})
+    assert set(m) == MODEL_FIELDS and m["scope"] == "tenant" and m["provider"] == "builtin"
+    assert m["is_default"] is False, m
+    assert SECRET_KEY not in str(m)
+    rows = _row(stack, m["id"])
+    assert rows[0][:5] == ["tenant", tenant.tenant_id, "builtin", m["model"], "-"], rows
+    assert m in _models(tenant)[0]
+    # The new model can be named in a run.
+    run = _start_run(tenant, model=m["model"]).expect_json(202)
+    tenant.wait_run(run["id"])
+
+    # PATCH is a merge patch: params members merge, others stay.
+    p = tenant.request("PATCH", f"/v1/models/{m['id']}",
+                       body={"is_default": True, "params": {"temperature": None, "top_p": 1}})
+    got = p.expect_json(200)
+    assert got == dict(m, is_default=True), got
+    params = json.loads(_row(stack, m["id"])[0][5])
+    assert params == {"api_key": SECRET_KEY, "top_p": 1}, params
+
+    renamed = "it-renamed-" + uuid.uuid4().hex[:6]
+    got = tenant.request("PATCH", f"/v1/models/{m['id']}",
+                         body={"model": renamed}).expect_json(200)
+    assert got["model"] == renamed and got["is_default"] is True, got
+
+    r = tenant.request("DELETE", f"/v1/models/{m['id']}")
+    r.expect(204)
+    assert _row(stack, m["id"]) == []
+    tenant.request("DELETE", f"/v1/models/{m['id']}").expect_problem(404)
+    tenant.request("PATCH", f"/v1/models/{m['id']}", body={}).expect_problem(404)
+
+
+def test_one_default_per_tenant(stack, tenant):
+    a = _create(tenant, is_default=True)
+    b = _create(tenant, is_default=True)
+    defaults = [x["id"] for x in _models(tenant)[0]
+                if x["scope"] == "tenant" and x["is_default"]]
+    assert defaults == [b["id"]], defaults
+    tenant.request("PATCH", f"/v1/models/{a['id']}", body={"is_default": True}).expect_json(200)
+    defaults = [x["id"] for x in _models(tenant)[0]
+                if x["scope"] == "tenant" and x["is_default"]]
+    assert defaults == [a["id"]], defaults
+
+
+def test_global_and_other_tenants_rows_are_404(stack, tenant, other_tenant):
+    theirs = _create(other_tenant)
+    (glob_id,), = stack.sql("SELECT id FROM model_defaults WHERE scope = 'global'"
+                            " AND model = :'p1'", BUILTIN_MODEL)[0:1]
+    for mid in (theirs["id"], glob_id, "999999999999", "abc", "0", "1" * 30):
+        p = tenant.request("PATCH", f"/v1/models/{mid}",
+                           body={"model": "stolen"}).expect_problem(404)
+        assert p["detail"] == "no model with this id", p
+        tenant.request("DELETE", f"/v1/models/{mid}").expect_problem(404)
+    assert _row(stack, theirs["id"])[0][3] == theirs["model"]
+    assert len(_row(stack, glob_id)) == 1
+
+
+@pytest.mark.parametrize("body,pointer", [
+    ({"model": "m"}, "/provider"),
+    ({"provider": "openai", "model": "m"}, "/provider"),
+    ({"provider": 5, "model": "m"}, "/provider"),
+    ({"provider": "builtin"}, "/model"),
+    ({"provider": "builtin", "model": ""}, "/model"),
+    ({"provider": "builtin", "model": "has space"}, "/model"),
+    ({"provider": "builtin", "model": "x" * 128}, "/model"),
+    ({"provider": "builtin", "model": "m", "base_url": "http://10.0.0.1/v1"}, "/base_url"),
+    ({"provider": "builtin", "model": "m", "params": [1]}, "/params"),
+    ({"provider": "builtin", "model": "m", "params": {"x": "y" * 17000}}, "/params"),
+    ({"provider": "builtin", "model": "m", "is_default": "yes"}, "/is_default"),
+    ({"provider": "builtin", "model": "m", "scope": "global"}, "/scope"),
+    ({"provider": "builtin", "model": "m", "tenant_id": "other"}, "/tenant_id"),
+])
+def test_bad_model_is_422_and_creates_nothing(stack, tenant, body, pointer):
+    p = tenant.request("POST", "/v1/models", body=body).expect_problem(422)
+    assert [e["pointer"] for e in p["errors"]] == [pointer], p
+    assert stack.sql("SELECT count(*) FROM model_defaults WHERE tenant_id = :'p1'",
+                     tenant.tenant_id) == [["0"]]
+
+
+def test_bad_patch_is_422_and_changes_nothing(stack, tenant):
+    m = _create(tenant)
+    before = _row(stack, m["id"])
+    for body, pointer in (({"provider": "nope"}, "/provider"), ({"model": None}, "/model"),
+                          ({"is_default": None}, None), ({"scope": "global"}, "/scope")):
+        r = tenant.request("PATCH", f"/v1/models/{m['id']}", body=body)
+        if pointer is None:
+            r.expect_json(200)     # null removes is_default: false
+            continue
+        p = r.expect_problem(422)
+        assert [e["pointer"] for e in p["errors"]] == [pointer], p
+    assert _row(stack, m["id"]) == before
+
+
+def test_configured_providers_can_be_named(stack, configured_gateway, tenant):
+    via = _via(configured_gateway, tenant)
+    m = _create(tenant, via, provider="backup")
+    assert m["provider"] == "backup", m
+    # The main gateway has no configured providers: only builtin there.
+    _create(tenant, expect=422, provider="backup")
+    # A provider with a configured API key keeps its address: the key
+    # would otherwise go to a URL the tenant chose.
+    p = _create(tenant, via, expect=422, provider="primary",
+                base_url="http://attacker.example/v1")
+    assert [e["pointer"] for e in p["errors"]] == ["/base_url"], p
+    _create(tenant, via, provider="primary", base_url=PROVIDER_URL + "/")
+    p = via("PATCH", f"/v1/models/{m['id']}", {"base_url": "https://elsewhere.example/v1"})
+    p.expect_problem(422)
+    assert _row(stack, m["id"])[0][4] == "-"
+
+
+def test_model_writes_follow_the_matrix(stack, tenant):
+    m = _create(tenant)
+    for role, create, update, delete in (("operator", 201, 200, 403),
+                                         ("user", 403, 403, 403),
+                                         ("viewer", 403, 403, 403)):
+        tok = tenant.make_token(roles=[role], scope="models:read models:write")
+        r = tenant.request("POST", "/v1/models",
+                           body={"provider": "builtin", "model": "r-" + role}, token=tok)
+        r.expect(create)
+        tenant.request("PATCH", f"/v1/models/{m['id']}", body={}, token=tok).expect(update)
+        tenant.request("DELETE", f"/v1/models/{m['id']}", token=tok).expect(delete)
+    assert len(_row(stack, m["id"])) == 1

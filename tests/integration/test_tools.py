@@ -31,7 +31,7 @@ NO_JOBS_SCOPE = "agent-runs:read agent-runs:write"
 def _as(stack, tenant, scope, sub=None):
     """A client of tenant's tenant whose token carries only scope."""
     c = stack.tenant(tenant_id=tenant.tenant_id, sub=sub or tenant.sub)
-    c.token = c.make_token(scope=scope)
+    c.token = c.make_token(scope=scope, roles=["user"])
     return c
 
 
@@ -43,7 +43,10 @@ def _run(client, prompt, request_id=None, **body):
     started = client.request("POST", "/v1/agent-runs", body=req,
                              headers=headers).expect_json(202)
     run = client.wait_run(started["id"], timeout=TIMEOUT)
-    events = client.events(run["job_id"])
+    # The run's own stream: a token scoped to agent runs alone may read it.
+    stream = client.sse(f"/v1/agent-runs/{run['id']}/events")
+    assert stream.status == 200, stream.response().describe()
+    events = stream.read_to_end(TIMEOUT)
     check_frames(events, run["job_id"])
     return run, events
 
@@ -74,7 +77,7 @@ def _audit(stack, tenant_id, job_id=None):
     rows = stack.sql(
         "SELECT principal, action, resource, outcome, coalesce(request_id, ''),"
         "       detail::text"
-        "  FROM audit_logs WHERE tenant_id = :'p1'"
+        "  FROM audit_logs WHERE tenant_id = :'p1' AND action = 'tool.invoke'"
         "   AND (:'p2' = '' OR detail->>'job_id' = :'p2') ORDER BY id",
         tenant_id, job_id or "")
     return [{"principal": r[0], "action": r[1], "resource": r[2],

@@ -1,6 +1,6 @@
 /*
  * test_events.c - event bodies byte for byte, event_peek's validation, the
- * type sets, and the Redis commands that append an event.
+ * type sets, and the Redis script call that appends an event.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -172,54 +172,99 @@ static void assert_argv(const redis_argv *c, int argc, ...)
     va_end(ap);
 }
 
-static void test_append_commands(void **state)
+#define APPEND_SHA "e3939a0b7603ea1580121c7b33f515b589a96c30"
+
+static void test_append_script_sha(void **state)
+{
+    (void)state;
+    /* The SHA1 of event_append_lua, as Redis's SCRIPT LOAD names it
+     * (python3 -c 'import hashlib; print(hashlib.sha1(script).hexdigest())'):
+     * a wrong digest would turn every EVALSHA into NOSCRIPT. Changing the
+     * script changes this. */
+    assert_string_equal(event_append_sha(), APPEND_SHA);
+    assert_ptr_equal(event_append_sha(), event_append_sha());
+    /* Every step of the append is in the one script. */
+    const char *steps[] = { "'RPUSH',KEYS[1]", "'LTRIM',KEYS[1]", "'EXPIRE',KEYS[1]",
+                            "'HSET',KEYS[2],'last_event_id'", "'EXPIRE',KEYS[2]",
+                            "'PUBLISH',ARGV[1],ARGV[5]" };
+    for (size_t i = 0; i < sizeof steps / sizeof *steps; i++)
+        if (strstr(event_append_lua, steps[i]) == NULL)
+            fail_msg("script lacks %s", steps[i]);
+}
+
+static void test_append_command(void **state)
 {
     (void)state;
     const char *body = "{\"id\":7,\"type\":\"log\"}";
     size_t len = strlen(body);
     event_keys keys;
-    redis_argv cmds[EVENT_APPEND_CMDS];
-    memset(cmds, 0x5a, sizeof cmds);
-    assert_int_equal(event_append_commands(JOB, 7, body, len, 1000, 86400, &keys, cmds),
-                     EVENT_APPEND_CMDS);
+    redis_argv cmd;
+    memset(&cmd, 0x5a, sizeof cmd);
+    event_append_command(&cmd, true, JOB, 7, body, len, NULL, 1000, 86400, &keys);
 
     assert_string_equal(keys.events, "jobs:events:" JOB);
     assert_string_equal(keys.notify, "jobs:notify:" JOB);
     assert_string_equal(keys.state, "jobs:state:" JOB);
 
-    assert_argv(&cmds[0], 3, "RPUSH", "jobs:events:" JOB, body);
-    assert_argv(&cmds[1], 4, "LTRIM", "jobs:events:" JOB, "-1000", "-1");
-    assert_argv(&cmds[2], 3, "EXPIRE", "jobs:events:" JOB, "86400");
-    assert_argv(&cmds[3], 4, "HSET", "jobs:state:" JOB, "last_event_id", "7");
-    assert_argv(&cmds[4], 3, "PUBLISH", "jobs:notify:" JOB, body);
+    assert_argv(&cmd, 11, "EVALSHA", APPEND_SHA, "2", "jobs:events:" JOB,
+                "jobs:state:" JOB, "jobs:notify:" JOB, "1000", "86400", "7", body, "");
 
     /* The body is referenced, not copied, and may hold any bytes. */
-    assert_ptr_equal(cmds[0].argv[2], body);
-    assert_ptr_equal(cmds[4].argv[2], body);
-    /* Numbers live in each command's own storage. */
-    assert_ptr_equal(cmds[1].argv[2], cmds[1].numbuf[0]);
-    assert_ptr_equal(cmds[2].argv[2], cmds[2].numbuf[0]);
-    assert_ptr_equal(cmds[3].argv[3], cmds[3].numbuf[0]);
+    assert_ptr_equal(cmd.argv[9], body);
+    /* Numbers live in the command's own storage. */
+    assert_ptr_equal(cmd.argv[6], cmd.numbuf[0]);
+    assert_ptr_equal(cmd.argv[7], cmd.numbuf[1]);
+    assert_ptr_equal(cmd.argv[8], cmd.numbuf[2]);
+
+    /* The fallback carries the script's text; a status rides along. */
+    event_append_command(&cmd, false, JOB, 8, body, len, "queued", 50, 60, &keys);
+    assert_argv(&cmd, 11, "EVAL", event_append_lua, "2", "jobs:events:" JOB,
+                "jobs:state:" JOB, "jobs:notify:" JOB, "50", "60", "8", body, "queued");
 }
 
-static void test_append_commands_bounds(void **state)
+static void test_append_command_bounds(void **state)
 {
     (void)state;
     const char body[] = "{\"a\":\"x\0y\"}";     /* an embedded NUL is kept */
     event_keys keys;
-    redis_argv cmds[EVENT_APPEND_CMDS];
-    event_append_commands(JOB, 9007199254740991LL, body, sizeof body - 1, 1, 1,
-                          &keys, cmds);
-    assert_argv(&cmds[1], 4, "LTRIM", "jobs:events:" JOB, "-1", "-1");
-    assert_argv(&cmds[2], 3, "EXPIRE", "jobs:events:" JOB, "1");
-    assert_argv(&cmds[3], 4, "HSET", "jobs:state:" JOB, "last_event_id", "9007199254740991");
-    assert_int_equal(cmds[0].argvlen[2], sizeof body - 1);
-    assert_int_equal(cmds[4].argvlen[2], sizeof body - 1);
+    redis_argv cmd;
+    event_append_command(&cmd, true, JOB, 9007199254740991LL, body, sizeof body - 1,
+                         NULL, 1, 1, &keys);
+    assert_int_equal(cmd.argc, 11);
+    assert_string_equal(cmd.argv[6], "1");
+    assert_string_equal(cmd.argv[7], "1");
+    assert_string_equal(cmd.argv[8], "9007199254740991");
+    assert_int_equal(cmd.argvlen[8], 16);
+    assert_int_equal(cmd.argvlen[9], sizeof body - 1);
+    assert_memory_equal(cmd.argv[9], body, sizeof body - 1);
 
     /* Nonsense bounds cannot turn into "keep everything" or "delete now". */
-    event_append_commands(JOB, 1, body, sizeof body - 1, 0, -5, &keys, cmds);
-    assert_argv(&cmds[1], 4, "LTRIM", "jobs:events:" JOB, "-1", "-1");
-    assert_argv(&cmds[2], 3, "EXPIRE", "jobs:events:" JOB, "1");
+    event_append_command(&cmd, true, JOB, 1, body, sizeof body - 1, NULL, 0, -5, &keys);
+    assert_string_equal(cmd.argv[6], "1");
+    assert_string_equal(cmd.argv[7], "1");
+}
+
+static void test_script_missing(void **state)
+{
+    (void)state;
+    const char *e = "NOSCRIPT No matching script. Please use EVAL.";
+    assert_true(event_script_missing(e, strlen(e)));
+    assert_false(event_script_missing("NOSCRIP", 7));
+    assert_false(event_script_missing("ERR wrong number of arguments", 29));
+    assert_false(event_script_missing(NULL, 0));
+}
+
+static void test_argv_of(void **state)
+{
+    (void)state;
+    redis_argv cmd;
+    redis_argv_of(&cmd, "LPUSH", "k", "v", (const char *)NULL);
+    assert_argv(&cmd, 3, "LPUSH", "k", "v");
+    /* Capped at REDIS_ARGV_MAX, never past the arrays. */
+    redis_argv_of(&cmd, "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m",
+                  (const char *)NULL);
+    assert_int_equal(cmd.argc, REDIS_ARGV_MAX);
+    assert_string_equal(cmd.argv[REDIS_ARGV_MAX - 1], "l");
 }
 
 int main(void)
@@ -232,8 +277,11 @@ int main(void)
         cmocka_unit_test(test_peek_rejects),
         cmocka_unit_test(test_peek_type_buffer),
         cmocka_unit_test(test_type_sets),
-        cmocka_unit_test(test_append_commands),
-        cmocka_unit_test(test_append_commands_bounds),
+        cmocka_unit_test(test_append_script_sha),
+        cmocka_unit_test(test_append_command),
+        cmocka_unit_test(test_append_command_bounds),
+        cmocka_unit_test(test_script_missing),
+        cmocka_unit_test(test_argv_of),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,7 +43,7 @@ static void test_schemas_parse(void **state)
     assert_int_equal(jobtypes_init(), 0);   /* a second call is harmless */
     size_t n = 0;
     const job_type *all = jobtypes_all(&n);
-    assert_int_equal(n, 4);
+    assert_int_equal(n, 5);
     for (size_t i = 0; i < n; i++) {
         const job_type *t = &all[i];
         assert_non_null(t->name);

@@ -1,7 +1,10 @@
 /*
- * test_jwt.c - unit tests for HS256 token verification: the algorithm
- * pin, signatures, base64url strictness, size cap, time claims with
- * leeway, issuer and audience, the identity claims, and scope matching.
+ * test_jwt.c - unit tests for token verification: the algorithm pin
+ * (a list), HS256 signatures, RS256 and ES256 with keys from a JWKS (kid
+ * lookup, key/alg fit, algorithm confusion, truncated and garbled
+ * signatures), header members refused, base64url strictness, size cap,
+ * time claims with leeway, issuer and audience, the identity claims, and
+ * scope matching.
  *
  * Tokens with odd headers are built here with mbedTLS directly, so a test
  * that expects BAD_ALG carries a signature that would otherwise verify:
@@ -16,8 +19,14 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <cjson/cJSON.h>
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
 #include <mbedtls/md.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/rsa.h>
 
+#include "jwks.h"
 #include "jwt.h"
 
 #define SECRET "unit-test-secret-0123456789abcdef"
@@ -298,7 +307,8 @@ static void test_pinned_alg_other_than_hs256(void **state)
     jwt_config c = config();
     c.alg = "RS256";
     principal out;
-    assert_int_equal(verify_text(&c, t, &out), JWT_BAD_ALG);
+    /* An RS256 header with an HMAC tag: no key set, so no key at all. */
+    assert_int_equal(verify_text(&c, t, &out), JWT_UNKNOWN_KID);
     free(t);
     t = make_token(std_header, claims);
     assert_int_equal(verify_text(&c, t, &out), JWT_BAD_ALG);
@@ -753,11 +763,456 @@ static void test_scope_word_matching(void **state)
 
 static void test_strerror_is_distinct(void **state)
 {
-    for (int a = JWT_OK; a <= JWT_BAD_CLAIMS; a++) {
+    for (int a = JWT_OK; a <= JWT_KID_REQUIRED; a++) {
         assert_true(strlen(jwt_strerror((jwt_err)a)) > 0);
-        for (int b = a + 1; b <= JWT_BAD_CLAIMS; b++)
+        for (int b = a + 1; b <= JWT_KID_REQUIRED; b++)
             assert_string_not_equal(jwt_strerror((jwt_err)a), jwt_strerror((jwt_err)b));
     }
+}
+
+/* ---- RS256 and ES256 ---- */
+
+static mbedtls_pk_context rsa_key, ec_key, ec2_key;
+static jwks *keyset;          /* rsa "r1", ec "e1", ec2 "e2" */
+static jwks *rsa_only_set;    /* rsa "r1" */
+
+static int keys_setup(void **state)
+{
+    (void)state;
+    mbedtls_entropy_context ent;
+    mbedtls_ctr_drbg_context drbg;
+    mbedtls_entropy_init(&ent);
+    mbedtls_ctr_drbg_init(&drbg);
+    if (mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &ent, NULL, 0) != 0)
+        return -1;
+    mbedtls_pk_init(&rsa_key);
+    mbedtls_pk_init(&ec_key);
+    mbedtls_pk_init(&ec2_key);
+    int rc = mbedtls_pk_setup(&rsa_key, mbedtls_pk_info_from_type(MBEDTLS_PK_RSA)) ||
+             mbedtls_rsa_gen_key(mbedtls_pk_rsa(rsa_key), mbedtls_ctr_drbg_random, &drbg,
+                                 2048, 65537) ||
+             mbedtls_pk_setup(&ec_key, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) ||
+             mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(ec_key),
+                                 mbedtls_ctr_drbg_random, &drbg) ||
+             mbedtls_pk_setup(&ec2_key, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) ||
+             mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(ec2_key),
+                                 mbedtls_ctr_drbg_random, &drbg);
+    mbedtls_ctr_drbg_free(&drbg);
+    mbedtls_entropy_free(&ent);
+    if (rc != 0)
+        return -1;
+
+    /* The set is built from exported keys: export and parse meet here. */
+    char err[128], text[8192];
+    char *r = jwks_export_public(&rsa_key, "r1", err, sizeof err);
+    char *e = jwks_export_public(&ec_key, "e1", err, sizeof err);
+    char *e2 = jwks_export_public(&ec2_key, "e2", err, sizeof err);
+    if (!r || !e || !e2)
+        return -1;
+    /* Each is {"keys":[{...}]}: splice the objects into one array. */
+    snprintf(text, sizeof text, "{\"keys\":[%.*s,%.*s,%.*s]}",
+             (int)strlen(r) - 11, r + 9, (int)strlen(e) - 11, e + 9,
+             (int)strlen(e2) - 11, e2 + 9);
+    keyset = jwks_parse(text, strlen(text), err, sizeof err);
+    rsa_only_set = jwks_parse(r, strlen(r), err, sizeof err);
+    free(r);
+    free(e);
+    free(e2);
+    return keyset && rsa_only_set ? 0 : -1;
+}
+
+static int keys_teardown(void **state)
+{
+    (void)state;
+    jwks_release(keyset);
+    jwks_release(rsa_only_set);
+    mbedtls_pk_free(&rsa_key);
+    mbedtls_pk_free(&ec_key);
+    mbedtls_pk_free(&ec2_key);
+    return 0;
+}
+
+static jwt_config pk_config(const char *algs)
+{
+    jwt_config c = config();
+    c.alg = algs;
+    c.keys = keyset;
+    return c;
+}
+
+/* A token with this header text and claims, signed with key. */
+static char *pk_token(const char *header, const char *claims, mbedtls_pk_context *key)
+{
+    char err[128];
+    char *t = jwt_sign_pk(header, claims, key, err, sizeof err);
+    if (t == NULL)
+        fail_msg("jwt_sign_pk: %s", err);
+    return t;
+}
+
+static void expect_pk(const jwt_config *c, const char *header, mbedtls_pk_context *key,
+                      jwt_err want)
+{
+    char *claims = claims_with("");
+    char *t = pk_token(header, claims, key);
+    principal p;
+    jwt_err got = verify_text(c, t, &p);
+    if (got != want)
+        fail_msg("%s: got %s, want %s", header, jwt_strerror(got), jwt_strerror(want));
+    if (want == JWT_OK) {
+        assert_string_equal(p.sub, "alice");
+        assert_string_equal(p.tenant_id, "acme");
+    }
+    free(t);
+    free(claims);
+}
+
+#define RS_R1 "{\"alg\":\"RS256\",\"typ\":\"JWT\",\"kid\":\"r1\"}"
+#define ES_E1 "{\"alg\":\"ES256\",\"typ\":\"JWT\",\"kid\":\"e1\"}"
+
+static void test_rs256_es256_good(void **state)
+{
+    (void)state;
+    jwt_config c = pk_config("RS256,ES256");
+    expect_pk(&c, RS_R1, &rsa_key, JWT_OK);
+    expect_pk(&c, ES_E1, &ec_key, JWT_OK);
+    expect_pk(&c, "{\"alg\":\"ES256\",\"kid\":\"e2\"}", &ec2_key, JWT_OK);
+    /* Pinned alone, each still works; the list order does not matter. */
+    c.alg = "ES256,RS256,HS256";
+    expect_pk(&c, RS_R1, &rsa_key, JWT_OK);
+    c.alg = "ES256";
+    expect_pk(&c, ES_E1, &ec_key, JWT_OK);
+}
+
+static void test_pk_alg_not_pinned(void **state)
+{
+    (void)state;
+    jwt_config c = pk_config("ES256");
+    expect_pk(&c, RS_R1, &rsa_key, JWT_BAD_ALG);
+    c.alg = "RS256";
+    expect_pk(&c, ES_E1, &ec_key, JWT_BAD_ALG);
+    c.alg = "HS256";
+    expect_pk(&c, RS_R1, &rsa_key, JWT_BAD_ALG);
+    /* A malformed pin admits nothing. */
+    static const char *const bad_pins[] = { "", "RS256,", ",RS256", "RS256,,ES256",
+                                            "RS256,RS256", "RS256 ", "rs256", "none" };
+    for (size_t i = 0; i < sizeof bad_pins / sizeof *bad_pins; i++) {
+        c.alg = bad_pins[i];
+        expect_pk(&c, RS_R1, &rsa_key, JWT_BAD_ALG);
+    }
+}
+
+static void test_pk_alg_none(void **state)
+{
+    (void)state;
+    jwt_config c = pk_config("RS256,ES256");
+    char *claims = claims_with(""), *h = b64("{\"alg\":\"none\",\"kid\":\"r1\"}"), *p = b64(claims);
+    char t[2048];
+    principal out;
+    snprintf(t, sizeof t, "%s.%s.", h, p);
+    assert_int_equal(verify_text(&c, t, &out), JWT_BAD_ALG);
+    /* "none" with a real RS256 signature appended is no better. */
+    char *good = pk_token(RS_R1, claims, &rsa_key);
+    snprintf(t, sizeof t, "%s.%s.%s", h, p, strrchr(good, '.') + 1);
+    assert_int_equal(verify_text(&c, t, &out), JWT_BAD_ALG);
+    free(good);
+    free(h);
+    free(p);
+    free(claims);
+}
+
+/* The classic confusion: an HS256 token whose HMAC key is the server's
+ * RSA public key (as PEM, DER or the JWK's n). Refused when HS256 is not
+ * pinned; and when it is, the HMAC key is only ever the configured secret. */
+static void test_alg_confusion(void **state)
+{
+    (void)state;
+    unsigned char der[1024], pem[2048];
+    int der_len = mbedtls_pk_write_pubkey_der(&rsa_key, der, sizeof der);
+    assert_true(der_len > 0);
+    assert_int_equal(mbedtls_pk_write_pubkey_pem(&rsa_key, pem, sizeof pem), 0);
+    char *claims = claims_with("");
+    const char *header = "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"r1\"}";
+    char *h = b64(header), *p = b64(claims);
+    const struct { const unsigned char *key; size_t len; } secrets[] = {
+        { der + sizeof der - der_len, (size_t)der_len },
+        { pem, strlen((const char *)pem) },
+    };
+    for (size_t i = 0; i < 2; i++) {
+        size_t n = strlen(h) + 1 + strlen(p);
+        char *signing = malloc(n + 1);
+        snprintf(signing, n + 1, "%s.%s", h, p);
+        unsigned char mac[32];
+        assert_int_equal(mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256),
+                                         secrets[i].key, secrets[i].len,
+                                         (const unsigned char *)signing, n, mac), 0);
+        char *sig = b64url_encode(mac, sizeof mac), t[4096];
+        snprintf(t, sizeof t, "%s.%s", signing, sig);
+        principal out;
+        jwt_config c = pk_config("RS256");
+        assert_int_equal(verify_text(&c, t, &out), JWT_BAD_ALG);
+        c.alg = "RS256,HS256";
+        assert_int_equal(verify_text(&c, t, &out), JWT_BAD_SIGNATURE);
+        /* Even with no secret configured, the key set is never the HMAC key. */
+        c.secret = NULL;
+        c.secret_len = 0;
+        assert_int_equal(verify_text(&c, t, &out), JWT_BAD_SIGNATURE);
+        free(sig);
+        free(signing);
+    }
+    free(h);
+    free(p);
+    free(claims);
+}
+
+static void test_kid_lookup(void **state)
+{
+    (void)state;
+    jwt_config c = pk_config("RS256,ES256");
+    expect_pk(&c, "{\"alg\":\"RS256\",\"kid\":\"r9\"}", &rsa_key, JWT_UNKNOWN_KID);
+    /* The kid exists, but its key does not fit the alg. */
+    expect_pk(&c, "{\"alg\":\"RS256\",\"kid\":\"e1\"}", &rsa_key, JWT_UNKNOWN_KID);
+    expect_pk(&c, "{\"alg\":\"ES256\",\"kid\":\"r1\"}", &ec_key, JWT_UNKNOWN_KID);
+    /* The right kid, signed by another key of the same type. */
+    expect_pk(&c, "{\"alg\":\"ES256\",\"kid\":\"e1\"}", &ec2_key, JWT_BAD_SIGNATURE);
+    /* No kid: one RSA key serves RS256, two EC keys could serve ES256. */
+    expect_pk(&c, "{\"alg\":\"RS256\"}", &rsa_key, JWT_OK);
+    expect_pk(&c, "{\"alg\":\"ES256\"}", &ec_key, JWT_KID_REQUIRED);
+    c.keys = rsa_only_set;
+    expect_pk(&c, "{\"alg\":\"ES256\"}", &ec_key, JWT_UNKNOWN_KID);
+    /* No key set loaded (yet). */
+    c.keys = NULL;
+    expect_pk(&c, RS_R1, &rsa_key, JWT_UNKNOWN_KID);
+}
+
+static void test_pk_header_members(void **state)
+{
+    (void)state;
+    jwt_config c = pk_config("RS256,ES256");
+    expect_pk(&c, "{\"alg\":\"RS256\",\"kid\":\"r1\",\"alg\":\"RS256\"}", &rsa_key, JWT_MALFORMED);
+    expect_pk(&c, "{\"alg\":\"RS256\",\"kid\":\"r1\",\"kid\":\"e1\"}", &rsa_key, JWT_MALFORMED);
+    expect_pk(&c, "{\"alg\":\"RS256\",\"kid\":7}", &rsa_key, JWT_MALFORMED);
+    expect_pk(&c, "{\"alg\":\"RS256\",\"kid\":\"\"}", &rsa_key, JWT_MALFORMED);
+    expect_pk(&c, "{\"alg\":\"RS256\",\"kid\":\"r\\u0001\"}", &rsa_key, JWT_MALFORMED);
+    static const char *const refused[] = { "jku", "jwk", "x5u", "x5c", "crit", "cty", "b64" };
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        char h[128];
+        snprintf(h, sizeof h, "{\"alg\":\"RS256\",\"kid\":\"r1\",\"%s\":\"x\"}", refused[i]);
+        expect_pk(&c, h, &rsa_key, JWT_MALFORMED);
+    }
+    char h[512], kid[JWKS_MAX_KID + 2];
+    memset(kid, 'k', sizeof kid - 1);
+    kid[sizeof kid - 1] = '\0';
+    snprintf(h, sizeof h, "{\"alg\":\"RS256\",\"kid\":\"%s\"}", kid);
+    expect_pk(&c, h, &rsa_key, JWT_MALFORMED);
+    /* Unknown but harmless members are ignored. */
+    expect_pk(&c, "{\"alg\":\"RS256\",\"kid\":\"r1\",\"x5t\":\"abc\"}", &rsa_key, JWT_OK);
+}
+
+/* Replaces the signature part of a good token with sig. */
+static jwt_err verify_with_sig(const jwt_config *c, const char *good, const char *sig)
+{
+    const char *dot = strrchr(good, '.');
+    size_t n = (size_t)(dot - good) + 1;
+    char *t = malloc(n + strlen(sig) + 1);
+    memcpy(t, good, n);
+    strcpy(t + n, sig);
+    principal out;
+    jwt_err rc = verify_text(c, t, &out);
+    free(t);
+    return rc;
+}
+
+static void check_signature_damage(const jwt_config *c, const char *header,
+                                   mbedtls_pk_context *key)
+{
+    char *claims = claims_with("");
+    char *good = pk_token(header, claims, key);
+    char *sig = strdup(strrchr(good, '.') + 1);
+    size_t len = strlen(sig);
+    principal out;
+    assert_int_equal(verify_text(c, good, &out), JWT_OK);
+
+    char *cut = strndup(sig, len - 1);        /* one character short */
+    assert_int_equal(verify_with_sig(c, good, cut), JWT_BAD_SIGNATURE);
+    free(cut);
+    cut = strndup(sig, len - 4);              /* three bytes short */
+    assert_int_equal(verify_with_sig(c, good, cut), JWT_BAD_SIGNATURE);
+    free(cut);
+    assert_int_equal(verify_with_sig(c, good, ""), JWT_BAD_SIGNATURE);
+    char *longer = malloc(len + 3);
+    sprintf(longer, "%sAA", sig);             /* one byte too many */
+    assert_int_equal(verify_with_sig(c, good, longer), JWT_BAD_SIGNATURE);
+    free(longer);
+    char *flip = strdup(sig);                 /* one bit of one byte */
+    flip[len / 2] = flip[len / 2] == 'A' ? 'B' : 'A';
+    assert_int_equal(verify_with_sig(c, good, flip), JWT_BAD_SIGNATURE);
+    flip[len / 2] = '!';                      /* not base64url */
+    assert_int_equal(verify_with_sig(c, good, flip), JWT_MALFORMED);
+    free(flip);
+    /* Respelled last character (non-zero padding bits): refused too. */
+    char *resp = strdup(sig);
+    resp[len - 1] = (char)(resp[len - 1] == 'A' ? 'B' : resp[len - 1] + 1);
+    assert_int_not_equal(verify_with_sig(c, good, resp), JWT_OK);
+    free(resp);
+    free(sig);
+    free(good);
+    free(claims);
+}
+
+static void test_damaged_signatures(void **state)
+{
+    (void)state;
+    jwt_config c = pk_config("RS256,ES256");
+    check_signature_damage(&c, RS_R1, &rsa_key);
+    check_signature_damage(&c, ES_E1, &ec_key);
+}
+
+/* ES256 signatures are raw r||s: DER, zero and out-of-range values fail. */
+static void test_es256_signature_shapes(void **state)
+{
+    (void)state;
+    jwt_config c = pk_config("ES256");
+    char *claims = claims_with("");
+    char *good = pk_token(ES_E1, claims, &ec_key);
+    unsigned char raw[80];
+    const char *sig = strrchr(good, '.') + 1;
+    assert_int_equal(b64url_decode(sig, strlen(sig), raw, sizeof raw), 64);
+
+    /* The same r and s as DER (what OpenSSL produces). */
+    mbedtls_mpi r, s;
+    mbedtls_mpi_init(&r);
+    mbedtls_mpi_init(&s);
+    assert_int_equal(mbedtls_mpi_read_binary(&r, raw, 32), 0);
+    assert_int_equal(mbedtls_mpi_read_binary(&s, raw + 32, 32), 0);
+    unsigned char der[80];
+    size_t der_len = 0;
+    der[0] = 0x30;
+    size_t o = 2;
+    for (int i = 0; i < 2; i++) {
+        const unsigned char *v = raw + 32 * i;
+        int pad = v[0] & 0x80 ? 1 : 0;
+        der[o++] = 0x02;
+        der[o++] = (unsigned char)(32 + pad);
+        if (pad) der[o++] = 0;
+        memcpy(der + o, v, 32);
+        o += 32;
+    }
+    der[1] = (unsigned char)(o - 2);
+    der_len = o;
+    char *der64 = b64url_encode(der, der_len);
+    assert_int_equal(verify_with_sig(&c, good, der64), JWT_BAD_SIGNATURE);
+    free(der64);
+    mbedtls_mpi_free(&r);
+    mbedtls_mpi_free(&s);
+
+    unsigned char bad[64];
+    memset(bad, 0, sizeof bad);                      /* r = s = 0 */
+    char *b = b64url_encode(bad, sizeof bad);
+    assert_int_equal(verify_with_sig(&c, good, b), JWT_BAD_SIGNATURE);
+    free(b);
+    memset(bad, 0xff, sizeof bad);                   /* r, s >= n */
+    b = b64url_encode(bad, sizeof bad);
+    assert_int_equal(verify_with_sig(&c, good, b), JWT_BAD_SIGNATURE);
+    free(b);
+    memcpy(bad, raw + 32, 32);                       /* s || r */
+    memcpy(bad + 32, raw, 32);
+    b = b64url_encode(bad, sizeof bad);
+    assert_int_equal(verify_with_sig(&c, good, b), JWT_BAD_SIGNATURE);
+    free(b);
+    free(good);
+    free(claims);
+}
+
+static void test_pk_tampered_payload(void **state)
+{
+    (void)state;
+    jwt_config c = pk_config("RS256,ES256");
+    char *claims = claims_with(""), *evil = claims_with(",\"roles\":[\"admin\"]");
+    char *evil64 = b64("{\"sub\":\"alice\",\"tenant_id\":\"acme\",\"roles\":[\"admin\"],"
+                       "\"exp\":9999999999}");
+    mbedtls_pk_context *keys[] = { &rsa_key, &ec_key };
+    const char *headers[] = { RS_R1, ES_E1 };
+    for (int i = 0; i < 2; i++) {
+        char *good = pk_token(headers[i], claims, keys[i]);
+        char *d1 = strchr(good, '.'), *d2 = strrchr(good, '.');
+        char t[4096];
+        snprintf(t, sizeof t, "%.*s.%s%s", (int)(d1 - good), good, evil64, d2);
+        principal out;
+        assert_int_equal(verify_text(&c, t, &out), JWT_BAD_SIGNATURE);
+        free(good);
+    }
+    free(evil64);
+    free(evil);
+    free(claims);
+}
+
+static void test_pk_claims_checked(void **state)
+{
+    (void)state;
+    jwt_config c = pk_config("ES256");
+    c.leeway_s = 30;
+    c.issuer = "https://idp.example";
+    c.audience = "agentgate";
+    const char *good_ia = ",\"iss\":\"https://idp.example\",\"aud\":[\"x\",\"agentgate\"]";
+    struct { long long exp_delta; const char *extra; jwt_err want; } cases[] = {
+        { -29, good_ia, JWT_OK },                     /* within leeway */
+        { -30, good_ia, JWT_EXPIRED },                /* at the edge: expired */
+        { 600, ",\"iss\":\"https://evil\",\"aud\":\"agentgate\"", JWT_BAD_ISSUER },
+        { 600, ",\"iss\":\"https://idp.example\",\"aud\":\"other\"", JWT_BAD_AUDIENCE },
+        { 600, ",\"iss\":\"https://idp.example\"", JWT_BAD_AUDIENCE },
+        { 600, ",\"aud\":\"agentgate\"", JWT_BAD_ISSUER },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char claims[512];
+        snprintf(claims, sizeof claims,
+                 "{\"sub\":\"a\",\"tenant_id\":\"t\",\"roles\":\"user\",\"exp\":%lld%s}",
+                 NOW + cases[i].exp_delta, cases[i].extra);
+        char *t = pk_token(ES_E1, claims, &ec_key);
+        principal out;
+        jwt_err got = verify_text(&c, t, &out);
+        if (got != cases[i].want)
+            fail_msg("%s: got %s, want %s", claims, jwt_strerror(got), jwt_strerror(cases[i].want));
+        free(t);
+    }
+    /* nbf at now + leeway is fine, one second later is not. */
+    char extra[128];
+    snprintf(extra, sizeof extra, "%s,\"nbf\":%lld", good_ia, NOW + 30);
+    char *cl = claims_with(extra);
+    char *t = pk_token(ES_E1, cl, &ec_key);
+    principal out;
+    assert_int_equal(verify_text(&c, t, &out), JWT_OK);
+    free(t);
+    free(cl);
+    snprintf(extra, sizeof extra, "%s,\"nbf\":%lld", good_ia, NOW + 31);
+    cl = claims_with(extra);
+    t = pk_token(ES_E1, cl, &ec_key);
+    assert_int_equal(verify_text(&c, t, &out), JWT_NOT_YET_VALID);
+    free(t);
+    free(cl);
+}
+
+static void test_alg_list_helpers(void **state)
+{
+    (void)state;
+    assert_true(jwt_alg_list_valid("HS256"));
+    assert_true(jwt_alg_list_valid("RS256,ES256"));
+    assert_true(jwt_alg_list_valid("ES256,HS256,RS256"));
+    assert_false(jwt_alg_list_valid(NULL));
+    assert_false(jwt_alg_list_valid(""));
+    assert_false(jwt_alg_list_valid("RS256, ES256"));
+    assert_false(jwt_alg_list_valid("RS256,RS256"));
+    assert_false(jwt_alg_list_valid("none"));
+    assert_true(jwt_alg_list_has("RS256,ES256", "ES256"));
+    assert_false(jwt_alg_list_has("RS256,ES256", "HS256"));
+    assert_false(jwt_alg_list_has("RS256,ES256", "ES25"));
+    assert_string_equal(jwt_alg_for_key(&rsa_key), "RS256");
+    assert_string_equal(jwt_alg_for_key(&ec_key), "ES256");
+    assert_null(jwt_alg_for_key(NULL));
+    /* A public key cannot sign. */
+    char err[128];
+    const mbedtls_pk_context *pub = jwks_find(keyset, "e1", JWK_ALG_ES256);
+    assert_null(jwt_sign_pk(ES_E1, "{}", (mbedtls_pk_context *)pub, err, sizeof err));
 }
 
 int main(void)
@@ -796,6 +1251,17 @@ int main(void)
         cmocka_unit_test(test_scope_shapes),
         cmocka_unit_test(test_scope_word_matching),
         cmocka_unit_test(test_strerror_is_distinct),
+        cmocka_unit_test(test_rs256_es256_good),
+        cmocka_unit_test(test_pk_alg_not_pinned),
+        cmocka_unit_test(test_pk_alg_none),
+        cmocka_unit_test(test_alg_confusion),
+        cmocka_unit_test(test_kid_lookup),
+        cmocka_unit_test(test_pk_header_members),
+        cmocka_unit_test(test_damaged_signatures),
+        cmocka_unit_test(test_es256_signature_shapes),
+        cmocka_unit_test(test_pk_tampered_payload),
+        cmocka_unit_test(test_pk_claims_checked),
+        cmocka_unit_test(test_alg_list_helpers),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, keys_setup, keys_teardown);
 }
