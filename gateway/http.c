@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 #include <ctype.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
@@ -391,19 +393,49 @@ void http_start_event_stream(gw_req *r)
     }
 }
 
+/*
+ * Writes iov straight to the socket when nothing is queued before it, and
+ * queues what the kernel did not take. Going through the bufferevent for
+ * every event of every subscriber costs two epoll_ctl calls (arm, then
+ * disarm the write event) and a writev a turn later; a subscriber keeping
+ * up has an empty queue, so the bytes go out now in one writev and libevent
+ * is involved only for a subscriber that falls behind.
+ */
+static void write_or_queue(struct bufferevent *bev, struct evbuffer *out,
+                           struct iovec *iov, int n)
+{
+    ssize_t sent = 0;
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    if (evbuffer_get_length(out) == 0 && fd >= 0) {
+        struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+        sent = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (sent < 0) sent = 0;   /* EAGAIN or an error: the bufferevent finds out */
+    }
+    for (int i = 0; i < n; i++) {
+        size_t skip = (size_t)sent < iov[i].iov_len ? (size_t)sent : iov[i].iov_len;
+        sent -= (ssize_t)skip;
+        if (skip < iov[i].iov_len)
+            evbuffer_add(out, (const char *)iov[i].iov_base + skip, iov[i].iov_len - skip);
+    }
+}
+
 size_t http_stream_write(gw_req *r, const char *data, size_t len)
 {
     if (!r->req) return 0;
     struct bufferevent *bev = evhtp_request_get_bev(r->req);
     if (!bev) return 0;
     struct evbuffer *out = bufferevent_get_output(bev);
-    if (r->req->flags & EVHTP_REQ_FLAG_CHUNKED) {
-        evbuffer_add_printf(out, "%zx\r\n", len);
-        evbuffer_add(out, data, len);
-        evbuffer_add(out, "\r\n", 2);
-    } else {
-        evbuffer_add(out, data, len);
+    char size_line[24];
+    struct iovec iov[3];
+    int n = 0;
+    bool chunked = r->req->flags & EVHTP_REQ_FLAG_CHUNKED;
+    if (chunked) {
+        int w = snprintf(size_line, sizeof size_line, "%zx\r\n", len);
+        iov[n++] = (struct iovec){ size_line, (size_t)w };
     }
+    iov[n++] = (struct iovec){ (void *)data, len };
+    if (chunked) iov[n++] = (struct iovec){ (void *)"\r\n", 2 };
+    write_or_queue(bev, out, iov, n);
     return evbuffer_get_length(out);
 }
 
