@@ -380,6 +380,23 @@ def _stack(*args, timeout=STACK_CMD_TIMEOUT):
                           text=True, timeout=timeout)
 
 
+def stack_dep(stack, name, action):
+    """Stops, starts or restarts a dependency ("redis", "pg") of the
+    session stack (agentgate-stack redis|pg ACTION)."""
+    r = _stack(name, action, "--dir", stack.dir)
+    assert r.returncode == 0, f"agentgate-stack {name} {action}: {r.stdout}"
+
+
+def wait_ready(timeout=60):
+    """Waits until the gateway answers /v1/health/ready with 200 again."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if http_request("GET", "/v1/health/ready").status == 200:
+            return
+        time.sleep(0.1)
+    raise AssertionError("gateway not ready again")
+
+
 def _read_env_file(path):
     env = {}
     with open(path, encoding="utf-8") as f:

@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 
-from conftest import REDIS_PORT, _stack, http_request
+from conftest import REDIS_PORT, stack_dep, wait_ready
 
 
 def redis(*args):
@@ -159,20 +159,6 @@ def test_bad_keys_and_other_methods(stack, tenant):
     assert job_count(stack, tenant.tenant_id) == 3
 
 
-def dep(stack, name, action):
-    r = _stack(name, action, "--dir", stack.dir)
-    assert r.returncode == 0, f"agentgate-stack {name} {action}: {r.stdout}"
-
-
-def wait_ready(timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if http_request("GET", "/v1/health/ready").status == 200:
-            return
-        time.sleep(0.1)
-    raise AssertionError("gateway not ready again")
-
-
 def post_when_up(t, key, body, timeout=15):
     """Posts until the answer is not a 503 (connections coming back)."""
     deadline = time.monotonic() + timeout
@@ -186,11 +172,11 @@ def post_when_up(t, key, body, timeout=15):
 def test_5xx_is_not_kept(stack, tenant):
     key = str(uuid.uuid4())
     try:
-        dep(stack, "pg", "stop")
+        stack_dep(stack, "pg", "stop")
         r = post(tenant, key, job_body())
         r.expect_problem(503)
     finally:
-        dep(stack, "pg", "start")
+        stack_dep(stack, "pg", "start")
     wait_ready()
     assert redis("EXISTS", redis_key(tenant.tenant_id, key)) == "0"
     r = post_when_up(tenant, key, job_body())
@@ -202,14 +188,14 @@ def test_5xx_is_not_kept(stack, tenant):
 def test_redis_down_refuses_keyed_requests_with_503(stack, tenant):
     key = str(uuid.uuid4())
     try:
-        dep(stack, "redis", "stop")
+        stack_dep(stack, "redis", "stop")
         r = post(tenant, key, job_body())
         r.expect_problem(503)
         assert int(r.header("Retry-After")) > 0
         # Without a key the request goes on as usual.
         tenant.submit("test", {"outcome": "succeed"})
     finally:
-        dep(stack, "redis", "start")
+        stack_dep(stack, "redis", "start")
     wait_ready()
     r = post_when_up(tenant, key, job_body())
     r.expect_json(202)

@@ -7,21 +7,7 @@ with Retry-After and leave nothing behind. Everything recovers by itself.
 import time
 import uuid
 
-from conftest import _stack, check_frames, http_request, TIMEOUT
-
-
-def dep(stack, name, action):
-    r = _stack(name, action, "--dir", stack.dir)
-    assert r.returncode == 0, f"agentgate-stack {name} {action}: {r.stdout}"
-
-
-def wait_ready(timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if http_request("GET", "/v1/health/ready").status == 200:
-            return
-        time.sleep(0.1)
-    raise AssertionError("gateway not ready again")
+from conftest import check_frames, http_request, stack_dep, wait_ready, TIMEOUT
 
 
 def components():
@@ -35,7 +21,7 @@ def test_redis_down_jobs_accepted_and_streams_resume_without_gap(stack, tenant):
     stream = tenant.open_events(job["id"])
     stream.read_until(lambda e: e.event == "job.progress", what="first progress")
     try:
-        dep(stack, "redis", "stop")
+        stack_dep(stack, "redis", "stop")
         # The stream ends cleanly, telling the client when to come back.
         while stream.next_event(timeout=10, what="end of stream") is not None:
             pass
@@ -53,7 +39,7 @@ def test_redis_down_jobs_accepted_and_streams_resume_without_gap(stack, tenant):
         resumed = tenant.open_events(job["id"], last_event_id=seen[-1].id)
         resumed.next_event(timeout=10, what="an event caught up from PostgreSQL")
     finally:
-        dep(stack, "redis", "start")
+        stack_dep(stack, "redis", "start")
     wait_ready()
     rest = resumed.read_to_end(timeout=TIMEOUT)
     check_frames(rest, job["id"], first_id=seen[-1].id + 1)
@@ -66,7 +52,7 @@ def test_redis_down_jobs_accepted_and_streams_resume_without_gap(stack, tenant):
 def test_postgres_down_submissions_503_and_nothing_half_written(stack, tenant):
     rid = str(uuid.uuid4())
     try:
-        dep(stack, "pg", "stop")
+        stack_dep(stack, "pg", "stop")
         r = tenant.request("POST", "/v1/jobs", body={
             "type": "test", "payload": {"outcome": "succeed"}},
             headers={"X-Request-Id": rid})
@@ -75,7 +61,7 @@ def test_postgres_down_submissions_503_and_nothing_half_written(stack, tenant):
         status, comp = components()
         assert status == 503 and comp["postgres"]["status"] == "down", comp
     finally:
-        dep(stack, "pg", "start")
+        stack_dep(stack, "pg", "start")
     wait_ready()
     assert stack.sql("SELECT count(*) FROM jobs WHERE request_id = :'p1'", rid) == [["0"]]
     job = tenant.submit("test", {"outcome": "succeed"})

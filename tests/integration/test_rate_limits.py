@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import REDIS_PORT, REPO, _free_port, _read_env_file, _stack, http_request
+from conftest import REDIS_PORT, REPO, _free_port, _read_env_file, http_request, stack_dep, wait_ready
 
 
 def set_limits(stack, tenant_id, settings):
@@ -150,34 +150,20 @@ def test_wildcard_and_public_routes(stack, tenant):
     assert h.status == 200 and h.header("RateLimit-Limit") is None
 
 
-def dep(stack, name, action):
-    r = _stack(name, action, "--dir", stack.dir)
-    assert r.returncode == 0, f"agentgate-stack {name} {action}: {r.stdout}"
-
-
-def wait_ready(timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if http_request("GET", "/v1/health/ready").status == 200:
-            return
-        time.sleep(0.1)
-    raise AssertionError("gateway not ready again")
-
-
 def test_fail_open_while_redis_is_down(stack, tenant):
     set_limits(stack, tenant.tenant_id,
                limits(principal={"jobs.create": {"capacity": 1, "period_ms": 600000}}))
     post_job(tenant).expect_json(202)
     post_job(tenant).expect_problem(429)
     try:
-        dep(stack, "redis", "stop")
+        stack_dep(stack, "redis", "stop")
         # Over the limit, yet admitted: the limiter cannot decide.
         for _ in range(3):
             r = post_job(tenant)
             r.expect_json(202)
             assert r.header("RateLimit-Limit") is None, r.describe()
     finally:
-        dep(stack, "redis", "start")
+        stack_dep(stack, "redis", "start")
     wait_ready()
     # Redis kept the bucket (or lost it with a restart): either way the
     # limiter decides again once it is back.
