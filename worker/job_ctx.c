@@ -29,7 +29,10 @@
 #include "jsonutil.h"
 #include "log.h"
 
-#define JOB_SLEEP_SLICE_MS 50
+/* A sleeping handler is woken at once when its job is stopped (see
+ * worker_wait_stop); the slice only bounds how late it notices its own
+ * timeout deadline passing or a stop set without the wake-up. */
+#define JOB_SLEEP_SLICE_MS 250
 
 const job_info *job_get_info(const job_ctx *ctx)
 {
@@ -70,7 +73,10 @@ bool job_sleep_ms(job_ctx *ctx, long long ms)
         long long left = end - clock_mono_ms();
         if (left <= 0)
             return false;
-        clock_sleep_ms(left < JOB_SLEEP_SLICE_MS ? left : JOB_SLEEP_SLICE_MS);
+        long long until_deadline = ctx->slot->deadline_ms - clock_mono_ms();
+        long long nap = left < JOB_SLEEP_SLICE_MS ? left : JOB_SLEEP_SLICE_MS;
+        if (until_deadline > 0 && until_deadline < nap) nap = until_deadline;
+        worker_wait_stop(ctx->w, ctx->slot, nap);
     }
 }
 

@@ -120,8 +120,27 @@ bool worker_stop_job(worker *w, const running_job *rj, int reason)
         int expected = STOP_NONE;
         set = atomic_compare_exchange_strong(&s->stop, &expected, reason);
     }
+    if (set) pthread_cond_broadcast(&w->stop_cond);
     pthread_mutex_unlock(&w->lock);
     return set;
+}
+
+void worker_wait_stop(worker *w, run_slot *slot, long long ms)
+{
+    if (ms <= 0) return;
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += (time_t)(ms / 1000);
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&w->lock);
+    while (atomic_load(&slot->stop) == STOP_NONE &&
+           pthread_cond_timedwait(&w->stop_cond, &w->lock, &until) == 0)
+        ;
+    pthread_mutex_unlock(&w->lock);
 }
 
 /* Tells every running handler to stop: their jobs are handed back. */
@@ -136,6 +155,7 @@ static void worker_stop_all_running(worker *w)
             && atomic_compare_exchange_strong(&s->stop, &expected, STOP_SHUTDOWN))
             log_info("job %s: shutdown; stopping its handler to hand it back", s->job_id);
     }
+    pthread_cond_broadcast(&w->stop_cond);
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -217,6 +237,11 @@ int worker_init(worker *w, const ag_config *cfg, const char *worker_id,
     atomic_init(&w->hard_stop, 0);
     atomic_init(&w->threads_live, 0);
     pthread_mutex_init(&w->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->stop_cond, &ca);
+    pthread_condattr_destroy(&ca);
 
     w->slots = calloc((size_t)w->nthreads, sizeof *w->slots);
     w->threads = calloc((size_t)w->nthreads, sizeof *w->threads);
@@ -249,6 +274,7 @@ void worker_free(worker *w)
     w->threads = NULL;
     w->sup = NULL;
     w->maint = NULL;
+    pthread_cond_destroy(&w->stop_cond);
     pthread_mutex_destroy(&w->lock);
 }
 

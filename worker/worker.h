@@ -71,6 +71,8 @@ typedef struct worker {
     atomic_int hard_stop;           /* grace is over: running jobs go back */
     atomic_int threads_live;        /* job threads not yet returned */
     pthread_mutex_t lock;           /* guards the slots */
+    pthread_cond_t stop_cond;       /* broadcast (under lock) when a slot's stop
+                                       is set, so sleeping handlers wake at once */
     run_slot *slots;                /* nthreads */
     job_thread *threads;            /* nthreads */
     struct supervisor *sup;
@@ -92,6 +94,13 @@ typedef struct running_job {
  */
 int worker_init(worker *w, const ag_config *cfg, const char *worker_id,
                 const queue_set *queues);
+
+/*
+ * Sleeps the calling job thread up to ms (monotonic), returning early once
+ * slot's stop is set (worker_stop_job, shutdown): a cancelled handler
+ * wakes when the flag is set, not at its next poll.
+ */
+void worker_wait_stop(worker *w, run_slot *slot, long long ms);
 
 /*
  * Starts the supervisor and the job threads, then waits for the signals in
