@@ -14,13 +14,12 @@
 #include <string.h>
 
 #include "tenant_settings.h"
+#include "permission.h"
 
 #define MAX_RUNNING_MAX 1000000
 #define CAPACITY_MAX    1000000000LL
 #define PERIOD_MS_MAX   10000000000LL
 
-static const char *const resources[] = { "agent-runs", "jobs", "tools", "tenants", "models" };
-static const char *const actions[] = { "create", "read", "update", "delete" };
 
 static void settings_init(tenant_settings *out)
 {
@@ -34,21 +33,24 @@ static int fail(char *err, size_t err_size, const char *fmt, const char *what)
     return -1;
 }
 
-static bool in_list(const char *s, size_t n, const char *const *list, size_t count)
+/* True when s (n bytes) is exactly name. */
+static bool name_is(const char *s, size_t n, const char *name)
 {
-    for (size_t i = 0; i < count; i++)
-        if (strlen(list[i]) == n && memcmp(list[i], s, n) == 0) return true;
-    return false;
+    return strlen(name) == n && memcmp(name, s, n) == 0;
 }
 
-/* "*" or "<resource>.<action>" with names the API knows. */
+/* "*" or "<resource>.<action>" with names the API knows (permission.h). */
 static bool action_valid(const char *a)
 {
     if (strcmp(a, "*") == 0) return true;
     const char *dot = strchr(a, '.');
     if (!dot) return false;
-    return in_list(a, (size_t)(dot - a), resources, sizeof resources / sizeof *resources) &&
-           in_list(dot + 1, strlen(dot + 1), actions, sizeof actions / sizeof *actions);
+    bool res = false, act = false;
+    for (int r = RES_NONE + 1; r < RES_COUNT; r++)
+        res = res || name_is(a, (size_t)(dot - a), rbac_resource_name((rbac_resource)r));
+    for (unsigned b = ACT_CREATE; b <= ACT_DELETE; b <<= 1)
+        act = act || name_is(dot + 1, strlen(dot + 1), rbac_action_name((rbac_action)b));
+    return res && act;
 }
 
 /* A JSON number that is a whole value in lo..hi. */

@@ -22,25 +22,8 @@
 
 #include <stdbool.h>
 #include "jwt.h"
+#include "permission.h"
 #include "router.h"
-
-typedef enum rbac_resource {
-    RES_NONE = 0,        /* a public route (health, metrics): no permission */
-    RES_AGENT_RUNS,      /* agent runs and the sessions that group them */
-    RES_JOBS,
-    RES_TOOLS,
-    RES_TENANTS,
-    RES_MODELS,
-    RES_COUNT
-} rbac_resource;
-
-typedef enum rbac_action {
-    ACT_NONE   = 0,
-    ACT_CREATE = 1 << 0,
-    ACT_READ   = 1 << 1,
-    ACT_UPDATE = 1 << 2,
-    ACT_DELETE = 1 << 3,
-} rbac_action;
 
 typedef struct rbac_perm {
     rbac_resource res;
@@ -59,11 +42,5 @@ bool rbac_roles_allow(unsigned roles, rbac_resource res, rbac_action act);
 
 /* True when p's scopes grant act on res ("<resource>:read" / ":write"). */
 bool rbac_scope_allows(const principal *p, rbac_resource res, rbac_action act);
-
-/* "agent-runs", "jobs", ... ; "" for RES_NONE. Static strings. */
-const char *rbac_resource_name(rbac_resource res);
-
-/* "create", "read", "update", "delete"; "" for ACT_NONE. Static strings. */
-const char *rbac_action_name(rbac_action act);
 
 #endif
