@@ -19,6 +19,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -160,14 +161,16 @@ static int open_events(const char *id)
 
 /* Reads the stream until needle appears; keeps the last bytes between
  * reads so a needle split across two reads is still found. Returns 0, or
- * -1 on EOF/timeout first. */
-static int wait_for(int fd, const char *needle)
+ * -1 on EOF/timeout first. *first_read (if not NULL) gets the time of the
+ * first read that brought anything: the stream's answer head. */
+static int wait_for(int fd, const char *needle, double *first_read)
 {
     static char buf[BUF + 64];
     size_t keep = 0, nlen = strlen(needle);
     for (;;) {
         ssize_t r = read(fd, buf + keep, BUF);
         if (r <= 0) return -1;
+        if (first_read) { *first_read = now_ms(); first_read = NULL; }
         size_t len = keep + (size_t)r;
         if (memmem(buf, len, needle, nlen)) return 0;
         keep = len < nlen ? len : nlen;
@@ -187,18 +190,25 @@ static double pct(const double *v, int n, double q)
     return v[i >= n ? n - 1 : i];
 }
 
-static int one_dispatch(double *lat)
+/* Where one job's time went: the 202 arrived, the stream's first bytes
+ * arrived (both ms after the POST's first byte); the rest is the wait for
+ * the terminal event. */
+typedef struct phases { double accepted, stream_open; } phases;
+
+static int one_dispatch(double *lat, phases *ph)
 {
     static char buf[BUF];
     char *body, id[37];
-    double t0;
+    double t0, t_open = 0;
     int st = api_call("POST", "/v1/jobs", "{\"type\":\"test\",\"payload\":{\"outcome\":\"succeed\"}}",
                       buf, sizeof buf, &body, &t0);
+    ph->accepted = now_ms() - t0;
     if (st != 202 || job_id_of(body, id) < 0) { error_once("submit", st < 0 ? "no answer" : buf); return -1; }
     int fd = open_events(id);
     if (fd < 0) { error_once("events", "connect failed"); return -1; }
-    int rc = wait_for(fd, "\"job.succeeded\"");
+    int rc = wait_for(fd, "\"job.succeeded\"", &t_open);
     *lat = now_ms() - t0;
+    ph->stream_open = t_open - t0;
     close(fd);
     if (rc < 0) { error_once("events", "no job.succeeded before the stream ended"); return -1; }
     return 0;
@@ -214,7 +224,7 @@ static int one_cancel(double *lat)
     if (st != 202 || job_id_of(body, id) < 0) { error_once("submit", st < 0 ? "no answer" : buf); return -1; }
     int fd = open_events(id);
     if (fd < 0) { error_once("events", "connect failed"); return -1; }
-    if (wait_for(fd, "\"job.started\"") < 0) {
+    if (wait_for(fd, "\"job.started\"", NULL) < 0) {
         close(fd);
         error_once("events", "no job.started");
         return -1;
@@ -223,7 +233,7 @@ static int one_cancel(double *lat)
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
     st = api_call("DELETE", path, NULL, buf, sizeof buf, &body, &t0);
     if (st != 200 && st != 202) { close(fd); error_once("cancel", st < 0 ? "no answer" : buf); return -1; }
-    int rc = wait_for(fd, "\"job.cancelled\"");
+    int rc = wait_for(fd, "\"job.cancelled\"", NULL);
     *lat = now_ms() - t0;
     close(fd);
     if (rc < 0) { error_once("events", "no job.cancelled before the stream ended"); return -1; }
@@ -246,12 +256,19 @@ int main(int argc, char **argv)
     if (!port || !token || n <= 0 || (strcmp(mode, "dispatch") && strcmp(mode, "cancel")))
         goto usage;
     double *lat = calloc((size_t)n, sizeof *lat);
-    if (!lat) return 1;
+    double *acc = calloc((size_t)n, sizeof *acc), *opn = calloc((size_t)n, sizeof *opn);
+    if (!lat || !acc || !opn) return 1;
+    bool dispatch = strcmp(mode, "dispatch") == 0;
     int ok = 0;
     double t_start = now_ms();
     for (int i = 0; i < n; i++) {
         double l;
-        if ((strcmp(mode, "dispatch") ? one_cancel(&l) : one_dispatch(&l)) == 0) lat[ok++] = l;
+        phases ph = { 0, 0 };
+        if ((dispatch ? one_dispatch(&l, &ph) : one_cancel(&l)) == 0) {
+            acc[ok] = ph.accepted;
+            opn[ok] = ph.stream_open;
+            lat[ok++] = l;
+        }
         if (errors > 20) break;   /* something is wrong: say so rather than spin */
         if (now_ms() - t_start > max_s * 1e3) break;
     }
@@ -260,6 +277,12 @@ int main(int argc, char **argv)
     printf("n=%d errors=%d p50_ms=%.3f p99_ms=%.3f max_ms=%.3f seconds=%.1f%s%s\n", ok, errors,
            ok ? pct(lat, ok, 0.5) : 0, ok ? pct(lat, ok, 0.99) : 0, ok ? lat[ok - 1] : 0, secs,
            first_error[0] ? " first_error=" : "", first_error);
+    if (dispatch && ok > 0) {
+        qsort(acc, (size_t)ok, sizeof *acc, cmp_double);
+        qsort(opn, (size_t)ok, sizeof *opn, cmp_double);
+        printf("phases p50_ms: accepted(202)=%.3f stream_open=%.3f terminal=%.3f\n",
+               pct(acc, ok, 0.5), pct(opn, ok, 0.5), pct(lat, ok, 0.5));
+    }
     return 0;
 usage:
     fprintf(stderr, "usage: joblat dispatch|cancel --port P --token T [--n N] [--seconds S]\n");
