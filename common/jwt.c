@@ -16,6 +16,7 @@
  */
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,9 @@
 #include <mbedtls/entropy.h>
 #include <mbedtls/md.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/platform_util.h>
 #include <mbedtls/rsa.h>
+#include <mbedtls/sha256.h>
 
 #include "jsonutil.h"
 #include "jwks.h"
@@ -133,6 +136,119 @@ static int hmac_sha256(const unsigned char *key, size_t key_len,
     return mbedtls_md_hmac(md, key, key_len, msg, msg_len, mac) == 0 ? 0 : -1;
 }
 
+/*
+ * HMAC-SHA256 (RFC 2104) for verifying, with the key's two padded blocks
+ * hashed once per thread and key instead of once per token: each check
+ * then starts from copies of those SHA-256 states, which spares two of
+ * the compressions and the allocations of mbedtls_md_hmac. The state is
+ * the thread's own (no lock) and is freed, wiped, when the thread ends.
+ */
+typedef struct hmac_keyed {
+    unsigned char *key;            /* the key it was made for */
+    size_t key_len;
+    mbedtls_sha256_context inner;  /* after (K ^ ipad) */
+    mbedtls_sha256_context outer;  /* after (K ^ opad) */
+} hmac_keyed;
+
+static pthread_key_t hmac_key;
+static pthread_once_t hmac_key_once = PTHREAD_ONCE_INIT;
+static bool hmac_key_ok;
+
+static void hmac_keyed_free(void *p)
+{
+    hmac_keyed *k = p;
+    if (k == NULL)
+        return;
+    if (k->key != NULL) {
+        mbedtls_platform_zeroize(k->key, k->key_len);
+        free(k->key);
+    }
+    mbedtls_sha256_free(&k->inner);
+    mbedtls_sha256_free(&k->outer);
+    mbedtls_platform_zeroize(k, sizeof *k);
+    free(k);
+}
+
+static void hmac_key_create(void)
+{
+    hmac_key_ok = pthread_key_create(&hmac_key, hmac_keyed_free) == 0;
+}
+
+/* Fills k's states for key; 0, or -1 on a hashing failure. */
+static int hmac_keyed_init(hmac_keyed *k, const unsigned char *key, size_t key_len)
+{
+    unsigned char block[64], pad[64];
+    memset(block, 0, sizeof block);
+    if (key_len > sizeof block) {
+        if (mbedtls_sha256_ret(key, key_len, block, 0) != 0)
+            return -1;
+    } else {
+        memcpy(block, key, key_len);
+    }
+    mbedtls_sha256_init(&k->inner);
+    mbedtls_sha256_init(&k->outer);
+    for (size_t i = 0; i < sizeof pad; i++) pad[i] = block[i] ^ 0x36;
+    int rc = mbedtls_sha256_starts_ret(&k->inner, 0) != 0 ||
+             mbedtls_sha256_update_ret(&k->inner, pad, sizeof pad) != 0;
+    for (size_t i = 0; i < sizeof pad; i++) pad[i] = block[i] ^ 0x5c;
+    rc = rc || mbedtls_sha256_starts_ret(&k->outer, 0) != 0 ||
+         mbedtls_sha256_update_ret(&k->outer, pad, sizeof pad) != 0;
+    mbedtls_platform_zeroize(block, sizeof block);
+    mbedtls_platform_zeroize(pad, sizeof pad);
+    return rc ? -1 : 0;
+}
+
+/* This thread's keyed state for key, made (or remade, for another key)
+ * on demand; NULL when it cannot be. */
+static hmac_keyed *hmac_keyed_for(const unsigned char *key, size_t key_len)
+{
+    pthread_once(&hmac_key_once, hmac_key_create);
+    if (!hmac_key_ok)
+        return NULL;
+    hmac_keyed *k = pthread_getspecific(hmac_key);
+    if (k != NULL && k->key_len == key_len && memcmp(k->key, key, key_len) == 0)
+        return k;
+    if (k != NULL) {
+        pthread_setspecific(hmac_key, NULL);
+        hmac_keyed_free(k);
+    }
+    k = calloc(1, sizeof *k);
+    if (k == NULL)
+        return NULL;
+    k->key = malloc(key_len);
+    if (k->key == NULL) { free(k); return NULL; }
+    memcpy(k->key, key, key_len);
+    k->key_len = key_len;
+    if (hmac_keyed_init(k, key, key_len) != 0 || pthread_setspecific(hmac_key, k) != 0) {
+        hmac_keyed_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+/* HMAC-SHA256 of msg under key: from this thread's keyed state when it
+ * can have one, else the one-shot way. */
+static int hmac_sha256_verify(const unsigned char *key, size_t key_len,
+                              const unsigned char *msg, size_t msg_len,
+                              unsigned char mac[HS256_MAC_BYTES])
+{
+    hmac_keyed *k = hmac_keyed_for(key, key_len);
+    if (k == NULL)
+        return hmac_sha256(key, key_len, msg, msg_len, mac);
+    mbedtls_sha256_context c;
+    unsigned char inner[HS256_MAC_BYTES];
+    mbedtls_sha256_init(&c);
+    mbedtls_sha256_clone(&c, &k->inner);
+    int rc = mbedtls_sha256_update_ret(&c, msg, msg_len) != 0 ||
+             mbedtls_sha256_finish_ret(&c, inner) != 0;
+    mbedtls_sha256_clone(&c, &k->outer);
+    rc = rc || mbedtls_sha256_update_ret(&c, inner, sizeof inner) != 0 ||
+         mbedtls_sha256_finish_ret(&c, mac) != 0;
+    mbedtls_sha256_free(&c);
+    mbedtls_platform_zeroize(inner, sizeof inner);
+    return rc ? -1 : 0;
+}
+
 /* Compares n bytes without an early exit, so the time taken says nothing
  * about how many leading bytes of a forged MAC were right. */
 static int equal_const_time(const unsigned char *a, const unsigned char *b, size_t n)
@@ -226,6 +342,36 @@ static cJSON *decode_json_object(const char *part, size_t len, unsigned char *bu
         return NULL;
     }
     return obj;
+}
+
+/* The header nearly every HS256 token carries (the one jwt_sign writes),
+ * base64url-encoded, and its tree, parsed once: a token whose header part
+ * is exactly these bytes is checked against that tree, read-only and
+ * shared by every thread, instead of decoding and parsing its own. Any
+ * other header takes the full path. */
+static const char common_header_b64[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+static const char common_header_json[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+static cJSON *common_header;
+static pthread_once_t common_header_once = PTHREAD_ONCE_INIT;
+
+static void parse_common_header(void)
+{
+    common_header = cJSON_Parse(common_header_json);
+}
+
+/* The parsed header of part (len bytes): the shared tree (*shared true,
+ * not to be deleted) or a new one (caller deletes); NULL when malformed. */
+static cJSON *header_object(const char *part, size_t len, unsigned char *buf, bool *shared)
+{
+    *shared = false;
+    if (len == sizeof common_header_b64 - 1 && memcmp(part, common_header_b64, len) == 0) {
+        pthread_once(&common_header_once, parse_common_header);
+        if (common_header != NULL) {
+            *shared = true;
+            return common_header;
+        }
+    }
+    return decode_json_object(part, len, buf);
 }
 
 /* --- algorithms ---------------------------------------------------------- */
@@ -356,8 +502,8 @@ static jwt_err check_hs256(const jwt_config *cfg, const char *token, const jwt_p
     if (b64url_decode(p->sig, p->sig_len, got, sizeof got) != HS256_MAC_BYTES)
         return JWT_MALFORMED;
     size_t signed_len = p->header_len + 1 + p->payload_len;
-    if (hmac_sha256(cfg->secret, cfg->secret_len, (const unsigned char *)token,
-                    signed_len, want) != 0)
+    if (hmac_sha256_verify(cfg->secret, cfg->secret_len, (const unsigned char *)token,
+                           signed_len, want) != 0)
         return JWT_BAD_SIGNATURE;
     return equal_const_time(got, want, HS256_MAC_BYTES) ? JWT_OK : JWT_BAD_SIGNATURE;
 }
@@ -632,13 +778,15 @@ jwt_err jwt_verify(const jwt_config *cfg, const char *token, size_t len,
         return JWT_MALFORMED;
 
     unsigned char buf[JWT_DECODED_MAX];
-    cJSON *header = decode_json_object(parts.header, parts.header_len, buf);
+    bool shared;
+    cJSON *header = header_object(parts.header, parts.header_len, buf, &shared);
     if (header == NULL)
         return JWT_MALFORMED;
     jwt_header h;
     memset(&h, 0, sizeof h);
     jwt_err rc = check_header(pinned, header, &h);
-    cJSON_Delete(header);
+    if (!shared)
+        cJSON_Delete(header);
     if (rc != JWT_OK)
         return rc;
 

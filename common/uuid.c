@@ -2,7 +2,11 @@
  * uuid.c - RFC 9562 UUIDs: generating v7 (time-ordered) and v4 (random),
  * and checking ids that come from outside.
  *
- * Randomness comes from getrandom(2). Within one process v7 ids are also
+ * Randomness comes from getrandom(2), taken RANDOM_POOL_BYTES at a time
+ * into a per-thread pool: a gateway makes several ids per request, and a
+ * system call each was a measurable part of a request's cost. A forked
+ * child never uses its parent's pool (see pool_generation). Within one
+ * process v7 ids are also
  * strictly increasing: the 12 rand_a bits after the timestamp are a counter
  * (RFC 9562 section 6.2, method 1), so rows inserted in the same
  * millisecond stay in creation order.
@@ -10,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +65,48 @@ static void random_fill(unsigned char *buf, size_t len)
     }
 }
 
+#define RANDOM_POOL_BYTES 512
+
+/* Bumped in a forked child, so that its copy of a thread's pool - the
+ * same bytes the parent will hand out - is thrown away. */
+static _Atomic unsigned pool_generation = 1;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+static void pool_after_fork(void)
+{
+    pool_generation++;
+}
+
+static void pool_register_fork_handler(void)
+{
+    pthread_atfork(NULL, NULL, pool_after_fork);
+}
+
+typedef struct random_pool {
+    unsigned char bytes[RANDOM_POOL_BYTES];
+    size_t used;                /* bytes handed out; RANDOM_POOL_BYTES when empty */
+    unsigned generation;        /* pool_generation when filled */
+} random_pool;
+
+static _Thread_local random_pool pool = { .used = RANDOM_POOL_BYTES };
+
+/* Fills buf with len (at most RANDOM_POOL_BYTES) random bytes from this
+ * thread's pool, refilling it when it runs short. Each byte is handed out
+ * once and wiped from the pool. */
+static void random_take(unsigned char *buf, size_t len)
+{
+    pthread_once(&pool_once, pool_register_fork_handler);
+    unsigned gen = pool_generation;
+    if (pool.generation != gen || RANDOM_POOL_BYTES - pool.used < len) {
+        random_fill(pool.bytes, sizeof pool.bytes);
+        pool.used = 0;
+        pool.generation = gen;
+    }
+    memcpy(buf, pool.bytes + pool.used, len);
+    memset(pool.bytes + pool.used, 0, len);
+    pool.used += len;
+}
+
 static void uuid_format(const unsigned char b[16], char out[UUID_STR_LEN])
 {
     static const char hex[] = "0123456789abcdef";
@@ -82,7 +129,7 @@ static void uuid_set_version(unsigned char b[16], int version)
 void uuid_v4(char out[UUID_STR_LEN])
 {
     unsigned char b[16];
-    random_fill(b, sizeof b);
+    random_take(b, sizeof b);
     uuid_set_version(b, 4);
     uuid_format(b, out);
 }
@@ -112,7 +159,7 @@ static void v7_next(long long now_ms, long long *ms, unsigned *counter,
 void uuid_v7(char out[UUID_STR_LEN])
 {
     unsigned char b[16];
-    random_fill(b, sizeof b);
+    random_take(b, sizeof b);
 
     long long ms;
     unsigned counter;

@@ -187,9 +187,9 @@ void api_job_get(gw_req *r)
 {
     char id[UUID_STR_LEN];
     if (!uuid_parse(r->route.param, id)) { api_reply_not_found(r, "job"); return; }
+    static const char sql[] = "SELECT job_json(j) FROM jobs j WHERE j.id = $1 AND j.tenant_id = $2";
     const char *params[2] = { id, r->who.tenant_id };
-    gw_query(r, "SELECT job_json(j) FROM jobs j WHERE j.id = $1 AND j.tenant_id = $2",
-             2, params, on_job_row);
+    gw_query_static(r, sql, 2, params, on_job_row);
 }
 
 /* --- GET /v1/jobs -------------------------------------------------------- */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <event2/buffer.h>
 
 #include "api_util.h"
@@ -81,6 +82,79 @@ char *api_queued_event(const char *job_id, const char *type, long long priority)
     char data[160];
     snprintf(data, sizeof data, "{\"type\":\"%s\",\"priority\":%lld}", type, priority);
     return event_encode(job_id, 1, "job.queued", clock_wall_ms(), data);
+}
+
+void api_format_ts(long long ts_us, char out[32])
+{
+    /* Floor division, as PostgreSQL's own split of a timestamp into
+     * seconds and a non-negative fraction. */
+    long long secs = ts_us / 1000000, frac = ts_us % 1000000;
+    if (frac < 0) { frac += 1000000; secs--; }
+    time_t t = (time_t)secs;
+    struct tm tm;
+    if (!gmtime_r(&t, &tm)) { snprintf(out, 32, "1970-01-01T00:00:00.000Z"); return; }
+    char buf[96];   /* room for any int the compiler imagines; the real text is 24 */
+    int n = snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (int)(frac / 1000));
+    if (n < 0 || n > 31) n = 0;
+    memcpy(out, buf, (size_t)n);
+    out[n] = '\0';
+}
+
+size_t api_json_string(const char *s, char *out, size_t size)
+{
+    size_t n = 0;
+    if (size < 3) return 0;
+    out[n++] = '"';
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (size - n < 8) return 0;            /* the longest escape, the quote, NUL */
+        unsigned char c = *p;
+        const char *esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\b' ? "\\b"
+                        : c == '\f' ? "\\f" : c == '\n' ? "\\n" : c == '\r' ? "\\r"
+                        : c == '\t' ? "\\t" : NULL;
+        if (esc) { memcpy(out + n, esc, 2); n += 2; }
+        else if (c < 0x20) n += (size_t)snprintf(out + n, size - n, "\\u%04x", c);
+        else out[n++] = (char)c;
+    }
+    out[n++] = '"';
+    out[n] = '\0';
+    return n;
+}
+
+char *api_queued_job_json(const api_queued_job *j, size_t *len)
+{
+    char type[256], created[32], run_at[34] = "null";
+    if (api_json_string(j->type, type, sizeof type) == 0) return NULL;
+    api_format_ts(j->created_at_us, created);
+    if (j->has_run_at) {
+        char ts[32];
+        api_format_ts(j->run_at_us, ts);
+        snprintf(run_at, sizeof run_at, "\"%s\"", ts);
+    }
+    /* json_build_object's separators: " : " and ", ". The id is a
+     * canonical uuid and needs no escaping. */
+    char head[512], tail[768];
+    int hn = snprintf(head, sizeof head,
+                      "{\"id\" : \"%s\", \"type\" : %s, \"status\" : \"queued\","
+                      " \"priority\" : %lld, \"payload\" : ", j->id, type, j->priority);
+    int tn = snprintf(tail, sizeof tail,
+                      ", \"result\" : null, \"error\" : null, \"attempts\" : 0,"
+                      " \"max_attempts\" : %lld, \"timeout_s\" : %lld, \"progress\" : null,"
+                      " \"run_at\" : %s, \"created_at\" : \"%s\", \"started_at\" : null,"
+                      " \"finished_at\" : null, \"heartbeat_at\" : null, \"worker_id\" : null,"
+                      " \"last_event_id\" : 1, \"links\" : {\"self\" : \"/v1/jobs/%s\","
+                      " \"events\" : \"/v1/jobs/%s/events\"}}",
+                      j->max_attempts, j->timeout_s, run_at, created, j->id, j->id);
+    if (hn < 0 || tn < 0 || (size_t)hn >= sizeof head || (size_t)tn >= sizeof tail) return NULL;
+    size_t n = (size_t)hn + j->payload_len + (size_t)tn;
+    char *out = malloc(n + 1);
+    if (!out) return NULL;
+    memcpy(out, head, (size_t)hn);
+    memcpy(out + hn, j->payload, j->payload_len);
+    memcpy(out + (size_t)hn + j->payload_len, tail, (size_t)tn + 1);
+    *len = n;
+    return out;
 }
 
 void api_reply_not_found(gw_req *r, const char *what)

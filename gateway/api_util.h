@@ -23,6 +23,40 @@ cJSON *api_parse_body(gw_req *r, const char *const *allowed);
 /* Encodes event 1 of a new job: job.queued {"type","priority"}. Caller frees. */
 char *api_queued_event(const char *job_id, const char *type, long long priority);
 
+/* What only the insert of a new job decides, and what it already knew. */
+typedef struct api_queued_job {
+    const char *id;               /* canonical text form */
+    const char *type;
+    long long priority, max_attempts, timeout_s;
+    const char *payload;          /* as the jsonb column prints it, len bytes */
+    size_t payload_len;
+    long long created_at_us;      /* microseconds since the Unix epoch, UTC */
+    bool has_run_at;
+    long long run_at_us;
+} api_queued_job;
+
+/*
+ * Renders a job that was just inserted (queued, no attempt yet) exactly as
+ * job_json() (sql/002_api_json.sql) renders its row: the same members in
+ * the same order, the same separators, timestamps as api_ts() prints them.
+ * The result is malloc'd (caller frees), *len its length; NULL when out of
+ * memory.
+ */
+char *api_queued_job_json(const api_queued_job *j, size_t *len);
+
+/*
+ * Writes s as a quoted JSON string the way PostgreSQL's escape_json does:
+ * quote, backslash and \b \f \n \r \t escaped, other controls as \u00XX,
+ * everything else (UTF-8 included) as is; NUL-terminated. Returns the
+ * bytes written (without the NUL), or 0 when out (size bytes) is too
+ * small: 6 * strlen(s) + 3 always suffices.
+ */
+size_t api_json_string(const char *s, char *out, size_t size);
+
+/* Writes ts (microseconds since the Unix epoch) as api_ts() does:
+ * "YYYY-MM-DDTHH:MM:SS.mmmZ", UTC, milliseconds truncated. out holds 32. */
+void api_format_ts(long long ts_us, char out[32]);
+
 /* Answers 404 for a resource ("job", "agent run") that is not the caller's. */
 void api_reply_not_found(gw_req *r, const char *what);
 

@@ -18,8 +18,10 @@
 #include <string.h>
 #include <event2/event.h>
 
+#include <event2/buffer.h>
+
 #include "audit.h"
-#include "jsonutil.h"
+#include "api_util.h"
 #include "log.h"
 
 #define AUDIT_PATH_MAX 512   /* bytes of the path kept in detail */
@@ -32,12 +34,14 @@ typedef struct audit_row {
     char resource[256];      /* audit_resource, or collection/param */
     const char *outcome;     /* static string */
     char request_id[sizeof(((gw_req *)0)->request_id)];
-    char *detail;            /* JSON text, malloc'd */
+    /* detail: {"status","method","path"} */
+    int status;
+    char method[16];
+    char path[AUDIT_PATH_MAX + 1];
 } audit_row;
 
 static void audit_row_free(audit_row *a)
 {
-    free(a->detail);
     free(a);
 }
 
@@ -111,26 +115,38 @@ static void fill_resource(const gw_req *r, const char *collection, audit_row *a)
     else snprintf(a->resource, sizeof a->resource, "%s", collection);
 }
 
-static char *detail_json(const gw_req *r, int status, const char *path)
+/* Appends s to b as a JSON string. */
+static void add_string(struct evbuffer *b, const char *s)
 {
-    cJSON *d = cJSON_CreateObject();
-    char kept[AUDIT_PATH_MAX + 1];
-    snprintf(kept, sizeof kept, "%s", path);
-    const char *method = htparser_get_methodstr_m(evhtp_request_get_method(r->req));
-    bool ok = d && cJSON_AddNumberToObject(d, "status", status) &&
-              cJSON_AddStringToObject(d, "method", method ? method : "?") &&
-              cJSON_AddStringToObject(d, "path", kept);
-    char *text = ok ? json_print(d) : NULL;
-    cJSON_Delete(d);
-    return text;
+    char esc[6 * AUDIT_PATH_MAX + 8];
+    size_t n = strlen(s) < AUDIT_PATH_MAX + 1 ? api_json_string(s, esc, sizeof esc) : 0;
+    if (n == 0) { evbuffer_add(b, "\"\"", 2); return; }   /* longer than any field */
+    evbuffer_add(b, esc, n);
+}
+
+/* Appends the row's detail, {"status","method","path"}, to b. */
+static void add_detail(struct evbuffer *b, const audit_row *a)
+{
+    evbuffer_add_printf(b, "{\"status\":%d,\"method\":", a->status);
+    add_string(b, a->method);
+    evbuffer_add(b, ",\"path\":", 8);
+    add_string(b, a->path);
+    evbuffer_add(b, "}", 1);
 }
 
 static void log_unwritten(const audit_row *a, const char *why)
 {
+    struct evbuffer *b = evbuffer_new();
+    if (b) {
+        add_detail(b, a);
+        evbuffer_add(b, "", 1);
+    }
+    const char *detail = b ? (const char *)evbuffer_pullup(b, -1) : NULL;
     log_warn("audit row not written (%s): tenant=%s principal=%s action=%s resource=%s"
              " outcome=%s request_id=%s detail=%s",
              why, a->tenant, a->principal, a->action, a->resource, a->outcome,
-             a->request_id, a->detail ? a->detail : "{}");
+             a->request_id, detail ? detail : "{}");
+    if (b) evbuffer_free(b);
 }
 
 /*
@@ -181,25 +197,37 @@ static void on_inserted(PGresult *res, const char *err, const char *sqlstate, vo
     sent_free(s);
 }
 
-/* The rows as the JSON array audit_insert_batch takes; malloc'd, or NULL. */
+/* The rows as the JSON array audit_insert_batch takes; malloc'd, or NULL.
+ * Written directly: a tree per row only to print it cost more than the
+ * rest of the row. */
 static char *rows_json(audit_row *const *rows, int n)
 {
-    cJSON *arr = cJSON_CreateArray();
-    bool ok = arr != NULL;
-    for (int i = 0; ok && i < n; i++) {
+    struct evbuffer *b = evbuffer_new();
+    if (!b) return NULL;
+    evbuffer_add(b, "[", 1);
+    for (int i = 0; i < n; i++) {
         const audit_row *a = rows[i];
-        cJSON *o = cJSON_CreateObject();
-        json_add_str(o, "tenant_id", a->tenant, &ok);
-        json_add_str(o, "principal", a->principal, &ok);
-        json_add_str(o, "action", a->action, &ok);
-        json_add_str(o, "resource", a->resource, &ok);
-        json_add_str(o, "outcome", a->outcome, &ok);
-        json_add_str(o, "request_id", a->request_id, &ok);
-        json_add_item(o, "detail", a->detail ? cJSON_Parse(a->detail) : cJSON_CreateObject(), &ok);
-        json_append(arr, json_done(o, ok), &ok);
+        evbuffer_add(b, i ? ",{\"tenant_id\":" : "{\"tenant_id\":", i ? 14 : 13);
+        add_string(b, a->tenant);
+        evbuffer_add(b, ",\"principal\":", 13);
+        add_string(b, a->principal);
+        evbuffer_add(b, ",\"action\":", 10);
+        add_string(b, a->action);
+        evbuffer_add(b, ",\"resource\":", 12);
+        add_string(b, a->resource);
+        evbuffer_add(b, ",\"outcome\":", 11);
+        add_string(b, a->outcome);
+        evbuffer_add(b, ",\"request_id\":", 14);
+        add_string(b, a->request_id);
+        evbuffer_add(b, ",\"detail\":", 10);
+        add_detail(b, a);
+        evbuffer_add(b, "}", 1);
     }
-    char *text = ok ? json_print(arr) : NULL;
-    cJSON_Delete(arr);
+    evbuffer_add(b, "]", 2);    /* and the NUL */
+    size_t len = evbuffer_get_length(b);
+    char *text = malloc(len);
+    if (text && evbuffer_remove(b, text, len) != (int)len) { free(text); text = NULL; }
+    evbuffer_free(b);
     return text;
 }
 
@@ -227,7 +255,8 @@ static void flush_batch(evutil_socket_t fd, short what, void *arg)
     if (!json) {
         log_all_unwritten(s->rows, s->n, "out of memory");
         sent_free(s);
-    } else if (!thr->pg || pg_pool_query_as(thr->pg, NULL, sql, 1, params, on_inserted, s) != 0) {
+    } else if (!thr->pg || pg_pool_send(thr->pg, sql, 1, params, &(pg_send_opts){ .prepared = true },
+                                        on_inserted, s) != 0) {
         log_all_unwritten(s->rows, s->n, "database unavailable");
         sent_free(s);
     }
@@ -285,7 +314,10 @@ void audit_on_reply(gw_req *r, int status)
     fill_resource(r, collection, a);
     a->outcome = outcome_of(status);
     snprintf(a->request_id, sizeof a->request_id, "%s", r->request_id);
-    a->detail = detail_json(r, status, path);
+    const char *method = htparser_get_methodstr_m(evhtp_request_get_method(r->req));
+    a->status = status;
+    snprintf(a->method, sizeof a->method, "%s", method ? method : "?");
+    snprintf(a->path, sizeof a->path, "%s", path);
 
     batch_add(r->thr, a);
 }

@@ -6,7 +6,7 @@
  * parsed in the turn joins the batch. The batch goes out as one statement
  * over arrays, one array per column, and the answer is matched back to the
  * requests by ordinality. A batch may hold several tenants' jobs: the
- * statement is a call of jobs_submit_batch, which sets each tenant in turn
+ * statement is a call of jobs_submit_rows, which sets each tenant in turn
  * for its rows, so row-level security checks them all and the batch stays
  * one transaction.
  *
@@ -16,13 +16,19 @@
  * loaded one sends fewer, larger batches - the cost per job falls as load
  * rises instead of PostgreSQL drowning in one small transaction per turn.
  * A batch leaves regardless when it reaches JOB_BATCH_MAX rows.
+ *
+ * The statement is prepared once per connection and answers in binary:
+ * per row only what the insert decided (created_at, run_at as stored, the
+ * payload as jsonb prints it), from which the job's JSON is rendered here
+ * exactly as job_json() would (api_queued_job_json), instead of by
+ * PostgreSQL per row.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <event2/buffer.h>
 
 #include "job_batch.h"
+#include "api_util.h"
 #include "http.h"
 #include "log.h"
 
@@ -34,18 +40,26 @@ enum {
     NCOLS
 };
 
-/* jobs_submit_batch (sql/006_security.sql) inserts each tenant's rows
+/* jobs_submit_rows (sql/009_submit.sql) inserts each tenant's rows
  * under that tenant's row-level security setting, all in this one
  * statement's transaction. */
 static const char SQL_BATCH_INSERT[] =
-    "SELECT ord, job FROM jobs_submit_batch($1::uuid[], $2::text[], $3::text[], $4::int[],"
-    " $5::jsonb[], $6::int[], $7::int[], $8::text[], $9::text[], $10::text[], $11::text[],"
-    " $12::bigint[])";
+    "SELECT ord, o_created_at, o_run_at, o_payload FROM jobs_submit_rows($1::uuid[],"
+    " $2::text[], $3::text[], $4::int[], $5::jsonb[], $6::int[], $7::int[], $8::text[],"
+    " $9::text[], $10::text[], $11::text[], $12::bigint[])";
 
+/* PostgreSQL's binary timestamps count microseconds from 2000-01-01 UTC. */
+#define PG_EPOCH_OFFSET_US 946684800000000LL
+
+/* A job waiting for its batch: every column's text in one allocation
+ * (cols[c] points into it), with its length, and how many of its bytes
+ * need a backslash in an array literal. */
 typedef struct batch_entry {
     gw_req *r;
     job_batch_fn done;
     char *cols[NCOLS];
+    unsigned lens[NCOLS];
+    unsigned escapes[NCOLS];
 } batch_entry;
 
 /* One statement in flight: its entries, answered together. */
@@ -69,51 +83,91 @@ static void batch_flush(struct job_batch *b);
 
 static void entry_clear(batch_entry *e)
 {
-    for (int c = 0; c < NCOLS; c++) free(e->cols[c]);
+    free(e->cols[0]);       /* the one allocation behind every column */
+    memset(e->cols, 0, sizeof e->cols);
 }
 
-/* Appends s as one quoted element of a PostgreSQL array literal. */
-static void array_add(struct evbuffer *buf, const char *s, bool first)
+/* Writes s (len bytes) as one quoted element of a PostgreSQL array
+ * literal at out; returns the bytes written. */
+static size_t array_element(char *out, const char *s, size_t len)
 {
-    if (!first) evbuffer_add(buf, ",", 1);
-    evbuffer_add(buf, "\"", 1);
-    for (const char *p = s; *p; ) {
+    char *o = out;
+    *o++ = '"';
+    for (const char *p = s, *end = s + len; p < end; ) {
         size_t run = strcspn(p, "\"\\");
-        evbuffer_add(buf, p, run);
+        memcpy(o, p, run);
+        o += run;
         p += run;
-        if (*p) {
-            char esc[2] = { '\\', *p++ };
-            evbuffer_add(buf, esc, 2);
-        }
+        if (p < end) { *o++ = '\\'; *o++ = *p++; }
     }
-    evbuffer_add(buf, "\"", 1);
+    *o++ = '"';
+    return (size_t)(o - out);
 }
 
+/* The column col of the n entries as one array literal, sized exactly
+ * from the lengths and escapes counted when each job was added. */
 static char *array_literal(const batch_entry *entries, int n, int col)
 {
-    struct evbuffer *buf = evbuffer_new();
-    if (!buf) return NULL;
-    evbuffer_add(buf, "{", 1);
-    for (int i = 0; i < n; i++) array_add(buf, entries[i].cols[col], i == 0);
-    evbuffer_add(buf, "}", 2); /* the brace and a NUL */
-    size_t len = evbuffer_get_length(buf);
-    char *out = malloc(len);
-    if (out) evbuffer_remove(buf, out, len);
-    evbuffer_free(buf);
+    size_t size = 3;        /* braces and NUL */
+    for (int i = 0; i < n; i++) size += entries[i].lens[col] + entries[i].escapes[col] + 3;
+    char *out = malloc(size), *o = out;
+    if (!out) return NULL;
+    *o++ = '{';
+    for (int i = 0; i < n; i++) {
+        if (i) *o++ = ',';
+        o += array_element(o, entries[i].cols[col], entries[i].lens[col]);
+    }
+    *o++ = '}';
+    *o = '\0';
     return out;
+}
+
+/* A binary int8 or timestamptz column: 0, or -1 when NULL or malformed. */
+static int get_int8(const PGresult *res, int row, int col, long long *out)
+{
+    if (PQgetisnull(res, row, col) || PQgetlength(res, row, col) != 8) return -1;
+    const unsigned char *p = (const unsigned char *)PQgetvalue(res, row, col);
+    unsigned long long v = 0;
+    for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
+    *out = (long long)v;
+    return 0;
+}
+
+/* Renders row i of the answer as the job's JSON and hands it to its
+ * request; false when the row is not one of this batch's. */
+static bool answer_row(batch_send *s, const PGresult *res, int i, bool *answered)
+{
+    long long ord, created, run_at = 0;
+    if (get_int8(res, i, 0, &ord) != 0 || ord < 1 || ord > s->n || answered[ord - 1] ||
+        get_int8(res, i, 1, &created) != 0 || PQgetisnull(res, i, 3))
+        return false;
+    bool has_run_at = !PQgetisnull(res, i, 2);
+    if (has_run_at && get_int8(res, i, 2, &run_at) != 0) return false;
+    batch_entry *e = &s->entries[ord - 1];
+    api_queued_job j = {
+        .id = e->cols[COL_ID], .type = e->cols[COL_TYPE],
+        .priority = strtoll(e->cols[COL_PRIORITY], NULL, 10),
+        .max_attempts = strtoll(e->cols[COL_MAX_ATTEMPTS], NULL, 10),
+        .timeout_s = strtoll(e->cols[COL_TIMEOUT], NULL, 10),
+        .payload = PQgetvalue(res, i, 3), .payload_len = (size_t)PQgetlength(res, i, 3),
+        .created_at_us = created + PG_EPOCH_OFFSET_US,
+        .has_run_at = has_run_at, .run_at_us = run_at + PG_EPOCH_OFFSET_US,
+    };
+    size_t len;
+    char *json = api_queued_job_json(&j, &len);
+    if (!json) return false;
+    answered[ord - 1] = true;
+    e->done(e->r, json, len, NULL, NULL);
+    free(json);
+    return true;
 }
 
 static void answer_all(batch_send *s, PGresult *res, const char *err, const char *sqlstate)
 {
-    int rows = res ? PQntuples(res) : 0;
+    int rows = res && PQnfields(res) == 4 ? PQntuples(res) : 0;
     bool *answered = calloc((size_t)s->n, sizeof *answered);
-    for (int i = 0; i < rows && answered; i++) {
-        long ord = strtol(PQgetvalue(res, i, 0), NULL, 10);
-        if (ord < 1 || ord > s->n || answered[ord - 1]) continue;
-        batch_entry *e = &s->entries[ord - 1];
-        answered[ord - 1] = true;
-        e->done(e->r, PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1), NULL, NULL);
-    }
+    for (int i = 0; i < rows && answered; i++)
+        answer_row(s, res, i, answered);
     for (int i = 0; i < s->n; i++) {
         batch_entry *e = &s->entries[i];
         if (!answered || !answered[i])
@@ -158,7 +212,9 @@ static void batch_flush(job_batch *b)
     }
     const char *params[NCOLS];
     for (int c = 0; c < NCOLS; c++) params[c] = arrays[c];
-    if (!ok || pg_pool_query(b->thr->pg, SQL_BATCH_INSERT, NCOLS, params, on_batch_done, s) != 0)
+    pg_send_opts opts = { .prepared = true, .result_format = 1 };
+    if (!ok || pg_pool_send(b->thr->pg, SQL_BATCH_INSERT, NCOLS, params, &opts,
+                            on_batch_done, s) != 0)
         answer_all(s, NULL, "database connection lost: no connection is ready", "");
     else
         b->in_flight++;
@@ -201,11 +257,26 @@ void job_batch_free(job_batch *b)
     if (b->in_flight == 0) free(b);
 }
 
-static char *format_ll(long long v)
+/* Copies the columns into one allocation for e; -1 when out of memory. */
+static int entry_fill(batch_entry *e, const char *const *vals)
 {
-    char buf[24];
-    snprintf(buf, sizeof buf, "%lld", v);
-    return strdup(buf);
+    size_t total = 0;
+    for (int c = 0; c < NCOLS; c++) {
+        size_t len = strlen(vals[c]);
+        unsigned esc = 0;
+        for (const char *p = vals[c]; (p = strpbrk(p, "\"\\")) != NULL; p++) esc++;
+        e->lens[c] = (unsigned)len;
+        e->escapes[c] = esc;
+        total += len + 1;
+    }
+    char *buf = malloc(total);
+    if (!buf) return -1;
+    for (int c = 0; c < NCOLS; c++) {
+        memcpy(buf, vals[c], e->lens[c] + 1);
+        e->cols[c] = buf;
+        buf += e->lens[c] + 1;
+    }
+    return 0;
 }
 
 void job_batch_add(job_batch *b, gw_req *r, const job_row *row, job_batch_fn done)
@@ -217,24 +288,22 @@ void job_batch_add(job_batch *b, gw_req *r, const job_row *row, job_batch_fn don
     }
     batch_entry *e = &b->entries[b->n];
     memset(e, 0, sizeof *e);
-    e->cols[COL_ID] = strdup(row->id);
-    e->cols[COL_TENANT] = strdup(r->who.tenant_id);
-    e->cols[COL_TYPE] = strdup(row->type);
-    e->cols[COL_PRIORITY] = format_ll(row->priority);
-    e->cols[COL_PAYLOAD] = strdup(row->payload_json);
-    e->cols[COL_MAX_ATTEMPTS] = format_ll(row->max_attempts);
-    e->cols[COL_TIMEOUT] = format_ll(row->timeout_s);
-    e->cols[COL_CREATED_BY] = strdup(r->who.sub);
-    e->cols[COL_REQUEST_ID] = strdup(r->request_id);
-    e->cols[COL_TRACEPARENT] = strdup(r->traceparent);
-    e->cols[COL_EVENT] = strdup(row->event_body);
-    e->cols[COL_RUN_AT] = format_ll(row->run_at_ms);
-    for (int c = 0; c < NCOLS; c++) {
-        if (!e->cols[c]) {
-            entry_clear(e);
-            done(r, NULL, 0, "out of memory", "53200");
-            return;
-        }
+    char priority[24], max_attempts[24], timeout[24], run_at[24];
+    snprintf(priority, sizeof priority, "%lld", row->priority);
+    snprintf(max_attempts, sizeof max_attempts, "%lld", row->max_attempts);
+    snprintf(timeout, sizeof timeout, "%lld", row->timeout_s);
+    snprintf(run_at, sizeof run_at, "%lld", row->run_at_ms);
+    const char *vals[NCOLS] = {
+        [COL_ID] = row->id, [COL_TENANT] = r->who.tenant_id, [COL_TYPE] = row->type,
+        [COL_PRIORITY] = priority, [COL_PAYLOAD] = row->payload_json,
+        [COL_MAX_ATTEMPTS] = max_attempts, [COL_TIMEOUT] = timeout,
+        [COL_CREATED_BY] = r->who.sub, [COL_REQUEST_ID] = r->request_id,
+        [COL_TRACEPARENT] = r->traceparent, [COL_EVENT] = row->event_body,
+        [COL_RUN_AT] = run_at,
+    };
+    if (entry_fill(e, vals) != 0) {
+        done(r, NULL, 0, "out of memory", "53200");
+        return;
     }
     e->r = r;
     e->done = done;

@@ -12,6 +12,14 @@
  * were it to fail, its error is what the caller gets.
  * A connection that breaks fails its queries at once and reconnects with
  * exponential backoff, so a database outage never blocks or spins a loop.
+ *
+ * A statement sent as prepared (pg_pool_send) is parsed and planned once
+ * per connection: the first call on a connection pipelines its Parse in
+ * front of the execution, later calls only execute it. The tenant setting
+ * is always sent that way. Statements are known by the address of their
+ * text, so nothing is hashed or compared per call; a connection forgets
+ * them all when it reconnects, and forgets one whose Parse failed, so the
+ * next call tries again under a new name.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +31,11 @@
 #define PG_MAX_IN_FLIGHT_PER_CONN 4096
 #define PG_BACKOFF_MIN_MS 100
 #define PG_BACKOFF_MAX_MS 5000
+/* Prepared statements per connection; beyond this they are sent unnamed. */
+#define PG_PREPARED_MAX 32
+/* Statements before one sync: a Parse and an execution for the tenant
+ * setting and for the query. */
+#define PG_STATEMENTS_MAX 4
 
 enum { CONN_DOWN, CONN_CONNECTING, CONN_READY };
 enum { STAGE_RESULT, STAGE_SYNC };
@@ -32,9 +45,19 @@ typedef struct pg_query {
     void *arg;
     PGresult *res;          /* last result of the query, if any */
     int stage;
+    int statements;         /* statements before the sync */
     int statements_left;    /* statements before the sync whose NULL is due */
+    /* Per statement: the prepared slot its Parse fills, or -1 for an
+     * execution; a failed Parse empties its slot. */
+    signed char parse_slot[PG_STATEMENTS_MAX];
     struct pg_query *next;
 } pg_query;
+
+/* A statement prepared on one connection: its text's address and name. */
+typedef struct pg_prepared {
+    const char *sql;        /* NULL: free slot */
+    char name[16];
+} pg_prepared;
 
 typedef struct pg_conn {
     pg_pool *pool;
@@ -47,6 +70,8 @@ typedef struct pg_conn {
     int backoff_ms;
     pg_query *head, *tail;  /* sent, awaiting results, in order */
     int in_flight;
+    pg_prepared prepared[PG_PREPARED_MAX];
+    unsigned prepared_seq;  /* names are never reused on one session */
 } pg_conn;
 
 struct pg_pool {
@@ -83,6 +108,7 @@ static void conn_fail(pg_conn *c, const char *why)
     if (c->io) { event_free(c->io); c->io = NULL; }
     if (c->conn) { PQfinish(c->conn); c->conn = NULL; }
     c->state = CONN_DOWN;
+    memset(c->prepared, 0, sizeof c->prepared);   /* gone with the session */
 
     pg_query *q = c->head;
     c->head = c->tail = NULL;
@@ -141,6 +167,10 @@ static void conn_drain(pg_conn *c)
                 if (--q->statements_left <= 0) q->stage = STAGE_SYNC;
                 continue;
             }
+            int stmt = q->statements - q->statements_left;
+            if (stmt >= 0 && stmt < PG_STATEMENTS_MAX && q->parse_slot[stmt] >= 0
+                && PQresultStatus(res) != PGRES_COMMAND_OK)
+                c->prepared[q->parse_slot[stmt]].sql = NULL;   /* prepare it again */
             /* A failed tenant setting is the answer; the aborted statement
              * after it says nothing more. */
             if (q->res && PQresultStatus(q->res) == PGRES_FATAL_ERROR) {
@@ -268,10 +298,55 @@ static pg_conn *pool_pick(pg_pool *p)
 
 static const char SQL_SET_TENANT[] = "SELECT set_config('agentgate.tenant_id', $1, true)";
 
-/* Sends sql (after the tenant setting when tenant is not NULL) and one
+/* The slot of sql prepared on c, or -1 (*fresh: a new slot whose Parse
+ * the caller must send). -1 with *fresh false: no slot left, send it
+ * unnamed. */
+static int prepared_slot(pg_conn *c, const char *sql, bool *fresh)
+{
+    int free_slot = -1;
+    *fresh = false;
+    for (int i = 0; i < PG_PREPARED_MAX; i++) {
+        if (c->prepared[i].sql == sql) return i;
+        if (!c->prepared[i].sql && free_slot < 0) free_slot = i;
+    }
+    if (free_slot < 0) return -1;
+    pg_prepared *ps = &c->prepared[free_slot];
+    ps->sql = sql;
+    snprintf(ps->name, sizeof ps->name, "ag%u", c->prepared_seq++);
+    *fresh = true;
+    return free_slot;
+}
+
+/* Queues one statement of q on c: Parse first when it is not prepared on
+ * c yet, then its execution. Returns 0, or -1 when libpq refused. */
+static int send_statement(pg_conn *c, pg_query *q, const char *sql, bool prepare,
+                          int nparams, const char *const *values, const int *lengths,
+                          const int *formats, int result_format)
+{
+    bool fresh = false;
+    int slot = prepare ? prepared_slot(c, sql, &fresh) : -1;
+    if (slot < 0) {
+        q->parse_slot[q->statements++] = -1;
+        return PQsendQueryParams(c->conn, sql, nparams, NULL, values, lengths, formats,
+                                 result_format) == 1 ? 0 : -1;
+    }
+    const char *name = c->prepared[slot].name;
+    if (fresh) {
+        if (PQsendPrepare(c->conn, name, sql, 0, NULL) != 1) {
+            c->prepared[slot].sql = NULL;
+            return -1;
+        }
+        q->parse_slot[q->statements++] = (signed char)slot;
+    }
+    q->parse_slot[q->statements++] = -1;
+    return PQsendQueryPrepared(c->conn, name, nparams, values, lengths, formats,
+                               result_format) == 1 ? 0 : -1;
+}
+
+/* Sends sql (after the tenant setting when opts->tenant is set) and one
  * sync on the least busy connection. */
-static int pool_send(pg_pool *p, const char *tenant, const char *sql, int nparams,
-                     const char *const *values, pg_done_fn done, void *arg)
+static int pool_send(pg_pool *p, const char *sql, int nparams, const char *const *values,
+                     const pg_send_opts *opts, pg_done_fn done, void *arg)
 {
     pg_conn *c = pool_pick(p);
     if (!c) return -1;
@@ -280,16 +355,18 @@ static int pool_send(pg_pool *p, const char *tenant, const char *sql, int nparam
     q->done = done;
     q->arg = arg;
     q->stage = STAGE_RESULT;
-    q->statements_left = tenant ? 2 : 1;
-    const char *tv[1] = { tenant };
-    if ((tenant && PQsendQueryParams(c->conn, SQL_SET_TENANT, 1, NULL, tv, NULL, NULL, 0) != 1) ||
-        PQsendQueryParams(c->conn, sql, nparams, NULL, values, NULL, NULL, 0) != 1 ||
+    const char *tv[1] = { opts->tenant };
+    if ((opts->tenant &&
+         send_statement(c, q, SQL_SET_TENANT, true, 1, tv, NULL, NULL, 0) != 0) ||
+        send_statement(c, q, sql, opts->prepared, nparams, values, opts->lengths,
+                       opts->formats, opts->result_format) != 0 ||
         PQpipelineSync(c->conn) != 1) {
         log_warn("postgres send failed: %s", PQerrorMessage(c->conn));
         free(q);
         conn_fail(c, PQerrorMessage(c->conn));
         return -1;
     }
+    q->statements_left = q->statements;
     if (c->tail) c->tail->next = q; else c->head = q;
     c->tail = q;
     c->in_flight++;
@@ -300,7 +377,8 @@ static int pool_send(pg_pool *p, const char *tenant, const char *sql, int nparam
 int pg_pool_query(pg_pool *p, const char *sql, int nparams,
                   const char *const *values, pg_done_fn done, void *arg)
 {
-    return pool_send(p, NULL, sql, nparams, values, done, arg);
+    pg_send_opts opts = { 0 };
+    return pool_send(p, sql, nparams, values, &opts, done, arg);
 }
 
 int pg_pool_query_as(pg_pool *p, const char *tenant, const char *sql, int nparams,
@@ -308,8 +386,16 @@ int pg_pool_query_as(pg_pool *p, const char *tenant, const char *sql, int nparam
 {
     /* No tenant: nothing to set. The gateway never sets one for longer
      * than a transaction, so none is left over on the connection. */
-    if (!tenant || !*tenant) tenant = NULL;
-    return pool_send(p, tenant, sql, nparams, values, done, arg);
+    pg_send_opts opts = { .tenant = tenant && *tenant ? tenant : NULL };
+    return pool_send(p, sql, nparams, values, &opts, done, arg);
+}
+
+int pg_pool_send(pg_pool *p, const char *sql, int nparams, const char *const *values,
+                 const pg_send_opts *opts, pg_done_fn done, void *arg)
+{
+    pg_send_opts o = opts ? *opts : (pg_send_opts){ 0 };
+    if (o.tenant && !*o.tenant) o.tenant = NULL;
+    return pool_send(p, sql, nparams, values, &o, done, arg);
 }
 
 bool pg_pool_ready(const pg_pool *p)

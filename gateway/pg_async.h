@@ -52,6 +52,32 @@ int pg_pool_query(pg_pool *pool, const char *sql, int nparams,
 int pg_pool_query_as(pg_pool *pool, const char *tenant, const char *sql, int nparams,
                      const char *const *values, pg_done_fn done, void *arg);
 
+/* How pg_pool_send sends a statement. Zeroed: as pg_pool_query. */
+typedef struct pg_send_opts {
+    /* Run as this tenant, as pg_pool_query_as does; NULL or "": none. */
+    const char *tenant;
+    /* Prepare sql once per connection (again after a reconnect) and then
+     * only execute it: no parse and no plan per call. The statement is
+     * known by its address, so sql must have static storage duration and
+     * never change (a string literal or a static const array). */
+    bool prepared;
+    /* Per parameter: byte lengths and formats (0 text, 1 binary), as
+     * PQsendQueryParams takes them; NULL: every parameter is text. */
+    const int *lengths;
+    const int *formats;
+    /* 1: every result column in binary format; 0: text. */
+    int result_format;
+} pg_send_opts;
+
+/*
+ * Sends sql as opts says (NULL opts: as pg_pool_query). The values are
+ * copied before this returns. Returns 0, with done called later, or -1
+ * without calling done when no connection is up or too many queries are
+ * already waiting.
+ */
+int pg_pool_send(pg_pool *pool, const char *sql, int nparams, const char *const *values,
+                 const pg_send_opts *opts, pg_done_fn done, void *arg);
+
 /* True when at least one connection is ready for queries. */
 bool pg_pool_ready(const pg_pool *pool);
 

@@ -24,8 +24,8 @@ static void on_done(PGresult *res, const char *err, const char *sqlstate, void *
     gw_req_release(r);
 }
 
-int gw_query(gw_req *r, const char *sql, int nparams, const char *const *values,
-             gw_query_fn fn)
+static int send_query(gw_req *r, const char *sql, int nparams, const char *const *values,
+                      bool prepared, gw_query_fn fn)
 {
     query_call *c = malloc(sizeof *c);
     if (!c) {
@@ -39,8 +39,9 @@ int gw_query(gw_req *r, const char *sql, int nparams, const char *const *values,
     /* An authenticated request's statement runs as its tenant, so
      * row-level security holds it to that tenant's rows even if its WHERE
      * forgot to; anything else (health) runs as no tenant and sees none. */
-    const char *tenant = r->authenticated ? r->who.tenant_id : NULL;
-    if (pg_pool_query_as(r->thr->pg, tenant, sql, nparams, values, on_done, c) != 0) {
+    pg_send_opts opts = { .tenant = r->authenticated ? r->who.tenant_id : NULL,
+                          .prepared = prepared };
+    if (pg_pool_send(r->thr->pg, sql, nparams, values, &opts, on_done, c) != 0) {
         free(c);
         http_set_header(r, "Retry-After", "1");
         http_reply_problem(r, 503, "database-unavailable",
@@ -49,6 +50,18 @@ int gw_query(gw_req *r, const char *sql, int nparams, const char *const *values,
         return -1;
     }
     return 0;
+}
+
+int gw_query(gw_req *r, const char *sql, int nparams, const char *const *values,
+             gw_query_fn fn)
+{
+    return send_query(r, sql, nparams, values, false, fn);
+}
+
+int gw_query_static(gw_req *r, const char *sql, int nparams, const char *const *values,
+                    gw_query_fn fn)
+{
+    return send_query(r, sql, nparams, values, true, fn);
 }
 
 void gw_reply_db_error(gw_req *r, const char *err, const char *sqlstate)

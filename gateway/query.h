@@ -24,6 +24,14 @@ typedef void (*gw_query_fn)(gw_req *r, PGresult *res, const char *err,
 int gw_query(gw_req *r, const char *sql, int nparams, const char *const *values,
              gw_query_fn fn);
 
+/*
+ * As gw_query, but sql is prepared once per database connection and then
+ * only executed (see pg_send_opts.prepared): for the fixed statements a
+ * loaded gateway sends often. sql must have static storage duration.
+ */
+int gw_query_static(gw_req *r, const char *sql, int nparams, const char *const *values,
+                    gw_query_fn fn);
+
 /* Answers a failed statement: 503 for an unreachable database, else 500. */
 void gw_reply_db_error(gw_req *r, const char *err, const char *sqlstate);
 

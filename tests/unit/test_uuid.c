@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "uuid.h"
@@ -104,6 +106,46 @@ static void test_v7_ordering(void **state)
     free(ids);
 }
 
+/* Ids come from a per-thread pool of random bytes: a forked child must
+ * not hand out the ids its parent is about to (the pool it inherited). */
+static void test_fork_does_not_repeat_ids(void **state)
+{
+    (void)state;
+    char parent_id[UUID_STR_LEN], child_id[UUID_STR_LEN] = "";
+    uuid_v4(parent_id);                 /* the pool is filled now */
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char id[UUID_STR_LEN];
+        uuid_v4(id);
+        _exit(write(fds[1], id, sizeof id) == (ssize_t)sizeof id ? 0 : 1);
+    }
+    close(fds[1]);
+    assert_int_equal(read(fds[0], child_id, sizeof child_id), (ssize_t)sizeof child_id);
+    close(fds[0]);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    uuid_v4(parent_id);
+    assert_uuid_shape(child_id, '4');
+    assert_string_not_equal(parent_id, child_id);
+}
+
+/* Many ids from one pool and its refills are all different. */
+static void test_pool_refills_stay_distinct(void **state)
+{
+    (void)state;
+    enum { N = 2000 };                  /* far more than one pool's worth */
+    char (*ids)[UUID_STR_LEN] = calloc(N, UUID_STR_LEN);
+    assert_non_null(ids);
+    for (size_t i = 0; i < N; i++)
+        i % 2 ? uuid_v4(ids[i]) : uuid_v7(ids[i]);
+    assert_all_distinct(ids, N);
+    free(ids);
+}
+
 static void test_parse_accepts(void **state)
 {
     (void)state;
@@ -164,6 +206,8 @@ int main(void)
         cmocka_unit_test(test_v4_format),
         cmocka_unit_test(test_v7_format_and_time),
         cmocka_unit_test(test_v7_ordering),
+        cmocka_unit_test(test_fork_does_not_repeat_ids),
+        cmocka_unit_test(test_pool_refills_stay_distinct),
         cmocka_unit_test(test_parse_accepts),
         cmocka_unit_test(test_parse_rejects),
     };
