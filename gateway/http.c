@@ -8,6 +8,9 @@
 #include <ctype.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <errno.h>
+#include <unistd.h>
+#include <event2/event.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
@@ -138,20 +141,37 @@ static evhtp_res limit_body(evhtp_request_t *req, struct evbuffer *buf, void *ar
 }
 
 /* A client connection on a loop thread's list, so that shutdown can close
- * the ones still open (libevhtp frees only connections that end). */
+ * the ones still open (libevhtp frees only connections that end). conn is
+ * NULL for an event stream that has taken its socket (an http_stream, which
+ * starts with this link). */
 typedef struct gw_conn {
     evhtp_connection_t *conn;
     gw_thread *thr;
     struct gw_conn *prev, *next;
 } gw_conn;
 
+static void conn_link(gw_conn *c, gw_thread *thr)
+{
+    c->thr = thr;
+    c->prev = NULL;
+    c->next = thr->conns;
+    if (thr->conns) thr->conns->prev = c;
+    thr->conns = c;
+}
+
+static void conn_unlink(gw_conn *c)
+{
+    if (c->prev) c->prev->next = c->next; else c->thr->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
 static evhtp_res on_connection_fini(evhtp_connection_t *conn, void *arg)
 {
     guard_connection_end(conn);
     gw_conn *c = arg;
     if (!c) return EVHTP_RES_OK;
-    if (c->prev) c->prev->next = c->next; else c->thr->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
+    conn_unlink(c);
     free(c);
     return EVHTP_RES_OK;
 }
@@ -167,16 +187,21 @@ evhtp_res http_on_accept(evhtp_connection_t *conn, void *arg)
         log_warn("cannot guard a new connection (out of memory): served unguarded");
     if (!c) return EVHTP_RES_OK;
     c->conn = conn;
-    c->thr = thr;
-    c->next = thr->conns;
-    if (thr->conns) thr->conns->prev = c;
-    thr->conns = c;
+    conn_link(c, thr);
     return EVHTP_RES_OK;
 }
 
+static void stream_close(http_stream *st);
+
 void http_close_all(gw_thread *thr)
 {
-    while (thr->conns) evhtp_connection_free(thr->conns->conn); /* fini unlinks it */
+    /* Either way the connection leaves the list: libevhtp's fini hook or
+     * stream_close unlinks it. */
+    while (thr->conns) {
+        gw_conn *c = thr->conns;
+        if (c->conn) evhtp_connection_free(c->conn);
+        else stream_close((http_stream *)c);
+    }
 }
 
 bool http_body_too_large(gw_req *r)
@@ -393,60 +418,332 @@ void http_start_event_stream(gw_req *r)
     }
 }
 
-/*
- * Writes iov straight to the socket when nothing is queued before it, and
- * queues what the kernel did not take. Going through the bufferevent for
- * every event of every subscriber costs two epoll_ctl calls (arm, then
- * disarm the write event) and a writev a turn later; a subscriber keeping
- * up has an empty queue, so the bytes go out now in one writev and libevent
- * is involved only for a subscriber that falls behind.
- */
-static void write_or_queue(struct bufferevent *bev, struct evbuffer *out,
-                           struct iovec *iov, int n)
-{
-    ssize_t sent = 0;
-    evutil_socket_t fd = bufferevent_getfd(bev);
-    if (evbuffer_get_length(out) == 0 && fd >= 0) {
-        struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-        sent = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (sent < 0) sent = 0;   /* EAGAIN or an error: the bufferevent finds out */
-    }
-    for (int i = 0; i < n; i++) {
-        size_t skip = (size_t)sent < iov[i].iov_len ? (size_t)sent : iov[i].iov_len;
-        sent -= (ssize_t)skip;
-        if (skip < iov[i].iov_len)
-            evbuffer_add(out, (const char *)iov[i].iov_base + skip, iov[i].iov_len - skip);
-    }
-}
-
-size_t http_stream_write(gw_req *r, const char *data, size_t len)
-{
-    if (!r->req) return 0;
-    struct bufferevent *bev = evhtp_request_get_bev(r->req);
-    if (!bev) return 0;
-    struct evbuffer *out = bufferevent_get_output(bev);
-    char size_line[24];
-    struct iovec iov[3];
-    int n = 0;
-    bool chunked = r->req->flags & EVHTP_REQ_FLAG_CHUNKED;
-    if (chunked) {
-        int w = snprintf(size_line, sizeof size_line, "%zx\r\n", len);
-        iov[n++] = (struct iovec){ size_line, (size_t)w };
-    }
-    iov[n++] = (struct iovec){ (void *)data, len };
-    if (chunked) iov[n++] = (struct iovec){ (void *)"\r\n", 2 };
-    write_or_queue(bev, out, iov, n);
-    return evbuffer_get_length(out);
-}
-
 void http_end_event_stream(gw_req *r)
 {
     if (!r->req) return;
     evhtp_send_reply_chunk_end(r->req);
 }
 
-void http_abort(gw_req *r)
+/* --- event streams that own their socket --------------------------------- */
+
+struct http_stream {
+    gw_conn link;              /* first: on the thread's list, link.conn NULL */
+    evutil_socket_t fd;
+    bool chunked;
+    bool ending;               /* the last chunk is queued: close once flushed */
+    bool closing;              /* close on the loop's next turn */
+    bool want_write;           /* ev also waits for the socket to take more */
+    char *out;                 /* what the kernel has not taken; NULL when none */
+    size_t out_off, out_len, out_cap;
+    http_stream_closed_fn on_closed;
+    void *arg;
+    struct event *ev;          /* lives in the same allocation, after this */
+};
+
+#define STREAM_READ_CHUNK 1024
+
+static void stream_on_io(evutil_socket_t fd, short what, void *arg);
+
+/* One allocation: the stream, then libevent's event (its size is asked of
+ * libevent, so the layout does not depend on event_struct.h). */
+static http_stream *stream_alloc(void)
 {
-    if (!r->req) return;
-    evhtp_connection_free(evhtp_request_get_connection(r->req));
+    size_t off = (sizeof(http_stream) + 15) & ~(size_t)15;
+    http_stream *st = calloc(1, off + event_get_struct_event_size());
+    if (st) st->ev = (struct event *)(void *)((char *)st + off);
+    return st;
+}
+
+/* (Re)registers the stream's one event: always readable (a client that
+ * leaves is seen at once), writable too while bytes are queued. */
+static void stream_watch(http_stream *st, bool want_write)
+{
+    struct event_base *base = event_get_base(st->ev);
+    event_del(st->ev);
+    event_assign(st->ev, base, st->fd, EV_READ | EV_PERSIST | (want_write ? EV_WRITE : 0),
+                 stream_on_io, st);
+    event_add(st->ev, NULL);
+    st->want_write = want_write;
+}
+
+/* Closes on the loop's next turn, so that on_closed never runs inside a
+ * caller's loop over its streams. */
+static void stream_close_soon(http_stream *st)
+{
+    if (st->closing) return;
+    st->closing = true;
+    free(st->out);
+    st->out = NULL;
+    st->out_off = st->out_len = st->out_cap = 0;
+    event_active(st->ev, EV_WRITE, 0);
+}
+
+static void stream_close(http_stream *st)
+{
+    event_del(st->ev);
+    close(st->fd);
+    free(st->out);
+    conn_unlink(&st->link);
+    http_stream_closed_fn cb = st->on_closed;
+    void *arg = st->arg;
+    free(st);
+    if (cb) cb(arg);
+}
+
+/* Appends len bytes to the queue. -1 when out of memory. */
+static int stream_queue(http_stream *st, const char *data, size_t len)
+{
+    if (len == 0) return 0;
+    size_t need = st->out_len + len;
+    if (st->out_off + need > st->out_cap) {
+        if (st->out_off > 0) {
+            memmove(st->out, st->out + st->out_off, st->out_len);
+            st->out_off = 0;
+        }
+        if (need > st->out_cap) {
+            size_t cap = st->out_cap ? st->out_cap * 2 : 256;
+            while (cap < need) cap *= 2;
+            char *p = realloc(st->out, cap);
+            if (!p) return -1;
+            st->out = p;
+            st->out_cap = cap;
+        }
+    }
+    memcpy(st->out + st->out_off + st->out_len, data, len);
+    st->out_len += len;
+    return 0;
+}
+
+/* Hands the kernel what it takes of the queue. -1 on a socket error. */
+static int stream_flush(http_stream *st)
+{
+    while (st->out_len > 0) {
+        ssize_t n = send(st->fd, st->out + st->out_off, st->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+            return -1;
+        }
+        st->out_off += (size_t)n;
+        st->out_len -= (size_t)n;
+    }
+    /* A subscriber that caught up holds no buffer at all. */
+    free(st->out);
+    st->out = NULL;
+    st->out_off = st->out_cap = 0;
+    return 0;
+}
+
+/*
+ * Writes iov straight to the socket when nothing is queued before it, and
+ * queues what the kernel did not take. A subscriber keeping up has an empty
+ * queue, so the bytes go out now in one sendmsg, and the event loop is
+ * involved only for a subscriber that falls behind.
+ */
+static void stream_writev(http_stream *st, struct iovec *iov, int n)
+{
+    ssize_t sent = 0;
+    if (st->out_len == 0) {
+        struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+        do sent = sendmsg(st->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (sent < 0 && errno == EINTR);
+        if (sent < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK) { stream_close_soon(st); return; }
+            sent = 0;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        size_t skip = (size_t)sent < iov[i].iov_len ? (size_t)sent : iov[i].iov_len;
+        sent -= (ssize_t)skip;
+        if (skip < iov[i].iov_len &&
+            stream_queue(st, (const char *)iov[i].iov_base + skip, iov[i].iov_len - skip) != 0) {
+            log_warn("closing an event stream: out of memory for its queue");
+            stream_close_soon(st);
+            return;
+        }
+    }
+    if (st->out_len > 0 && !st->want_write) stream_watch(st, true);
+}
+
+static void stream_on_io(evutil_socket_t fd, short what, void *arg)
+{
+    http_stream *st = arg;
+    if (st->closing) { stream_close(st); return; }
+    if (what & EV_READ) {
+        /* A client has nothing to say on an event stream: what it sends is
+         * dropped; its end (or an error) ends the stream. */
+        char buf[STREAM_READ_CHUNK];
+        ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            stream_close(st);
+            return;
+        }
+    }
+    if (what & EV_WRITE) {
+        if (stream_flush(st) != 0) { stream_close(st); return; }
+        if (st->out_len == 0) {
+            if (st->ending) { stream_close(st); return; }
+            if (st->want_write) stream_watch(st, false);
+        }
+    }
+}
+
+typedef struct head_writer {
+    struct evbuffer *buf;
+    int err;
+} head_writer;
+
+static int add_head_line(evhtp_kv_t *kv, void *arg)
+{
+    head_writer *w = arg;
+    if (evbuffer_add_printf(w->buf, "%s: %s\r\n", kv->key, kv->val) < 0) w->err = 1;
+    return 0;
+}
+
+/* The status line and headers of r's event stream, in buf. -1 on failure. */
+static int write_stream_head(gw_req *r, struct evbuffer *buf, bool chunked)
+{
+    head_writer w = { buf, 0 };
+    bool http10 = r->req->proto == EVHTP_PROTO_10;
+    if (evbuffer_add_printf(buf, "HTTP/1.%d 200 OK\r\n", http10 ? 0 : 1) < 0) return -1;
+    evhtp_headers_for_each(r->req->headers_out, add_head_line, &w);
+    if (w.err) return -1;
+    /* No "Connection: close" although the connection does close after the
+     * stream (it has no parser any more): a stream's end is rare, a client
+     * that wants another request opens a connection as after any idle
+     * close, and clients that read a stream from a kept-alive connection
+     * object (Python's http.client) keep working. */
+    if (evbuffer_add_printf(buf, "%s\r\n", chunked ? "Transfer-Encoding: chunked\r\n" : "") < 0)
+        return -1;
+    return 0;
+}
+
+/* Copies the response head, after anything libevhtp still had queued on
+ * the connection, into the stream's queue. -1 when out of memory. (The
+ * bufferevent's output cannot be drained by anyone but its writer: its
+ * front is frozen, so its bytes are copied, and go with it.) */
+static int take_stream_head(http_stream *st, gw_req *r, struct bufferevent *bev)
+{
+    struct evbuffer *pending = bufferevent_get_output(bev);
+    struct evbuffer *head = evbuffer_new();
+    if (!head) return -1;
+    int rc = -1;
+    size_t plen = evbuffer_get_length(pending);
+    if (write_stream_head(r, head, st->chunked) == 0) {
+        size_t hlen = evbuffer_get_length(head);
+        st->out = malloc(plen + hlen);
+        if (st->out &&
+            evbuffer_copyout(pending, st->out, plen) == (ev_ssize_t)plen &&
+            evbuffer_copyout(head, st->out + plen, hlen) == (ev_ssize_t)hlen) {
+            st->out_cap = st->out_len = plen + hlen;
+            rc = 0;
+        }
+    }
+    evbuffer_free(head);
+    return rc;
+}
+
+/* The gw_conn libevhtp's connection fini hook would have freed. */
+static gw_conn *conn_entry_of(evhtp_connection_t *conn)
+{
+    evhtp_hooks_t *h = conn->hooks;
+    if (!h || h->on_connection_fini != (evhtp_hook_connection_fini_cb)on_connection_fini) return NULL;
+    return h->on_connection_fini_arg;
+}
+
+/*
+ * Frees libevhtp's connection and request for conn but keeps its socket.
+ * Our hooks are taken off first, so neither fini hook runs: the guard is
+ * ended and the list entry freed here. The bufferevent forgets the socket
+ * (so freeing it does not close it), and the parser, request, header
+ * tables, URI and buffers go with the connection.
+ */
+static void release_connection(evhtp_connection_t *conn, evhtp_request_t *req)
+{
+    guard_connection_end(conn);
+    gw_conn *c = conn_entry_of(conn);
+    if (c) { conn_unlink(c); free(c); }
+    if (conn->hooks) evhtp_unset_all_hooks(&conn->hooks);
+    if (req->hooks) evhtp_unset_all_hooks(&req->hooks);
+    bufferevent_setfd(conn->bev, -1);
+    evhtp_connection_free(conn);
+}
+
+http_stream *http_stream_open(gw_req *r, http_stream_closed_fn on_closed, void *arg)
+{
+    if (!r->req || r->replied || !r->paused) return NULL;
+    evhtp_request_t *req = r->req;
+    evhtp_connection_t *conn = evhtp_request_get_connection(req);
+    struct bufferevent *bev = conn ? evhtp_connection_get_bev(conn) : NULL;
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd < 0) return NULL;
+    http_stream *st = stream_alloc();
+    if (!st) return NULL;
+    st->fd = fd;
+    st->chunked = req->proto != EVHTP_PROTO_10;
+    st->on_closed = on_closed;
+    st->arg = arg;
+
+    http_set_header(r, "Content-Type", "text/event-stream; charset=utf-8");
+    http_set_header(r, "Cache-Control", "no-cache");
+    http_set_header(r, "X-Accel-Buffering", "no");
+    add_reply_headers(r);
+    if (take_stream_head(st, r, bev) != 0) {
+        free(st->out);
+        free(st);
+        return NULL;
+    }
+    r->replied = true;
+    count_response(r, 200);
+    audit_on_reply(r, 200);
+
+    gw_thread *thr = r->thr;
+    release_connection(conn, req);
+    r->req = NULL;
+    r->paused = false;
+    if (r->on_close) {
+        void (*cb)(gw_req *) = r->on_close;
+        r->on_close = NULL;
+        cb(r);
+    }
+    conn_link(&st->link, thr);
+    event_assign(st->ev, thr->base, fd, EV_READ | EV_PERSIST, stream_on_io, st);
+    event_add(st->ev, NULL);
+    if (stream_flush(st) != 0) stream_close_soon(st);
+    else if (st->out_len > 0) stream_watch(st, true);
+    gw_req_release(r);   /* libevhtp's reference: its request is gone */
+    return st;
+}
+
+size_t http_stream_send(http_stream *st, const char *data, size_t len)
+{
+    if (st->closing || st->ending || len == 0) return st->out_len;
+    char size_line[24];
+    struct iovec iov[3];
+    int n = 0;
+    if (st->chunked) {
+        int w = snprintf(size_line, sizeof size_line, "%zx\r\n", len);
+        iov[n++] = (struct iovec){ size_line, (size_t)w };
+    }
+    iov[n++] = (struct iovec){ (void *)data, len };
+    if (st->chunked) iov[n++] = (struct iovec){ (void *)"\r\n", 2 };
+    stream_writev(st, iov, n);
+    return st->out_len;
+}
+
+void http_stream_end(http_stream *st)
+{
+    if (st->closing || st->ending) return;
+    if (st->chunked) {
+        struct iovec iov = { (void *)"0\r\n\r\n", 5 };
+        stream_writev(st, &iov, 1);
+        if (st->closing) return;
+    }
+    st->ending = true;
+    if (st->out_len == 0) stream_close_soon(st);
+}
+
+void http_stream_abort(http_stream *st)
+{
+    stream_close_soon(st);
 }

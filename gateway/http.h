@@ -53,16 +53,52 @@ void http_reply_problem(gw_req *r, int status, const char *slug,
 /* Starts a text/event-stream response (200, chunked where HTTP/1.1). */
 void http_start_event_stream(gw_req *r);
 
-/* Writes len bytes of the event stream (framed as one chunk when chunked).
- * Returns the bytes now waiting in the connection's output buffer. */
-size_t http_stream_write(gw_req *r, const char *data, size_t len);
-
 /* Ends the event stream; the request completes. */
 void http_end_event_stream(gw_req *r);
 
-/* Closes the client's connection at once (a subscriber too slow to keep
- * up). The request's on_close runs before this returns. */
-void http_abort(gw_req *r);
+/*
+ * An event stream that has taken its socket from libevhtp. Once the
+ * response head is out, a held stream only ever writes, so everything
+ * libevhtp keeps per connection (the 8 KB parser, the request with its
+ * header tables and URI, the bufferevent and its buffers, the hooks) is
+ * freed, and the stream keeps the socket, one event and, only while the
+ * client is behind, the bytes it has not taken yet.
+ */
+typedef struct http_stream http_stream;
+
+/* Called once when the stream's socket is closed, however it ended (the
+ * client left, http_stream_end flushed, http_stream_abort, shutdown); the
+ * stream is gone by then. Never called from inside an http_stream_*
+ * call: always from the event loop. */
+typedef void (*http_stream_closed_fn)(void *arg);
+
+/*
+ * Answers r with 200 text/event-stream (chunked on HTTP/1.1, the security
+ * and CORS headers) and takes its socket, which is closed once the stream
+ * ends (no further request is read from it): libevhtp's
+ * connection and request are freed, r->req becomes NULL, r->on_close runs
+ * and libevhtp's reference to r is dropped, so r may be freed by this
+ * call unless the caller holds it. on_closed(arg) runs when the socket is
+ * closed. Returns NULL, leaving r as it was, when r has gone or was
+ * already answered, when it was not deferred (it must be called from an
+ * asynchronous step, never from inside libevhtp's parser), or when out of
+ * memory.
+ */
+http_stream *http_stream_open(gw_req *r, http_stream_closed_fn on_closed, void *arg);
+
+/* Writes len bytes of the stream (one chunk when chunked): straight to the
+ * socket when nothing waits before them, the rest queued. Returns the bytes
+ * now queued (the client is that far behind). A socket error closes the
+ * stream on the loop's next turn. */
+size_t http_stream_send(http_stream *st, const char *data, size_t len);
+
+/* Ends the stream (the last chunk); the socket closes once the client has
+ * taken everything queued. Nothing more can be sent. */
+void http_stream_end(http_stream *st);
+
+/* Drops what is queued and closes the socket on the loop's next turn (a
+ * client too slow to keep up). Nothing more can be sent. */
+void http_stream_abort(http_stream *st);
 
 /* Installed as libevhtp's post-accept callback (arg: the gw_server):
  * bounds every request body on the connection to max_body_bytes. */

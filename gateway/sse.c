@@ -10,6 +10,12 @@
  *   3. job_events in PostgreSQL, for ids the ring no longer holds.
  * While a catch-up read is in flight, live messages only mark that another
  * read is due, so an event published during the read is never lost.
+ *
+ * A held stream is small: once its response head is out, the socket is
+ * taken from libevhtp (http_stream_open) and the request context is let
+ * go, so a subscriber is this file's sse_sub, the http_stream and, only
+ * while a catch-up read is in flight, a short-lived request context for
+ * the query.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,17 +39,17 @@
 typedef struct topic topic;
 
 typedef struct sse_sub {
-    gw_req *r;
+    sse_hub *hub;
+    http_stream *st;       /* NULL once the socket is closed */
     topic *t;              /* NULL once the subscriber has left */
+    sse_quota_slot *slot;  /* its principal's stream slot, until given back */
     long long last_sent;
+    long long last_write_ms;
+    int refs;              /* the stream's, and one per read in flight */
     bool fetching;         /* a catch-up read is in flight */
     bool refetch;          /* something arrived meanwhile: read again after */
     bool ended;
     bool finished;         /* the job had ended in PostgreSQL: replay from there */
-    long long last_write_ms;
-    bool quota_held;       /* holds a slot of its principal (sse_quota) */
-    char tenant_id[65];    /* the principal whose slot it holds */
-    char sub[128];
     struct sse_sub *prev, *next;
 } sse_sub;
 
@@ -141,38 +147,60 @@ static void topic_unlink(sse_hub *hub, sse_sub *s)
     topic_free_if_empty(hub, t);
 }
 
-/* --- writing ------------------------------------------------------------ */
+/* --- subscriber references ---------------------------------------------- */
 
-static void sub_write(sse_sub *s, const char *frame, size_t len)
+static void sub_hold(sse_sub *s) { s->refs++; }
+
+static void sub_release(sse_sub *s)
 {
-    size_t queued = http_stream_write(s->r, frame, len);
-    s->last_write_ms = clock_mono_ms();
-    if (queued > s->r->thr->srv->cfg.sse_max_buffer_bytes) {
-        /* Too slow to keep up: drop it rather than grow without bound.
-         * The client resumes from its Last-Event-ID. */
-        log_info("closing SSE subscriber of job %s: %zu bytes unsent", s->t ? s->t->job_id : "?", queued);
-        s->ended = true;
-        http_abort(s->r); /* runs on_close, which unlinks s */
-    }
+    if (--s->refs > 0) return;
+    free(s);
 }
+
+static void sub_release_cb(void *s) { sub_release(s); }
+
+/* Still streaming: the socket is open and the subscriber has not left. */
+static bool sub_live(const sse_sub *s) { return s->st && s->t && !s->ended; }
+
+/* --- writing ------------------------------------------------------------ */
 
 /* Gives the principal's stream slot back, once. A stream ended by us is
  * done even while its client keeps the connection open, so the slot goes
- * back when the stream ends, not only when the request is freed. */
+ * back when the stream ends, not only when the socket closes. */
 static void release_slot(sse_sub *s)
 {
-    if (!s->quota_held) return;
-    s->quota_held = false;
-    sse_quota_release(s->tenant_id, s->sub);
+    sse_quota_give(s->slot);
+    s->slot = NULL;
+}
+
+/* The subscriber leaves: no more writes; the socket closes later. */
+static void sub_leave(sse_hub *hub, sse_sub *s)
+{
+    s->ended = true;
+    topic_unlink(hub, s);
+    release_slot(s);
+}
+
+static void sub_write(sse_sub *s, const char *frame, size_t len)
+{
+    if (!s->st || s->ended) return;
+    size_t queued = http_stream_send(s->st, frame, len);
+    s->last_write_ms = clock_mono_ms();
+    if (queued > s->hub->thr->srv->cfg.sse_max_buffer_bytes) {
+        /* Too slow to keep up: drop it rather than grow without bound.
+         * The client resumes from its Last-Event-ID. */
+        log_set_context(NULL, NULL); /* not the line of whichever request ran last */
+        log_info("closing SSE subscriber of job %s: %zu bytes unsent", s->t ? s->t->job_id : "?", queued);
+        sub_leave(s->hub, s);
+        http_stream_abort(s->st);
+    }
 }
 
 static void sub_end(sse_hub *hub, sse_sub *s)
 {
     if (s->ended) return;
-    s->ended = true;
-    topic_unlink(hub, s);
-    release_slot(s);
-    http_end_event_stream(s->r);
+    sub_leave(hub, s);
+    if (s->st) http_stream_end(s->st);
 }
 
 /*
@@ -182,7 +210,7 @@ static void sub_end(sse_hub *hub, sse_sub *s)
 static int sub_offer(sse_hub *hub, sse_sub *s, long long seq, const char *type,
                      const char *frame, size_t frame_len)
 {
-    if (s->ended || !s->t) return 0;
+    if (!sub_live(s)) return 0;
     if (seq <= s->last_sent) return 0;
     if (seq > s->last_sent + 1) return -1;
     sub_write(s, frame, frame_len);
@@ -214,13 +242,11 @@ static int sub_offer_body(sse_hub *hub, sse_sub *s, const char *body, size_t len
 
 /* --- catching up ------------------------------------------------------- */
 
-static sse_hub *hub_of(sse_sub *s) { return s->r->thr->hub; }
-
 /* A catch-up read ended: go live, or read again if something came meanwhile. */
 static void catch_up_done(sse_sub *s)
 {
     s->fetching = false;
-    if (s->refetch && !s->ended && s->t) {
+    if (s->refetch && sub_live(s)) {
         s->refetch = false;
         catch_up(s);
     }
@@ -231,34 +257,33 @@ static void catch_up_done(sse_sub *s)
 static void on_catch_up_retry(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
-    gw_req *r = arg;
-    sse_sub *s = r->state;
-    if (gw_req_alive(r) && s->t && !s->ended) catch_up(s);
-    gw_req_release(r);
+    sse_sub *s = arg;
+    if (sub_live(s)) catch_up(s);
+    sub_release(s);
 }
 
 /* A catch-up read could not be made: try again shortly rather than wait
  * for a live event, which never comes if the job has already finished. */
 static void catch_up_failed(sse_sub *s, const char *why)
 {
+    log_set_context(NULL, NULL);
     log_warn("SSE catch-up from PostgreSQL failed: %s; retrying", why);
     s->fetching = false;
     struct timeval tv = { CATCH_UP_RETRY_MS / 1000, (CATCH_UP_RETRY_MS % 1000) * 1000 };
-    gw_req_hold(s->r);
-    if (event_base_once(s->r->thr->base, -1, EV_TIMEOUT, on_catch_up_retry, s->r, &tv) != 0)
-        gw_req_release(s->r);
+    sub_hold(s);
+    if (event_base_once(s->hub->thr->base, -1, EV_TIMEOUT, on_catch_up_retry, s, &tv) != 0)
+        sub_release(s);
 }
 
-static void on_table_page(gw_req *r, PGresult *res, const char *err, const char *sqlstate)
+static void on_table_page(gw_req *q, PGresult *res, const char *err, const char *sqlstate)
 {
     (void)sqlstate;
-    sse_sub *s = r->state;
-    if (!gw_req_alive(r) || !s->t || s->ended) return;
+    sse_sub *s = q->state;
+    if (!sub_live(s)) return;
     if (!res) { catch_up_failed(s, err); return; }
     int rows = PQntuples(res);
-    sse_hub *hub = hub_of(s);
     for (int i = 0; i < rows && !s->ended; i++) {
-        if (sub_offer_body(hub, s, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0)) < 0) {
+        if (sub_offer_body(s->hub, s, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0)) < 0) {
             log_warn("gap in job_events of job %s after id %lld", s->t->job_id, s->last_sent);
             break;
         }
@@ -268,34 +293,57 @@ static void on_table_page(gw_req *r, PGresult *res, const char *err, const char 
     catch_up_done(s);
 }
 
+/*
+ * The request context a catch-up statement runs under: the stream's own
+ * was let go when it started (it is the biggest thing a stream would keep),
+ * so each read gets a short-lived one, authenticated as the job's tenant
+ * (row-level security), already "answered" so that nothing is ever sent
+ * for it. It holds s until the statement's answer has been handled.
+ */
+static gw_req *catch_up_request(sse_sub *s)
+{
+    gw_req *q = calloc(1, sizeof *q);
+    if (!q) return NULL;
+    q->thr = s->hub->thr;
+    q->refs = 1;
+    q->replied = true;
+    q->authenticated = true;
+    snprintf(q->who.tenant_id, sizeof q->who.tenant_id, "%s", s->t->tenant_id);
+    q->started_ms = clock_mono_ms();
+    sub_hold(s);
+    q->state = s;
+    q->state_free = sub_release_cb;
+    return q;
+}
+
 static void read_table(sse_sub *s)
 {
     char after[24];
     snprintf(after, sizeof after, "%lld", s->last_sent);
     const char *params[3] = { s->t->job_id, s->t->tenant_id, after };
-    /* On a started stream gw_query's own 503 answer is moot: retry instead. */
-    if (gw_query(s->r,
+    gw_req *q = catch_up_request(s);
+    if (!q) { catch_up_failed(s, "out of memory"); return; }
+    if (gw_query(q,
                  "SELECT body FROM job_events WHERE job_id = $1 AND tenant_id = $2 AND seq > $3 "
                  "ORDER BY seq LIMIT " PG_CATCHUP_PAGE,
                  3, params, on_table_page) != 0)
         catch_up_failed(s, "no database connection is ready");
+    gw_req_release(q);
 }
 
 static void on_ring(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
-    gw_req *r = privdata;
-    sse_sub *s = r->state;
+    sse_sub *s = privdata;
     redisReply *rep = reply;
-    if (gw_req_alive(r) && s->t && !s->ended) {
-        sse_hub *hub = hub_of(s);
+    if (sub_live(s)) {
         bool need_table = true;
         if (rep && rep->type == REDIS_REPLY_ARRAY) {
             need_table = rep->elements == 0;
             for (size_t i = 0; i < rep->elements && !s->ended; i++) {
                 redisReply *e = rep->element[i];
                 if (e->type != REDIS_REPLY_STRING) continue;
-                if (sub_offer_body(hub, s, e->str, e->len) < 0) { need_table = true; break; }
+                if (sub_offer_body(s->hub, s, e->str, e->len) < 0) { need_table = true; break; }
                 need_table = false;
             }
         }
@@ -305,7 +353,7 @@ static void on_ring(redisAsyncContext *ac, void *reply, void *privdata)
             else catch_up_done(s);
         }
     }
-    gw_req_release(r);
+    sub_release(s);
 }
 
 static void catch_up(sse_sub *s)
@@ -324,61 +372,64 @@ static void catch_up(sse_sub *s)
     key_events(key, s->t->job_id);
     redis_argv cmd;
     redis_argv_of(&cmd, "LRANGE", key, "0", "-1", (const char *)NULL);
-    gw_req_hold(s->r);
-    if (rds_command(s->r->thr->redis, on_ring, s->r, &cmd) != 0) {
-        gw_req_release(s->r);
+    sub_hold(s);
+    if (rds_command(s->hub->thr->redis, on_ring, s, &cmd) != 0) {
+        sub_release(s);
         read_table(s); /* Redis is down: PostgreSQL has every event */
     }
 }
 
 /* --- subscriber life ---------------------------------------------------- */
 
-/* Runs once when the stream's request is freed, however it ended (client
+/* Runs once when the stream's socket closes, however it ended (client
  * gone, job finished, slow-subscriber abort, shutdown): the principal's
  * slot is given back here unless sub_end already did. */
-static void on_stream_closed(gw_req *r)
+static void on_stream_closed(void *arg)
 {
-    sse_sub *s = r->state;
-    s->ended = true;
-    topic_unlink(r->thr->hub, s);
-    release_slot(s);
+    sse_sub *s = arg;
+    s->st = NULL;
+    if (!s->ended) sub_leave(s->hub, s);
+    sub_release(s);
 }
 
 #define SSE_QUOTA_RETRY_AFTER "5"
 
-/* Takes a stream slot of r's principal, or answers 429 and returns -1. */
-static int take_stream_slot(gw_req *r)
+/* Takes a stream slot of r's principal, or answers 429 and returns NULL. */
+static sse_quota_slot *take_stream_slot(gw_req *r)
 {
     int max = r->thr->srv->cfg.sse_max_per_principal;
-    if (sse_quota_acquire(r->who.tenant_id, r->who.sub, max)) return 0;
+    sse_quota_slot *slot = sse_quota_take(r->who.tenant_id, r->who.sub, max);
+    if (slot) return slot;
     char detail[128];
     snprintf(detail, sizeof detail, "this principal already has %d event streams open", max);
     http_set_header(r, "Retry-After", SSE_QUOTA_RETRY_AFTER);
     http_reply_problem(r, 429, "too-many-streams", detail, NULL);
-    return -1;
+    return NULL;
 }
 
 void sse_subscribe(sse_hub *hub, gw_req *r, const char *job_id,
                    const char *tenant_id, long long after, bool finished)
 {
-    if (take_stream_slot(r) != 0) return;
+    sse_quota_slot *slot = take_stream_slot(r);
+    if (!slot) return;
     sse_sub *s = calloc(1, sizeof *s);
     topic *t = s ? topic_get(hub, job_id, tenant_id) : NULL;
-    if (!t) {
+    if (t) {
+        s->hub = hub;
+        s->refs = 1;   /* the stream's, dropped when its socket closes */
+        s->st = http_stream_open(r, on_stream_closed, s);
+        /* r is not to be used from here on when the stream opened. */
+    }
+    if (!t || !s->st) {
         free(s);
-        sse_quota_release(r->who.tenant_id, r->who.sub);
-        http_reply_problem(r, 503, "unavailable", "out of memory", NULL);
+        sse_quota_give(slot);
+        if (t) topic_free_if_empty(hub, t);
+        http_reply_problem(r, 503, "unavailable", "cannot start the event stream", NULL);
         return;
     }
-    s->quota_held = true;
-    snprintf(s->tenant_id, sizeof s->tenant_id, "%s", r->who.tenant_id);
-    snprintf(s->sub, sizeof s->sub, "%s", r->who.sub);
-    s->r = r;
+    s->slot = slot;
     s->last_sent = after;
     s->finished = finished;
-    r->state = s;
-    r->state_free = free;
-    r->on_close = on_stream_closed;
 
     s->t = t;
     s->next = t->subs;
@@ -388,7 +439,6 @@ void sse_subscribe(sse_hub *hub, gw_req *r, const char *job_id,
     hub->streams++;
     atomic_fetch_add_explicit(&hub->thr->srv->sse_streams_open, 1, memory_order_relaxed);
 
-    http_start_event_stream(r);
     static const char hello[] = "retry: 1000\n\n";
     sub_write(s, hello, sizeof hello - 1);
     if (s->ended) return;
@@ -532,8 +582,8 @@ void sse_hub_close_all(sse_hub *hub)
             topic *t = hub->buckets[b];
             if (!t->subs) { topic_free(hub, t); continue; }
             sse_sub *s = t->subs;
-            http_stream_write(s->r, bye, sizeof bye - 1);
-            sub_end(hub, s);
+            sub_write(s, bye, sizeof bye - 1);
+            if (!s->ended) sub_end(hub, s);
         }
     }
 }

@@ -24,6 +24,10 @@ void sse_hub_free(sse_hub *hub);
  * authenticated and checked to belong to tenant_id; the stream ends after
  * the job's terminal event. finished says the job had already ended in
  * PostgreSQL, so its events are replayed from there, not from Redis.
+ * r must be deferred (an asynchronous step's callback): the stream takes
+ * its socket (http_stream_open) and lets libevhtp's request go, so the
+ * caller does nothing with r afterwards except drop its own reference.
+ * On refusal (429, 503) r is answered as usual.
  */
 void sse_subscribe(sse_hub *hub, gw_req *r, const char *job_id,
                    const char *tenant_id, long long after,

@@ -14,11 +14,11 @@
 
 #define QUOTA_BUCKETS 256
 
-typedef struct quota_entry {
+typedef struct sse_quota_slot {
     char *tenant_id;
     char *sub;
     int count;
-    struct quota_entry *next;
+    struct sse_quota_slot *next;
 } quota_entry;
 
 static pthread_mutex_t quota_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -42,13 +42,13 @@ static quota_entry **quota_find(const char *tenant_id, const char *sub)
     return pp;
 }
 
-bool sse_quota_acquire(const char *tenant_id, const char *sub, int max)
+sse_quota_slot *sse_quota_take(const char *tenant_id, const char *sub, int max)
 {
-    bool ok = false;
+    quota_entry *got = NULL;
     pthread_mutex_lock(&quota_lock);
     quota_entry **pp = quota_find(tenant_id, sub);
     if (*pp) {
-        if ((*pp)->count < max) { (*pp)->count++; ok = true; }
+        if ((*pp)->count < max) { (*pp)->count++; got = *pp; }
     } else if (max > 0) {
         quota_entry *e = calloc(1, sizeof *e);
         if (e) {
@@ -57,7 +57,7 @@ bool sse_quota_acquire(const char *tenant_id, const char *sub, int max)
             if (e->tenant_id && e->sub) {
                 e->count = 1;
                 *pp = e;
-                ok = true;
+                got = e;
             } else {
                 free(e->tenant_id);
                 free(e->sub);
@@ -66,13 +66,17 @@ bool sse_quota_acquire(const char *tenant_id, const char *sub, int max)
         }
     }
     pthread_mutex_unlock(&quota_lock);
-    return ok;
+    return got;
 }
 
-void sse_quota_release(const char *tenant_id, const char *sub)
+bool sse_quota_acquire(const char *tenant_id, const char *sub, int max)
 {
-    pthread_mutex_lock(&quota_lock);
-    quota_entry **pp = quota_find(tenant_id, sub);
+    return sse_quota_take(tenant_id, sub, max) != NULL;
+}
+
+/* Drops one count of the entry at *pp, unlinking it at zero. Lock held. */
+static void quota_put(quota_entry **pp)
+{
     quota_entry *e = *pp;
     if (e && --e->count <= 0) {
         *pp = e->next;
@@ -80,6 +84,22 @@ void sse_quota_release(const char *tenant_id, const char *sub)
         free(e->sub);
         free(e);
     }
+}
+
+void sse_quota_release(const char *tenant_id, const char *sub)
+{
+    pthread_mutex_lock(&quota_lock);
+    quota_put(quota_find(tenant_id, sub));
+    pthread_mutex_unlock(&quota_lock);
+}
+
+void sse_quota_give(sse_quota_slot *slot)
+{
+    if (!slot) return;
+    pthread_mutex_lock(&quota_lock);
+    /* The entry stays in the table while any slot of it is held, so it is
+     * found by its own names. */
+    quota_put(quota_find(slot->tenant_id, slot->sub));
     pthread_mutex_unlock(&quota_lock);
 }
 

@@ -17,6 +17,17 @@ bool sse_quota_acquire(const char *tenant_id, const char *sub, int max);
 /* Gives back a slot taken by sse_quota_acquire. */
 void sse_quota_release(const char *tenant_id, const char *sub);
 
+/* One slot taken, as a handle: a stream keeps this pointer (shared by
+ * every stream of the principal) instead of copies of both names. */
+typedef struct sse_quota_slot sse_quota_slot;
+
+/* Like sse_quota_acquire, but returns the principal's entry (NULL when max
+ * are already open or out of memory); give it back with sse_quota_give. */
+sse_quota_slot *sse_quota_take(const char *tenant_id, const char *sub, int max);
+
+/* Gives back one slot taken by sse_quota_take. */
+void sse_quota_give(sse_quota_slot *slot);
+
 /* Slots of (tenant_id, sub) held now. */
 int sse_quota_held(const char *tenant_id, const char *sub);
 
