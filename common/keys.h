@@ -9,6 +9,8 @@
  *   jobs:notify:{id}       channel one message per appended event (its body)
  *   jobs:lease:{id}        STRING  worker id holding the job, PX lease
  *   cancel:{id}            STRING  set when cancellation is requested
+ *   cancel:requests        channel one message (the job id) per requested
+ *                                  cancellation, so workers act at once
  *   jobs:delayed:{type}    ZSET    job ids waiting for their run_at or retry
  *                                  backoff, scored by due time (epoch ms)
  *   jobs:dead              LIST    ids of failed jobs, newest first, capped
@@ -22,6 +24,11 @@
 #include <stddef.h>
 
 #define KEY_MAX 160
+
+/* The channel the gateway publishes a job's id on after setting its
+ * cancel:{id} flag: a worker's supervisor wakes on it instead of waiting
+ * for its next poll. */
+#define CHANNEL_CANCEL_REQUESTS "cancel:requests"
 
 /* Each writes the key into out (KEY_MAX bytes) and returns out. */
 char *key_queue(char *out, const char *type);

@@ -117,4 +117,8 @@ void gw_redis_flag_cancel(gw_thread *thr, const char *job_id)
     redis_argv cmd;
     redis_argv_of(&cmd, "SET", key, "1", "EX", ttl, (const char *)NULL);
     send_or_log(thr, &cmd);
+    /* After the flag, on the same connection: a supervisor woken by the
+     * message finds the flag set. */
+    redis_argv_of(&cmd, "PUBLISH", CHANNEL_CANCEL_REQUESTS, job_id, (const char *)NULL);
+    send_or_log(thr, &cmd);
 }

@@ -23,7 +23,8 @@ void gw_redis_enqueue(gw_thread *thr, const char *job_id, const char *type);
 void gw_redis_enqueue_at(gw_thread *thr, const char *job_id, const char *type,
                          long long run_at_ms);
 
-/* Sets cancel:{job_id} for the job's worker to see. */
+/* Sets cancel:{job_id} for the job's worker to see, and publishes the id
+ * on CHANNEL_CANCEL_REQUESTS so the worker sees it at once. */
 void gw_redis_flag_cancel(gw_thread *thr, const char *job_id);
 
 #endif

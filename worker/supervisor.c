@@ -7,12 +7,18 @@
  * busy (or stuck in a slow call) still has its heartbeat kept.
  *
  * Each round (every cancel_poll_ms) checks the cancel:{id} flags in Redis.
+ * Between rounds the thread waits on a subscription to the gateway's
+ * cancel:requests channel, so a cancellation starts a round at once
+ * rather than at the next poll; the message only wakes it (the flag, set
+ * before the message was published, is what the round acts on), so a
+ * message lost with the connection costs at most one poll interval.
  * While Redis is unreachable, the same question goes to PostgreSQL
  * (cancel_requested_at) every PG_CANCEL_POLL_MS instead. Every
  * heartbeat_ms the heartbeat UPDATE also reports cancellations and jobs
  * that are no longer this worker's, which covers a cancel flag lost with
  * a Redis restart.
  */
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -128,6 +134,70 @@ static void heartbeat(supervisor *s, round_buf *b, size_t n)
     stop_jobs_marked(s->w, b, n, b->alive, STOP_LOST);
 }
 
+/* Subscribes the sub link when it is up and not subscribed yet. Returns
+ * whether it is subscribed. */
+static bool cancel_subscription(supervisor *s)
+{
+    if (s->subscribed && s->sub.c != NULL)
+        return true;
+    s->subscribed = false;
+    redisContext *c = redis_link_try(&s->sub);
+    if (c == NULL)
+        return false;
+    redisReply *r = redisCommand(c, "SUBSCRIBE %s", CHANNEL_CANCEL_REQUESTS);
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        redis_link_drop(&s->sub, r && r->type == REDIS_REPLY_ERROR ? r->str
+                                                                : "SUBSCRIBE failed");
+        if (r != NULL)
+            freeReplyObject(r);
+        return false;
+    }
+    freeReplyObject(r);
+    s->subscribed = true;
+    return true;
+}
+
+/* Reads every message that has arrived. Returns how many, or -1 when the
+ * connection failed (the link is dropped). */
+static int drain_cancel_messages(supervisor *s)
+{
+    redisContext *c = s->sub.c;
+    if (redisBufferRead(c) != REDIS_OK) {
+        redis_link_drop(&s->sub, c->errstr);
+        s->subscribed = false;
+        return -1;
+    }
+    int n = 0;
+    for (;;) {
+        void *reply = NULL;
+        if (redisGetReplyFromReader(c, &reply) != REDIS_OK) {
+            redis_link_drop(&s->sub, c->errstr);
+            s->subscribed = false;
+            return -1;
+        }
+        if (reply == NULL)
+            return n;
+        freeReplyObject(reply);
+        n++;
+    }
+}
+
+/* Waits up to ms for a cancellation message (at once when one arrives);
+ * without a subscription it just sleeps. */
+static void wait_between_rounds(supervisor *s, long long ms)
+{
+    if (ms <= 0)
+        return;
+    if (!cancel_subscription(s)) {
+        clock_sleep_ms(ms);
+        return;
+    }
+    struct pollfd pfd = { .fd = s->sub.c->fd, .events = POLLIN };
+    int rc = poll(&pfd, 1, (int)ms);
+    if (rc > 0 && drain_cancel_messages(s) < 0)
+        clock_sleep_ms(ms);     /* the link is down: no hot loop until it is back */
+}
+
 static void *supervisor_main(void *arg)
 {
     supervisor *s = arg;
@@ -163,9 +233,7 @@ static void *supervisor_main(void *arg)
             }
         }
 
-        long long left = now + poll_ms - clock_mono_ms();
-        if (left > 0)
-            clock_sleep_ms(left);
+        wait_between_rounds(s, now + poll_ms - clock_mono_ms());
     }
     round_buf_free(&b);
     return NULL;
@@ -178,6 +246,7 @@ int supervisor_start(supervisor *s, worker *w)
     atomic_init(&s->stop, 0);
     pg_link_init(&s->pg, w->cfg->database_url, "supervisor", SUPERVISOR_CONNECT_TIMEOUT_S);
     redis_link_init(&s->rd, w->cfg, "supervisor");
+    redis_link_init(&s->sub, w->cfg, "supervisor (cancel requests)");
     int err = pthread_create(&s->tid, NULL, supervisor_main, s);
     if (err != 0) {
         log_error("cannot start the supervisor thread: %s", strerror(err));
@@ -196,4 +265,5 @@ void supervisor_stop(supervisor *s)
     }
     pg_link_close(&s->pg);
     redis_link_close(&s->rd);
+    redis_link_close(&s->sub);
 }

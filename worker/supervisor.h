@@ -23,6 +23,11 @@ typedef struct supervisor {
     atomic_int stop;
     pg_link pg;
     redis_link rd;
+    /* Subscribed to CHANNEL_CANCEL_REQUESTS: a message ends the wait
+     * between rounds early. Its own connection, since a subscribed one
+     * can run no other command. */
+    redis_link sub;
+    bool subscribed;
 } supervisor;
 
 /* Starts the supervisor thread for w. Returns 0, or -1 when the thread
