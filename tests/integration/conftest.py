@@ -19,6 +19,7 @@ other's jobs and can run in any order.
 """
 
 import base64
+import contextlib
 import glob
 import hashlib
 import hmac
@@ -385,6 +386,34 @@ def stack_dep(stack, name, action):
     session stack (agentgate-stack redis|pg ACTION)."""
     r = _stack(name, action, "--dir", stack.dir)
     assert r.returncode == 0, f"agentgate-stack {name} {action}: {r.stdout}"
+
+
+def bin_path(name):
+    """The path of one of agentgate's binaries under test (AGENTGATE_BIN,
+    else the repository's build/bin)."""
+    return os.path.join(os.path.abspath(os.environ.get(
+        "AGENTGATE_BIN", os.path.join(REPO, "build", "bin"))), name)
+
+
+@contextlib.contextmanager
+def own_process(argv, env, log_path):
+    """Runs a service of the test's own (a second gateway, a worker with
+    other settings) with env, its output appended to log_path (under the
+    stack's logs/, so the sanitizer scan reads it), and stops it at the end:
+    SIGTERM, then SIGKILL after 15 s. Yields the Popen."""
+    log = open(log_path, "ab")
+    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                            stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
 
 
 def wait_ready(timeout=60):

@@ -7,12 +7,12 @@ cancel is seen) and a lease long enough not to matter, so a running job
 cancelled within a few seconds can only have been stopped by the message.
 """
 import os
-import subprocess
 import time
 
 import pytest
 
-from conftest import REPO, TERMINAL_EVENTS, WORKERS, _read_env_file, check_frames
+from conftest import (TERMINAL_EVENTS, WORKERS, _read_env_file, bin_path, check_frames,
+                      own_process)
 
 SLOW_POLL_MS = 20000
 
@@ -20,8 +20,6 @@ SLOW_POLL_MS = 20000
 @pytest.fixture
 def slow_poll_worker(stack):
     """The only worker running: the stack's settings, a 20 s cancel poll."""
-    bindir = os.path.abspath(os.environ.get("AGENTGATE_BIN",
-                                            os.path.join(REPO, "build", "bin")))
     for i in range(1, WORKERS + 1):
         stack.worker("stop", i)
     env = dict(os.environ)
@@ -32,20 +30,11 @@ def slow_poll_worker(stack):
         "AGENTGATE_HEARTBEAT_MS": "10000",
         "AGENTGATE_LEASE_MS": "60000",
     })
-    log_path = os.path.join(stack.dir, "logs", "worker-slow-poll.log")
-    log = open(log_path, "wb")
-    proc = subprocess.Popen([os.path.join(bindir, "agentgate-worker")], env=env,
-                            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     try:
-        yield proc
+        with own_process([bin_path("agentgate-worker")], env,
+                         os.path.join(stack.dir, "logs", "worker-slow-poll.log")) as proc:
+            yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
         for i in range(1, WORKERS + 1):
             stack.worker("start", i)
 

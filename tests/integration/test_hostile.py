@@ -14,14 +14,13 @@ import json
 import os
 import re
 import socket
-import subprocess
 import time
 import uuid
 
 import pytest
 
-from conftest import (HTTP_PORT, REPO, TIMEOUT, _free_port, _read_env_file,
-                      http_request)
+from conftest import (HTTP_PORT, TIMEOUT, _free_port, _read_env_file, bin_path,
+                      http_request, own_process)
 
 ORIGIN = "https://app.example.com"
 OTHER_ORIGIN = "https://admin.example.com"
@@ -70,8 +69,6 @@ class Gateway:
 
 @pytest.fixture(scope="module")
 def gw(stack):
-    bindir = os.path.abspath(os.environ.get("AGENTGATE_BIN",
-                                            os.path.join(REPO, "build", "bin")))
     port = int(os.environ.get("AGENTGATE_TEST_HOSTILE_PORT") or _free_port())
     env = dict(os.environ)
     env.update(_read_env_file(os.path.join(stack.dir, "agentgate.env")))
@@ -91,30 +88,19 @@ def gw(stack):
         "AGENTGATE_MAX_BODY_BYTES": str(MAX_BODY),
     })
     log_path = os.path.join(stack.dir, "logs", f"gateway-hostile-{port}.log")
-    log = open(log_path, "wb")
-    proc = subprocess.Popen([os.path.join(bindir, "agentgate-gateway")], env=env,
-                            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-    g = Gateway(port, log_path, proc)
-    deadline = time.monotonic() + 20
-    while True:
-        assert proc.poll() is None, "hostile gateway exited:\n" + g.log()
-        try:
-            if g.request("GET", "/v1/health/live", timeout=2)[0] == 200:
-                break
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, "hostile gateway not up:\n" + g.log()
-        time.sleep(0.1)
-    try:
+    with own_process([bin_path("agentgate-gateway")], env, log_path) as proc:
+        g = Gateway(port, log_path, proc)
+        deadline = time.monotonic() + 20
+        while True:
+            assert proc.poll() is None, "hostile gateway exited:\n" + g.log()
+            try:
+                if g.request("GET", "/v1/health/live", timeout=2)[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "hostile gateway not up:\n" + g.log()
+            time.sleep(0.1)
         yield g
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 # --------------------------------------------------------------------------

@@ -8,15 +8,13 @@ a tenant writes only its own rows, strictly checked."""
 import http.client
 import json
 import os
-import signal
 import socket
-import subprocess
 import time
 import uuid
 
 import pytest
 
-from conftest import TIMEOUT, Resp
+from conftest import TIMEOUT, Resp, bin_path, own_process
 
 BUILTIN_MODEL = "builtin-deterministic-1"
 SECRET_KEY = "sk-it-" + uuid.uuid4().hex
@@ -147,9 +145,6 @@ def configured_gateway(stack):
     """A second gateway on the stack's database and Redis whose settings
     name two providers and a model. Its log is under the stack's logs/, so
     the suite's sanitizer scan reads it too."""
-    bindir = os.path.abspath(os.environ.get(
-        "AGENTGATE_BIN", os.path.join(os.path.dirname(__file__), "..", "..",
-                                      "build", "bin")))
     port = _free_port()
     env = dict(os.environ,
                AGENTGATE_LISTEN=f"127.0.0.1:{port}",
@@ -157,11 +152,8 @@ def configured_gateway(stack):
                AGENTGATE_LLM_PROVIDERS=f"primary={PROVIDER_URL}, backup={PROVIDER_URL}",
                AGENTGATE_LLM_API_KEYS=f"primary={SECRET_KEY},backup={SECRET_KEY}",
                AGENTGATE_LLM_MODEL=CONFIGURED_MODEL)
-    log = open(os.path.join(stack.dir, "logs", "gateway-models-test.log"), "ab")
-    proc = subprocess.Popen(
-        [os.path.join(bindir, "agentgate-gateway"), "--config",
-         os.path.join(stack.dir, "agentgate.env")],
-        env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    log_path = os.path.join(stack.dir, "logs", "gateway-models-test.log")
+    argv = [bin_path("agentgate-gateway"), "--config", os.path.join(stack.dir, "agentgate.env")]
 
     def request(method, path, body=None, token=None):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
@@ -178,11 +170,11 @@ def configured_gateway(stack):
         finally:
             conn.close()
 
-    try:
+    with own_process(argv, env, log_path) as proc:
         deadline = time.monotonic() + TIMEOUT
         while True:
             assert proc.poll() is None, (
-                f"the second gateway exited {proc.returncode}; see {log.name}")
+                f"the second gateway exited {proc.returncode}; see {log_path}")
             try:
                 if request("GET", "/v1/health/live").status == 200:
                     break
@@ -191,14 +183,6 @@ def configured_gateway(stack):
             assert time.monotonic() < deadline, "the second gateway did not start"
             time.sleep(0.05)
         yield request
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def _via(gw, tenant):
