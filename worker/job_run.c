@@ -7,7 +7,9 @@
  *
  * The terminal write and the hand-back are single statements fenced by
  * the claiming attempt, carrying their event with them; Redis is told
- * afterwards. How the handler's outcome and the stop reason combine:
+ * afterwards. The terminal write goes through the worker's group commit
+ * (terminal_commit.c), sharing one transaction with the other job
+ * threads' terminal writes of the moment. How the handler's outcome and the stop reason combine:
  *
  *   shutdown, handler did not succeed  -> handed back (job.retrying), at once
  *   job lost to another attempt        -> nothing (the fence refuses it)
@@ -33,6 +35,7 @@
 #include "jsonutil.h"
 #include "log.h"
 #include "schema.h"
+#include "terminal_commit.h"
 
 #define CLAIM_ERRORS_MAX 3
 /* A job its tenant's running cap refused waits this long, plus up to
@@ -255,24 +258,33 @@ static void plan_outcome(final_plan *p, const job_ctx *ctx, job_outcome outcome,
 
 typedef struct final_wait {
     worker *w;
+    long long started_ms;
     long long deadline_ms;
-    long long hard_stop_seen_ms;
 } final_wait;
 
 /* A final write keeps trying for a lease's length, but once the worker is
- * told to stop at once only for a moment more. */
+ * told to stop at once only for a moment more: counted from the later of
+ * that order and the write's start, so it does not depend on who asks
+ * (the job thread itself, or the one writing its group). */
 static bool final_wait_over(void *arg)
 {
     final_wait *fw = arg;
     long long now = clock_mono_ms();
     if (now >= fw->deadline_ms)
         return true;
-    if (worker_hard_stopping(fw->w)) {
-        if (fw->hard_stop_seen_ms == 0)
-            fw->hard_stop_seen_ms = now;
-        return now - fw->hard_stop_seen_ms >= FINAL_WAIT_AFTER_HARD_STOP_MS;
-    }
-    return false;
+    long long hard = worker_hard_stop_ms(fw->w);
+    if (hard == 0)
+        return false;
+    long long from = hard > fw->started_ms ? hard : fw->started_ms;
+    return now - from >= FINAL_WAIT_AFTER_HARD_STOP_MS;
+}
+
+/* The limits of a final write starting now. */
+static final_wait final_wait_start(const job_ctx *ctx)
+{
+    long long lease = ctx->w->cfg->lease_ms > 0 ? ctx->w->cfg->lease_ms : 30000;
+    long long now = clock_mono_ms();
+    return (final_wait){ ctx->w, now, now + lease };
 }
 
 typedef store_rc (*final_write_fn)(PGconn *c, job_ctx *ctx, const void *arg);
@@ -285,8 +297,7 @@ typedef store_rc (*final_write_fn)(PGconn *c, job_ctx *ctx, const void *arg);
 static store_rc final_write(job_ctx *ctx, final_write_fn fn, const void *arg,
                             const char *landed_status, long long seq)
 {
-    long long lease = ctx->w->cfg->lease_ms > 0 ? ctx->w->cfg->lease_ms : 30000;
-    final_wait fw = { ctx->w, clock_mono_ms() + lease, 0 };
+    final_wait fw = final_wait_start(ctx);
     bool retried = false;
     for (;;) {
         PGconn *c = pg_link_wait(&ctx->t->pg, final_wait_over, &fw);
@@ -342,7 +353,16 @@ static void write_terminal(job_ctx *ctx, final_plan *p)
         .n_prior = ctx->buf.n,
         .progress_json = ctx->buf.progress_json,
     };
-    store_rc rc = final_write(ctx, finish_fn, &f, p->status, seq);
+    store_rc rc;
+    if (ctx->w->commit != NULL) {
+        /* Through the worker's committer, in one transaction with the
+         * other job threads' terminal writes of the moment; same limits. */
+        final_wait fw = final_wait_start(ctx);
+        rc = terminal_commit_finish(ctx->w->commit, ctx->info.id, ctx->info.tenant_id,
+                                    ctx->info.attempt, &f, final_wait_over, &fw);
+    } else {
+        rc = final_write(ctx, finish_fn, &f, p->status, seq);
+    }
 
     if (rc == STORE_OK) {
         event_buffer_clear(&ctx->buf);

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libpq-events.h>
 
 #include "clock.h"
 #include "job_store.h"
@@ -51,6 +52,8 @@ static const char *pg_message(const char *msg, char *buf, size_t size)
     return buf;
 }
 
+static void prep_attach(PGconn *conn);
+
 /* One connection attempt. Settings in the URL win over these defaults,
  * because dbname (which carries the URL) is processed last. */
 static int pg_link_attempt(pg_link *l)
@@ -65,6 +68,7 @@ static int pg_link_attempt(pg_link *l)
 
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (c != NULL && PQstatus(c) == CONNECTION_OK) {
+        prep_attach(c);
         if (l->down_logged)
             log_info("%s: connected to PostgreSQL again", l->who);
         l->conn = c;
@@ -123,12 +127,119 @@ bool store_conn_broken(PGconn *conn)
 }
 
 /* ---------------------------------------------------------------------------
+ * Prepared statements
+ *
+ * Every statement of this file is sent by name once it was prepared on
+ * the connection, so PostgreSQL parses, analyses and (after its first
+ * few runs, once a generic plan is chosen) plans it once per connection
+ * instead of once per job. Which ones are prepared is the connection's
+ * own state, kept as libpq instance data of an event procedure that
+ * pg_link registers on each new connection: a PQreset or a new
+ * connection starts with none, so nothing stale is ever named. A
+ * connection without the procedure (not made by pg_link) sends text.
+ * ------------------------------------------------------------------------- */
+
+/* The index of sql among this file's statements, or -1 (defined at the
+ * end of the file, where they are all known). */
+static int prepared_index(const char *sql);
+
+typedef struct prep_state {
+    unsigned long long bits;    /* bit k: statement k is prepared */
+} prep_state;
+
+static int prep_event_proc(PGEventId evt, void *info, void *pass)
+{
+    (void)pass;
+    switch (evt) {
+    case PGEVT_REGISTER: {
+        PGEventRegister *r = info;
+        prep_state *ps = calloc(1, sizeof *ps);
+        return ps != NULL && PQsetInstanceData(r->conn, prep_event_proc, ps) == 1;
+    }
+    case PGEVT_CONNRESET: {
+        PGEventConnReset *r = info;
+        prep_state *ps = PQinstanceData(r->conn, prep_event_proc);
+        if (ps != NULL)
+            ps->bits = 0;
+        return 1;
+    }
+    case PGEVT_CONNDESTROY: {
+        PGEventConnDestroy *r = info;
+        free(PQinstanceData(r->conn, prep_event_proc));
+        PQsetInstanceData(r->conn, prep_event_proc, NULL);
+        return 1;
+    }
+    default:
+        return 1;
+    }
+}
+
+/* Gives a new connection its record of prepared statements. Without it
+ * (out of memory) statements go as text: slower, not wrong. */
+static void prep_attach(PGconn *conn)
+{
+    if (PQregisterEventProc(conn, prep_event_proc, "agentgate-prepared", NULL) != 1)
+        log_warn("PostgreSQL connection: cannot track prepared statements; "
+                 "sending statements as text");
+}
+
+/*
+ * The name under which sql (with n parameters) is prepared on conn,
+ * preparing it first when it is one of this file's and not prepared yet;
+ * NULL when it is to be sent as text (not ours, no record, or the prepare
+ * failed: the text statement then fails the same way, with its own
+ * error). Never call it inside a pipeline: the prepare is a round trip.
+ */
+static const char *prepared_name(PGconn *conn, const char *sql, int n, char name[16])
+{
+    int k = prepared_index(sql);
+    prep_state *ps = k >= 0 ? PQinstanceData(conn, prep_event_proc) : NULL;
+    if (ps == NULL)
+        return NULL;
+    snprintf(name, 16, "ag_w%d", k);
+    if (ps->bits & (1ULL << k))
+        return name;
+    PGresult *r = PQprepare(conn, name, sql, n, NULL);
+    bool ok = r != NULL && PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok)
+        return NULL;
+    ps->bits |= 1ULL << k;
+    return name;
+}
+
+/* A statement named but no longer there (someone ran DEALLOCATE or
+ * DISCARD on the connection): forget them all, so the next call prepares
+ * them again. */
+static void prepared_check(PGconn *conn, const PGresult *res)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    prep_state *ps = state ? PQinstanceData(conn, prep_event_proc) : NULL;
+    if (ps != NULL && strcmp(state, "26000") == 0)
+        ps->bits = 0;
+}
+
+/* ---------------------------------------------------------------------------
  * Statements
  * ------------------------------------------------------------------------- */
 
 static PGresult *exec_params(PGconn *conn, const char *sql, int n, const char *const *vals)
 {
-    return PQexecParams(conn, sql, n, NULL, vals, NULL, NULL, 0);
+    char name[16];
+    if (prepared_name(conn, sql, n, name) == NULL)
+        return PQexecParams(conn, sql, n, NULL, vals, NULL, NULL, 0);
+    PGresult *res = PQexecPrepared(conn, name, n, vals, NULL, NULL, 0);
+    prepared_check(conn, res);
+    return res;
+}
+
+/* Queues sql in the pipeline: by name when named is not NULL. */
+static int send_params(PGconn *conn, const char *named, const char *sql, int n,
+                       const char *const *vals)
+{
+    if (named != NULL)
+        return PQsendQueryPrepared(conn, named, n, vals, NULL, NULL, 0);
+    return PQsendQueryParams(conn, sql, n, NULL, vals, NULL, NULL, 0);
 }
 
 static const char sql_set_tenant[] = "SELECT set_config('agentgate.tenant_id', $1, true)";
@@ -165,12 +276,15 @@ static void pipeline_collect(PGconn *conn, PGresult **keep)
 static PGresult *exec_with_setting(PGconn *conn, const char *set_sql, const char *set_val,
                                    const char *sql, int n, const char *const *vals)
 {
+    char set_name[16], name[16];
+    const char *set_named = prepared_name(conn, set_sql, 1, set_name);
+    const char *named = prepared_name(conn, sql, n, name);
     if (PQenterPipelineMode(conn) != 1)
         return NULL;
     const char *tv[1] = { set_val };
     PGresult *out = NULL, *set = NULL;
-    if (PQsendQueryParams(conn, set_sql, 1, NULL, tv, NULL, NULL, 0) == 1
-        && PQsendQueryParams(conn, sql, n, NULL, vals, NULL, NULL, 0) == 1
+    if (send_params(conn, set_named, set_sql, 1, tv) == 1
+        && send_params(conn, named, sql, n, vals) == 1
         && PQpipelineSync(conn) == 1) {
         pipeline_collect(conn, &set);
         pipeline_collect(conn, &out);
@@ -196,6 +310,7 @@ static PGresult *exec_with_setting(PGconn *conn, const char *set_sql, const char
         log_warn("pipelined statement left unread results; reconnecting");
         PQreset(conn);
     }
+    prepared_check(conn, out);
     return out;
 }
 
@@ -450,26 +565,165 @@ static const char sql_finish[] =
     "INSERT INTO job_events (job_id, tenant_id, seq, type, body) "
     "SELECT id, tenant_id, $7, $8, $9 FROM u";
 
+/* The parameters of one sql_finish, with the strings they point into. */
+typedef struct finish_params {
+    char seq_s[24], attempt_s[16];
+    char *seqs, *types, *bodies;        /* malloc'd prior-event arrays, or NULL */
+    const char *vals[15];
+} finish_params;
+
+/* Fills *fp for the terminal write f of job id. Returns 0, or -1 when
+ * memory ran out (logged; nothing to free then). */
+static int finish_params_build(finish_params *fp, const char *id, const char *tenant_id,
+                               int attempt, const job_final *f)
+{
+    fp->seqs = fp->types = fp->bodies = NULL;
+    if (f->n_prior > 0
+        && event_array_literals(f->prior, f->n_prior, &fp->seqs, &fp->types,
+                                &fp->bodies) < 0) {
+        log_error("terminal write: out of memory for %zu events", f->n_prior);
+        return -1;
+    }
+    snprintf(fp->seq_s, sizeof fp->seq_s, "%lld", f->seq);
+    snprintf(fp->attempt_s, sizeof fp->attempt_s, "%d", attempt);
+    const char *vals[15] = { id, fp->attempt_s, f->status, f->result_json, f->error_code,
+                             f->error_message, fp->seq_s, f->event_type, f->body, tenant_id,
+                             f->from_status, fp->seqs, fp->types, fp->bodies,
+                             f->progress_json };
+    memcpy(fp->vals, vals, sizeof vals);
+    return 0;
+}
+
+static void finish_params_free(finish_params *fp)
+{
+    free(fp->seqs);
+    free(fp->types);
+    free(fp->bodies);
+}
+
 store_rc store_finish(PGconn *conn, const char *id, const char *tenant_id,
                       int attempt, const job_final *f)
 {
-    char seq_s[24], attempt_s[16];
-    char *seqs = NULL, *types = NULL, *bodies = NULL;
-    if (f->n_prior > 0
-        && event_array_literals(f->prior, f->n_prior, &seqs, &types, &bodies) < 0) {
-        log_error("terminal write: out of memory for %zu events", f->n_prior);
+    finish_params fp;
+    if (finish_params_build(&fp, id, tenant_id, attempt, f) < 0)
+        return STORE_ERROR;
+    store_rc rc = fenced_write_rc("terminal write", conn,
+                                  store_exec_as(conn, tenant_id, sql_finish, 15, fp.vals));
+    finish_params_free(&fp);
+    return rc;
+}
+
+/* Whether item i needs its tenant set: the setting lasts to the end of
+ * the group's transaction, so items of the tenant set before need none. */
+static bool group_sets_tenant(const store_finish_item *items, size_t i)
+{
+    return i == 0 || strcmp(items[i].tenant_id, items[i - 1].tenant_id) != 0;
+}
+
+/* Sends the group's statements - per item its tenant setting (when it
+ * changes) and its finish - and one sync. Returns 0, or -1 when not all
+ * could be sent. */
+static int finish_group_send(PGconn *conn, const char *set_named, const char *named,
+                             const store_finish_item *items, const finish_params *fps,
+                             size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *tv[1] = { items[i].tenant_id };
+        if ((group_sets_tenant(items, i)
+             && send_params(conn, set_named, sql_set_tenant, 1, tv) != 1)
+            || send_params(conn, named, sql_finish, 15, fps[i].vals) != 1)
+            return -1;
+    }
+    return PQpipelineSync(conn) == 1 ? 0 : -1;
+}
+
+/* Reads the group's answers: each finish's outcome into items[i].rc.
+ * Returns STORE_OK when every statement ran and the sync (the commit of
+ * the implicit transaction) came back clean, else STORE_ERROR (logged
+ * once, with the first error). */
+static store_rc finish_group_read(PGconn *conn, store_finish_item *items, size_t n)
+{
+    store_rc rc = STORE_OK;
+    for (size_t i = 0; i < n; i++) {
+        PGresult *set = NULL, *res = NULL;
+        bool sets = group_sets_tenant(items, i);
+        if (sets)
+            pipeline_collect(conn, &set);
+        pipeline_collect(conn, &res);
+        if (rc == STORE_OK && sets
+            && (set == NULL || PQresultStatus(set) != PGRES_TUPLES_OK)) {
+            log_statement_error("group terminal write (tenant setting)", conn, set);
+            prepared_check(conn, set);
+            rc = STORE_ERROR;
+        } else if (rc == STORE_OK && (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)) {
+            char what[96];
+            snprintf(what, sizeof what, "group terminal write (job %s)", items[i].id);
+            log_statement_error(what, conn, res);
+            prepared_check(conn, res);
+            rc = STORE_ERROR;
+        } else if (rc == STORE_OK) {
+            items[i].rc = strcmp(PQcmdTuples(res), "0") == 0 ? STORE_NONE : STORE_OK;
+        }
+        PQclear(set);
+        PQclear(res);
+        if (PQstatus(conn) == CONNECTION_BAD)
+            return STORE_ERROR;
+    }
+    /* The commit's own failure arrives as an error before the sync. */
+    for (int k = 0; k < 4 && PQstatus(conn) != CONNECTION_BAD; k++) {
+        PGresult *r = PQgetResult(conn);
+        if (r == NULL)
+            continue;
+        ExecStatusType st = PQresultStatus(r);
+        if (st != PGRES_PIPELINE_SYNC && rc == STORE_OK) {
+            log_statement_error("group terminal write (commit)", conn, r);
+            rc = STORE_ERROR;
+        }
+        PQclear(r);
+        if (st == PGRES_PIPELINE_SYNC)
+            return rc;
+    }
+    return STORE_ERROR;
+}
+
+store_rc store_finish_group(PGconn *conn, store_finish_item *items, size_t n)
+{
+    if (n == 0)
+        return STORE_OK;
+    finish_params *fps = calloc(n, sizeof *fps);
+    if (fps == NULL) {
+        log_error("group terminal write: out of memory for %zu jobs", n);
         return STORE_ERROR;
     }
-    snprintf(seq_s, sizeof seq_s, "%lld", f->seq);
-    snprintf(attempt_s, sizeof attempt_s, "%d", attempt);
-    const char *vals[15] = { id, attempt_s, f->status, f->result_json, f->error_code,
-                             f->error_message, seq_s, f->event_type, f->body, tenant_id,
-                             f->from_status, seqs, types, bodies, f->progress_json };
-    store_rc rc = fenced_write_rc("terminal write", conn,
-                                  store_exec_as(conn, tenant_id, sql_finish, 15, vals));
-    free(seqs);
-    free(types);
-    free(bodies);
+    size_t built = 0;
+    while (built < n && finish_params_build(&fps[built], items[built].id,
+                                            items[built].tenant_id, items[built].attempt,
+                                            items[built].f) == 0)
+        built++;
+    store_rc rc = STORE_ERROR;
+    char set_name[16], name[16];
+    const char *set_named = built == n ? prepared_name(conn, sql_set_tenant, 1, set_name)
+                                       : NULL;
+    const char *named = built == n ? prepared_name(conn, sql_finish, 15, name) : NULL;
+    if (built == n && PQenterPipelineMode(conn) == 1) {
+        /* No BEGIN: the statements up to the sync are one implicit
+         * transaction, so one error rolls back the whole group and the
+         * last set_config of each pair is the one its finish sees. */
+        if (finish_group_send(conn, set_named, named, items, fps, n) == 0)
+            rc = finish_group_read(conn, items, n);
+        else
+            log_statement_error("group terminal write (send)", conn, NULL);
+        if (PQexitPipelineMode(conn) != 1 && PQstatus(conn) != CONNECTION_BAD) {
+            /* Unread results after a failed send or read: start afresh
+             * rather than leave the connection in pipeline mode. */
+            log_warn("group terminal write left unread results; reconnecting");
+            PQreset(conn);
+            rc = STORE_ERROR;
+        }
+    }
+    for (size_t i = 0; i < built; i++)
+        finish_params_free(&fps[i]);
+    free(fps);
     return rc;
 }
 
@@ -576,17 +830,18 @@ PGresult *store_queued_jobs(PGconn *conn, long long grace_ms, int limit)
     return res;
 }
 
+static const char sql_write_landed[] =
+    "SELECT 1 FROM jobs WHERE id=$1 AND tenant_id=$2 AND attempts=$3 "
+    "AND status=$4 AND last_event_id=$5";
+
 bool store_write_landed(PGconn *conn, const char *id, const char *tenant_id,
                         int attempt, const char *status, long long seq)
 {
-    static const char sql[] =
-        "SELECT 1 FROM jobs WHERE id=$1 AND tenant_id=$2 AND attempts=$3 "
-        "AND status=$4 AND last_event_id=$5";
     char seq_s[24], attempt_s[16];
     snprintf(seq_s, sizeof seq_s, "%lld", seq);
     snprintf(attempt_s, sizeof attempt_s, "%d", attempt);
     const char *vals[5] = { id, tenant_id, attempt_s, status, seq_s };
-    PGresult *res = store_exec_as(conn, tenant_id, sql, 5, vals);
+    PGresult *res = store_exec_as(conn, tenant_id, sql_write_landed, 5, vals);
     bool landed = res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
     if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK)
         log_statement_error("write check", conn, res);
@@ -594,19 +849,20 @@ bool store_write_landed(PGconn *conn, const char *id, const char *tenant_id,
     return landed;
 }
 
+static const char sql_events_between[] =
+    "SELECT seq, body FROM (SELECT seq, body FROM job_events "
+    "WHERE job_id=$1 AND tenant_id=$2 AND seq > $3 AND seq < $4 "
+    "ORDER BY seq DESC LIMIT $5) e ORDER BY seq";
+
 PGresult *store_events_between(PGconn *conn, const char *id, const char *tenant_id,
                                long long after, long long before, int limit)
 {
-    static const char sql[] =
-        "SELECT seq, body FROM (SELECT seq, body FROM job_events "
-        "WHERE job_id=$1 AND tenant_id=$2 AND seq > $3 AND seq < $4 "
-        "ORDER BY seq DESC LIMIT $5) e ORDER BY seq";
     char after_s[24], before_s[24], limit_s[16];
     snprintf(after_s, sizeof after_s, "%lld", after);
     snprintf(before_s, sizeof before_s, "%lld", before);
     snprintf(limit_s, sizeof limit_s, "%d", limit);
     const char *vals[5] = { id, tenant_id, after_s, before_s, limit_s };
-    PGresult *res = store_exec_as(conn, tenant_id, sql, 5, vals);
+    PGresult *res = store_exec_as(conn, tenant_id, sql_events_between, 5, vals);
     if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
         log_statement_error("event read", conn, res);
         PQclear(res);
@@ -645,19 +901,20 @@ static long find_id(const char (*ids)[UUID_STR_LEN], size_t n, const char *id)
     return -1;
 }
 
+static const char sql_heartbeat[] =
+    "SELECT o_id, o_cancel_requested FROM agentgate_heartbeat($1::uuid[], $2)";
+
 store_rc store_heartbeat(PGconn *conn, const char *worker_id,
                          const char (*ids)[UUID_STR_LEN], size_t n,
                          bool *alive, bool *cancel)
 {
-    static const char sql[] =
-        "SELECT o_id, o_cancel_requested FROM agentgate_heartbeat($1::uuid[], $2)";
     for (size_t i = 0; i < n; i++)
         alive[i] = cancel[i] = false;
     char *lit = uuid_array_literal(ids, n);
     if (lit == NULL)
         return STORE_ERROR;
     const char *vals[2] = { lit, worker_id };
-    PGresult *res = exec_params(conn, sql, 2, vals);
+    PGresult *res = exec_params(conn, sql_heartbeat, 2, vals);
     free(lit);
     if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
         log_statement_error("heartbeat", conn, res);
@@ -675,18 +932,19 @@ store_rc store_heartbeat(PGconn *conn, const char *worker_id,
     return STORE_OK;
 }
 
+static const char sql_cancel_requested[] =
+    "SELECT o_id FROM agentgate_cancel_requested($1::uuid[])";
+
 store_rc store_cancel_requested(PGconn *conn, const char (*ids)[UUID_STR_LEN],
                                 size_t n, bool *cancel)
 {
-    static const char sql[] =
-        "SELECT o_id FROM agentgate_cancel_requested($1::uuid[])";
     for (size_t i = 0; i < n; i++)
         cancel[i] = false;
     char *lit = uuid_array_literal(ids, n);
     if (lit == NULL)
         return STORE_ERROR;
     const char *vals[1] = { lit };
-    PGresult *res = exec_params(conn, sql, 1, vals);
+    PGresult *res = exec_params(conn, sql_cancel_requested, 1, vals);
     free(lit);
     if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
         log_statement_error("cancel check", conn, res);
@@ -700,4 +958,19 @@ store_rc store_cancel_requested(PGconn *conn, const char (*ids)[UUID_STR_LEN],
     }
     PQclear(res);
     return STORE_OK;
+}
+
+/* Every statement this file may send by name, in a fixed order: its
+ * index is its name's number (ag_w<k>). At most 64. */
+static int prepared_index(const char *sql)
+{
+    static const char *const stmts[] = {
+        sql_set_tenant, sql_set_sync_commit, sql_claim, sql_append_event,
+        sql_append_events, sql_finish, sql_requeue, sql_expired, sql_queued,
+        sql_write_landed, sql_events_between, sql_heartbeat, sql_cancel_requested,
+    };
+    for (int k = 0; k < (int)(sizeof stmts / sizeof stmts[0]); k++)
+        if (stmts[k] == sql)
+            return k;
+    return -1;
 }

@@ -158,6 +158,26 @@ typedef struct job_final {
 store_rc store_finish(PGconn *conn, const char *id, const char *tenant_id,
                       int attempt, const job_final *f);
 
+/* One job's terminal write in a group (store_finish_group). */
+typedef struct store_finish_item {
+    const char *id;             /* checked UUID */
+    const char *tenant_id;
+    int attempt;
+    const job_final *f;         /* borrowed */
+    store_rc rc;                /* out: STORE_OK or STORE_NONE (fence failed) */
+} store_finish_item;
+
+/*
+ * The terminal writes of n jobs (each as store_finish, each under its own
+ * tenant and its own fence) in one transaction: one round trip, one
+ * commit. Items of one tenant placed next to each other share one
+ * setting of it. Returns STORE_OK when it committed, with each item's rc set;
+ * STORE_ERROR when it did not (logged): nothing of it landed, unless the
+ * connection broke (store_conn_broken) while the commit was under way,
+ * when all of it may have. Item rcs are then undefined.
+ */
+store_rc store_finish_group(PGconn *conn, store_finish_item *items, size_t n);
+
 /* A job going back to its queue, and its job.retrying event. */
 typedef struct job_requeue {
     long long seq;              /* the event's id */

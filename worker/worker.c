@@ -23,6 +23,7 @@
 #include "log.h"
 #include "maintenance.h"
 #include "supervisor.h"
+#include "terminal_commit.h"
 #include "worker.h"
 
 #define BRPOP_TIMEOUT_S 1
@@ -50,6 +51,11 @@ bool worker_stopping(const worker *w)
 bool worker_hard_stopping(const worker *w)
 {
     return atomic_load(&w->hard_stop) != 0;
+}
+
+long long worker_hard_stop_ms(const worker *w)
+{
+    return atomic_load(&w->hard_stop_ms);
 }
 
 /* ---------------------------------------------------------------------------
@@ -146,6 +152,8 @@ void worker_wait_stop(worker *w, run_slot *slot, long long ms)
 /* Tells every running handler to stop: their jobs are handed back. */
 static void worker_stop_all_running(worker *w)
 {
+    long long zero = 0;
+    atomic_compare_exchange_strong(&w->hard_stop_ms, &zero, clock_mono_ms());
     atomic_store(&w->hard_stop, 1);
     pthread_mutex_lock(&w->lock);
     for (int i = 0; i < w->nthreads; i++) {
@@ -235,6 +243,7 @@ int worker_init(worker *w, const ag_config *cfg, const char *worker_id,
     w->nthreads = cfg->worker_concurrency > 0 ? cfg->worker_concurrency : 1;
     atomic_init(&w->stopping, 0);
     atomic_init(&w->hard_stop, 0);
+    atomic_init(&w->hard_stop_ms, 0);
     atomic_init(&w->threads_live, 0);
     pthread_mutex_init(&w->lock, NULL);
     pthread_condattr_t ca;
@@ -286,6 +295,9 @@ static int start_threads(worker *w)
     maintenance_recover_orphans(w->maint, ORPHAN_RECOVERY_WAIT_MS);
     if (maintenance_start(w->maint) < 0 || supervisor_start(w->sup, w) < 0)
         return -1;
+    w->commit = terminal_commit_start(w->cfg->database_url, w->nthreads);
+    if (w->commit == NULL)
+        log_warn("no terminal committer: each job thread writes its own outcomes");
     for (int i = 0; i < w->nthreads; i++) {
         job_thread *t = &w->threads[i];
         atomic_fetch_add(&w->threads_live, 1);
@@ -305,6 +317,9 @@ static void join_threads(worker *w)
     for (int i = 0; i < w->nthreads; i++)
         if (w->threads[i].started)
             pthread_join(w->threads[i].tid, NULL);
+    /* Every job thread has its answer by now: none is left to wait. */
+    terminal_commit_stop(w->commit);
+    w->commit = NULL;
     supervisor_stop(w->sup);
     maintenance_stop(w->maint);
 }

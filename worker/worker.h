@@ -3,7 +3,8 @@
  * are running (shared with the supervisor thread), and shutdown.
  *
  * Each job thread owns one PostgreSQL and one Redis connection and runs
- * one job at a time. The running-jobs table has one slot per job thread;
+ * one job at a time; their terminal writes share one more PostgreSQL
+ * connection, the group committer's (terminal_commit.h). The running-jobs table has one slot per job thread;
  * the slot's fields are guarded by the worker's mutex, except its stop
  * reason, an atomic the handler polls without locking.
  */
@@ -69,6 +70,7 @@ typedef struct worker {
     int nthreads;
     atomic_int stopping;            /* no new jobs are taken */
     atomic_int hard_stop;           /* grace is over: running jobs go back */
+    atomic_llong hard_stop_ms;      /* monotonic ms hard_stop was set; 0 before */
     atomic_int threads_live;        /* job threads not yet returned */
     pthread_mutex_t lock;           /* guards the slots */
     pthread_cond_t stop_cond;       /* broadcast (under lock) when a slot's stop
@@ -77,6 +79,8 @@ typedef struct worker {
     job_thread *threads;            /* nthreads */
     struct supervisor *sup;
     struct maintenance *maint;
+    struct terminal_commit *commit; /* the job threads' group committer; NULL:
+                                       each writes its own terminal transition */
 } worker;
 
 /* A copy of one running job, taken by the supervisor. */
@@ -115,6 +119,9 @@ void worker_free(worker *w);
 
 bool worker_stopping(const worker *w);
 bool worker_hard_stopping(const worker *w);
+
+/* When the worker was told to stop at once (monotonic ms), or 0. */
+long long worker_hard_stop_ms(const worker *w);
 
 /* The job thread at index marks its slot running job_id (attempt,
  * timeout_s from now). Returns the slot. */
