@@ -416,6 +416,58 @@ def own_process(argv, env, log_path):
         log.close()
 
 
+class OwnGateway:
+    """A gateway of a test's own (see own_gateway): its port, log and
+    process, and a plain HTTP client for it."""
+
+    def __init__(self, port, log_path, proc):
+        self.port = port
+        self.log_path = log_path
+        self.proc = proc
+
+    def log(self):
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def request(self, method, path, body=None, headers=None, timeout=TIMEOUT):
+        """Returns (status, headers, body bytes)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            return r.status, r.headers, r.read()
+        finally:
+            conn.close()
+
+
+@contextlib.contextmanager
+def own_gateway(stack, name, settings, port=None, cls=OwnGateway):
+    """Runs a second gateway on the session stack's PostgreSQL and Redis
+    with the stack's settings and the test's (settings, a dict of
+    AGENTGATE_* values), on port (a free one when None), until it answers
+    /v1/health/live; yields it as cls (OwnGateway or a subclass) and stops
+    it at the end."""
+    port = port or _free_port()
+    env = dict(os.environ)
+    env.update(_read_env_file(os.path.join(stack.dir, "agentgate.env")))
+    env["AGENTGATE_LISTEN"] = f"127.0.0.1:{port}"
+    env.update(settings)
+    log_path = os.path.join(stack.dir, "logs", f"gateway-{name}-{port}.log")
+    with own_process([bin_path("agentgate-gateway")], env, log_path) as proc:
+        g = cls(port, log_path, proc)
+        deadline = time.monotonic() + 20
+        while True:
+            assert proc.poll() is None, f"{name} gateway exited:\n" + g.log()
+            try:
+                if g.request("GET", "/v1/health/live", timeout=2)[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"{name} gateway not up:\n" + g.log()
+            time.sleep(0.1)
+        yield g
+
+
 def wait_ready(timeout=60):
     """Waits until the gateway answers /v1/health/ready with 200 again."""
     deadline = time.monotonic() + timeout

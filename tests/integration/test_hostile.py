@@ -19,8 +19,7 @@ import uuid
 
 import pytest
 
-from conftest import (HTTP_PORT, TIMEOUT, _free_port, _read_env_file, bin_path,
-                      http_request, own_process)
+from conftest import HTTP_PORT, TIMEOUT, http_request, own_gateway
 
 ORIGIN = "https://app.example.com"
 OTHER_ORIGIN = "https://admin.example.com"
@@ -47,33 +46,10 @@ SECURITY_HEADERS = {
 # A second gateway with this module's settings
 # --------------------------------------------------------------------------
 
-class Gateway:
-    def __init__(self, port, log_path, proc):
-        self.port = port
-        self.log_path = log_path
-        self.proc = proc
-
-    def log(self):
-        with open(self.log_path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-
-    def request(self, method, path, body=None, headers=None, timeout=TIMEOUT):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            r = conn.getresponse()
-            return r.status, r.headers, r.read()
-        finally:
-            conn.close()
-
-
 @pytest.fixture(scope="module")
 def gw(stack):
-    port = int(os.environ.get("AGENTGATE_TEST_HOSTILE_PORT") or _free_port())
-    env = dict(os.environ)
-    env.update(_read_env_file(os.path.join(stack.dir, "agentgate.env")))
-    env.update({
-        "AGENTGATE_LISTEN": f"127.0.0.1:{port}",
+    port = int(os.environ.get("AGENTGATE_TEST_HOSTILE_PORT") or 0) or None
+    with own_gateway(stack, "hostile", {
         "AGENTGATE_GATEWAY_THREADS": "2",
         "AGENTGATE_LOG_LEVEL": "debug",
         "AGENTGATE_SSE_KEEPALIVE_MS": "300",
@@ -86,20 +62,7 @@ def gw(stack):
         "AGENTGATE_MAX_HEADERS": str(MAX_HEADERS),
         "AGENTGATE_MAX_JSON_DEPTH": str(MAX_JSON_DEPTH),
         "AGENTGATE_MAX_BODY_BYTES": str(MAX_BODY),
-    })
-    log_path = os.path.join(stack.dir, "logs", f"gateway-hostile-{port}.log")
-    with own_process([bin_path("agentgate-gateway")], env, log_path) as proc:
-        g = Gateway(port, log_path, proc)
-        deadline = time.monotonic() + 20
-        while True:
-            assert proc.poll() is None, "hostile gateway exited:\n" + g.log()
-            try:
-                if g.request("GET", "/v1/health/live", timeout=2)[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "hostile gateway not up:\n" + g.log()
-            time.sleep(0.1)
+    }, port=port) as g:
         yield g
 
 

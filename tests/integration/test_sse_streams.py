@@ -12,42 +12,25 @@ Run on a second gateway started here (its own settings), on the session
 stack's PostgreSQL, Redis and workers.
 """
 
-import http.client
-import os
 import re
 import resource
 import signal
 import socket
-import subprocess
 import time
 
 import pytest
 
-from conftest import REPO, TIMEOUT, _free_port, _read_env_file
+from conftest import TIMEOUT, OwnGateway, own_gateway
 
 MAX_BUFFER = 4096          # AGENTGATE_SSE_MAX_BUFFER_BYTES (its minimum)
 KEEPALIVE_MS = 300
 
 
-class Gateway:
-    def __init__(self, port, log_path, proc):
-        self.port = port
-        self.log_path = log_path
-        self.proc = proc
-
-    def log(self):
-        with open(self.log_path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-
+class StreamGateway(OwnGateway):
     def get(self, path, token=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
-        try:
-            h = {"Authorization": "Bearer " + token} if token else {}
-            conn.request("GET", path, headers=h)
-            r = conn.getresponse()
-            return r.status, r.read()
-        finally:
-            conn.close()
+        h = {"Authorization": "Bearer " + token} if token else {}
+        status, _, body = self.request("GET", path, headers=h)
+        return status, body
 
     def sanitized(self):
         """True when the gateway runs under AddressSanitizer, whose redzones
@@ -63,54 +46,19 @@ class Gateway:
         raise AssertionError("no Pss line in smaps_rollup")
 
 
-def start_gateway(stack):
-    bindir = os.path.abspath(os.environ.get("AGENTGATE_BIN",
-                                            os.path.join(REPO, "build", "bin")))
-    port = _free_port()
-    env = dict(os.environ)
-    env.update(_read_env_file(os.path.join(stack.dir, "agentgate.env")))
-    env.update({
-        "AGENTGATE_LISTEN": f"127.0.0.1:{port}",
+def stream_gateway(stack):
+    return own_gateway(stack, "sse-streams", {
         "AGENTGATE_GATEWAY_THREADS": "2",
         "AGENTGATE_SSE_KEEPALIVE_MS": str(KEEPALIVE_MS),
         "AGENTGATE_SSE_MAX_BUFFER_BYTES": str(MAX_BUFFER),
         "AGENTGATE_SSE_MAX_PER_PRINCIPAL": "1000",
-    })
-    log_path = os.path.join(stack.dir, "logs", f"gateway-sse-streams-{port}.log")
-    log = open(log_path, "wb")
-    proc = subprocess.Popen([os.path.join(bindir, "agentgate-gateway")], env=env,
-                            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-    log.close()
-    g = Gateway(port, log_path, proc)
-    deadline = time.monotonic() + 20
-    while True:
-        assert proc.poll() is None, "gateway exited:\n" + g.log()
-        try:
-            if g.get("/v1/health/live")[0] == 200:
-                return g
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, "gateway not up:\n" + g.log()
-        time.sleep(0.1)
-
-
-def stop_gateway(g):
-    if g.proc.poll() is None:
-        g.proc.terminate()
-        try:
-            g.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            g.proc.kill()
-            g.proc.wait()
+    }, cls=StreamGateway)
 
 
 @pytest.fixture(scope="module")
 def gw(stack):
-    g = start_gateway(stack)
-    try:
+    with stream_gateway(stack) as g:
         yield g
-    finally:
-        stop_gateway(g)
 
 
 def open_raw(port, path, token, proto="HTTP/1.1", rcvbuf=None, extra=""):
@@ -328,21 +276,20 @@ def test_held_streams_cost_a_few_kb(gw, tenant):
 
 
 def test_shutdown_ends_streams_with_a_retry_hint(stack, tenant):
-    g = start_gateway(stack)
     job = tenant.submit("test", {"outcome": "succeed", "sleep_ms": 60000})["id"]
     try:
-        s = open_raw(g.port, f"/v1/jobs/{job}/events", tenant.token)
-        s.settimeout(TIMEOUT)
-        first = s.recv(4096)
-        assert first.startswith(b"HTTP/1.1 200")
-        g.proc.send_signal(signal.SIGTERM)
-        data = first + read_all(s)
-        s.close()
-        _, _, body = split_head(data)
-        text, ended = unchunk(body)
-        assert ended, f"no last chunk at shutdown: {body[-80:]!r}"
-        assert text.decode().endswith("retry: 1000\n\n"), text[-80:]
-        assert g.proc.wait(timeout=10) == 0
+        with stream_gateway(stack) as g:
+            s = open_raw(g.port, f"/v1/jobs/{job}/events", tenant.token)
+            s.settimeout(TIMEOUT)
+            first = s.recv(4096)
+            assert first.startswith(b"HTTP/1.1 200")
+            g.proc.send_signal(signal.SIGTERM)
+            data = first + read_all(s)
+            s.close()
+            _, _, body = split_head(data)
+            text, ended = unchunk(body)
+            assert ended, f"no last chunk at shutdown: {body[-80:]!r}"
+            assert text.decode().endswith("retry: 1000\n\n"), text[-80:]
+            assert g.proc.wait(timeout=10) == 0
     finally:
-        stop_gateway(g)
         tenant.request("DELETE", f"/v1/jobs/{job}")
