@@ -276,14 +276,27 @@ static void cancel_queued(maintenance *m, PGconn *c, PGresult *res, int r)
     free(body);
 }
 
-/* Makes Redis hold every queued job of type found in res (rows of that
- * type only are looked at). Returns the number enqueued again, or -1. */
-static int reconcile_type(maintenance *m, PGresult *res, const char *type)
+/*
+ * Makes Redis hold every queued job of type. Redis is read first and
+ * PostgreSQL after it: a job a worker pops between the two reads is then
+ * either still in the Redis listing or already claimed (running) in the
+ * newer snapshot. In the other order every job popped after the snapshot
+ * looked lost - under a backlog, many of the oldest queued jobs each round,
+ * since those are the ones being popped - and was pushed a second time.
+ * Only a job popped before the Redis read and still unclaimed when the
+ * snapshot is taken (a window of one claim) is pushed again, and its second
+ * claim finds it taken. Returns the number enqueued again, or -1.
+ */
+static int reconcile_type(maintenance *m, PGconn *c, const char *type)
 {
     redisReply *replies[3] = { NULL, NULL, NULL };
     size_t n_ids = 0;
     char **ids = redis_ids_of_type(m, type, &n_ids, replies);
-    if (ids == NULL) {
+    PGresult *res = ids ? store_queued_jobs(c, RECONCILE_GRACE_MS, RECONCILE_BATCH) : NULL;
+    if (res == NULL) {
+        if (ids != NULL && store_conn_broken(c))
+            pg_link_drop(&m->pg);
+        free(ids);
         for (int i = 0; i < 3; i++)
             freeReplyObject(replies[i]);
         return -1;
@@ -315,6 +328,7 @@ static int reconcile_type(maintenance *m, PGresult *res, const char *type)
         }
     }
     free(ids);
+    PQclear(res);
     for (int i = 0; i < 3; i++)
         freeReplyObject(replies[i]);
     if (pushed > 0)
@@ -353,7 +367,8 @@ static void reconcile(maintenance *m, PGconn *c)
         if (PQgetvalue(res, r, 6)[0] == 't')
             cancel_queued(m, c, res, r);
 
-    /* Each type once: the first row of each type reconciles all of them. */
+    /* Each type once: the first row of each type reconciles all of them
+     * (against a snapshot of its own, see reconcile_type). */
     for (int r = 0; r < rows; r++) {
         const char *type = PQgetvalue(res, r, 2);
         bool seen = false;
@@ -366,7 +381,7 @@ static void reconcile(maintenance *m, PGconn *c)
                      type);
             continue;
         }
-        if (reconcile_type(m, res, type) < 0)
+        if (reconcile_type(m, c, type) < 0)
             break;
     }
     PQclear(res);
