@@ -29,7 +29,6 @@
 #include <mbedtls/pk.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/rsa.h>
-#include <mbedtls/sha256.h>
 
 #include "jsonutil.h"
 #include "jwks.h"
@@ -137,17 +136,17 @@ static int hmac_sha256(const unsigned char *key, size_t key_len,
 }
 
 /*
- * HMAC-SHA256 (RFC 2104) for verifying, with the key's two padded blocks
- * hashed once per thread and key instead of once per token: each check
- * then starts from copies of those SHA-256 states, which spares two of
- * the compressions and the allocations of mbedtls_md_hmac. The state is
- * the thread's own (no lock) and is freed, wiped, when the thread ends.
+ * HMAC-SHA256 for verifying, with mbedTLS's HMAC context kept per thread
+ * and key instead of made per token: mbedtls_md_hmac_reset then starts
+ * each message from the key's padded blocks, which spares the context's
+ * allocations and the key setup of mbedtls_md_hmac. The context is the
+ * thread's own (no lock) and is freed, with the key wiped, when the
+ * thread ends.
  */
 typedef struct hmac_keyed {
     unsigned char *key;            /* the key it was made for */
     size_t key_len;
-    mbedtls_sha256_context inner;  /* after (K ^ ipad) */
-    mbedtls_sha256_context outer;  /* after (K ^ opad) */
+    mbedtls_md_context_t md;       /* HMAC-SHA256 started with key */
 } hmac_keyed;
 
 static pthread_key_t hmac_key;
@@ -163,9 +162,7 @@ static void hmac_keyed_free(void *p)
         mbedtls_platform_zeroize(k->key, k->key_len);
         free(k->key);
     }
-    mbedtls_sha256_free(&k->inner);
-    mbedtls_sha256_free(&k->outer);
-    mbedtls_platform_zeroize(k, sizeof *k);
+    mbedtls_md_free(&k->md);
     free(k);
 }
 
@@ -174,31 +171,7 @@ static void hmac_key_create(void)
     hmac_key_ok = pthread_key_create(&hmac_key, hmac_keyed_free) == 0;
 }
 
-/* Fills k's states for key; 0, or -1 on a hashing failure. */
-static int hmac_keyed_init(hmac_keyed *k, const unsigned char *key, size_t key_len)
-{
-    unsigned char block[64], pad[64];
-    memset(block, 0, sizeof block);
-    if (key_len > sizeof block) {
-        if (mbedtls_sha256_ret(key, key_len, block, 0) != 0)
-            return -1;
-    } else {
-        memcpy(block, key, key_len);
-    }
-    mbedtls_sha256_init(&k->inner);
-    mbedtls_sha256_init(&k->outer);
-    for (size_t i = 0; i < sizeof pad; i++) pad[i] = block[i] ^ 0x36;
-    int rc = mbedtls_sha256_starts_ret(&k->inner, 0) != 0 ||
-             mbedtls_sha256_update_ret(&k->inner, pad, sizeof pad) != 0;
-    for (size_t i = 0; i < sizeof pad; i++) pad[i] = block[i] ^ 0x5c;
-    rc = rc || mbedtls_sha256_starts_ret(&k->outer, 0) != 0 ||
-         mbedtls_sha256_update_ret(&k->outer, pad, sizeof pad) != 0;
-    mbedtls_platform_zeroize(block, sizeof block);
-    mbedtls_platform_zeroize(pad, sizeof pad);
-    return rc ? -1 : 0;
-}
-
-/* This thread's keyed state for key, made (or remade, for another key)
+/* This thread's keyed context for key, made (or remade, for another key)
  * on demand; NULL when it cannot be. */
 static hmac_keyed *hmac_keyed_for(const unsigned char *key, size_t key_len)
 {
@@ -215,18 +188,25 @@ static hmac_keyed *hmac_keyed_for(const unsigned char *key, size_t key_len)
     k = calloc(1, sizeof *k);
     if (k == NULL)
         return NULL;
-    k->key = malloc(key_len);
-    if (k->key == NULL) { free(k); return NULL; }
+    mbedtls_md_init(&k->md);
+    k->key = malloc(key_len ? key_len : 1);
+    if (k->key == NULL) {
+        hmac_keyed_free(k);
+        return NULL;
+    }
     memcpy(k->key, key, key_len);
     k->key_len = key_len;
-    if (hmac_keyed_init(k, key, key_len) != 0 || pthread_setspecific(hmac_key, k) != 0) {
+    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
+    if (md == NULL || mbedtls_md_setup(&k->md, md, 1) != 0
+        || mbedtls_md_hmac_starts(&k->md, key, key_len) != 0
+        || pthread_setspecific(hmac_key, k) != 0) {
         hmac_keyed_free(k);
         return NULL;
     }
     return k;
 }
 
-/* HMAC-SHA256 of msg under key: from this thread's keyed state when it
+/* HMAC-SHA256 of msg under key: from this thread's keyed context when it
  * can have one, else the one-shot way. */
 static int hmac_sha256_verify(const unsigned char *key, size_t key_len,
                               const unsigned char *msg, size_t msg_len,
@@ -235,18 +215,9 @@ static int hmac_sha256_verify(const unsigned char *key, size_t key_len,
     hmac_keyed *k = hmac_keyed_for(key, key_len);
     if (k == NULL)
         return hmac_sha256(key, key_len, msg, msg_len, mac);
-    mbedtls_sha256_context c;
-    unsigned char inner[HS256_MAC_BYTES];
-    mbedtls_sha256_init(&c);
-    mbedtls_sha256_clone(&c, &k->inner);
-    int rc = mbedtls_sha256_update_ret(&c, msg, msg_len) != 0 ||
-             mbedtls_sha256_finish_ret(&c, inner) != 0;
-    mbedtls_sha256_clone(&c, &k->outer);
-    rc = rc || mbedtls_sha256_update_ret(&c, inner, sizeof inner) != 0 ||
-         mbedtls_sha256_finish_ret(&c, mac) != 0;
-    mbedtls_sha256_free(&c);
-    mbedtls_platform_zeroize(inner, sizeof inner);
-    return rc ? -1 : 0;
+    return mbedtls_md_hmac_reset(&k->md) == 0
+        && mbedtls_md_hmac_update(&k->md, msg, msg_len) == 0
+        && mbedtls_md_hmac_finish(&k->md, mac) == 0 ? 0 : -1;
 }
 
 /* Compares n bytes without an early exit, so the time taken says nothing

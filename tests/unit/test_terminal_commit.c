@@ -1,5 +1,5 @@
 /*
- * test_wgroup_commit.c - the worker's group committer (worker/terminal_commit.c)
+ * test_terminal_commit.c - the worker's group committer (worker/terminal_commit.c)
  * against a fake PostgreSQL side: the job_store functions it calls are
  * defined here, so the real ones (and libpq) are never linked in.
  *

@@ -1,6 +1,6 @@
 /*
- * test_gintake_jwt.c - the faster HS256 check of common/jwt.c: the key's
- * HMAC states kept per thread, and the common header's tree parsed once.
+ * test_jwt_hs256_cache.c - the faster HS256 check of common/jwt.c: the key's
+ * HMAC context kept per thread, and the common header's tree parsed once.
  * The MACs here come from mbedtls_md_hmac, independently of jwt.c, for
  * keys shorter than, equal to and longer than SHA-256's 64-byte block;
  * a thread that sees another key must not keep using the old one, and

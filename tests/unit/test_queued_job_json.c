@@ -1,5 +1,5 @@
 /*
- * test_gintake_render.c - the gateway's rendering of a freshly inserted
+ * test_queued_job_json.c - the gateway's rendering of a freshly inserted
  * job (api_queued_job_json), which must equal job_json() of
  * sql/002_api_json.sql byte for byte: timestamps as api_ts() prints them,
  * strings escaped as PostgreSQL's escape_json does, json_build_object's

@@ -1,5 +1,5 @@
 /*
- * test_ssemem_quota.c - stream slots as handles (sse_quota_take/give): a
+ * test_sse_quota.c - stream slots as handles (sse_quota_take/give): a
  * held stream keeps one pointer to its principal's entry instead of copies
  * of the tenant and subject, and gives the slot back through it.
  */
