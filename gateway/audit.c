@@ -16,9 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <event2/event.h>
-
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "audit.h"
 #include "api_util.h"
@@ -124,13 +123,19 @@ static void add_string(struct evbuffer *b, const char *s)
     evbuffer_add(b, esc, n);
 }
 
+/* Appends "name":value-as-a-JSON-string to b, after a comma unless first. */
+static void add_member(struct evbuffer *b, bool first, const char *name, const char *value)
+{
+    evbuffer_add_printf(b, "%s\"%s\":", first ? "" : ",", name);
+    add_string(b, value);
+}
+
 /* Appends the row's detail, {"status","method","path"}, to b. */
 static void add_detail(struct evbuffer *b, const audit_row *a)
 {
-    evbuffer_add_printf(b, "{\"status\":%d,\"method\":", a->status);
-    add_string(b, a->method);
-    evbuffer_add(b, ",\"path\":", 8);
-    add_string(b, a->path);
+    evbuffer_add_printf(b, "{\"status\":%d", a->status);
+    add_member(b, false, "method", a->method);
+    add_member(b, false, "path", a->path);
     evbuffer_add(b, "}", 1);
 }
 
@@ -207,18 +212,13 @@ static char *rows_json(audit_row *const *rows, int n)
     evbuffer_add(b, "[", 1);
     for (int i = 0; i < n; i++) {
         const audit_row *a = rows[i];
-        evbuffer_add(b, i ? ",{\"tenant_id\":" : "{\"tenant_id\":", i ? 14 : 13);
-        add_string(b, a->tenant);
-        evbuffer_add(b, ",\"principal\":", 13);
-        add_string(b, a->principal);
-        evbuffer_add(b, ",\"action\":", 10);
-        add_string(b, a->action);
-        evbuffer_add(b, ",\"resource\":", 12);
-        add_string(b, a->resource);
-        evbuffer_add(b, ",\"outcome\":", 11);
-        add_string(b, a->outcome);
-        evbuffer_add(b, ",\"request_id\":", 14);
-        add_string(b, a->request_id);
+        evbuffer_add(b, i ? ",{" : "{", i ? 2 : 1);
+        add_member(b, true, "tenant_id", a->tenant);
+        add_member(b, false, "principal", a->principal);
+        add_member(b, false, "action", a->action);
+        add_member(b, false, "resource", a->resource);
+        add_member(b, false, "outcome", a->outcome);
+        add_member(b, false, "request_id", a->request_id);
         evbuffer_add(b, ",\"detail\":", 10);
         add_detail(b, a);
         evbuffer_add(b, "}", 1);
