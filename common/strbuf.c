@@ -54,6 +54,17 @@ void strbuf_addn(strbuf *b, const char *s, size_t n)
     b->s[b->len] = '\0';
 }
 
+char *strbuf_extend(strbuf *b, size_t n)
+{
+    strbuf_grow(b, n);
+    if (b->oom)
+        return NULL;
+    char *at = b->s + b->len;
+    b->len += n;
+    b->s[b->len] = '\0';
+    return at;
+}
+
 void strbuf_add(strbuf *b, const char *s)
 {
     strbuf_addn(b, s, strlen(s));

@@ -30,6 +30,11 @@ typedef struct strbuf {
  * was. */
 void strbuf_addn(strbuf *b, const char *s, size_t n);
 
+/* Appends n bytes for the caller to write and returns where they start
+ * (the text stays NUL-terminated after them), or NULL, with b->oom set,
+ * when allocation fails. For writers that know a piece's exact size. */
+char *strbuf_extend(strbuf *b, size_t n);
+
 /* Appends the NUL-terminated string s, as strbuf_addn. */
 void strbuf_add(strbuf *b, const char *s);
 

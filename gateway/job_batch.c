@@ -31,6 +31,7 @@
 #include "api_util.h"
 #include "http.h"
 #include "log.h"
+#include "pg_array.h"
 
 #define JOB_BATCH_MAX 1024
 
@@ -52,14 +53,14 @@ static const char SQL_BATCH_INSERT[] =
 #define PG_EPOCH_OFFSET_US 946684800000000LL
 
 /* A job waiting for its batch: every column's text in one allocation
- * (cols[c] points into it), with its length, and how many of its bytes
- * need a backslash in an array literal. */
+ * (cols[c] points into it), with its length, and its size quoted as an
+ * array element. */
 typedef struct batch_entry {
     gw_req *r;
     job_batch_fn done;
     char *cols[NCOLS];
     unsigned lens[NCOLS];
-    unsigned escapes[NCOLS];
+    unsigned quoted[NCOLS];
 } batch_entry;
 
 /* One statement in flight: its entries, answered together. */
@@ -87,35 +88,18 @@ static void entry_clear(batch_entry *e)
     memset(e->cols, 0, sizeof e->cols);
 }
 
-/* Writes s (len bytes) as one quoted element of a PostgreSQL array
- * literal at out; returns the bytes written. */
-static size_t array_element(char *out, const char *s, size_t len)
-{
-    char *o = out;
-    *o++ = '"';
-    for (const char *p = s, *end = s + len; p < end; ) {
-        size_t run = strcspn(p, "\"\\");
-        memcpy(o, p, run);
-        o += run;
-        p += run;
-        if (p < end) { *o++ = '\\'; *o++ = *p++; }
-    }
-    *o++ = '"';
-    return (size_t)(o - out);
-}
-
 /* The column col of the n entries as one array literal, sized exactly
- * from the lengths and escapes counted when each job was added. */
+ * from the quoted sizes counted when each job was added. */
 static char *array_literal(const batch_entry *entries, int n, int col)
 {
     size_t size = 3;        /* braces and NUL */
-    for (int i = 0; i < n; i++) size += entries[i].lens[col] + entries[i].escapes[col] + 3;
+    for (int i = 0; i < n; i++) size += entries[i].quoted[col] + 1;
     char *out = malloc(size), *o = out;
     if (!out) return NULL;
     *o++ = '{';
     for (int i = 0; i < n; i++) {
         if (i) *o++ = ',';
-        o += array_element(o, entries[i].cols[col], entries[i].lens[col]);
+        o += pg_array_element_write(o, entries[i].cols[col], entries[i].lens[col]);
     }
     *o++ = '}';
     *o = '\0';
@@ -263,10 +247,8 @@ static int entry_fill(batch_entry *e, const char *const *vals)
     size_t total = 0;
     for (int c = 0; c < NCOLS; c++) {
         size_t len = strlen(vals[c]);
-        unsigned esc = 0;
-        for (const char *p = vals[c]; (p = strpbrk(p, "\"\\")) != NULL; p++) esc++;
         e->lens[c] = (unsigned)len;
-        e->escapes[c] = esc;
+        e->quoted[c] = (unsigned)pg_array_element_size(vals[c], len);
         total += len + 1;
     }
     char *buf = malloc(total);

@@ -24,6 +24,7 @@
 #include "clock.h"
 #include "job_store.h"
 #include "log.h"
+#include "pg_array.h"
 #include "strbuf.h"
 
 /* ---------------------------------------------------------------------------
@@ -483,21 +484,12 @@ static int event_array_literals(const store_event *evs, size_t n, char **seqs,
         char num[24];
         snprintf(num, sizeof num, "%s%lld", i ? "," : "", evs[i].seq);
         strbuf_add(&s, num);
-        const char *src[2] = { evs[i].type, evs[i].body };
-        strbuf *dst[2] = { &t, &b };
-        for (int k = 0; k < 2; k++) {
-            strbuf_add(dst[k], i ? ",\"" : "\"");
-            for (const char *p = src[k]; *p; ) {
-                size_t run = strcspn(p, "\"\\");
-                strbuf_addn(dst[k], p, run);
-                p += run;
-                if (*p) {
-                    char esc[2] = { '\\', *p++ };
-                    strbuf_addn(dst[k], esc, 2);
-                }
-            }
-            strbuf_add(dst[k], "\"");
+        if (i) {
+            strbuf_add(&t, ",");
+            strbuf_add(&b, ",");
         }
+        pg_array_element_add(&t, evs[i].type);
+        pg_array_element_add(&b, evs[i].body);
     }
     strbuf_add(&s, "}");
     strbuf_add(&t, "}");

@@ -112,23 +112,30 @@ def _long(t):
 
 def test_terminal_writes_finishing_together_share_a_transaction(stack, tenant, other_tenant):
     before = _committer_totals(stack)
-    _one_worker(stack)
-    try:
-        jobs = [(tenant, _long(tenant)), (other_tenant, _long(other_tenant)),
-                (tenant, _long(tenant)), (other_tenant, _long(other_tenant))]
-        _cancel_wave(stack, jobs)
-        for t, job_id in jobs:
-            job = t.wait_job(job_id)
-            assert job["status"] == "cancelled", job
-            seqs, types = _history(stack, job_id)
-            assert seqs == list(range(1, len(seqs) + 1)), (job_id, seqs)
-            assert types[-1] == "job.cancelled" and types.count("job.cancelled") == 1, types
-    finally:
-        _restart_workers(stack)
-    writes, groups = _committer_totals(stack)
-    assert writes - before[0] >= len(jobs), (before, writes, groups)
-    assert writes - before[0] > groups - before[1], (
-        f"no two terminal writes shared a transaction: {before} -> {(writes, groups)}")
+    # Whether two of four cancels meet at the committer is up to the
+    # scheduler, so a wave where each led alone runs again (the totals
+    # are logged when the worker stops); three waves that never share a
+    # transaction mean grouping does not happen.
+    for _ in range(3):
+        _one_worker(stack)
+        try:
+            jobs = [(tenant, _long(tenant)), (other_tenant, _long(other_tenant)),
+                    (tenant, _long(tenant)), (other_tenant, _long(other_tenant))]
+            _cancel_wave(stack, jobs)
+            for t, job_id in jobs:
+                job = t.wait_job(job_id)
+                assert job["status"] == "cancelled", job
+                seqs, types = _history(stack, job_id)
+                assert seqs == list(range(1, len(seqs) + 1)), (job_id, seqs)
+                assert types[-1] == "job.cancelled" and types.count("job.cancelled") == 1, types
+        finally:
+            _restart_workers(stack)
+        writes, groups = _committer_totals(stack)
+        assert writes - before[0] >= len(jobs), (before, writes, groups)
+        if writes - before[0] > groups - before[1]:
+            break
+    else:
+        pytest.fail(f"no two terminal writes shared a transaction: {before} -> {(writes, groups)}")
 
 
 def test_one_failing_write_does_not_fail_its_group(stack, tenant):

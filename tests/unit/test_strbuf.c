@@ -66,6 +66,26 @@ static void test_addf_longer_than_512(void **state)
     strbuf_free(&b);
 }
 
+/* extend hands out exactly n writable bytes and keeps the NUL after them. */
+static void test_extend_reserves_bytes_to_write(void **state)
+{
+    (void)state;
+    strbuf b = {0};
+    strbuf_add(&b, "ab");
+    char *at = strbuf_extend(&b, 3);
+    assert_non_null(at);
+    memcpy(at, "cde", 3);
+    assert_int_equal(b.len, 5);
+    assert_string_equal(b.s, "abcde");
+    at = strbuf_extend(&b, 1000);
+    assert_non_null(at);
+    memset(at, 'x', 1000);
+    assert_int_equal(b.len, 1005);
+    assert_int_equal(b.s[1005], '\0');
+    assert_int_equal(strlen(b.s), 1005);
+    strbuf_free(&b);
+}
+
 static void test_take_hands_over_text(void **state)
 {
     (void)state;
@@ -143,6 +163,7 @@ static void test_oom_is_sticky(void **state)
     b.oom = true;                       /* as a failed realloc leaves it */
     strbuf_add(&b, " after");
     strbuf_addf(&b, " %d", 1);
+    assert_null(strbuf_extend(&b, 4));
     assert_string_equal(b.s, "before");
     assert_int_equal(b.len, 6);
     assert_null(strbuf_take(&b, &len));
@@ -235,6 +256,7 @@ int main(void)
         cmocka_unit_test(test_append),
         cmocka_unit_test(test_append_grows),
         cmocka_unit_test(test_addf_longer_than_512),
+        cmocka_unit_test(test_extend_reserves_bytes_to_write),
         cmocka_unit_test(test_take_hands_over_text),
         cmocka_unit_test(test_take_without_len),
         cmocka_unit_test(test_empty_builder),
