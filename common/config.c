@@ -80,6 +80,7 @@ static const setting settings[] = {
     INT("AGENTGATE_MAX_JSON_DEPTH", max_json_depth, 2, 1000),
     INT("AGENTGATE_HEADER_TIMEOUT_MS", header_timeout_ms, 100, 600000),
     INT("AGENTGATE_IDLE_TIMEOUT_MS", idle_timeout_ms, 100, 3600000),
+    INT("AGENTGATE_BODY_TIMEOUT_MS", body_timeout_ms, 100, 3600000),
     INT("AGENTGATE_SSE_MAX_PER_PRINCIPAL", sse_max_per_principal, 1, 1000000),
     STR("AGENTGATE_CORS_ORIGINS", cors_origins),
     STR("AGENTGATE_RATE_LIMITS", rate_limits),
@@ -408,6 +409,7 @@ static void config_defaults(ag_config *cfg)
     cfg->max_json_depth = 64;
     cfg->header_timeout_ms = 10000;
     cfg->idle_timeout_ms = 60000;
+    cfg->body_timeout_ms = 30000;
     cfg->sse_max_per_principal = 32;
 
     cfg->tenant_settings_cache_ms = 5000;

@@ -53,6 +53,8 @@ typedef struct ag_config {
                                  within this (slowloris), default 10000 */
     int  idle_timeout_ms;     /* AGENTGATE_IDLE_TIMEOUT_MS: an idle keep-alive connection
                                  is closed after, default 60000 */
+    int  body_timeout_ms;     /* AGENTGATE_BODY_TIMEOUT_MS: a request's body must arrive
+                                 within this of its head (408 after), default 30000 */
     int  sse_max_per_principal; /* AGENTGATE_SSE_MAX_PER_PRINCIPAL: open streams per
                                  tenant+sub across the gateway, default 32 */
     char cors_origins[1024];  /* AGENTGATE_CORS_ORIGINS: comma list of allowed origins

@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "guard.h"
 #include "http.h"
+#include "log.h"
 
 typedef void (*api_fn)(gw_req *r);
 
@@ -88,9 +89,9 @@ static int authorize(gw_req *r)
     return -1;
 }
 
-void gw_handle_request(evhtp_request_t *req, void *arg)
+/* Runs the request through the stages as far as it goes without waiting. */
+static void serve(evhtp_request_t *req)
 {
-    (void)arg;
     gw_thread *thr = evthr_get_aux(req->conn->thread);
     gw_req *r = http_request_begin(req, thr);
     if (!r) { evhtp_send_reply(req, EVHTP_RES_SERVERR); return; }
@@ -118,4 +119,11 @@ void gw_handle_request(evhtp_request_t *req, void *arg)
         if (authorize(r) != 0) return;
     }
     limits_admit(r, after_limits);
+}
+
+void gw_handle_request(evhtp_request_t *req, void *arg)
+{
+    (void)arg;
+    serve(req);     /* http_request_begin set the request's log context */
+    log_set_context(NULL, NULL);
 }

@@ -98,6 +98,12 @@ void gw_req_hold(gw_req *r);
 /* Drops a reference; frees the context when the last one goes. */
 void gw_req_release(gw_req *r);
 
+/* Makes r's request id and traceparent the context of this thread's log
+ * lines, for a callback that goes on with r. Such a callback ends with
+ * log_set_context(NULL, NULL), so that the lines of whatever the loop runs
+ * next (timers, reconnects, another request's answer) do not carry r's. */
+void gw_req_log_context(const gw_req *r);
+
 /* True while the client is still there to answer. */
 static inline bool gw_req_alive(const gw_req *r) { return r->req != NULL; }
 

@@ -7,8 +7,8 @@
  * header line over 8 KB, so a head over a cap is answered here (414, 431,
  * or 401 for an oversize bearer token) and the connection closed. The
  * same layer runs each connection's slow-client clock (a head must arrive
- * within header_timeout_ms, an idle keep-alive connection lasts
- * idle_timeout_ms). Then, on the parsed request, guard_request checks the
+ * within header_timeout_ms, its body within body_timeout_ms of the head,
+ * an idle keep-alive connection lasts idle_timeout_ms). Then, on the parsed request, guard_request checks the
  * caps again and answers CORS preflights.
  */
 #include <stdio.h>
@@ -236,6 +236,7 @@ head_verdict guard_scan_head(const char *buf, size_t len, const head_limits *lim
 typedef enum {
     CONN_HEAD,     /* waiting for a whole head; the header clock runs */
     CONN_PARSING,  /* head handed to libevhtp, not parsed yet; the clock runs */
+    CONN_BODY,     /* head parsed, body still arriving; the body clock runs */
     CONN_IDLE,     /* between requests; the idle clock runs */
     CONN_BUSY,     /* a request is being served (event streams included) */
     CONN_CLOSING,  /* refused: answering, then closing */
@@ -277,28 +278,30 @@ static void disarm(guard_conn *g, conn_mode mode)
     evtimer_del(g->timer);
 }
 
+/* True when the head says a body follows: chunked, or a Content-Length
+ * other than 0. */
+static bool head_announces_body(evhtp_headers_t *hdrs)
+{
+    if (evhtp_header_find(hdrs, "Transfer-Encoding")) return true;
+    const char *cl = evhtp_header_find(hdrs, "Content-Length");
+    if (!cl) return false;
+    while (*cl == ' ' || *cl == '0') cl++;
+    return *cl != '\0';
+}
+
 /* libevhtp parsed a whole head (also on paths that skip the read hook,
  * such as a pipelined request read from what was buffered). */
 static evhtp_res on_head_parsed(evhtp_request_t *req, evhtp_headers_t *hdrs, void *arg)
 {
-    (void)req; (void)hdrs;
+    (void)req;
     guard_conn *g = arg;
-    if (g->mode != CONN_CLOSING) disarm(g, CONN_BUSY);
+    if (g->mode == CONN_CLOSING) return EVHTP_RES_OK;
+    /* A body has its own deadline, counted from the head, so a client
+     * that trickles one cannot hold the connection (and its buffers)
+     * after an honest head. */
+    if (head_announces_body(hdrs)) arm(g, CONN_BODY, g->srv->cfg.body_timeout_ms);
+    else disarm(g, CONN_BUSY);
     return EVHTP_RES_OK;
-}
-
-static void on_timer(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd; (void)what;
-    guard_conn *g = arg;
-    if (g->mode == CONN_BUSY) return;
-    log_set_context(NULL, NULL); /* not the last request's line */
-    if (g->mode == CONN_IDLE)
-        log_debug("closing a keep-alive connection idle for %d ms", g->srv->cfg.idle_timeout_ms);
-    else if (g->mode != CONN_CLOSING)
-        log_info("closing a connection: no whole request head within %d ms",
-                 g->srv->cfg.header_timeout_ms);
-    evhtp_connection_free(g->conn); /* connection fini frees g */
 }
 
 /* --- refusing a head --------------------------------------------------- */
@@ -328,6 +331,28 @@ static void closing_event(struct bufferevent *bev, short what, void *arg)
     evhtp_connection_free(g->conn); /* EOF, error or timeout: done */
 }
 
+/* Answers status with a problem written straight to the socket, past
+ * libevhtp (which has no whole request to answer), and closes the
+ * connection once it is out. what opens the log line. */
+static void answer_and_close(guard_conn *g, struct bufferevent *bev, int status,
+                             const char *slug, const char *detail, const char *what)
+{
+    char rid[UUID_STR_LEN];
+    uuid_v4(rid);
+    log_set_context(rid, NULL);
+    log_info("%s with %d: %s", what, status, detail);
+    atomic_fetch_add_explicit(&g->srv->requests_total, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&g->srv->responses_by_class[status / 100], 1, memory_order_relaxed);
+
+    struct evbuffer *in = bufferevent_get_input(bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    g->mode = CONN_CLOSING;
+    bufferevent_setcb(bev, closing_read, closing_written, closing_event, g);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    http_write_raw_problem(bufferevent_get_output(bev), status, slug, detail, rid);
+    arm(g, CONN_CLOSING, CLOSING_LINGER_MS);
+}
+
 static void refuse_head(guard_conn *g, struct bufferevent *bev, head_verdict v)
 {
     const ag_config *cfg = &g->srv->cfg;
@@ -355,20 +380,29 @@ static void refuse_head(guard_conn *g, struct bufferevent *bev, head_verdict v)
                  cfg->max_headers, cfg->max_header_bytes, GUARD_PARSER_FIELD_LIMIT - 1);
         break;
     }
-    char rid[UUID_STR_LEN];
-    uuid_v4(rid);
-    log_set_context(rid, NULL);
-    log_info("refused a request head with %d: %s", status, detail);
-    atomic_fetch_add_explicit(&g->srv->requests_total, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&g->srv->responses_by_class[4], 1, memory_order_relaxed);
+    answer_and_close(g, bev, status, slug, detail, "refused a request head");
+}
 
-    struct evbuffer *in = bufferevent_get_input(bev);
-    evbuffer_drain(in, evbuffer_get_length(in));
-    g->mode = CONN_CLOSING;
-    bufferevent_setcb(bev, closing_read, closing_written, closing_event, g);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
-    http_write_raw_problem(bufferevent_get_output(bev), status, slug, detail, rid);
-    arm(g, CONN_CLOSING, CLOSING_LINGER_MS);
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    guard_conn *g = arg;
+    if (g->mode == CONN_BUSY) return;
+    log_set_context(NULL, NULL); /* not the last request's line */
+    if (g->mode == CONN_BODY) {
+        char detail[96];
+        snprintf(detail, sizeof detail, "the request body did not arrive within %d ms of its head",
+                 g->srv->cfg.body_timeout_ms);
+        answer_and_close(g, evhtp_connection_get_bev(g->conn), 408, "request-timeout", detail,
+                         "answered a slow request body");
+        return;
+    }
+    if (g->mode == CONN_IDLE)
+        log_debug("closing a keep-alive connection idle for %d ms", g->srv->cfg.idle_timeout_ms);
+    else if (g->mode != CONN_CLOSING)
+        log_info("closing a connection: no whole request head within %d ms",
+                 g->srv->cfg.header_timeout_ms);
+    evhtp_connection_free(g->conn); /* connection fini frees g */
 }
 
 /* --- the read hook ------------------------------------------------------ */
@@ -385,7 +419,7 @@ static void guarded_read(struct bufferevent *bev, void *arg)
 {
     guard_conn *g = guard_of(arg);
     if (!g) return; /* being freed */
-    if (g->mode == CONN_BUSY || g->mode == CONN_PARSING) {
+    if (g->mode == CONN_BUSY || g->mode == CONN_PARSING || g->mode == CONN_BODY) {
         g->parser_readcb(bev, g->parser_arg);
         return;
     }
@@ -454,6 +488,12 @@ int guard_connection_begin(evhtp_connection_t *conn, gw_server *srv)
     bufferevent_setcb(bev, guarded_read, writecb, eventcb, cbarg);
     arm(g, CONN_HEAD, srv->cfg.header_timeout_ms);
     return 0;
+}
+
+void guard_request_read(evhtp_connection_t *conn)
+{
+    guard_conn *g = guard_of(conn);
+    if (g && g->mode == CONN_BODY) disarm(g, CONN_BUSY);
 }
 
 void guard_connection_idle(evhtp_connection_t *conn)

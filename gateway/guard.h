@@ -64,11 +64,16 @@ head_verdict guard_scan_head(const char *buf, size_t len, const head_limits *lim
  * Post-accept (http.c): puts the raw-head guard in front of libevhtp's
  * parser on conn and starts its slow-client clock: the head of each
  * request must be complete within header_timeout_ms of the connection or
- * of its first byte, and a connection idle between requests is closed
- * after idle_timeout_ms. Returns 0, or -1 when out of memory (conn is
+ * of its first byte, its body within body_timeout_ms of the head (else
+ * 408 and the connection closed), and a connection idle between requests
+ * is closed after idle_timeout_ms. Returns 0, or -1 when out of memory (conn is
  * then served unguarded).
  */
 int guard_connection_begin(evhtp_connection_t *conn, gw_server *srv);
+
+/* The request on conn has been read whole, body included, and is about to
+ * be served (http.c): its body clock stops. */
+void guard_request_read(evhtp_connection_t *conn);
 
 /* The request on conn is over (http.c, request fini): the idle clock runs. */
 void guard_connection_idle(evhtp_connection_t *conn);

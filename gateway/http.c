@@ -31,6 +31,7 @@ static const char *status_title(int status)
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
     case 409: return "Conflict";
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
@@ -230,7 +231,13 @@ gw_req *http_request_begin(evhtp_request_t *req, gw_thread *thr)
 
     log_set_context(r->request_id, r->traceparent);
     http_set_header(r, "X-Request-Id", r->request_id);
+    guard_request_read(evhtp_request_get_connection(req));
     return r;
+}
+
+void gw_req_log_context(const gw_req *r)
+{
+    log_set_context(r->request_id, r->traceparent);
 }
 
 const char *http_header(gw_req *r, const char *name)

@@ -318,6 +318,7 @@ static void on_takeover_reply(redisAsyncContext *ac, void *reply, void *privdata
     (void)ac;
     idem_claim *c = privdata;
     redisReply *rep = reply;
+    gw_req_log_context(c->r);
     c->answered = true;
     if (!gw_req_alive(c->r)) {
         if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1)
@@ -335,6 +336,7 @@ static void on_takeover_reply(redisAsyncContext *ac, void *reply, void *privdata
         }
     }
     claim_maybe_free(c);
+    log_set_context(NULL, NULL);
 }
 
 /*
@@ -396,6 +398,7 @@ static void on_claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
     idem_claim *c = privdata;
     redisReply *rep = reply;
     bool was_finished = c->finished;
+    gw_req_log_context(c->r);
     c->answered = true;
     c->finished = true;
     if (c->timer) evtimer_del(c->timer);
@@ -407,15 +410,18 @@ static void on_claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
          * back at once rather than have retries see 409 for a minute. */
         settle(c->r, c->rkey, c->claim, "", 0);
     claim_maybe_free(c);
+    log_set_context(NULL, NULL);
 }
 
 static void on_claim_deadline(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
     idem_claim *c = arg;
+    gw_req_log_context(c->r);
     c->finished = true;
     if (gw_req_alive(c->r)) unavailable(c->r);
     claim_maybe_free(c);
+    log_set_context(NULL, NULL);
 }
 
 void idem_begin(gw_req *r, gw_next_fn next)

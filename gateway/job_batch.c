@@ -141,6 +141,7 @@ static bool answer_row(batch_send *s, const PGresult *res, int i, bool *answered
     char *json = api_queued_job_json(&j, &len);
     if (!json) return false;
     answered[ord - 1] = true;
+    gw_req_log_context(e->r);
     e->done(e->r, json, len, NULL, NULL);
     free(json);
     return true;
@@ -154,14 +155,17 @@ static void answer_all(batch_send *s, PGresult *res, const char *err, const char
         answer_row(s, res, i, answered);
     for (int i = 0; i < s->n; i++) {
         batch_entry *e = &s->entries[i];
-        if (!answered || !answered[i])
+        if (!answered || !answered[i]) {
+            gw_req_log_context(e->r);
             e->done(e->r, NULL, 0, err ? err : "the job was not inserted", sqlstate ? sqlstate : "XX000");
+        }
         entry_clear(e);
         gw_req_release(e->r);
     }
     free(answered);
     free(s->entries);
     free(s);
+    log_set_context(NULL, NULL);
 }
 
 static void on_batch_done(PGresult *res, const char *err, const char *sqlstate, void *arg)

@@ -200,6 +200,7 @@ static void on_take_reply(redisAsyncContext *ac, void *reply, void *privdata)
     int i = ref->i;
     bucket *b = &lr->b[i];
     free(ref);
+    gw_req_log_context(lr->r);
     lr->pending--;
     if (!lr->finished) {
         char err[256];
@@ -219,6 +220,7 @@ static void on_take_reply(redisAsyncContext *ac, void *reply, void *privdata)
         if (lr->pending == 0) decide(lr);
     }
     lim_req_maybe_free(lr);
+    log_set_context(NULL, NULL);
 }
 
 /* Sends one take of bucket i; 0, or -1 when it could not be sent. */
@@ -251,9 +253,11 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
     lim_req *lr = arg;
+    gw_req_log_context(lr->r);
     lr->failed = true;
     decide(lr);
     lim_req_maybe_free(lr);
+    log_set_context(NULL, NULL);
 }
 
 /* ---- choosing the buckets ----------------------------------------------- */
@@ -373,6 +377,7 @@ static void on_settings(PGresult *res, const char *err, const char *sqlstate, vo
     gw_req *r = sl->r;
     gw_next_fn next = sl->next;
     free(sl);
+    gw_req_log_context(r);
     tenant_settings s;
     bool have = false;
     if (res) {
@@ -387,6 +392,7 @@ static void on_settings(PGresult *res, const char *err, const char *sqlstate, vo
     }
     if (gw_req_alive(r)) admit_with(r, next, have ? &s : NULL);
     gw_req_release(r);
+    log_set_context(NULL, NULL);
 }
 
 /* A stale entry's refresh in the background: no request waits for it. */

@@ -19,9 +19,10 @@ static void on_done(PGresult *res, const char *err, const char *sqlstate, void *
     gw_req *r = c->r;
     gw_query_fn fn = c->fn;
     free(c);
-    if (r->req) log_set_context(r->request_id, r->traceparent);
+    gw_req_log_context(r);
     fn(r, res, err, sqlstate);
     gw_req_release(r);
+    log_set_context(NULL, NULL);
 }
 
 static int send_query(gw_req *r, const char *sql, int nparams, const char *const *values,

@@ -16,6 +16,7 @@ import re
 import socket
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -27,6 +28,7 @@ EVIL_ORIGIN = "https://evil.example.net"
 
 HEADER_TIMEOUT_MS = 1000
 IDLE_TIMEOUT_MS = 1000
+BODY_TIMEOUT_MS = 1000
 SSE_MAX = 2
 MAX_URI = 1024
 MAX_HEADER_BYTES = 4096
@@ -55,6 +57,7 @@ def gw(stack):
         "AGENTGATE_SSE_KEEPALIVE_MS": "300",
         "AGENTGATE_HEADER_TIMEOUT_MS": str(HEADER_TIMEOUT_MS),
         "AGENTGATE_IDLE_TIMEOUT_MS": str(IDLE_TIMEOUT_MS),
+        "AGENTGATE_BODY_TIMEOUT_MS": str(BODY_TIMEOUT_MS),
         "AGENTGATE_SSE_MAX_PER_PRINCIPAL": str(SSE_MAX),
         "AGENTGATE_CORS_ORIGINS": f"{ORIGIN}, {OTHER_ORIGIN}",
         "AGENTGATE_MAX_URI_BYTES": str(MAX_URI),
@@ -266,6 +269,120 @@ def test_silent_connection_is_closed_after_header_timeout(gw):
     with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as s:
         t = wait_closed(s, HEADER_TIMEOUT_MS / 1000 * 4)
     assert t is not None and t >= HEADER_TIMEOUT_MS / 1000 * 0.8, t
+
+
+def read_until_closed(s, timeout):
+    """(bytes read, seconds until the server closed s or None)."""
+    out = b""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        s.settimeout(max(0.05, timeout - (time.monotonic() - t0)))
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            break
+        except ConnectionResetError:
+            return out, time.monotonic() - t0
+        if not chunk:
+            return out, time.monotonic() - t0
+        out += chunk
+    return out, None
+
+
+def slow_post_head(length):
+    return (f"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {length}\r\n\r\n").encode()
+
+
+def test_trickled_body_is_408_after_body_timeout(gw):
+    """A whole head, then a body a byte at a time: the body's deadline is
+    counted from the head and not extended by the bytes, so the client is
+    answered 408 and closed however steadily it sends."""
+    body = b'{"type":"test","payload":{"pad":"' + b"p" * 200 + b'"}}'
+    s = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+    try:
+        s.sendall(slow_post_head(len(body)))
+        t0 = time.monotonic()
+        answer = b""
+        for byte in body:
+            try:
+                s.send(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            s.settimeout(0.1)
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                continue
+            except ConnectionResetError:
+                break
+            answer += chunk
+            if not chunk or b"\r\n\r\n" in answer:
+                break
+            assert time.monotonic() - t0 < BODY_TIMEOUT_MS / 1000 * 4, "still open"
+        elapsed = time.monotonic() - t0
+        rest, closed_at = read_until_closed(s, BODY_TIMEOUT_MS / 1000 * 4)
+    finally:
+        s.close()
+    assert closed_at is not None, "the connection outlived its trickled body"
+    status, headers, body_out = parse_response(answer + rest)
+    p = check_problem(status, headers, body_out, 408)
+    assert p["type"] == "urn:agentgate:problem:request-timeout", p
+    assert headers.get("connection", "").lower() == "close"
+    assert BODY_TIMEOUT_MS / 1000 * 0.8 <= elapsed <= BODY_TIMEOUT_MS / 1000 * 3, elapsed
+
+
+def test_body_sent_in_pieces_within_the_timeout_is_served(gw):
+    """Pauses inside the deadline are fine: the request is served (401 here,
+    no token) and the connection stays usable."""
+    body = b'{"type":"test","payload":{}}'
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as s:
+        s.sendall(slow_post_head(len(body)))
+        for piece in (body[:10], body[10:20], body[20:]):
+            time.sleep(0.2)
+            s.sendall(piece)
+        data = b""
+        while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+            chunk = s.recv(4096)
+            assert chunk, f"closed before the answer: {data!r}"
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 401"), data[:200]
+        # The body clock stopped with the request: nothing cuts the
+        # connection before the idle timeout.
+        time.sleep(BODY_TIMEOUT_MS / 1000 * 0.5)
+        s.sendall(b"GET /v1/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while not data.rstrip().endswith(b"}"):
+            chunk = s.recv(4096)
+            assert chunk, "a connection whose body arrived in time was closed"
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 200"), data[:200]
+
+
+def test_request_served_longer_than_the_body_timeout_is_not_cut(gw, tenant):
+    """The body clock stops once the body is in: a request whose answer
+    takes longer (an event stream here) is not cut by it."""
+    job = tenant.submit("test", {"outcome": "succeed", "sleep_ms": 60000})["id"]
+    try:
+        body = b"{}"
+        req = (f"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+               f"Authorization: Bearer {tenant.token}\r\nContent-Type: application/json\r\n"
+               f"\r\n").encode() + body
+        # A POST with a body first, then a stream on the same connection.
+        with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as s:
+            s.sendall(req)
+            data = b""
+            while not data.rstrip().endswith(b"}"):
+                chunk = s.recv(4096)
+                assert chunk, data
+                data += chunk
+            assert data.startswith(b"HTTP/1.1 4"), data[:200]   # the body is not a job
+            s.sendall(f"GET /v1/jobs/{job}/events HTTP/1.1\r\nHost: x\r\n"
+                      f"Authorization: Bearer {tenant.token}\r\n\r\n".encode())
+            t = wait_closed(s, BODY_TIMEOUT_MS / 1000 * 2.5)
+            assert t is None, f"the stream was cut after {t:.2f} s"
+    finally:
+        tenant.request("DELETE", f"/v1/jobs/{job}")
 
 
 def test_idle_keepalive_connection_is_closed_but_a_busy_one_is_not(gw):
@@ -541,3 +658,39 @@ def test_access_token_redacted_from_logs(gw, stack, tenant):
     assert "access_token=[redacted]" in log, log[-3000:]
     with open(os.path.join(stack.dir, "logs", "gateway.log"), errors="replace") as f:
         assert secret not in f.read()
+
+
+# --------------------------------------------------------------------------
+# Log lines carry the request they are about, and no other
+# --------------------------------------------------------------------------
+
+def test_log_lines_of_batched_submits_carry_their_own_request_id(gw, tenant):
+    """Submits that arrive together are inserted by one statement and
+    answered from one callback; each answer's lines must still carry its
+    own request's id, not that of whichever request the loop ran last."""
+    probe = uuid.uuid4().hex[:12]
+
+    def submit(i):
+        rid = f"ctx-{probe}-{i}"
+        status, _, body = gw.request(
+            "POST", "/v1/jobs", body=json.dumps({"type": "test", "payload": {"outcome": "succeed"}}),
+            headers={"Authorization": "Bearer " + tenant.token, "Content-Type": "application/json",
+                     "X-Request-Id": rid})
+        assert status == 202, body
+        return json.loads(body)["id"], rid
+
+    with ThreadPoolExecutor(16) as ex:
+        sent = dict(ex.map(submit, range(64)))
+    time.sleep(0.3)
+    seen = {}
+    for line in gw.log().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        m = re.match(r"job ([0-9a-f-]{36}) \(test\) queued$", rec.get("msg", ""))
+        if m and m.group(1) in sent:
+            seen[m.group(1)] = rec.get("request_id")
+    assert len(seen) == len(sent), f"{len(seen)} of {len(sent)} queued lines found"
+    wrong = {j: (rid, sent[j]) for j, rid in seen.items() if rid != sent[j]}
+    assert not wrong, f"{len(wrong)} lines carry another request's id: {list(wrong.items())[:3]}"
