@@ -8,8 +8,9 @@
  * or 401 for an oversize bearer token) and the connection closed. The
  * same layer runs each connection's slow-client clock (a head must arrive
  * within header_timeout_ms, its body within body_timeout_ms of the head,
- * an idle keep-alive connection lasts idle_timeout_ms). Then, on the parsed request, guard_request checks the
- * caps again and answers CORS preflights.
+ * an idle keep-alive connection lasts idle_timeout_ms). Then, on the
+ * parsed request, guard_request checks the caps again and answers CORS
+ * preflights.
  */
 #include <stdio.h>
 #include <stdlib.h>
