@@ -272,8 +272,7 @@ static int phase_response(run *r, char *direct, char **output)
         if (rc > 0 && run_llm_required(r)) {
             cJSON_Delete(o);
             step_end(r, &s, "failed", run_message_json("error", why));
-            return run_fail(r, "llm_unavailable", "response_mode is llm-required and no "
-                            "language model answered: %s", why);
+            return run_llm_unavailable(r, why);
         }
     } else if (run_llm_required(r)) {
         cJSON_Delete(o);
@@ -387,8 +386,7 @@ static int direct_path(run *r, char **answer, char *reason, size_t reason_size)
         return -1;
     if (end == LLM_END_FAILED) {
         if (run_llm_required(r))
-            return run_fail(r, "llm_unavailable", "response_mode is llm-required and no "
-                            "language model answered: %s", why);
+            return run_llm_unavailable(r, why);
         snprintf(reason, reason_size, "the direct answer failed (%s)", why);
         return 0;
     }

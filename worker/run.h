@@ -154,6 +154,11 @@ int run_cancelled(run *r);
  * Returns -1. */
 int run_oom(run *r);
 
+/* Stops the run as failed with llm_unavailable, for a run whose
+ * response_mode is llm-required when no model answered (why says how),
+ * unless it stopped already. Returns -1. */
+int run_llm_unavailable(run *r, const char *why);
+
 /* True once the run passed its deadline (r->deadline, clock_mono_ms). */
 bool run_expired(const run *r);
 

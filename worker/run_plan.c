@@ -443,8 +443,7 @@ static int run_plan_step(run *r, todo *t, const plan_step *ps, char **result, bo
         return -1;
     if (end == LLM_END_FAILED) {
         if (run_llm_required(r))
-            return run_fail(r, "llm_unavailable", "response_mode is llm-required and no "
-                            "language model answered: %s", why);
+            return run_llm_unavailable(r, why);
         char msg[400];
         snprintf(msg, sizeof(msg), "the model call failed: %s", why);
         *result = strdup(msg);

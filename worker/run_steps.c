@@ -61,6 +61,12 @@ int run_oom(run *r)
     return run_fail(r, "out_of_memory", "the worker ran out of memory");
 }
 
+int run_llm_unavailable(run *r, const char *why)
+{
+    return run_fail(r, "llm_unavailable", "response_mode is llm-required and no "
+                    "language model answered: %s", why);
+}
+
 bool run_expired(const run *r)
 {
     return clock_mono_ms() >= r->deadline;
