@@ -395,6 +395,16 @@ def bin_path(name):
         "AGENTGATE_BIN", os.path.join(REPO, "build", "bin"))), name)
 
 
+def stop_process(proc, grace_s):
+    """SIGTERM, then SIGKILL if proc has not exited within grace_s seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextlib.contextmanager
 def own_process(argv, env, log_path):
     """Runs a service of the test's own (a second gateway, a worker with
@@ -407,12 +417,7 @@ def own_process(argv, env, log_path):
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 15)
         log.close()
 
 
@@ -908,9 +913,4 @@ def llm_standin():
                         f"{proc.stdout.read()}", pytrace=False)
         yield LlmStandin(proc, int(line.split()[2]))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 5)
