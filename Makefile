@@ -1,11 +1,12 @@
 # agentgate - build, test and benchmark.
 #
-#   make               build bin/ (gateway, worker, migrate, token tool)
+#   make               build bin/ (gateway, worker, migrate, token and MCP tools)
 #   make asan          the same with AddressSanitizer + UBSan, into build-asan/
-#   make test          unit tests, then integration tests against real
-#                      PostgreSQL, Redis, gateway and workers
+#   make test          the layer check, unit tests, then integration tests
+#                      against real PostgreSQL, Redis, gateway and workers
 #   make test-asan     the whole suite on the sanitizer build
 #   make check         test, test-asan, fuzz, then three chaos runs (what CI runs)
+#   make layers        checks that no #include reaches up a layer or closes a circle
 #   make fuzz          the libFuzzer targets, FUZZ_SECONDS (60) each, into build-fuzz/
 #   make bench         the benchmark suite (prints numbers, never fails tests)
 #   make chaos         the chaos suite: jobs under worker kills and Redis and
@@ -18,9 +19,33 @@ CC      ?= cc
 PKGS    := evhtp libevent libevent_pthreads hiredis libpq libcjson libcurl
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread $(WARN) -Icommon -Igateway -Iworker \
+CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread $(WARN) \
            $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS))) -MMD -MP
 LDLIBS  := $(shell pkg-config --libs $(PKGS)) -lmbedcrypto -lpthread -lm
+
+# The layers, lowest first, one line per program (docs/architecture.md
+# shows the same order; `make layers` checks the two agree). A folder
+# compiles with the include paths of itself and of the folders before it
+# on its line, and of nothing else, so an #include that reaches up a layer
+# fails the build. A folder's unit tests (tests/unit/<folder>/) compile
+# as the folder does.
+LAYERS_GATEWAY := common gateway/core gateway/store gateway/admit gateway/sse gateway/api gateway
+LAYERS_WORKER  := common worker/runtime worker/llm worker/tools worker/agent worker
+# Command-line tools sit on the layer they use.
+LAYER_OF_gateway/cmd := common
+LAYER_OF_worker/cmd  := worker/tools
+LAYER_OF_sql         := common
+
+# $(call upto,W,LIST): the words of LIST up to and including W.
+upto = $(if $(2),$(firstword $(2)) $(if $(filter $(1),$(firstword $(2))),,$(call upto,$(1),$(wordlist 2,$(words $(2)),$(2)))))
+# $(call layer_dirs,FOLDER): the folders FOLDER may include from.
+layer_dirs = $(strip $(if $(LAYER_OF_$(1)),$(call layer_dirs,$(LAYER_OF_$(1))),\
+             $(if $(filter $(1),$(LAYERS_GATEWAY)),$(call upto,$(1),$(LAYERS_GATEWAY)),\
+             $(if $(filter $(1),$(LAYERS_WORKER)),$(call upto,$(1),$(LAYERS_WORKER)),\
+             $(error no layer for folder '$(1)': add it to the Makefile's layer lines)))))
+# The -I flags for source file $(1) (a unit test compiles as the folder it tests).
+src_folder = $(patsubst tests/unit/%,%,$(patsubst %/,%,$(dir $(1))))
+layer_inc = $(addprefix -I,$(call layer_dirs,$(call src_folder,$(1))))
 
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -28,24 +53,26 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 
 COMMON_SRC  := $(wildcard common/*.c)
-GATEWAY_SRC := $(filter-out gateway/main.c gateway/token_main.c,$(wildcard gateway/*.c))
-WORKER_SRC  := $(filter-out worker/main.c,$(wildcard worker/*.c))
-UNIT_SRC    := $(wildcard tests/unit/test_*.c)
+GATEWAY_SRC := $(wildcard gateway/core/*.c gateway/store/*.c gateway/admit/*.c \
+                          gateway/sse/*.c gateway/api/*.c gateway/dispatch.c)
+WORKER_SRC  := $(wildcard worker/runtime/*.c worker/llm/*.c worker/tools/*.c worker/agent/*.c) \
+               worker/handler_table.c
+UNIT_SRC    := $(shell find tests/unit -name 'test_*.c' | sort)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 BINS := $(BUILD)/bin/agentgate-gateway $(BUILD)/bin/agentgate-worker \
-        $(BUILD)/bin/agentgate-migrate $(BUILD)/bin/agentgate-token
+        $(BUILD)/bin/agentgate-migrate $(BUILD)/bin/agentgate-token $(BUILD)/bin/agentgate-mcp
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .SECONDARY:
-.PHONY: all asan check test test-unit test-integration test-asan bench clean
+.PHONY: all asan check test test-unit test-integration test-asan bench clean layers
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	@$(CC) $(CFLAGS) -c $< -o $@
+	@$(CC) $(CFLAGS) $(call layer_inc,$<) -c $< -o $@
 
 $(BUILD)/libcommon.a: $(call obj,$(COMMON_SRC))
 	@rm -f $@; ar rcs $@ $^
@@ -58,11 +85,15 @@ $(BUILD)/bin/agentgate-gateway: $(call obj,gateway/main.c) $(BUILD)/libgateway.a
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
-$(BUILD)/bin/agentgate-token: $(call obj,gateway/token_main.c) $(BUILD)/libcommon.a
+$(BUILD)/bin/agentgate-token: $(call obj,gateway/cmd/token.c) $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 $(BUILD)/bin/agentgate-worker: $(call obj,worker/main.c) $(BUILD)/libworker.a $(BUILD)/libcommon.a
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+$(BUILD)/bin/agentgate-mcp: $(call obj,worker/cmd/mcp.c) $(BUILD)/libworker.a $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
@@ -83,23 +114,39 @@ asan:
 # What CI runs: the whole suite, then again under the sanitizers. The
 # parts run one after the other (they share ports) even under make -j.
 check:
+	$(MAKE) layers
 	$(MAKE) test
 	$(MAKE) test-asan
 	$(MAKE) fuzz
 	$(MAKE) chaos CHAOS_RUNS=3
 
 test:
+	$(MAKE) layers
 	$(MAKE) test-unit
 	$(MAKE) test-integration
 
 test-unit: $(UNIT_BINS)
 	@tests/unit/run $(UNIT_BINS)
 
-test-integration: $(BINS)
+test-integration: $(BINS) mcp-servers
 	AGENTGATE_BIN=$(abspath $(BUILD)/bin) $(PYTHON) -m pytest -q tests/integration
 
+# The reference MCP servers the tests run, pinned by tests/mcp/package-lock.json.
+MCP_SERVERS := tests/mcp/node_modules/.package-lock.json
+.PHONY: mcp-servers
+mcp-servers: $(MCP_SERVERS)
+$(MCP_SERVERS): tests/mcp/package.json tests/mcp/package-lock.json
+	cd tests/mcp && npm ci --no-audit --no-fund --loglevel=error
+
 test-asan:
-	$(MAKE) BUILD=build-asan SAN=1 test
+	$(MAKE) BUILD=build-asan SAN=1 test-unit test-integration
+
+# Every quoted #include must resolve within the including folder's layer
+# (as the compiler would) and no two files may include each other through
+# any chain; also checks docs/architecture.md shows the layer lines above.
+layers:
+	@$(PYTHON) tests/layers/check_layers.py --gateway "$(LAYERS_GATEWAY)" --worker "$(LAYERS_WORKER)" \
+	    --tool gateway/cmd=$(LAYER_OF_gateway/cmd) --tool worker/cmd=$(LAYER_OF_worker/cmd) --tool sql=$(LAYER_OF_sql)
 
 # The benchmark's own clients (bench/*.c), built with the same warnings.
 BENCH_TOOLS := $(BUILD)/bench/sseload $(BUILD)/bench/joblat
@@ -129,14 +176,14 @@ FUZZ_MAX_LEN ?= 4096
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -O1 -g -std=c11 -D_GNU_SOURCE -pthread -Wall -Wextra -Wno-unused-parameter \
-                -Icommon -Igateway $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS))) \
+                $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS))) \
                 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP
-FUZZ_LIB_SRC := $(COMMON_SRC) gateway/router.c gateway/sse_frame.c
+FUZZ_LIB_SRC := $(COMMON_SRC) gateway/core/router.c gateway/sse/sse_frame.c
 .PHONY: fuzz fuzz-build
 $(FUZZ_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  FUZZCC  $<"
-	@$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) $(call layer_inc,$(if $(filter tests/fuzz/%,$<),gateway/sse/x.c,$<)) -c $< -o $@
 $(FUZZ_BUILD)/libfuzzed.a: $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_LIB_SRC))
 	@rm -f $@; ar rcs $@ $^
 $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libfuzzed.a

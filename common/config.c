@@ -2,8 +2,10 @@
  * config.c - loads ag_config from defaults, an env file and the environment.
  *
  * Every setting is one row of the settings table below: its variable name,
- * how its value is parsed, where it lands in ag_config, and its bounds.
- * Adding a setting is adding a field to config.h and a row here.
+ * how its value is parsed, where it lands in ag_config, its default and
+ * its bounds. Adding a setting is adding a field to config.h, a row here
+ * and a line to deploy/agentgate.env.example (a unit test holds the file
+ * to the table).
  *
  * Bad input is never half-applied: values are parsed strictly (the whole
  * string, range-checked, never silently truncated) into a scratch copy,
@@ -42,81 +44,91 @@ typedef struct setting {
     setting_kind kind;
     size_t offset;          /* of the field in ag_config */
     size_t size;            /* of the field, for strings */
+    const char *def;        /* the default, as text (see the table) */
     long long min, max;     /* for numbers */
-    const char *choices;    /* for SET_CHOICE */
+    const char *choices;    /* for SET_CHOICE and SET_CHOICE_LIST */
 } setting;
 
 #define FIELD_SIZE(f) sizeof(((ag_config *)0)->f)
-#define STR(n, f)            { n, SET_STR, offsetof(ag_config, f), FIELD_SIZE(f), 0, 0, NULL }
-#define INT(n, f, lo, hi)    { n, SET_INT, offsetof(ag_config, f), FIELD_SIZE(f), lo, hi, NULL }
-#define SIZE(n, f, lo, hi)   { n, SET_SIZE, offsetof(ag_config, f), FIELD_SIZE(f), lo, hi, NULL }
-#define CHOICE(n, f, list)   { n, SET_CHOICE, offsetof(ag_config, f), FIELD_SIZE(f), 0, 0, list }
-#define CHOICES(n, f, list)  { n, SET_CHOICE_LIST, offsetof(ag_config, f), FIELD_SIZE(f), 0, 0, list }
-#define SPECIAL(n, kind)     { n, kind, 0, 0, 0, 0, NULL }
+#define FIELD(f) offsetof(ag_config, f), FIELD_SIZE(f)
+#define STR(n, f, def)               { n, SET_STR, FIELD(f), def, 0, 0, NULL }
+#define INT(n, f, def, lo, hi)       { n, SET_INT, FIELD(f), def, lo, hi, NULL }
+#define SIZE(n, f, def, lo, hi)      { n, SET_SIZE, FIELD(f), def, lo, hi, NULL }
+#define CHOICE(n, f, def, list)      { n, SET_CHOICE, FIELD(f), def, 0, 0, list }
+#define CHOICES(n, f, def, list)     { n, SET_CHOICE_LIST, FIELD(f), def, 0, 0, list }
+#define SPECIAL(n, def, kind)        { n, kind, 0, 0, def, 0, 0, NULL }
 
+/*
+ * The settings. A default is the text an env file would hold, applied by
+ * setting_apply like any value from the environment, so a default outside
+ * its own bounds stops config_load. "" is the empty string for a string
+ * setting; for AGENTGATE_GATEWAY_THREADS alone it means "computed at
+ * start" (the online cores, known only at run time: see config_defaults).
+ * deploy/agentgate.env.example lists every row with its default.
+ */
 static const setting settings[] = {
-    STR("AGENTGATE_DATABASE_URL", database_url),
-    STR("AGENTGATE_MIGRATE_DATABASE_URL", migrate_database_url),
-    SPECIAL("AGENTGATE_REDIS_URL", SET_REDIS_URL),
-    SPECIAL("AGENTGATE_LISTEN", SET_LISTEN),
-    INT("AGENTGATE_GATEWAY_THREADS", gateway_threads, 1, 256),
-    INT("AGENTGATE_PG_POOL_SIZE", pg_pool_size, 1, 64),
-    SIZE("AGENTGATE_MAX_BODY_BYTES", max_body_bytes, 1024, 1073741824),
-    INT("AGENTGATE_SSE_KEEPALIVE_MS", sse_keepalive_ms, 100, 3600000),
-    SIZE("AGENTGATE_SSE_MAX_BUFFER_BYTES", sse_max_buffer_bytes, 4096, 1073741824),
-    CHOICES("AGENTGATE_JWT_ALG", jwt_alg, "HS256|RS256|ES256"),
-    STR("AGENTGATE_JWT_SECRET", jwt_secret),
-    STR("AGENTGATE_JWT_ISSUER", jwt_issuer),
-    STR("AGENTGATE_JWT_AUDIENCE", jwt_audience),
-    INT("AGENTGATE_JWT_LEEWAY_S", jwt_leeway_s, 0, 3600),
-    STR("AGENTGATE_JWT_JWKS_FILE", jwt_jwks_file),
-    STR("AGENTGATE_JWT_JWKS_URL", jwt_jwks_url),
-    INT("AGENTGATE_JWT_JWKS_CACHE_S", jwt_jwks_cache_s, 1, 86400),
-    INT("AGENTGATE_JWT_JWKS_MIN_REFRESH_S", jwt_jwks_min_refresh_s, 0, 86400),
-    INT("AGENTGATE_JWT_JWKS_TIMEOUT_MS", jwt_jwks_timeout_ms, 100, 120000),
-    SIZE("AGENTGATE_MAX_URI_BYTES", max_uri_bytes, 256, 1048576),
-    SIZE("AGENTGATE_MAX_HEADER_BYTES", max_header_bytes, 1024, 1048576),
-    INT("AGENTGATE_MAX_HEADERS", max_headers, 8, 1000),
-    INT("AGENTGATE_MAX_JSON_DEPTH", max_json_depth, 2, 1000),
-    INT("AGENTGATE_HEADER_TIMEOUT_MS", header_timeout_ms, 100, 600000),
-    INT("AGENTGATE_IDLE_TIMEOUT_MS", idle_timeout_ms, 100, 3600000),
-    INT("AGENTGATE_BODY_TIMEOUT_MS", body_timeout_ms, 100, 3600000),
-    INT("AGENTGATE_SSE_MAX_PER_PRINCIPAL", sse_max_per_principal, 1, 1000000),
-    STR("AGENTGATE_CORS_ORIGINS", cors_origins),
-    STR("AGENTGATE_RATE_LIMITS", rate_limits),
-    INT("AGENTGATE_TENANT_SETTINGS_CACHE_MS", tenant_settings_cache_ms, 0, 3600000),
-    INT("AGENTGATE_IDEMPOTENCY_TTL_S", idempotency_ttl_s, 1, 31536000),
-    INT("AGENTGATE_TENANT_MAX_RUNNING", tenant_max_running, 0, 1000000),
-    INT("AGENTGATE_EVENT_RING_SIZE", event_ring_size, 1, 1000000),
-    INT("AGENTGATE_EVENT_TTL_S", event_ttl_s, 1, 31536000),
-    STR("AGENTGATE_WORKER_ID", worker_id),
-    STR("AGENTGATE_WORKER_QUEUES", worker_queues),
-    INT("AGENTGATE_WORKER_CONCURRENCY", worker_concurrency, 1, 1024),
-    INT("AGENTGATE_HEARTBEAT_MS", heartbeat_ms, 10, 600000),
-    INT("AGENTGATE_LEASE_MS", lease_ms, 100, 3600000),
-    INT("AGENTGATE_CANCEL_POLL_MS", cancel_poll_ms, 1, 60000),
-    INT("AGENTGATE_SHUTDOWN_GRACE_MS", shutdown_grace_ms, 0, 3600000),
-    INT("AGENTGATE_REAPER_INTERVAL_MS", reaper_interval_ms, 10, 3600000),
-    INT("AGENTGATE_RECONCILE_INTERVAL_MS", reconcile_interval_ms, 10, 3600000),
-    INT("AGENTGATE_RETRY_BASE_MS", retry_base_ms, 1, 86400000),
-    INT("AGENTGATE_RETRY_MAX_MS", retry_max_ms, 1, 86400000),
-    INT("AGENTGATE_DEAD_LETTER_MAX", dead_letter_max, 1, 100000000),
-    STR("AGENTGATE_LLM_PROVIDERS", llm_providers),
-    STR("AGENTGATE_LLM_API_KEYS", llm_api_keys),
-    STR("AGENTGATE_LLM_MODEL", llm_model),
-    INT("AGENTGATE_LLM_CONNECT_TIMEOUT_MS", llm_connect_timeout_ms, 1, 600000),
-    INT("AGENTGATE_LLM_FIRST_BYTE_TIMEOUT_MS", llm_first_byte_timeout_ms, 1, 3600000),
-    INT("AGENTGATE_LLM_TOTAL_TIMEOUT_MS", llm_total_timeout_ms, 1, 86400000),
-    INT("AGENTGATE_LLM_MAX_RETRIES", llm_max_retries, 0, 20),
-    INT("AGENTGATE_LLM_RETRY_BASE_MS", llm_retry_base_ms, 1, 600000),
-    INT("AGENTGATE_LLM_RETRY_MAX_MS", llm_retry_max_ms, 1, 3600000),
-    INT("AGENTGATE_LLM_CIRCUIT_FAILURES", llm_circuit_failures, 1, 1000),
-    INT("AGENTGATE_LLM_CIRCUIT_OPEN_MS", llm_circuit_open_ms, 1, 86400000),
-    INT("AGENTGATE_AGENT_MAX_ITERATIONS", agent_max_iterations, 1, 64),
-    INT("AGENTGATE_AGENT_RUN_TIMEOUT_MS", agent_run_timeout_ms, 100, 86400000),
-    SIZE("AGENTGATE_SESSION_CONTEXT_BYTES", session_context_bytes, 0, 1048576),
-    SIZE("AGENTGATE_OUTPUT_MAX_BYTES", output_max_bytes, 256, 16777216),
-    CHOICE("AGENTGATE_LOG_LEVEL", log_level, "debug|info|warn|error"),
+    STR("AGENTGATE_DATABASE_URL", database_url, "postgresql://agentgate@127.0.0.1:5432/agentgate"),
+    STR("AGENTGATE_MIGRATE_DATABASE_URL", migrate_database_url, ""),
+    SPECIAL("AGENTGATE_REDIS_URL", "redis://127.0.0.1:6379/0", SET_REDIS_URL),
+    SPECIAL("AGENTGATE_LISTEN", "127.0.0.1:8080", SET_LISTEN),
+    INT("AGENTGATE_GATEWAY_THREADS", gateway_threads, "", 1, 256),   /* "": the cores */
+    INT("AGENTGATE_PG_POOL_SIZE", pg_pool_size, "2", 1, 64),
+    SIZE("AGENTGATE_MAX_BODY_BYTES", max_body_bytes, "1048576", 1024, 1073741824),
+    INT("AGENTGATE_SSE_KEEPALIVE_MS", sse_keepalive_ms, "15000", 100, 3600000),
+    SIZE("AGENTGATE_SSE_MAX_BUFFER_BYTES", sse_max_buffer_bytes, "1048576", 4096, 1073741824),
+    CHOICES("AGENTGATE_JWT_ALG", jwt_alg, "HS256", "HS256|RS256|ES256"),
+    STR("AGENTGATE_JWT_SECRET", jwt_secret, ""),
+    STR("AGENTGATE_JWT_ISSUER", jwt_issuer, ""),
+    STR("AGENTGATE_JWT_AUDIENCE", jwt_audience, ""),
+    INT("AGENTGATE_JWT_LEEWAY_S", jwt_leeway_s, "30", 0, 3600),
+    STR("AGENTGATE_JWT_JWKS_FILE", jwt_jwks_file, ""),
+    STR("AGENTGATE_JWT_JWKS_URL", jwt_jwks_url, ""),
+    INT("AGENTGATE_JWT_JWKS_CACHE_S", jwt_jwks_cache_s, "300", 1, 86400),
+    INT("AGENTGATE_JWT_JWKS_MIN_REFRESH_S", jwt_jwks_min_refresh_s, "30", 0, 86400),
+    INT("AGENTGATE_JWT_JWKS_TIMEOUT_MS", jwt_jwks_timeout_ms, "5000", 100, 120000),
+    SIZE("AGENTGATE_MAX_URI_BYTES", max_uri_bytes, "8192", 256, 1048576),
+    SIZE("AGENTGATE_MAX_HEADER_BYTES", max_header_bytes, "32768", 1024, 1048576),
+    INT("AGENTGATE_MAX_HEADERS", max_headers, "100", 8, 1000),
+    INT("AGENTGATE_MAX_JSON_DEPTH", max_json_depth, "64", 2, 1000),
+    INT("AGENTGATE_HEADER_TIMEOUT_MS", header_timeout_ms, "10000", 100, 600000),
+    INT("AGENTGATE_IDLE_TIMEOUT_MS", idle_timeout_ms, "60000", 100, 3600000),
+    INT("AGENTGATE_BODY_TIMEOUT_MS", body_timeout_ms, "30000", 100, 3600000),
+    INT("AGENTGATE_SSE_MAX_PER_PRINCIPAL", sse_max_per_principal, "32", 1, 1000000),
+    STR("AGENTGATE_CORS_ORIGINS", cors_origins, ""),
+    STR("AGENTGATE_RATE_LIMITS", rate_limits, ""),
+    INT("AGENTGATE_TENANT_SETTINGS_CACHE_MS", tenant_settings_cache_ms, "5000", 0, 3600000),
+    INT("AGENTGATE_IDEMPOTENCY_TTL_S", idempotency_ttl_s, "86400", 1, 31536000),
+    INT("AGENTGATE_TENANT_MAX_RUNNING", tenant_max_running, "64", 0, 1000000),
+    INT("AGENTGATE_EVENT_RING_SIZE", event_ring_size, "1000", 1, 1000000),
+    INT("AGENTGATE_EVENT_TTL_S", event_ttl_s, "86400", 1, 31536000),
+    STR("AGENTGATE_WORKER_ID", worker_id, ""),
+    STR("AGENTGATE_WORKER_QUEUES", worker_queues, ""),
+    INT("AGENTGATE_WORKER_CONCURRENCY", worker_concurrency, "4", 1, 1024),
+    INT("AGENTGATE_HEARTBEAT_MS", heartbeat_ms, "2000", 10, 600000),
+    INT("AGENTGATE_LEASE_MS", lease_ms, "30000", 100, 3600000),
+    INT("AGENTGATE_CANCEL_POLL_MS", cancel_poll_ms, "50", 1, 60000),
+    INT("AGENTGATE_SHUTDOWN_GRACE_MS", shutdown_grace_ms, "30000", 0, 3600000),
+    INT("AGENTGATE_REAPER_INTERVAL_MS", reaper_interval_ms, "10000", 10, 3600000),
+    INT("AGENTGATE_RECONCILE_INTERVAL_MS", reconcile_interval_ms, "5000", 10, 3600000),
+    INT("AGENTGATE_RETRY_BASE_MS", retry_base_ms, "1000", 1, 86400000),
+    INT("AGENTGATE_RETRY_MAX_MS", retry_max_ms, "300000", 1, 86400000),
+    INT("AGENTGATE_DEAD_LETTER_MAX", dead_letter_max, "10000", 1, 100000000),
+    STR("AGENTGATE_LLM_PROVIDERS", llm_providers, ""),
+    STR("AGENTGATE_LLM_API_KEYS", llm_api_keys, ""),
+    STR("AGENTGATE_LLM_MODEL", llm_model, ""),
+    INT("AGENTGATE_LLM_CONNECT_TIMEOUT_MS", llm_connect_timeout_ms, "5000", 1, 600000),
+    INT("AGENTGATE_LLM_FIRST_BYTE_TIMEOUT_MS", llm_first_byte_timeout_ms, "30000", 1, 3600000),
+    INT("AGENTGATE_LLM_TOTAL_TIMEOUT_MS", llm_total_timeout_ms, "120000", 1, 86400000),
+    INT("AGENTGATE_LLM_MAX_RETRIES", llm_max_retries, "2", 0, 20),
+    INT("AGENTGATE_LLM_RETRY_BASE_MS", llm_retry_base_ms, "250", 1, 600000),
+    INT("AGENTGATE_LLM_RETRY_MAX_MS", llm_retry_max_ms, "8000", 1, 3600000),
+    INT("AGENTGATE_LLM_CIRCUIT_FAILURES", llm_circuit_failures, "5", 1, 1000),
+    INT("AGENTGATE_LLM_CIRCUIT_OPEN_MS", llm_circuit_open_ms, "30000", 1, 86400000),
+    INT("AGENTGATE_AGENT_MAX_ITERATIONS", agent_max_iterations, "8", 1, 64),
+    INT("AGENTGATE_AGENT_RUN_TIMEOUT_MS", agent_run_timeout_ms, "120000", 100, 86400000),
+    SIZE("AGENTGATE_SESSION_CONTEXT_BYTES", session_context_bytes, "8192", 0, 1048576),
+    SIZE("AGENTGATE_OUTPUT_MAX_BYTES", output_max_bytes, "65536", 256, 16777216),
+    CHOICE("AGENTGATE_LOG_LEVEL", log_level, "info", "debug|info|warn|error"),
 };
 
 #define SETTINGS_COUNT (sizeof settings / sizeof *settings)
@@ -245,7 +257,7 @@ int config_parse_redis_url(ag_config *cfg, const char *url)
     const char *slash = strchr(authority, '/');
     size_t alen = slash ? (size_t)(slash - authority) : strlen(authority);
 
-    char host[sizeof cfg->redis_host];
+    char host[sizeof cfg->redis_host] = "";   /* zeroed: the whole array is copied */
     int port = REDIS_DEFAULT_PORT;
     if (split_host_port(authority, alen, host, sizeof host, &port, false) != 0)
         return -1;
@@ -263,7 +275,7 @@ int config_parse_redis_url(ag_config *cfg, const char *url)
 
 static int parse_listen(ag_config *cfg, const char *value)
 {
-    char host[sizeof cfg->listen_addr];
+    char host[sizeof cfg->listen_addr] = "";   /* zeroed: the whole array is copied */
     int port = 0;
     if (split_host_port(value, strlen(value), host, sizeof host, &port, true) != 0)
         return -1;
@@ -379,72 +391,30 @@ static int setting_apply(ag_config *cfg, const setting *s, const char *value,
     return -1;
 }
 
-static void config_defaults(ag_config *cfg)
+/* Sets *cfg to the defaults of the table. Returns 0, or -1 with a one-line
+ * error when a default of the table does not parse (a bug caught by the
+ * first test run, never a user's error). */
+static int config_defaults(ag_config *cfg, char *err, size_t err_size)
 {
     memset(cfg, 0, sizeof *cfg);
-    snprintf(cfg->database_url, sizeof cfg->database_url, "%s",
-             "postgresql://agentgate@127.0.0.1:5432/agentgate");
-    snprintf(cfg->redis_host, sizeof cfg->redis_host, "127.0.0.1");
-    cfg->redis_port = REDIS_DEFAULT_PORT;
-    cfg->redis_db = 0;
-    snprintf(cfg->listen_addr, sizeof cfg->listen_addr, "127.0.0.1");
-    cfg->listen_port = 8080;
-
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    cfg->gateway_threads = cores < 1 ? 1 : cores > 256 ? 256 : (int)cores;
-    cfg->pg_pool_size = 2;
-    cfg->max_body_bytes = 1048576;
-    cfg->sse_keepalive_ms = 15000;
-    cfg->sse_max_buffer_bytes = 1048576;
-
-    snprintf(cfg->jwt_alg, sizeof cfg->jwt_alg, "HS256");
-    cfg->jwt_leeway_s = 30;
-    cfg->jwt_jwks_cache_s = 300;
-    cfg->jwt_jwks_min_refresh_s = 30;
-    cfg->jwt_jwks_timeout_ms = 5000;
-
-    cfg->max_uri_bytes = 8192;
-    cfg->max_header_bytes = 32768;
-    cfg->max_headers = 100;
-    cfg->max_json_depth = 64;
-    cfg->header_timeout_ms = 10000;
-    cfg->idle_timeout_ms = 60000;
-    cfg->body_timeout_ms = 30000;
-    cfg->sse_max_per_principal = 32;
-
-    cfg->tenant_settings_cache_ms = 5000;
-    cfg->idempotency_ttl_s = 86400;
-    cfg->tenant_max_running = 64;
-
-    cfg->event_ring_size = 1000;
-    cfg->event_ttl_s = 86400;
-
-    cfg->worker_concurrency = 4;
-    cfg->heartbeat_ms = 2000;
-    cfg->lease_ms = 30000;
-    cfg->cancel_poll_ms = 50;
-    cfg->shutdown_grace_ms = 30000;
-    cfg->reaper_interval_ms = 10000;
-    cfg->reconcile_interval_ms = 5000;
-    cfg->retry_base_ms = 1000;
-    cfg->retry_max_ms = 300000;
-    cfg->dead_letter_max = 10000;
-
-    cfg->llm_connect_timeout_ms = 5000;
-    cfg->llm_first_byte_timeout_ms = 30000;
-    cfg->llm_total_timeout_ms = 120000;
-    cfg->llm_max_retries = 2;
-    cfg->llm_retry_base_ms = 250;
-    cfg->llm_retry_max_ms = 8000;
-    cfg->llm_circuit_failures = 5;
-    cfg->llm_circuit_open_ms = 30000;
-
-    cfg->agent_max_iterations = 8;
-    cfg->agent_run_timeout_ms = 120000;
-    cfg->session_context_bytes = 8192;
-    cfg->output_max_bytes = 65536;
-
-    snprintf(cfg->log_level, sizeof cfg->log_level, "info");
+    for (size_t i = 0; i < SETTINGS_COUNT; i++) {
+        const setting *s = &settings[i];
+        /* The one computed default: AGENTGATE_GATEWAY_THREADS, whose row
+         * says "", is one loop thread per online core within its bounds. */
+        if (s->offset == offsetof(ag_config, gateway_threads) && s->kind == SET_INT &&
+            s->def[0] == '\0') {
+            long cores = sysconf(_SC_NPROCESSORS_ONLN);
+            cfg->gateway_threads = cores < s->min ? (int)s->min
+                                 : cores > s->max ? (int)s->max : (int)cores;
+            continue;
+        }
+        char why[512];
+        if (setting_apply(cfg, s, s->def, why, sizeof why) != 0) {
+            errbuf_printf(err, err_size, "built-in default of %s", why);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static bool is_blank(char c)
@@ -603,7 +573,8 @@ static int config_check(const ag_config *cfg, char *err, size_t err_size)
 int config_load(ag_config *cfg, const char *env_file, char *err, size_t err_size)
 {
     ag_config tmp;
-    config_defaults(&tmp);
+    if (config_defaults(&tmp, err, err_size) != 0)
+        return -1;
     if (env_file != NULL && env_file_load(&tmp, env_file, err, err_size) != 0)
         return -1;
     if (environment_load(&tmp, err, err_size) != 0)
@@ -612,4 +583,19 @@ int config_load(ag_config *cfg, const char *env_file, char *err, size_t err_size
         return -1;
     *cfg = tmp;
     return 0;
+}
+
+size_t config_setting_count(void)
+{
+    return SETTINGS_COUNT;
+}
+
+const char *config_setting_name(size_t i)
+{
+    return i < SETTINGS_COUNT ? settings[i].name : NULL;
+}
+
+const char *config_setting_default(size_t i)
+{
+    return i < SETTINGS_COUNT ? settings[i].def : NULL;
 }

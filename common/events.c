@@ -16,11 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <mbedtls/sha1.h>
 
 #include "clock.h"
 #include "events.h"
 #include "jsonutil.h"
+#include "redis_script.h"
 
 /* The deepest nesting event_peek accepts; event data is shallow. */
 #define EVENT_MAX_DEPTH 8
@@ -58,48 +58,11 @@ bool event_type_terminal(const char *type)
     return in_list(type, terminal_types, sizeof terminal_types / sizeof *terminal_types);
 }
 
-/* Bytes s takes inside a JSON string. */
-static size_t json_escaped_len(const char *s)
-{
-    size_t n = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\' || *p == '\n' || *p == '\r' || *p == '\t')
-            n += 2;
-        else if (*p < 0x20)
-            n += 6;
-        else
-            n += 1;
-    }
-    return n;
-}
-
 static char *append(char *out, const char *s)
 {
     size_t n = strlen(s);
     memcpy(out, s, n);
     return out + n;
-}
-
-/* Writes s escaped for the inside of a JSON string at out; returns the end. */
-static char *json_escape_to(char *out, const char *s)
-{
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"':  *out++ = '\\'; *out++ = '"';  break;
-        case '\\': *out++ = '\\'; *out++ = '\\'; break;
-        case '\n': *out++ = '\\'; *out++ = 'n';  break;
-        case '\r': *out++ = '\\'; *out++ = 'r';  break;
-        case '\t': *out++ = '\\'; *out++ = 't';  break;
-        default:
-            if (*p < 0x20) {
-                out = append(out, "\\u00");
-                *out++ = "0123456789abcdef"[*p >> 4];
-                *out++ = "0123456789abcdef"[*p & 0xf];
-            } else
-                *out++ = (char)*p;
-        }
-    }
-    return out;
 }
 
 char *event_encode(const char *job_id, long long seq, const char *type,
@@ -218,25 +181,11 @@ const char event_append_lua[] =
     "redis.call('EXPIRE',KEYS[2],ARGV[3])\n"
     "return redis.call('PUBLISH',ARGV[1],ARGV[5])\n";
 
-static char append_sha[41];
-static pthread_once_t append_sha_once = PTHREAD_ONCE_INIT;
-
-static void compute_append_sha(void)
-{
-    unsigned char digest[20];
-    mbedtls_sha1_ret((const unsigned char *)event_append_lua, strlen(event_append_lua),
-                     digest);
-    for (int i = 0; i < 20; i++) {
-        append_sha[2 * i] = "0123456789abcdef"[digest[i] >> 4];
-        append_sha[2 * i + 1] = "0123456789abcdef"[digest[i] & 0xf];
-    }
-    append_sha[40] = '\0';
-}
+static redis_script append_script = REDIS_SCRIPT(event_append_lua);
 
 const char *event_append_sha(void)
 {
-    pthread_once(&append_sha_once, compute_append_sha);
-    return append_sha;
+    return redis_script_sha(&append_script);
 }
 
 void event_append_command(redis_argv *cmd, bool use_sha, const char *job_id,
@@ -257,11 +206,10 @@ void event_append_command(redis_argv *cmd, bool use_sha, const char *job_id,
     memset(cmd, 0, sizeof *cmd);
 
     cmd->argc = 11;
-    argv_str(cmd, 0, use_sha ? "EVALSHA" : "EVAL");
-    if (use_sha)
-        argv_set(cmd, 1, event_append_sha(), 40);
-    else
-        argv_str(cmd, 1, event_append_lua);
+    const char *word, *script;
+    redis_script_head(&append_script, !use_sha, &word, &script);
+    argv_str(cmd, 0, word);
+    argv_str(cmd, 1, script);
     argv_str(cmd, 2, "2");
     argv_str(cmd, 3, keys->events);
     argv_str(cmd, 4, keys->state);
@@ -271,11 +219,6 @@ void event_append_command(redis_argv *cmd, bool use_sha, const char *job_id,
     argv_num(cmd, 8, 2, seq);
     argv_set(cmd, 9, body, body_len);
     argv_str(cmd, 10, status ? status : "");
-}
-
-bool event_script_missing(const char *err, size_t len)
-{
-    return err != NULL && len >= 8 && memcmp(err, "NOSCRIPT", 8) == 0;
 }
 
 /* Adds {"code","message"} as error to obj; false when memory ran out. */

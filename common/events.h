@@ -104,8 +104,4 @@ void event_append_command(redis_argv *cmd, bool use_sha, const char *job_id,
                           const char *status, int ring_size, int ttl_s,
                           event_keys *keys);
 
-/* True when a Redis error reply (err, len bytes) says the script is not in
- * its cache (NOSCRIPT), so the call must be repeated with EVAL. */
-bool event_script_missing(const char *err, size_t len);
-
 #endif

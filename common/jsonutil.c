@@ -435,3 +435,76 @@ cJSON *json_done(cJSON *o, bool ok)
     cJSON_Delete(o);
     return NULL;
 }
+
+size_t json_escape_byte(unsigned char c, char out[6])
+{
+    static const char hex[] = "0123456789abcdef";
+    char short_form = c == '"' ? '"' : c == '\\' ? '\\' : c == '\b' ? 'b' : c == '\f' ? 'f'
+                    : c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : 0;
+    if (short_form) {
+        out[0] = '\\';
+        out[1] = short_form;
+        return 2;
+    }
+    if (c >= 0x20)
+        return 0;
+    memcpy(out, "\\u00", 4);
+    out[4] = hex[c >> 4];
+    out[5] = hex[c & 0xf];
+    return 6;
+}
+
+size_t json_escaped_len(const char *s)
+{
+    size_t n = 0;
+    char esc[6];
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        size_t e = json_escape_byte(*p, esc);
+        n += e ? e : 1;
+    }
+    return n;
+}
+
+char *json_escape_to(char *out, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        size_t e = json_escape_byte(*p, out);
+        if (e == 0)
+            *out++ = (char)*p;
+        else
+            out += e;
+    }
+    return out;
+}
+
+size_t json_quote(const char *s, char *out, size_t size)
+{
+    size_t need = json_escaped_len(s) + 3;      /* quotes and NUL */
+    if (need > size)
+        return 0;
+    out[0] = '"';
+    char *end = json_escape_to(out + 1, s);
+    *end++ = '"';
+    *end = '\0';
+    return (size_t)(end - out);
+}
+
+size_t json_compact(char *text, size_t len)
+{
+    size_t out = 0;
+    bool in_string = false, escaped = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (in_string) {
+            if (escaped) escaped = false;
+            else if (c == '\\') escaped = true;
+            else if (c == '"') in_string = false;
+        } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            continue;
+        } else if (c == '"') {
+            in_string = true;
+        }
+        text[out++] = c;
+    }
+    return out;
+}

@@ -56,4 +56,32 @@ cJSON *json_done(cJSON *o, bool ok);
 /* Prints item compactly. Returns a malloc'd string the caller frees, or NULL. */
 char *json_print(const cJSON *item);
 
+/*
+ * The one rule for escaping text into a JSON string, PostgreSQL's
+ * escape_json: quote and backslash escaped, \b \f \n \r \t, other bytes
+ * below 0x20 as \u00xx, everything else (UTF-8 included) as is. Text
+ * escaped here is byte for byte what PostgreSQL prints for the same
+ * string, which the gateway's own renderings of rows rely on.
+ *
+ * json_escape_byte writes the escape for c to out and returns its length,
+ * or returns 0 when c stands for itself. json_escaped_len is the bytes s
+ * takes escaped (without quotes); json_escape_to writes them at out (room
+ * for json_escaped_len(s)) and returns the end. json_quote writes s quoted
+ * and NUL-terminated into out and returns its length without the NUL, or
+ * 0 when size bytes are too few (6 * strlen(s) + 3 always suffice).
+ */
+size_t json_escape_byte(unsigned char c, char out[6]);
+size_t json_escaped_len(const char *s);
+char *json_escape_to(char *out, const char *s);
+size_t json_quote(const char *s, char *out, size_t size);
+
+/*
+ * Removes the white space between the tokens of the JSON text at text
+ * (len bytes), in place, and returns the new length: what PostgreSQL's
+ * json_build_object and jsonb print (" : ", ", ") becomes the compact form
+ * every answer of the API has. Strings are copied as they are. The text
+ * must be valid JSON (it is not checked); nothing is allocated.
+ */
+size_t json_compact(char *text, size_t len);
+
 #endif

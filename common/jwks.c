@@ -20,9 +20,9 @@
 #include <mbedtls/ecp.h>
 #include <mbedtls/rsa.h>
 
+#include "base64url.h"
 #include "jsonutil.h"
 #include "jwks.h"
-#include "jwt.h"
 
 #define JWKS_JSON_DEPTH   8
 #define RSA_MIN_BITS      2048

@@ -8,7 +8,7 @@
  * fetcher swaps a newer set in; the old one goes when its last user does.
  *
  * Pure functions, no I/O: the file and URL loading live with the callers
- * (gateway/jwks_fetch.c), so fuzzers and unit tests call these directly.
+ * (gateway/admit/jwks_fetch.c), so fuzzers and unit tests call these directly.
  */
 #ifndef AG_JWKS_H
 #define AG_JWKS_H

@@ -103,12 +103,4 @@ bool jwt_alg_list_valid(const char *list);
 /* True when the comma list (as jwt_alg_list_valid takes) holds alg. */
 bool jwt_alg_list_has(const char *list, const char *alg);
 
-/*
- * base64url without padding. Decode returns the number of bytes written to
- * out (out_size at least 3*len/4+3), or -1 on a character outside the
- * alphabet or an impossible length. Encode returns a malloc'd string.
- */
-long b64url_decode(const char *in, size_t len, unsigned char *out, size_t out_size);
-char *b64url_encode(const unsigned char *in, size_t len);
-
 #endif

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "jsonutil.h"
 #include "log.h"
 #include "utf8.h"
 
@@ -91,18 +92,11 @@ static void lw_escaped(line_writer *w, const char *s)
     while (n > 0) {
         unsigned c = *p;
         char esc[8];
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\'; esc[1] = (char)c;
-            lw_bytes(w, esc, 2);
-        } else if (c == '\n') {
-            lw_str(w, "\\n");
-        } else if (c == '\r') {
-            lw_str(w, "\\r");
-        } else if (c == '\t') {
-            lw_str(w, "\\t");
-        } else if (c < 0x20 || c == 0x7f) {
-            snprintf(esc, sizeof esc, "\\u%04x", c);
-            lw_str(w, esc);
+        size_t e = json_escape_byte((unsigned char)c, esc);
+        if (e > 0 || c == 0x7f) {          /* DEL too: lines reach terminals */
+            if (e == 0)
+                e = (size_t)snprintf(esc, sizeof esc, "\\u%04x", c);
+            lw_bytes(w, esc, e);
         } else {
             size_t len = utf8_sequence_len(p, n);
             if (len == 0) {

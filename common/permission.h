@@ -1,7 +1,7 @@
 /*
  * permission.h - the names of what a permission is about: the API's
  * resources and the actions on them. One list, shared by the gateway's
- * RBAC (gateway/rbac.h), its audit rows and rate-limit keys, and the
+ * RBAC (gateway/admit/rbac.h), its audit rows and rate-limit keys, and the
  * tenant settings parser (tenant_settings.c), so an action a tenant may
  * limit is exactly an action the API checks.
  */
@@ -25,6 +25,12 @@ typedef enum rbac_action {
     ACT_UPDATE = 1 << 2,
     ACT_DELETE = 1 << 3,
 } rbac_action;
+
+/* What one route needs: an action on a resource. */
+typedef struct rbac_perm {
+    rbac_resource res;
+    rbac_action act;
+} rbac_perm;
 
 /* "agent-runs", "jobs", ... ; "" for RES_NONE. Static strings. */
 const char *rbac_resource_name(rbac_resource res);

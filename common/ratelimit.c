@@ -7,14 +7,13 @@
  * only builds the command and reads the three numbers back.
  */
 #include "ratelimit.h"
+#include "redis_script.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <hiredis/hiredis.h>
-#include <mbedtls/sha1.h>
-#include <mbedtls/version.h>
 
 #include "strbuf.h"
 
@@ -68,31 +67,7 @@ const char ratelimit_lua[] =
 #define MAX_CAPACITY  1000000000LL
 #define MAX_PERIOD_MS 10000000000LL
 
-static char lua_sha1[41];
-static pthread_once_t lua_sha1_once = PTHREAD_ONCE_INIT;
-
-static void compute_lua_sha1(void)
-{
-    unsigned char digest[20];
-    static const char hex[] = "0123456789abcdef";
-
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-    mbedtls_sha1((const unsigned char *)ratelimit_lua, strlen(ratelimit_lua), digest);
-#else
-    mbedtls_sha1_ret((const unsigned char *)ratelimit_lua, strlen(ratelimit_lua), digest);
-#endif
-    for (int i = 0; i < 20; i++) {
-        lua_sha1[2 * i] = hex[digest[i] >> 4];
-        lua_sha1[2 * i + 1] = hex[digest[i] & 15];
-    }
-    lua_sha1[40] = '\0';
-}
-
-const char *ratelimit_lua_sha1(void)
-{
-    pthread_once(&lua_sha1_once, compute_lua_sha1);
-    return lua_sha1;
-}
+static redis_script bucket_script = REDIS_SCRIPT(ratelimit_lua);
 
 /* ---- keys ---------------------------------------------------------------- */
 
@@ -174,8 +149,7 @@ int ratelimit_cmd_build(ratelimit_cmd *cmd, bool eval, const char *key, long lon
     snprintf(cmd->num[0], sizeof(cmd->num[0]), "%lld", capacity);
     snprintf(cmd->num[1], sizeof(cmd->num[1]), "%lld", period_ms);
     snprintf(cmd->num[2], sizeof(cmd->num[2]), "%lld", cost);
-    cmd->argv[0] = eval ? "EVAL" : "EVALSHA";
-    cmd->argv[1] = eval ? ratelimit_lua : ratelimit_lua_sha1();
+    redis_script_head(&bucket_script, eval, &cmd->argv[0], &cmd->argv[1]);
     cmd->argv[2] = "1";
     cmd->argv[3] = key;
     cmd->argv[4] = cmd->num[0];
@@ -196,7 +170,7 @@ int ratelimit_parse_reply(const struct redisReply *reply, ratelimit_result *out,
     }
     if (reply->type == REDIS_REPLY_ERROR) {
         const char *msg = reply->str ? reply->str : "";
-        if (strncmp(msg, "NOSCRIPT", 8) == 0)
+        if (redis_script_missing(msg, strlen(msg)))
             return RATELIMIT_NOSCRIPT;
         errbuf_printf(err, err_size, "Redis error: %.200s", msg);
         return RATELIMIT_ERROR;

@@ -38,10 +38,6 @@ struct redisReply;
  * {allowed (1|0), remaining tokens (whole), retry_after_ms (0 if allowed)}. */
 extern const char ratelimit_lua[];
 
-/* The script's SHA-1 as 40 lowercase hex digits, for EVALSHA. The string
- * is static; computed once, safe from any thread. */
-const char *ratelimit_lua_sha1(void);
-
 typedef struct ratelimit_result {
     bool allowed;
     long long remaining;        /* whole tokens left after this call */

@@ -5,7 +5,7 @@
  * reads tenants.settings back, so a setting the enforcement would not
  * understand is refused when written instead of silently ignored later.
  * Action names are checked against the API's resources and actions; the
- * lists below mirror gateway/rbac.h (common/ cannot include the gateway's
+ * lists below mirror gateway/admit/rbac.h (common/ cannot include the gateway's
  * headers, the worker links this file too).
  */
 #include <math.h>

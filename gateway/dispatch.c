@@ -10,6 +10,7 @@
 #include "api.h"
 #include "admit.h"
 #include "auth.h"
+#include "rbac.h"
 #include "guard.h"
 #include "http.h"
 #include "log.h"

@@ -17,22 +17,53 @@
 #include "gateway.h"
 #include "audit.h"
 #include "auth.h"
+#include "guard.h"
 #include "http.h"
 #include "sse.h"
 #include "job_batch.h"
+#include "pg_async.h"
+#include "redis_async.h"
+#include "cliopt.h"
 #include "clock.h"
 #include "config.h"
 #include "jobtypes.h"
 #include "log.h"
 
-#define GATEWAY_VERSION "0.1.0"
+#define PROG "agentgate-gateway"
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: agentgate-gateway [--config FILE] [--help] [--version]\n"
-            "  Serves the agentgate HTTP API. Settings come from AGENTGATE_*\n"
-            "  environment variables; FILE holds the same KEY=VALUE lines.\n");
+            "usage: " PROG " [--config FILE]\n"
+            "       " PROG " --help | --version\n"
+            "\n"
+            "Serves the agentgate HTTP API. Settings come from AGENTGATE_*\n"
+            "environment variables; FILE holds the same KEY=VALUE lines\n"
+            "(deploy/agentgate.env.example lists them all).\n"
+            "\n"
+            "  -c, --config FILE  KEY=VALUE settings file; the environment overrides it\n"
+            "  -h, --help         show this help\n"
+            "  -V, --version      show the version\n"
+            "\n"
+            "SIGTERM/SIGINT: stop accepting, tell event-stream clients to reconnect,\n"
+            "let requests in flight finish for half a second, then exit.\n"
+            "Exit status: 0 after a clean stop, 1 when the gateway could not start,\n"
+            "2 for a usage or configuration error.\n");
+}
+
+/* The guard (slow clients, caps, CORS) and the audit trail, at the points
+ * of a connection's and a reply's life the HTTP core offers. */
+static void install_http_hooks(void)
+{
+    http_hooks h = {
+        .connection_begin = guard_connection_begin,
+        .request_read = guard_request_read,
+        .connection_idle = guard_connection_idle,
+        .connection_end = guard_connection_end,
+        .reply_headers = guard_add_cors_headers,
+        .replied = audit_on_reply,
+    };
+    http_set_hooks(&h);
 }
 
 static void thread_init(evhtp_t *htp, evthr_t *thr, void *arg)
@@ -137,13 +168,10 @@ static int bind_listener(gw_server *srv)
 
 int main(int argc, char **argv)
 {
-    const char *config_file = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) config_file = argv[++i];
-        else if (strcmp(argv[i], "--help") == 0) { usage(stdout); return 0; }
-        else if (strcmp(argv[i], "--version") == 0) { puts("agentgate-gateway " GATEWAY_VERSION); return 0; }
-        else { fprintf(stderr, "agentgate-gateway: unknown argument '%s'\n", argv[i]); usage(stderr); return 2; }
-    }
+    const char *config_file;
+    int rc = cliopt_parse_daemon(argc, argv, PROG, usage, &config_file);
+    if (rc != 0)
+        return rc == 1 ? 0 : 2;
 
     static gw_server srv;
     char err[256];
@@ -164,6 +192,7 @@ int main(int argc, char **argv)
     evhtp_set_gencb(srv.htp, gw_handle_request, &srv);
     /* Bodies past max_body_bytes are discarded and answered 413 (http.c);
      * libevhtp's own cap, far above it, only bounds what is read at all. */
+    install_http_hooks();
     evhtp_set_post_accept_cb(srv.htp, http_on_accept, &srv);
     evhtp_set_max_body_size(srv.htp, srv.cfg.max_body_bytes * 64);
     evhtp_use_threads_wexit(srv.htp, thread_init, thread_exit, srv.cfg.gateway_threads, &srv);

@@ -20,6 +20,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -34,6 +35,7 @@
 
 #include "cliopt.h"
 #include "config.h"
+#include "version.h"
 
 #define PROG "agentgate-migrate"
 
@@ -100,20 +102,22 @@ static const char *one_line(const char *msg, char *out, size_t out_size) {
 
 static void usage(FILE *f) {
     fprintf(f,
-        "usage: " PROG " [--config FILE] [--dir DIR] [--status] [--help]\n"
+        "usage: " PROG " [--config FILE] [--dir DIR] [--status]\n"
+        "       " PROG " --help | --version\n"
         "\n"
         "Applies the numbered migrations DIR/NNN_name.sql that the database\n"
         "has not applied yet, each in its own transaction, and records them\n"
         "with their SHA-256 in schema_migrations. It connects as the owner\n"
         "role, AGENTGATE_MIGRATE_DATABASE_URL, or else AGENTGATE_DATABASE_URL;\n"
         "the services connect as the non-owner role agentgate_app (see\n"
-        "sql/006_security.sql), which the migrations grant what they need.\n"
+        "sql/migrations/006_security.sql), which the migrations grant what they need.\n"
         "\n"
-        "  --config FILE  KEY=VALUE settings file (the environment overrides it)\n"
-        "  --dir DIR      migrations directory (default: $AGENTGATE_MIGRATIONS_DIR,\n"
-        "                 else ./sql)\n"
-        "  --status       list every migration as applied or pending; change nothing\n"
-        "  --help         this text\n"
+        "  -c, --config FILE  KEY=VALUE settings file (the environment overrides it)\n"
+        "  -d, --dir DIR      migrations directory (default: $AGENTGATE_MIGRATIONS_DIR,\n"
+        "                     else ./sql/migrations)\n"
+        "  -s, --status       list every migration as applied or pending; change nothing\n"
+        "  -h, --help         this text\n"
+        "  -V, --version      show the version\n"
         "\n"
         "Exit status: 0 done, 1 failed (nothing of the failing migration kept),\n"
         "2 bad arguments.\n");
@@ -595,33 +599,47 @@ typedef struct options {
     bool status;
 } options;
 
-/* Returns 0 to go on, or the exit status (help: 0 via *done, bad: 2). */
+/* Returns 0 to go on, or the exit status (help, version: 0 via *done;
+ * bad: 2, reported). */
 static int parse_args(int argc, char **argv, options *o, bool *done) {
-    for (int i = 1; i < argc; i++) {
-        bool missing = false;
-        const char *v = NULL;
-        const char *opt = argv[i];
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+    static const struct option longopts[] = {
+        { "config",  required_argument, NULL, 'c' },
+        { "dir",     required_argument, NULL, 'd' },
+        { "status",  no_argument,       NULL, 's' },
+        { "help",    no_argument,       NULL, 'h' },
+        { "version", no_argument,       NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    opterr = 0;
+    for (;;) {
+        const char *arg = optind < argc ? argv[optind] : NULL;
+        int c = getopt_long(argc, argv, "+:c:d:shV", longopts, NULL);
+        if (c == -1) break;
+        switch (c) {
+        case 'c': o->config = optarg; break;
+        case 'd': o->dir = optarg; break;
+        case 's': o->status = true; break;
+        case 'h':
             usage(stdout);
             *done = true;
             return 0;
-        } else if (strcmp(argv[i], "--status") == 0) {
-            o->status = true;
-        } else if ((v = cliopt_value(argc, argv, &i, "--config", &missing)) != NULL) {
-            o->config = v;
-        } else if ((v = cliopt_value(argc, argv, &i, "--dir", &missing)) != NULL) {
-            o->dir = v;
-        } else if (missing) {
-            fail("%s needs a value (see --help)", argv[i]);
-            return 2;
-        } else {
-            fail("unknown argument '%s' (see --help)", argv[i]);
+        case 'V':
+            printf("%s %s\n", PROG, AGENTGATE_VERSION);
+            *done = true;
+            return 0;
+        default:
+            cliopt_bad_option(PROG, c, optopt, arg);
             return 2;
         }
-        if (v && *v == '\0') {
-            fail("%.*s needs a non-empty value (see --help)", (int)strcspn(opt, "="), opt);
+        if ((c == 'c' || c == 'd') && *optarg == '\0') {
+            fail("option '%s' needs a non-empty value (see --help)",
+                 c == 'c' ? "--config" : "--dir");
             return 2;
         }
+    }
+    if (optind < argc) {
+        fail("unexpected argument '%s' (see --help)", argv[optind]);
+        return 2;
     }
     return 0;
 }
@@ -640,7 +658,7 @@ int main(int argc, char **argv) {
 
     if (!o.dir) {
         const char *env = getenv("AGENTGATE_MIGRATIONS_DIR");
-        o.dir = env && *env ? env : "sql";
+        o.dir = env && *env ? env : "sql/migrations";
     }
     if (config_load(&cfg, o.config, err, sizeof err) != 0) {
         fail("%s", err);

@@ -13,28 +13,29 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cliopt.h"
 #include "config.h"
+#include "handler_table.h"
 #include "jobtypes.h"
 #include "llm_router.h"
 #include "log.h"
 #include "queues.h"
 #include "worker.h"
 
-#ifndef AGENTGATE_VERSION
-#define AGENTGATE_VERSION "0.1.0"
-#endif
+#define PROG "agentgate-worker"
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: agentgate-worker [--config FILE] [--help] [--version]\n"
+            "usage: agentgate-worker [--config FILE]\n"
+            "       agentgate-worker --help | --version\n"
             "\n"
             "Takes job ids from the Redis queues jobs:queue:{type}, runs each job's\n"
             "handler, and records its events and outcome in PostgreSQL and Redis.\n"
             "\n"
-            "  --config FILE  KEY=VALUE settings file; the environment overrides it\n"
-            "  --help         show this help\n"
-            "  --version      show the version\n"
+            "  -c, --config FILE  KEY=VALUE settings file; the environment overrides it\n"
+            "  -h, --help         show this help\n"
+            "  -V, --version      show the version\n"
             "\n"
             "Settings: AGENTGATE_DATABASE_URL, AGENTGATE_REDIS_URL, AGENTGATE_WORKER_ID\n"
             "(default host:pid), AGENTGATE_WORKER_QUEUES (comma list of job types;\n"
@@ -44,34 +45,6 @@ static void usage(FILE *out)
             "SIGTERM/SIGINT: stop taking jobs, let running ones finish within the\n"
             "grace, then hand the rest back to their queues; a second signal hands\n"
             "them back at once.\n");
-}
-
-/* Parses argv. Returns 0 to run, 1 when done (help/version printed), or 2
- * on a usage error (reported). */
-static int parse_args(int argc, char **argv, const char **config_file)
-{
-    *config_file = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
-            return 1;
-        } else if (strcmp(a, "--version") == 0) {
-            printf("agentgate-worker %s\n", AGENTGATE_VERSION);
-            return 1;
-        } else if (strcmp(a, "--config") == 0 && i + 1 < argc) {
-            *config_file = argv[++i];
-        } else if (strncmp(a, "--config=", 9) == 0) {
-            *config_file = a + 9;
-        } else {
-            fprintf(stderr, "agentgate-worker: %s: %s\n",
-                    strcmp(a, "--config") == 0 ? "--config needs a file" : "unknown argument",
-                    a);
-            usage(stderr);
-            return 2;
-        }
-    }
-    return 0;
 }
 
 static void default_worker_id(char *out, size_t size)
@@ -86,7 +59,7 @@ static void default_worker_id(char *out, size_t size)
 int main(int argc, char **argv)
 {
     const char *config_file;
-    int rc = parse_args(argc, argv, &config_file);
+    int rc = cliopt_parse_daemon(argc, argv, PROG, usage, &config_file);
     if (rc != 0)
         return rc == 1 ? 0 : 2;
 
@@ -129,6 +102,7 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    handler_table_register();
     static worker w;
     if (worker_init(&w, &cfg, worker_id, &queues) < 0) {
         llm_router_shutdown();

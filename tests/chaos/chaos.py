@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """
-chaos.py - agentgate's chaos suite (issue 5, "Nothing lost").
+chaos.py - agentgate's chaos suite ("Nothing lost").
 
 Starts a stack of its own (PostgreSQL, Redis, gateway, three workers with
 short leases) with deploy/local/agentgate-stack, submits at least 1,000
@@ -33,16 +33,13 @@ listed with their events; the stack directory is kept and the logs'
 tails printed), 2 the harness itself could not run (bad option, stack
 would not start).
 
-Python 3 standard library only. Run it through tests/chaos/run or
-`make chaos`; `chaos.py --help` lists the options.
+Python 3 standard library only, and the tests' shared helpers
+(tests/lib/agentgate_test). Run it through tests/chaos/run or `make
+chaos`; `chaos.py --help` lists the options.
 """
 
 import argparse
-import base64
 import datetime
-import glob
-import hashlib
-import hmac
 import http.client
 import json
 import os
@@ -60,10 +57,15 @@ import time
 import traceback
 import uuid
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-STACK = os.path.join(REPO, "deploy", "local", "agentgate-stack")
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "lib")))
 
-TERMINAL = ("succeeded", "failed", "cancelled")
+from agentgate_test import ports  # noqa: E402
+from agentgate_test.client import TERMINAL, SseEvent  # noqa: E402
+from agentgate_test.paths import bin_dir  # noqa: E402
+from agentgate_test.stack import (log_tails, psql, psql_rows, read_env_file,  # noqa: E402
+                                  redis_cli, sanitizer_reports, stack_command)
+from agentgate_test.tokens import mint_jwt  # noqa: E402
+
 TERMINAL_EVENT = {"succeeded": "job.succeeded", "failed": "job.failed",
                   "cancelled": "job.cancelled"}
 TERMINAL_EVENTS = set(TERMINAL_EVENT.values())
@@ -92,9 +94,6 @@ SUBMIT_GIVE_UP_S = 45.0      # one submission, retries included
 STACK_UP_TIMEOUT = 240
 STACK_CMD_TIMEOUT = 90
 
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                   "runtime error:")
-
 T0 = time.monotonic()
 _print_lock = threading.Lock()
 
@@ -112,41 +111,12 @@ class HarnessError(Exception):
 # Ports, stack commands, SQL
 # --------------------------------------------------------------------------
 
-def port_free(port):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def pick_port(given, env, default):
     """The port given on the command line or in env; else default, or a
     free one when something already listens there."""
     if given:
         return given
-    if os.environ.get(env):
-        return int(os.environ[env])
-    return default if port_free(default) else free_port()
-
-
-def read_env_file(path):
-    env = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line or line.startswith("#") or "=" not in line:
-                continue
-            k, _, v = line.partition("=")
-            env[k.strip()] = v.strip()
-    return env
+    return ports.pick_port(env, default)
 
 
 class Stack:
@@ -160,10 +130,7 @@ class Stack:
     def cmd(self, *args, timeout=STACK_CMD_TIMEOUT):
         """Runs agentgate-stack; returns (exit code, output)."""
         try:
-            r = subprocess.run([STACK, *args, "--dir", self.dir],
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True,
-                               timeout=timeout)
+            r = stack_command(*args, "--dir", self.dir, timeout=timeout)
         except subprocess.TimeoutExpired as e:
             return 124, f"timed out after {timeout} s: {e.output or ''}"
         return r.returncode, r.stdout.strip()
@@ -181,68 +148,22 @@ class Stack:
 
     def sql(self, query, timeout=60):
         """Rows of query (lists of strings; NULL is ''), run with psql."""
-        cmd = ["psql", "-X", "-q", "-A", "-t", "-F", "\x1f", "-R", "\x1e",
-               "-v", "ON_ERROR_STOP=1", self.database_url]
-        r = subprocess.run(cmd, input=query, capture_output=True, text=True,
-                           timeout=timeout)
+        r = psql(self.database_url, query, record_sep="\x1e", timeout=timeout)
         if r.returncode != 0:
             raise RuntimeError(f"psql: {r.stderr.strip()}")
-        out = r.stdout
-        if out.endswith("\n"):
-            out = out[:-1]
-        return [rec.split("\x1f") for rec in out.split("\x1e") if rec]
+        return psql_rows(r.stdout, record_sep="\x1e")
 
     def redis(self, *args):
-        r = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p",
-                            str(self.redis_port), *args],
-                           capture_output=True, text=True, timeout=10)
+        r = redis_cli(*args, port=self.redis_port)
         if r.returncode != 0:
             raise RuntimeError(f"redis-cli {' '.join(args)}: "
                                f"{(r.stderr or r.stdout).strip()}")
         return r.stdout.strip()
 
 
-def log_tails(d, lines=40):
-    out = []
-    for path in sorted(glob.glob(os.path.join(d, "logs", "*.log"))):
-        try:
-            with open(path, "rb") as f:
-                tail = f.read().decode("utf-8", "replace").splitlines()[-lines:]
-        except OSError as e:
-            tail = [f"(unreadable: {e})"]
-        out.append(f"===== {path} (last {lines} lines) =====")
-        out.extend(tail)
-    return "\n".join(out) if out else f"(no logs under {d}/logs)"
-
-
-def sanitizer_reports(d):
-    out = []
-    logs = os.path.join(d, "logs")
-    for name in sorted(os.listdir(logs)) if os.path.isdir(logs) else []:
-        if not (name.startswith("gateway") or name.startswith("worker")):
-            continue
-        with open(os.path.join(logs, name), errors="replace") as f:
-            lines = f.read().splitlines()
-        for i, line in enumerate(lines):
-            if any(m in line for m in SANITIZER_MARKS):
-                out.append(f"{name}:{i + 1}:\n" + "\n".join(lines[i:i + 30]))
-    return out
-
-
 # --------------------------------------------------------------------------
-# HTTP, JWT, SSE
+# HTTP, SSE
 # --------------------------------------------------------------------------
-
-def b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def mint_jwt(secret, claims):
-    signing_input = (b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-                     + "." + b64url(json.dumps(claims).encode()))
-    sig = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256)
-    return signing_input + "." + b64url(sig.digest())
-
 
 class Client:
     def __init__(self, port, token):
@@ -266,24 +187,6 @@ class Client:
             return r.status, r.headers, r.read()
         finally:
             conn.close()
-
-
-class SseEvent:
-    def __init__(self, raw_id, event, data):
-        self.raw_id = raw_id
-        self.event = event
-        self.data = data
-        try:
-            self.id = int(raw_id)
-        except (TypeError, ValueError):
-            self.id = None
-        try:
-            self.body = json.loads(data)
-        except ValueError:
-            self.body = None
-
-    def __repr__(self):
-        return f"{self.raw_id}:{self.event}"
 
 
 def sse_read(port, token, job_id, last_event_id=None, timeout=15.0):
@@ -325,7 +228,8 @@ def sse_read(port, token, job_id, last_event_id=None, timeout=15.0):
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             if line == "":
                 if fdata is not None or fev is not None:
-                    events.append(SseEvent(fid, fev or "message", fdata or ""))
+                    events.append(SseEvent(fid, fev or "message", fdata or "",
+                                           time.monotonic()))
                 fid = fev = fdata = None
                 continue
             if line.startswith(":"):
@@ -1325,7 +1229,7 @@ def run(args):
             traceback.print_exc()
             print("chaos: the run broke off", file=sys.stderr)
         if r.stack:
-            print(log_tails(r.stack.dir), file=sys.stderr)
+            print(log_tails(r.stack.dir, 40), file=sys.stderr)
             r.stop_stack()
             print(f"chaos: stack directory kept: {r.stack.dir}", file=sys.stderr)
         return 2
@@ -1378,8 +1282,7 @@ def main(argv=None):
                     help="long jobs followed live over SSE (6)")
     ap.add_argument("--sse-sample", type=int, default=40,
                     help="finished jobs whose SSE replay is checked (40)")
-    ap.add_argument("--bin", default=os.environ.get("AGENTGATE_BIN",
-                                                    os.path.join(REPO, "build", "bin")),
+    ap.add_argument("--bin", default=bin_dir(),
                     help="directory of the agentgate binaries "
                          "(default $AGENTGATE_BIN or build/bin)")
     ap.add_argument("--dir", help="stack directory (default: a new temporary "

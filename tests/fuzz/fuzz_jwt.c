@@ -35,6 +35,7 @@
 #include <mbedtls/md.h>
 #include <cjson/cJSON.h>
 
+#include "base64url.h"
 #include "jwt.h"
 #include "fuzz_keys.h"
 

@@ -21,9 +21,8 @@ stand-in's request log shows what each call sent."""
 import json
 import uuid
 
-import pytest
-
-from conftest import TIMEOUT, check_frames
+from agentgate_test.client import check_frames
+from agentgate_test.waiting import TIMEOUT
 
 PREFIX = "/modes"
 # No intent rule matches it, so the model is asked to classify it.

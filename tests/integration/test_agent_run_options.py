@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from conftest import DEFAULT_ROLES, DEFAULT_SCOPE
+from agentgate_test.tokens import DEFAULT_ROLES, DEFAULT_SCOPE
 
 
 def _post(tenant, **body):

@@ -4,7 +4,7 @@ dangerous prompts, validation and isolation."""
 
 import pytest
 
-from conftest import check_frames
+from agentgate_test.client import check_frames
 
 INTENTS = ("chat", "graph", "security", "admin", "dangerous")
 RUN_FIELDS = ("id", "job_id", "session_id", "status", "prompt", "intent",

@@ -1,9 +1,9 @@
-"""The audit trail (issue 4 item 7): every mutating API call leaves exactly
+"""The audit trail: every mutating API call leaves exactly
 one audit_logs row - tenant, principal, action "<resource>.<action>",
 resource, outcome, request id, detail {status, method, path} - written by
-the gateway after the reply (gateway/audit.c); reads leave none; refused
+the gateway after the reply (gateway/admit/audit.c); reads leave none; refused
 calls are recorded with their outcome; and a tool call in an agent run
-leaves its own row (worker/tools.c).
+leaves its own row (worker/tools/tools.c).
 
 The row is inserted after the answer, so each check polls for it."""
 import json
@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from conftest import TIMEOUT
+from agentgate_test.waiting import TIMEOUT
 
 AUDIT_WAIT_S = 10.0
 DEMO = {"events": 1, "duration_ms": 0}

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import check_frames
+from agentgate_test.client import check_frames
 
 
 def test_ticker_emits_stamped_events_at_its_rate(tenant):

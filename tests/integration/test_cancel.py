@@ -3,7 +3,8 @@ finished jobs cannot be cancelled."""
 
 import time
 
-from conftest import TERMINAL_EVENTS, WORKERS, check_frames
+from agentgate_test.client import TERMINAL_EVENTS, check_frames
+from agentgate_test.stack import WORKERS
 
 
 def test_cancel_queued_job_never_runs(stack, tenant):

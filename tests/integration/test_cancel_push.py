@@ -11,8 +11,10 @@ import time
 
 import pytest
 
-from conftest import (TERMINAL_EVENTS, WORKERS, _read_env_file, bin_path, check_frames,
-                      own_process)
+from agentgate_test.client import TERMINAL_EVENTS, check_frames
+from agentgate_test.paths import bin_path
+from agentgate_test.services import own_process, stack_env
+from agentgate_test.stack import WORKERS
 
 SLOW_POLL_MS = 20000
 
@@ -22,8 +24,7 @@ def slow_poll_worker(stack):
     """The only worker running: the stack's settings, a 20 s cancel poll."""
     for i in range(1, WORKERS + 1):
         stack.worker("stop", i)
-    env = dict(os.environ)
-    env.update(_read_env_file(os.path.join(stack.dir, "agentgate.env")))
+    env = stack_env(stack)
     env.update({
         "AGENTGATE_WORKER_ID": "it-slow-poll",
         "AGENTGATE_CANCEL_POLL_MS": str(SLOW_POLL_MS),

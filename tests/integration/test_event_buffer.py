@@ -1,4 +1,4 @@
-"""The worker's event buffer (worker/event_buffer.c): events reach SSE
+"""The worker's event buffer (worker/runtime/event_buffer.c): events reach SSE
 clients at once and PostgreSQL in batches, and the guarantee kept is that
 every event a client saw is in PostgreSQL by the time the job ends, is
 stored within a short bound while the job runs, and survives the worker
@@ -6,7 +6,7 @@ being killed, with the history PostgreSQL keeps being the one clients saw."""
 
 import time
 
-from conftest import check_frames
+from agentgate_test.client import check_frames
 
 
 def _stored(stack, job_id):

@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from conftest import KEEPALIVE_MS, RING_SIZE, TERMINAL_EVENTS, check_frames
+from agentgate_test.client import TERMINAL_EVENTS, check_frames
+from agentgate_test.stack import KEEPALIVE_MS, RING_SIZE
 
 
 def _demo_types(n):

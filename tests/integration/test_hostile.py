@@ -1,5 +1,5 @@
 """
-Hostile HTTP (issue 4 item 6): caps on the URI, the headers, the body and
+Hostile HTTP: caps on the URI, the headers, the body and
 JSON nesting; the 100 KB bearer token answered 401 rather than dropped;
 slow clients (a head trickled in, an idle keep-alive connection) closed;
 the per-principal cap on event streams and its release; CORS by origin
@@ -20,7 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import HTTP_PORT, TIMEOUT, http_request, own_gateway
+from agentgate_test.client import http_request
+from agentgate_test.ports import HTTP_PORT
+from agentgate_test.services import own_gateway
+from agentgate_test.waiting import TIMEOUT
 
 ORIGIN = "https://app.example.com"
 OTHER_ORIGIN = "https://admin.example.com"

@@ -1,5 +1,5 @@
 """
-Idempotency-Key on POST (issue 4, item 5; DESIGN.md): the same key with the
+Idempotency-Key on POST (docs/api.md, section 8): the same key with the
 same body answers the first answer again with Idempotent-Replayed: true and
 creates nothing; the same key with another body is 422; a request still in
 flight under the key is 409; keys are per tenant and kept
@@ -9,19 +9,16 @@ twice.
 """
 import hashlib
 import json
-import subprocess
 import threading
 import time
 import uuid
 
-from conftest import REDIS_PORT, stack_dep, wait_ready
+from agentgate_test import stack as stack_lib
+from agentgate_test.stack import stack_dep, wait_ready
 
 
 def redis(*args):
-    r = subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "--raw", *map(str, args)],
-                       capture_output=True, text=True, timeout=10)
-    assert r.returncode == 0, f"redis-cli {args}: {r.stderr}"
-    return r.stdout.strip()
+    return stack_lib.redis(*args).strip()
 
 
 def redis_key(tenant_id, key):

@@ -17,6 +17,8 @@ import uuid
 
 import pytest
 
+from agentgate_test.stack import redis_cli
+
 TENANT_TABLES = ("jobs", "job_events", "sessions", "agent_runs", "steps",
                  "audit_logs", "tenants", "tool_manifests", "model_defaults")
 
@@ -275,13 +277,10 @@ def test_tenant_owned_redis_keys_are_namespaced(stack, tenant):
     and idempotency records (idempotency:{tenant}:{hash}). Job keys
     (jobs:state:{id}, ...) are per job UUID and built only after the job's
     tenant was checked against PostgreSQL."""
-    import subprocess
-    from conftest import REDIS_PORT
     idem = "idem-" + uuid.uuid4().hex[:8]
     tenant.request("POST", "/v1/jobs", body={"type": "demo", "payload": {"events": 0}},
                    headers={"Idempotency-Key": idem}).expect(202, 201)
-    out = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(REDIS_PORT), "--scan"],
-                         capture_output=True, text=True, timeout=30).stdout.split()
+    out = redis_cli("--scan", timeout=30).stdout.split()
     assert out, "redis --scan found no keys at all"
     for k in out:
         if k.startswith(("cache:", "rate:", "idempotency:")):

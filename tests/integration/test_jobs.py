@@ -1,7 +1,7 @@
 """Job lifecycle through the real gateway and workers: submit, run, events,
 result, failure."""
 
-from conftest import check_frames  # noqa: E402  (pytest puts this dir on sys.path)
+from agentgate_test.client import check_frames
 
 JOB_FIELDS = ("id", "type", "status", "priority", "payload", "result", "error",
               "attempts", "max_attempts", "timeout_s", "progress", "run_at",

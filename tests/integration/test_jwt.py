@@ -19,7 +19,6 @@ import http.client
 import http.server
 import json
 import os
-import re
 import signal
 import subprocess
 import threading
@@ -27,11 +26,12 @@ import time
 
 import pytest
 
-from conftest import REPO, _read_env_file, b64url, mint_jwt
+from agentgate_test.paths import bin_path
+from agentgate_test.stack import SANITIZER_MARKS, read_env_file
+from agentgate_test.tokens import b64url, mint_jwt, tool_jwk, tool_token
+from agentgate_test.waiting import wait_for
 
-BIN = os.path.abspath(os.environ.get("AGENTGATE_BIN", os.path.join(REPO, "build", "bin")))
-TOKEN_TOOL = os.path.join(BIN, "agentgate-token")
-GATEWAY = os.path.join(BIN, "agentgate-gateway")
+GATEWAY = bin_path("agentgate-gateway")
 
 PORT_BASE = int(os.environ.get("AGENTGATE_TEST_JWT_PORT_BASE", "18411"))
 PORT_FILE = PORT_BASE          # RS256,ES256 from a JWKS file
@@ -44,7 +44,6 @@ AUDIENCE = "agentgate-it"
 LEEWAY_S = 5
 MIN_REFRESH_S = 2
 SCOPE = "tools:read jobs:read"
-_SANITIZER = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
 # --------------------------------------------------------------------------
@@ -73,7 +72,7 @@ def keys(tmp_path_factory):
     for name, kid in (("rsa1", "r1"), ("rsa2", "r2"), ("ec1", "e1")):
         # The public half goes into the JWKS; the tool takes either form.
         src = k["rsa1_pub"] if name == "rsa1" else k[name]
-        k[kid] = json.loads(_run([TOKEN_TOOL, "--jwks-from", src, "--kid", kid]))["keys"][0]
+        k[kid] = tool_jwk(src, kid)
         assert "d" not in k[kid]
     return k
 
@@ -85,13 +84,8 @@ def jwks_text(keys, *kids):
 def mint(key, alg, kid=None, tenant="it-jwt", ttl=600, **claims):
     """A token from agentgate-token (RS256/ES256), iss and aud as the
     extra gateways want them unless overridden."""
-    cmd = [TOKEN_TOOL, "--alg", alg, "--key", key, "--sub", "jwt-user", "--tenant", tenant,
-           "--roles", "admin", "--scope", SCOPE, "--ttl", str(ttl),
-           "--iss", claims.get("iss", ISSUER), "--aud", claims.get("aud", AUDIENCE)]
-    if kid:
-        cmd += ["--kid", kid]
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    return _run(cmd, env=env)
+    return tool_token(alg, key, "jwt-user", tenant, "admin", SCOPE, ttl,
+                      claims.get("iss", ISSUER), claims.get("aud", AUDIENCE), kid)
 
 
 def pyjwt_token(pem_path, alg, kid, **overrides):
@@ -125,7 +119,7 @@ class Gateway:
         self.port = port
         self.log_path = os.path.join(stack.dir, "logs", f"gateway-jwt-{name}.log")
         os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
-        self.env = dict(_read_env_file(os.path.join(stack.dir, "agentgate.env")))
+        self.env = dict(read_env_file(os.path.join(stack.dir, "agentgate.env")))
         self.env.update({"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
                          "AGENTGATE_LISTEN": f"127.0.0.1:{port}",
                          "AGENTGATE_GATEWAY_THREADS": "2",
@@ -200,7 +194,7 @@ class Gateway:
             sig = t.rsplit(".", 1)[-1]
             if len(sig) >= 16:
                 assert sig not in text, "a token signature is in the gateway log"
-        for mark in _SANITIZER:
+        for mark in SANITIZER_MARKS:
             assert mark not in text, f"sanitizer report in the gateway log:\n{text[-4000:]}"
 
     def stop(self):
@@ -322,7 +316,7 @@ def test_hs256_pinned_with_rs256_never_uses_key_material(stack, keys):
 
 def _start_fails(stack, env, want):
     """The gateway with env must exit 2 at once with one line naming want."""
-    base = dict(_read_env_file(os.path.join(stack.dir, "agentgate.env")))
+    base = dict(read_env_file(os.path.join(stack.dir, "agentgate.env")))
     base.update({"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
                  "AGENTGATE_LISTEN": f"127.0.0.1:{PORT_BASE + 8}"})
     base.update(env)
@@ -400,13 +394,6 @@ class JwksServer:
         self.httpd.server_close()
 
 
-def _wait(pred, timeout, what):
-    deadline = time.time() + timeout
-    while not pred():
-        assert time.time() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def test_jwks_url_rotation_rate_limit_and_failure(stack, keys):
     srv = JwksServer(PORT_JWKS_SERVER)
     srv.set(jwks_text(keys, "e1"))
@@ -428,8 +415,8 @@ def test_jwks_url_rotation_rate_limit_and_failure(stack, keys):
         srv.set(jwks_text(keys, "e1", "r2"))
         rotated = mint(keys["rsa2"], "RS256", "r2")
         gw.expect_401(rotated, "token key id (kid) not known")
-        _wait(lambda: srv.count() == 2, MIN_REFRESH_S + 5, "the refetch for kid r2")
-        _wait(lambda: gw.call(rotated)[0] == 200, 5, "r2 to be accepted")
+        wait_for(lambda: srv.count() == 2, MIN_REFRESH_S + 5, "the refetch for kid r2")
+        wait_for(lambda: gw.call(rotated)[0] == 200, 5, "r2 to be accepted")
         t_fetch = srv.fetches[-1]
         assert "JWKS fetched" in gw.log_text()
 
@@ -440,7 +427,7 @@ def test_jwks_url_rotation_rate_limit_and_failure(stack, keys):
                           "token key id (kid) not known")
         assert srv.count() == 2 or srv.fetches[2] - t_fetch >= MIN_REFRESH_S - 0.2, (
             "refetched sooner than the minimum refresh interval")
-        _wait(lambda: srv.count() == 3, MIN_REFRESH_S + 5, "the one deferred refetch")
+        wait_for(lambda: srv.count() == 3, MIN_REFRESH_S + 5, "the one deferred refetch")
         assert srv.fetches[2] - t_fetch >= MIN_REFRESH_S - 0.2
         time.sleep(MIN_REFRESH_S + 1)
         assert srv.count() == 3, "fetched again with nothing asking for it"
@@ -452,8 +439,8 @@ def test_jwks_url_rotation_rate_limit_and_failure(stack, keys):
             n = srv.count()
             time.sleep(MIN_REFRESH_S + 0.2)
             gw.expect_401(mint(keys["rsa1"], "RS256", "r1"), "token key id (kid) not known")
-            _wait(lambda: srv.count() >= n + 1, MIN_REFRESH_S + 5, "the failing refetch")
-            _wait(lambda: "keeping the previous keys" in gw.log_text(), 5, "the failure log")
+            wait_for(lambda: srv.count() >= n + 1, MIN_REFRESH_S + 5, "the failing refetch")
+            wait_for(lambda: "keeping the previous keys" in gw.log_text(), 5, "the failure log")
             gw.expect_ok(mint(keys["ec1"], "ES256", "e1"))
             gw.expect_ok(rotated)
         text = gw.log_text()

@@ -9,22 +9,22 @@ lands in the run's metrics.
 Each test registers its own model (a unique name) with one or two
 providers (unique names) for its own tenant, so tests never share
 scripts, requests or circuits. The stack runs with fast provider settings
-(conftest: retry base 50 ms, max 500 ms, 3 failures open a circuit for
-30 s, first-byte timeout 2 s, 2 retries by default)."""
+(agentgate_test.stack.SESSION_ENV: retry base 50 ms, max 500 ms, 3
+failures open a circuit for 30 s, first-byte timeout 2 s, 2 retries by
+default)."""
 
 import glob
 import json
 import os
-import subprocess
 import time
 
-import pytest
-
-from conftest import IT_API_KEY, REDIS_PORT, TIMEOUT, check_frames
+from agentgate_test.client import check_frames
+from agentgate_test.stack import IT_API_KEY, redis
+from agentgate_test.waiting import TIMEOUT
 
 MAX_RETRIES = 2             # AGENTGATE_LLM_MAX_RETRIES default
-CIRCUIT_FAILURES = 3        # conftest's AGENTGATE_LLM_CIRCUIT_FAILURES
-FIRST_BYTE_TIMEOUT_S = 2.0  # conftest's AGENTGATE_LLM_FIRST_BYTE_TIMEOUT_MS
+CIRCUIT_FAILURES = 3        # SESSION_ENV's AGENTGATE_LLM_CIRCUIT_FAILURES
+FIRST_BYTE_TIMEOUT_S = 2.0  # SESSION_ENV's AGENTGATE_LLM_FIRST_BYTE_TIMEOUT_MS
 
 # A run makes several model calls (steps, the response); scripts give each
 # of them the same answer, with plenty to spare.
@@ -65,11 +65,7 @@ def _deltas_by_step(events):
 
 
 def _redis_circuit(provider):
-    r = subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "--raw", "HGETALL",
-                        f"circuit:{provider}"], capture_output=True, text=True,
-                       timeout=10)
-    assert r.returncode == 0, r.stderr
-    f = r.stdout.splitlines()
+    f = redis("HGETALL", f"circuit:{provider}").splitlines()
     return dict(zip(f[0::2], f[1::2]))
 
 
@@ -282,8 +278,9 @@ def test_cancel_cuts_the_stream_in_flight(stack, tenant, llm_standin):
 
 
 def test_api_key_goes_to_its_provider_only(stack, tenant, llm_standin):
-    """AGENTGATE_LLM_API_KEYS (conftest: it-keyed=...) is sent as a Bearer
-    token to the provider of that name, to no other, and never logged."""
+    """AGENTGATE_LLM_API_KEYS (SESSION_ENV: it-keyed=...) is sent as a
+    Bearer token to the provider of that name, to no other, and never
+    logged."""
     model = llm_standin.unique_name("m")
     llm_standin.register_model(stack, tenant.tenant_id, model, "/pk",
                                provider="it-keyed")

@@ -8,13 +8,16 @@ a tenant writes only its own rows, strictly checked."""
 import http.client
 import json
 import os
-import socket
 import time
 import uuid
 
 import pytest
 
-from conftest import TIMEOUT, Resp, bin_path, own_process
+from agentgate_test.client import Resp
+from agentgate_test.paths import bin_path
+from agentgate_test.ports import free_port
+from agentgate_test.services import own_process
+from agentgate_test.waiting import TIMEOUT
 
 BUILTIN_MODEL = "builtin-deterministic-1"
 SECRET_KEY = "sk-it-" + uuid.uuid4().hex
@@ -134,18 +137,12 @@ def test_models_need_a_token(tenant):
 
 # -- a gateway with configured providers ---------------------------------------
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def configured_gateway(stack):
     """A second gateway on the stack's database and Redis whose settings
     name two providers and a model. Its log is under the stack's logs/, so
     the suite's sanitizer scan reads it too."""
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ,
                AGENTGATE_LISTEN=f"127.0.0.1:{port}",
                AGENTGATE_GATEWAY_THREADS="1",

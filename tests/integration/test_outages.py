@@ -7,7 +7,9 @@ with Retry-After and leave nothing behind. Everything recovers by itself.
 import time
 import uuid
 
-from conftest import check_frames, http_request, stack_dep, wait_ready, TIMEOUT
+from agentgate_test.client import check_frames, http_request
+from agentgate_test.stack import stack_dep, wait_ready
+from agentgate_test.waiting import TIMEOUT
 
 
 def components():

@@ -1,5 +1,5 @@
 """
-Rate limits (issue 4, item 4): token buckets in Redis per principal and per
+Rate limits: token buckets in Redis per principal and per
 tenant and action, configured per tenant in tenants.settings. Refused
 requests are 429 with Retry-After and RateLimit-Limit/-Remaining/-Reset;
 admitted ones carry the RateLimit-* headers; a tenant without limits is
@@ -19,7 +19,10 @@ import time
 
 import pytest
 
-from conftest import REDIS_PORT, REPO, _free_port, _read_env_file, http_request, stack_dep, wait_ready
+from agentgate_test.client import http_request
+from agentgate_test.paths import bin_path
+from agentgate_test.ports import free_port
+from agentgate_test.stack import redis_cli, stack_dep, wait_ready
 
 
 def set_limits(stack, tenant_id, settings):
@@ -27,18 +30,12 @@ def set_limits(stack, tenant_id, settings):
     as the schema owner when the stack names one (the service role may not
     be allowed to write tenants), with the tenant set for the transaction
     so row-level security lets the write through either way."""
-    env = _read_env_file(os.path.join(stack.dir, "agentgate.env"))
-    url = env.get("AGENTGATE_MIGRATE_DATABASE_URL") or stack.database_url
-    r = subprocess.run(
-        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", f"p1={tenant_id}",
-         "-v", f"p2={json.dumps(settings)}", url],
-        input="BEGIN;\n"
+    stack.sql("BEGIN;\n"
               "SELECT set_config('agentgate.tenant_id', :'p1', true);\n"
               "INSERT INTO tenants (id, name, settings) VALUES (:'p1', :'p1', :'p2'::jsonb)\n"
               "  ON CONFLICT (id) DO UPDATE SET settings = EXCLUDED.settings;\n"
               "COMMIT;\n",
-        capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, f"psql failed: {r.stderr.strip()}"
+              tenant_id, json.dumps(settings))
 
 
 def limits(principal=None, tenant=None):
@@ -187,8 +184,7 @@ def redis_busy(ms):
     """Keeps Redis busy (a script spinning) for ms milliseconds, in a
     thread; returns the thread. Redis stays connected but answers nothing."""
     def spin():
-        subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "EVAL", BUSY_LUA, "0",
-                        str(ms * 1000)], capture_output=True, timeout=30)
+        redis_cli("EVAL", BUSY_LUA, "0", str(ms * 1000), timeout=30)
     th = threading.Thread(target=spin)
     th.start()
     time.sleep(0.2)     # the script is running
@@ -236,15 +232,10 @@ def test_changed_settings_apply_after_the_cache_time(stack, tenant):
 
 # -- limits from AGENTGATE_RATE_LIMITS: a second gateway on the same stack ---
 
-def gateway_bin():
-    return os.path.join(os.path.abspath(os.environ.get(
-        "AGENTGATE_BIN", os.path.join(REPO, "build", "bin"))), "agentgate-gateway")
-
-
 def start_gateway(stack, port, log_path, **env):
     e = dict(os.environ, AGENTGATE_LISTEN=f"127.0.0.1:{port}", **env)
     log = open(log_path, "w")
-    return subprocess.Popen([gateway_bin(), "--config",
+    return subprocess.Popen([bin_path("agentgate-gateway"), "--config",
                              os.path.join(stack.dir, "agentgate.env")],
                             env=e, stdout=log, stderr=subprocess.STDOUT)
 
@@ -264,7 +255,7 @@ def call(port, t, method, path, body=None):
 @pytest.fixture
 def configured_gateway(stack, tmp_path):
     """A second gateway with deployment-wide limits and no settings cache."""
-    port = _free_port()
+    port = free_port()
     log_path = str(tmp_path / "gateway.log")
     proc = start_gateway(stack, port, log_path,
                          AGENTGATE_RATE_LIMITS="principal:jobs.create=2/600000, "
@@ -315,7 +306,7 @@ def test_configured_limits_apply_and_tenant_settings_win(stack, configured_gatew
 
 def test_bad_configured_limits_stop_the_gateway(stack, tmp_path):
     log_path = str(tmp_path / "gateway.log")
-    proc = start_gateway(stack, _free_port(), log_path,
+    proc = start_gateway(stack, free_port(), log_path,
                          AGENTGATE_RATE_LIMITS="principal:jobs.create=lots/1000")
     assert proc.wait(timeout=30) != 0
     assert "AGENTGATE_RATE_LIMITS" in open(log_path).read()

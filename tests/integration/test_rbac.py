@@ -1,8 +1,8 @@
-"""RBAC (issue 4): for each role alone, one real endpoint per (resource,
+"""RBAC: for each role alone, one real endpoint per (resource,
 action) that has one is allowed (anything but 403) or refused with 403
 exactly as the matrix says; a role without the scope is 403 too; the
 problem names what was missing. The expected matrix is written here from
-the issue's words, not read from the gateway."""
+docs/security.md ("The matrix"), not read from the gateway."""
 
 import uuid
 

@@ -4,38 +4,27 @@ Nothing lost: retries with backoff, the dead-letter list, delayed jobs
 worker that lost its job, and reconciliation of Redis with PostgreSQL.
 
 The session stack runs with a 3 s lease, a 500 ms reaper and a 1 s
-reconciler (conftest.py), so each of these takes seconds.
+reconciler (agentgate_test.stack.SESSION_ENV), so each of these takes
+seconds.
 """
 import datetime
 import os
 import signal
-import subprocess
 import time
 
 import pytest
 
-from conftest import REDIS_PORT, TERMINAL_EVENTS, TIMEOUT, WORKERS, check_frames
+from agentgate_test.client import TERMINAL_EVENTS, check_frames
+from agentgate_test.stack import WORKERS, redis
+from agentgate_test.waiting import wait_for
 
 
 def redis_cli(*args):
-    r = subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "--raw", *map(str, args)],
-                       capture_output=True, text=True, timeout=10)
-    assert r.returncode == 0, f"redis-cli {args}: {r.stderr}"
-    return r.stdout.splitlines()
+    return redis(*args).splitlines()
 
 
 def types_of(events):
     return [e.event for e in events]
-
-
-def wait_for(predicate, timeout=TIMEOUT, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = predicate()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not reached within {timeout:.0f} s")
 
 
 def worker_number(job):

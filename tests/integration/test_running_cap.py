@@ -7,7 +7,7 @@ killed worker's slots come back once the lease reaper releases its jobs.
 
 import time
 
-from conftest import TIMEOUT
+from agentgate_test.waiting import TIMEOUT
 
 CAP = 2
 

@@ -3,7 +3,7 @@ with Last-Event-ID (what EventSource does on a flaky network) must still
 see every id exactly once, in order, and the end, while the job is running.
 Each reconnect makes the job's last subscriber leave (the gateway
 unsubscribes its channel) and a new one join right after."""
-from conftest import TERMINAL_EVENTS
+from agentgate_test.client import TERMINAL_EVENTS
 
 
 def test_rapid_reconnects_with_last_event_id_lose_nothing(tenant):

@@ -1,12 +1,12 @@
 """
-Event streams once they own their socket (issue 6, memory per connection):
+Event streams on a socket of their own, and their memory per connection:
 the gateway hands a started stream's socket from libevhtp to the stream
-itself (gateway/http.c, http_stream_*). What that must keep: a subscriber
+itself (gateway/core/http.c, http_stream_*). What that must keep: a subscriber
 too slow to keep up is cut and resumes with Last-Event-ID with no gap; a
 client that leaves is seen at once (its stream and slot go); an HTTP/1.0
 client gets an unchunked stream ended by the close; shutdown ends streams
 with a retry: hint and the last chunk; and a held stream costs the gateway
-little heap (it was 11 KB while libevhtp kept its parser and tables). The
+little heap: a few KB, not the ~11 KB libevhtp's parser and tables keep. The
 heap is read from the gateway's own count in /metrics, not from its
 resident pages, which move with what freed memory the allocator keeps.
 
@@ -22,7 +22,8 @@ import time
 
 import pytest
 
-from conftest import TIMEOUT, OwnGateway, own_gateway
+from agentgate_test.services import OwnGateway, own_gateway
+from agentgate_test.waiting import TIMEOUT
 
 MAX_BUFFER = 4096          # AGENTGATE_SSE_MAX_BUFFER_BYTES (its minimum)
 KEEPALIVE_MS = 300
@@ -281,9 +282,9 @@ def test_held_streams_cost_a_few_kb(gw, tenant):
         before = gw.heap_in_use()
         socks = open_streams(gw, path, tenant.token, n)
         per_conn = (settled_heap(gw) - before) / n / 1024
-        # About 0.5 KB here (1.6 KB at 1,000 streams in the benchmark);
-        # libevhtp's connection, request and bufferevent, which a stream
-        # held before it owned its socket, were ~11 KB.
+        # About 0.5 KB here (1.6 KB at 1,000 streams in the benchmark),
+        # against ~11 KB for the libevhtp connection, request and
+        # bufferevent a stream lets go of when it takes its socket.
         assert per_conn < 4.0, f"{per_conn:.2f} KB of gateway heap per held stream"
     finally:
         for s in socks:

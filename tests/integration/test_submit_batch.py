@@ -3,7 +3,7 @@ gateway are inserted together, yet each one is answered only after its own
 row is committed, with its own id, payload and first event."""
 import threading
 
-from conftest import TERMINAL
+from agentgate_test.client import TERMINAL
 
 
 def test_concurrent_submissions_each_get_their_own_committed_job(tenant):

@@ -1,7 +1,7 @@
 """Tenant isolation: another tenant's job does not exist for you (404, never
 403), cannot be cancelled by you, and is not in your listing."""
 
-from conftest import check_frames
+from agentgate_test.client import check_frames
 
 
 def test_other_tenant_sees_404_and_cannot_cancel(tenant, other_tenant):

@@ -14,12 +14,11 @@ caller may see, and the cache tools' tenant-scoped keys through a
 model's tool calls (the OpenAI stand-in plays the model)."""
 
 import json
-import subprocess
 import uuid
 
-import pytest
-
-from conftest import REDIS_PORT, TIMEOUT, check_frames
+from agentgate_test.client import check_frames
+from agentgate_test.stack import redis_cli
+from agentgate_test.waiting import TIMEOUT
 
 NO_JOBS_SCOPE = "agent-runs:read agent-runs:write"
 
@@ -186,8 +185,7 @@ def test_tenant_rate_limit_of_one_refuses_the_second_call(stack, tenant):
     assert 0 < rows[1]["detail"]["retry_after_ms"] <= 60000, rows[1]
 
     key = f"rate:{tenant.tenant_id}:tool:system.time"
-    ttl = subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "PTTL", key],
-                         capture_output=True, text=True, timeout=10)
+    ttl = redis_cli("PTTL", key)
     assert ttl.returncode == 0 and int(ttl.stdout.strip()) > 0, (
         f"bucket {key} not in Redis with a TTL: {ttl.stdout!r} {ttl.stderr!r}")
 
@@ -357,9 +355,7 @@ def test_cache_tools_keep_tenants_apart(stack, tenant, other_tenant, llm_standin
          "arguments": json.dumps({"key": key, "value": value, "ttl_s": 120})}])
     step, called = _one_call(run, events, "cache.set")
     assert step["output"]["status"] == "ok", step
-    stored = subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "--raw", "GET",
-                             f"cache:{tenant.tenant_id}:{key}"],
-                            capture_output=True, text=True, timeout=10)
+    stored = redis_cli("GET", f"cache:{tenant.tenant_id}:{key}")
     assert stored.stdout.strip() == value, stored
 
     run, events = _model_run(stack, b, llm_standin, [

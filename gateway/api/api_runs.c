@@ -1,0 +1,347 @@
+/*
+ * api_runs.c - POST /v1/agent-runs and GET /v1/agent-runs/{id}.
+ *
+ * A run is a job of type agent.run plus its agent_runs row, inserted with
+ * the job's job.queued event in one statement. The body is checked against
+ * the API's own schema below; the run's settings and its submitter's
+ * principal go to the agent_runs row, which is what the worker reads. The
+ * job's payload only names the run (run_id, prompt, session_id), so it
+ * stays within the agent.run job schema the worker checks again.
+ *
+ * The checks that need the database (the model is served to this tenant,
+ * the session is one of this tenant's) are folded into the INSERT
+ * statement: it writes nothing unless both hold and says which failed, so
+ * a submission still costs one round trip.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "api_util.h"
+#include "http.h"
+#include "query.h"
+#include "job_json.h"
+#include "job_publish.h"
+#include "jobtypes.h"
+#include "jsonutil.h"
+#include "schema.h"
+#include "uuid.h"
+#include "log.h"
+
+/* The body of POST /v1/agent-runs: the API's own contract, wider than the
+ * agent.run job schema (max_tokens, max_iterations, timeout_s). The CHECKs
+ * on agent_runs.max_iterations and timeout_s (003) hold the same ranges. */
+static const char run_body_schema_json[] =
+    "{\"type\":\"object\","
+    "\"properties\":{"
+      "\"prompt\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":32000},"
+      "\"session_id\":{\"type\":\"string\"},"
+      "\"model\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":128},"
+      "\"temperature\":{\"type\":\"number\",\"minimum\":0,\"maximum\":2},"
+      "\"max_tokens\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":100000},"
+      "\"max_iterations\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":64},"
+      "\"timeout_s\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":86400},"
+      "\"planning_mode\":{\"type\":\"string\",\"enum\":[\"full\",\"optional\",\"none\"]},"
+      "\"response_mode\":{\"type\":\"string\","
+        "\"enum\":[\"fallback-only\",\"llm-best-effort\",\"llm-required\"]},"
+      "\"tools\":{\"type\":\"array\",\"maxItems\":32,"
+        "\"items\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":128}}"
+    "},"
+    "\"required\":[\"prompt\"],"
+    "\"additionalProperties\":false}";
+
+static cJSON *run_body_schema;
+static pthread_once_t run_body_schema_once = PTHREAD_ONCE_INIT;
+
+static void run_body_schema_parse(void)
+{
+    run_body_schema = cJSON_Parse(run_body_schema_json);
+}
+
+/*
+ * $1 job id, $2 tenant, $3 payload, $4 max_attempts, $5 job timeout_s,
+ * $6 sub, $7 request id, $8 traceparent, $9 session id, $10 job.queued
+ * event, $11 run id, $12 prompt, $13 model, $14 temperature,
+ * $15 max_tokens, $16 planning_mode, $17 response_mode, $18 tools,
+ * $19 principal, $20 max_iterations, $21 run timeout_s, $22 the model the
+ * configured providers serve (NULL when none are configured).
+ *
+ * The session row is touched (updated_at) only when the model passed, and
+ * its row lock keeps a concurrent DELETE from removing it before the run
+ * row's foreign key is checked. Answers one row: model_ok, session_ok and
+ * the new run's id (NULL when nothing was written).
+ */
+static const char SQL_RUN_INSERT[] =
+    "WITH m AS (SELECT ($13::text IS NULL OR coalesce($13 = $22::text, false) OR EXISTS"
+    "     (SELECT 1 FROM model_defaults d WHERE d.model = $13"
+    "        AND (d.scope = 'global' OR (d.scope = 'tenant' AND d.tenant_id = $2))))"
+    "   AS model_ok),"
+    " s AS (UPDATE sessions SET updated_at = now() FROM m"
+    "   WHERE m.model_ok AND sessions.id = $9::uuid AND sessions.tenant_id = $2"
+    "   RETURNING sessions.id),"
+    " ok AS (SELECT m.model_ok, ($9::uuid IS NULL OR EXISTS (SELECT 1 FROM s)) AS session_ok"
+    "   FROM m),"
+    " j AS (INSERT INTO jobs (id, tenant_id, type, status, priority, payload, max_attempts,"
+    "   timeout_s, created_by, last_event_id, request_id, traceparent)"
+    "   SELECT $1, $2, 'agent.run', 'queued', 0, $3::jsonb, $4, $5, $6, 1, $7, $8 FROM ok"
+    "   WHERE ok.model_ok AND ok.session_ok"
+    "   RETURNING id, tenant_id, created_by),"
+    " e AS (INSERT INTO job_events (job_id, tenant_id, seq, type, body)"
+    "   SELECT id, tenant_id, 1, 'job.queued', $10 FROM j),"
+    " r AS (INSERT INTO agent_runs (id, tenant_id, job_id, session_id, created_by, prompt,"
+    "   model, temperature, max_tokens, planning_mode, response_mode, tools, principal,"
+    "   max_iterations, timeout_s)"
+    "   SELECT $11::uuid, j.tenant_id, j.id, $9::uuid, j.created_by, $12, $13,"
+    "     $14::real, $15::int, coalesce($16, 'optional'), coalesce($17, 'llm-best-effort'),"
+    "     $18::jsonb, $19::jsonb, $20::int, $21::int"
+    "   FROM j RETURNING id)"
+    " SELECT ok.model_ok, ok.session_ok, (SELECT id FROM r) FROM ok";
+
+typedef struct run_state {
+    char run_id[UUID_STR_LEN];
+    char job_id[UUID_STR_LEN];
+    char *event_body;
+} run_state;
+
+static void run_state_free(void *p)
+{
+    run_state *s = p;
+    free(s->event_body);
+    free(s);
+}
+
+static void reply_session_not_found(gw_req *r)
+{
+    http_reply_problem(r, 404, "not-found", "session not found", "/session_id");
+}
+
+static void on_run_inserted(gw_req *r, PGresult *res, const char *err, const char *sqlstate)
+{
+    run_state *s = r->state;
+    if (!res) { gw_reply_db_error(r, err, sqlstate); return; }
+    if (PQntuples(res) != 1) {
+        gw_reply_db_error(r, "run insert answered no row", "XX000");
+        return;
+    }
+    if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+        http_reply_problem(r, 422, "validation-failed",
+                           "model is not served to this tenant (GET /v1/models lists those it can use)",
+                           "/model");
+        return;
+    }
+    if (strcmp(PQgetvalue(res, 0, 1), "t") != 0 || PQgetisnull(res, 0, 2)) {
+        reply_session_not_found(r);
+        return;
+    }
+    gw_redis_append_event(r->thr, s->job_id, 1, s->event_body, "queued");
+    gw_redis_enqueue(r->thr, s->job_id, "agent.run");
+    atomic_fetch_add_explicit(&r->thr->srv->jobs_submitted, 1, memory_order_relaxed);
+    log_info("agent run %s queued as job %s", s->run_id, s->job_id);
+
+    char location[64], body[512];
+    snprintf(location, sizeof location, "/v1/agent-runs/%s", s->run_id);
+    http_set_header(r, "Location", location);
+    int n = snprintf(body, sizeof body,
+                     "{\"id\":\"%s\",\"job_id\":\"%s\",\"status\":\"queued\",\"links\":{"
+                     "\"self\":\"/v1/agent-runs/%s\",\"events\":\"/v1/agent-runs/%s/events\","
+                     "\"job\":\"/v1/jobs/%s\"}}",
+                     s->run_id, s->job_id, s->run_id, s->run_id, s->job_id);
+    http_reply_json(r, 202, body, (size_t)n);
+}
+
+/* Answers 422 for the first part of body outside the API's schema. */
+static int check_body(gw_req *r, const cJSON *body)
+{
+    pthread_once(&run_body_schema_once, run_body_schema_parse);
+    if (!run_body_schema) {
+        http_reply_problem(r, 503, "unavailable", "out of memory", NULL);
+        return -1;
+    }
+    schema_error serr;
+    if (schema_validate(run_body_schema, body, &serr) == 0) return 0;
+    char detail[1024];
+    snprintf(detail, sizeof detail, "%s %s", serr.path[0] ? serr.path + 1 : "body", serr.message);
+    http_reply_problem(r, 422, "validation-failed", detail, serr.path);
+    return -1;
+}
+
+/* Answers 422 for the first entry of tools that cannot be a tool's name. */
+static int check_tool_names(gw_req *r, const cJSON *tools)
+{
+    int i = 0;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, tools) {
+        if (!api_tool_name_valid(t->valuestring)) {
+            char pointer[32], detail[160];
+            snprintf(pointer, sizeof pointer, "/tools/%d", i);
+            snprintf(detail, sizeof detail,
+                     "tools/%d must be a tool name: letters, digits, '.', '_' or '-'", i);
+            http_reply_problem(r, 422, "validation-failed", detail, pointer);
+            return -1;
+        }
+        i++;
+    }
+    return 0;
+}
+
+/* The submitter as agent_runs.principal records it. Caller frees. */
+static char *principal_json(const principal *who)
+{
+    static const struct { unsigned bit; const char *name; } role_names[] = {
+        { ROLE_ADMIN, "admin" }, { ROLE_OPERATOR, "operator" },
+        { ROLE_USER, "user" }, { ROLE_VIEWER, "viewer" },
+    };
+    cJSON *p = cJSON_CreateObject();
+    cJSON *roles = cJSON_AddArrayToObject(p, "roles");
+    for (size_t i = 0; roles && i < sizeof role_names / sizeof role_names[0]; i++)
+        if (who->roles & role_names[i].bit)
+            cJSON_AddItemToArray(roles, cJSON_CreateString(role_names[i].name));
+    char *text = NULL;
+    if (roles && cJSON_AddStringToObject(p, "sub", who->sub) &&
+        cJSON_AddStringToObject(p, "scope", who->scope))
+        text = json_print(p);
+    cJSON_Delete(p);
+    return text;
+}
+
+/* The job's payload: the run it is for, checked against the agent.run
+ * job schema like any job's. Caller frees; NULL after answering. */
+static char *job_payload(gw_req *r, const char *run_id, const char *prompt,
+                         const char *session_id)
+{
+    cJSON *p = cJSON_CreateObject();
+    char *text = NULL;
+    if (cJSON_AddStringToObject(p, "run_id", run_id) &&
+        cJSON_AddStringToObject(p, "prompt", prompt) &&
+        (!session_id || cJSON_AddStringToObject(p, "session_id", session_id))) {
+        schema_error serr;
+        if (schema_validate(jobtypes_find("agent.run")->schema, p, &serr) != 0) {
+            log_error("agent.run payload outside its job schema: %s %s", serr.path, serr.message);
+            http_reply_problem(r, 500, "internal", "the request failed inside the gateway", NULL);
+            cJSON_Delete(p);
+            return NULL;
+        }
+        text = json_print(p);
+    }
+    cJSON_Delete(p);
+    if (!text) http_reply_problem(r, 503, "unavailable", "out of memory", NULL);
+    return text;
+}
+
+/* A number member as PostgreSQL text into buf, or NULL when absent. */
+static const char *number_param(const cJSON *body, const char *name, char *buf, size_t size,
+                                bool whole)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
+    if (!cJSON_IsNumber(v)) return NULL;
+    if (whole) snprintf(buf, size, "%lld", (long long)v->valuedouble);
+    else snprintf(buf, size, "%.17g", v->valuedouble);
+    return buf;
+}
+
+/*
+ * The run's job's timeout_s. The worker ends a run at its own deadline
+ * (timeout_s, else AGENTGATE_AGENT_RUN_TIMEOUT_MS) with a run_timeout
+ * error and its steps kept; the job's timeout is the backstop behind it,
+ * so it is the later of the type's default and that deadline plus a grace
+ * period, within the jobs table's 86400 s.
+ */
+static long long job_timeout_s(const ag_config *cfg, const job_type *type,
+                               const char *run_timeout_s)
+{
+    enum { GRACE_S = 30, JOB_TIMEOUT_MAX_S = 86400 };
+    long long run_s = run_timeout_s ? atoll(run_timeout_s)
+                    : cfg->agent_run_timeout_ms > 0 ? ((long long)cfg->agent_run_timeout_ms + 999) / 1000
+                    : 0;
+    long long t = run_s + GRACE_S > type->default_timeout_s ? run_s + GRACE_S
+                                                            : type->default_timeout_s;
+    return t > JOB_TIMEOUT_MAX_S ? JOB_TIMEOUT_MAX_S : t;
+}
+
+void api_runs_create(gw_req *r)
+{
+    static const char *const fields[] = { "prompt", "session_id", "model", "temperature",
+                                          "max_tokens", "max_iterations", "timeout_s",
+                                          "planning_mode", "response_mode", "tools", NULL };
+    cJSON *body = api_parse_body(r, fields);
+    if (!body) return;
+    char *payload_text = NULL, *tools_text = NULL, *principal_text = NULL;
+    if (check_body(r, body) != 0) goto done;
+    const cJSON *tools = cJSON_GetObjectItemCaseSensitive(body, "tools");
+    if (tools && check_tool_names(r, tools) != 0) goto done;
+    const char *session = json_get_string(body, "session_id");
+    char session_id[UUID_STR_LEN];
+    if (session && !uuid_parse(session, session_id)) {
+        http_reply_problem(r, 422, "validation-failed", "session_id must be a UUID", "/session_id");
+        goto done;
+    }
+
+    run_state *s = calloc(1, sizeof *s);
+    if (!s) { http_reply_problem(r, 503, "unavailable", "out of memory", NULL); goto done; }
+    r->state = s;
+    r->state_free = run_state_free;
+    uuid_v7(s->run_id);
+    snprintf(r->audit_resource, sizeof r->audit_resource, "agent-runs/%s", s->run_id);
+    uuid_v7(s->job_id);
+
+    const job_type *type = jobtypes_find("agent.run");
+    payload_text = job_payload(r, s->run_id, json_get_string(body, "prompt"),
+                               session ? session_id : NULL);
+    if (!payload_text) goto done;
+    s->event_body = job_queued_event(s->job_id, "agent.run", 0);
+    tools_text = tools ? json_print(tools) : NULL;
+    principal_text = principal_json(&r->who);
+    if (!s->event_body || (tools && !tools_text) || !principal_text) {
+        http_reply_problem(r, 503, "unavailable", "out of memory", NULL);
+        goto done;
+    }
+
+    char attempts[16], job_timeout[24], temperature[40], max_tokens[24], max_iter[24],
+         run_timeout[24];
+    snprintf(attempts, sizeof attempts, "%d", type->default_max_attempts);
+    const char *run_timeout_p = number_param(body, "timeout_s", run_timeout,
+                                             sizeof run_timeout, true);
+    snprintf(job_timeout, sizeof job_timeout, "%lld",
+             job_timeout_s(&r->thr->srv->cfg, type, run_timeout_p));
+
+    const ag_config *cfg = &r->thr->srv->cfg;
+    const char *served = cfg->llm_providers[0] && cfg->llm_model[0] ? cfg->llm_model : NULL;
+    const char *params[22] = {
+        s->job_id, r->who.tenant_id, payload_text, attempts, job_timeout,
+        r->who.sub, r->request_id, r->traceparent, session ? session_id : NULL, s->event_body,
+        s->run_id, json_get_string(body, "prompt"), json_get_string(body, "model"),
+        number_param(body, "temperature", temperature, sizeof temperature, false),
+        number_param(body, "max_tokens", max_tokens, sizeof max_tokens, true),
+        json_get_string(body, "planning_mode"), json_get_string(body, "response_mode"),
+        tools_text, principal_text,
+        number_param(body, "max_iterations", max_iter, sizeof max_iter, true),
+        run_timeout_p, served,
+    };
+    gw_query(r, SQL_RUN_INSERT, 22, params, on_run_inserted);
+done:
+    free(payload_text);
+    free(tools_text);
+    free(principal_text);
+    cJSON_Delete(body);
+}
+
+static void on_run_row(gw_req *r, PGresult *res, const char *err, const char *sqlstate)
+{
+    if (!res) { gw_reply_db_error(r, err, sqlstate); return; }
+    if (PQntuples(res) == 0) { api_reply_not_found(r, "agent run"); return; }
+    api_reply_row(r, 200, res, 0, 0);
+}
+
+void api_run_get(gw_req *r)
+{
+    char id[UUID_STR_LEN];
+    if (!uuid_parse(r->route.param, id)) { api_reply_not_found(r, "agent run"); return; }
+    const char *params[2] = { id, r->who.tenant_id };
+    gw_query(r,
+             "SELECT agent_run_json(r, j) FROM agent_runs r"
+             " JOIN jobs j ON j.id = r.job_id AND j.tenant_id = r.tenant_id"
+             " WHERE r.id = $1 AND r.tenant_id = $2",
+             2, params, on_run_row);
+}

@@ -1,0 +1,272 @@
+/*
+ * test_rbac.c - the permission matrix, cell by cell, against a table
+ * written here independently of rbac.c (from the contract's words); roles
+ * that add up; scopes that narrow; and a permission for every route.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "rbac.h"
+#include "router.h"
+
+static const char *const role_names[] = { "admin", "operator", "user", "viewer" };
+static const unsigned role_bits[] = { ROLE_ADMIN, ROLE_OPERATOR, ROLE_USER, ROLE_VIEWER };
+static const rbac_resource resources[] = {
+    RES_AGENT_RUNS, RES_JOBS, RES_TOOLS, RES_TENANTS, RES_MODELS
+};
+static const rbac_action actions[] = { ACT_CREATE, ACT_READ, ACT_UPDATE, ACT_DELETE };
+
+/*
+ * expected[role][resource][action], as strings "crud" with '-' for a
+ * refusal, so the table reads like the issue's sentence:
+ *   admin: all; operator: create/read/update on runs and models, all on
+ *   jobs, read tools and tenants; user: create/read on runs,
+ *   create/read/delete on jobs, read tools and models; viewer: read only.
+ * Columns: agent-runs, jobs, tools, tenants, models.
+ */
+static const char *const expected[4][5] = {
+    /* admin    */ { "crud", "crud", "crud", "crud", "crud" },
+    /* operator */ { "cru-", "crud", "-r--", "-r--", "cru-" },
+    /* user     */ { "cr--", "cr-d", "-r--", "----", "-r--" },
+    /* viewer   */ { "-r--", "-r--", "-r--", "-r--", "-r--" },
+};
+
+static bool expect_allowed(int role, int res, int act)
+{
+    return expected[role][res][act] != '-';
+}
+
+static void test_every_cell_of_the_matrix(void **state)
+{
+    (void)state;
+    int cells = 0;
+    for (int ro = 0; ro < 4; ro++)
+        for (int re = 0; re < 5; re++)
+            for (int ac = 0; ac < 4; ac++) {
+                bool got = rbac_roles_allow(role_bits[ro], resources[re], actions[ac]);
+                if (got != expect_allowed(ro, re, ac))
+                    fail_msg("%s %s %s: rbac says %s, expected %s", role_names[ro],
+                             rbac_action_name(actions[ac]), rbac_resource_name(resources[re]),
+                             got ? "allow" : "deny", got ? "deny" : "allow");
+                cells++;
+            }
+    assert_int_equal(cells, 80);
+}
+
+/* Every combination of roles grants exactly the union of its members. */
+static void test_roles_add_up(void **state)
+{
+    (void)state;
+    for (unsigned combo = 0; combo < 16; combo++)
+        for (int re = 0; re < 5; re++)
+            for (int ac = 0; ac < 4; ac++) {
+                bool want = false;
+                for (int ro = 0; ro < 4; ro++)
+                    if ((combo & role_bits[ro]) && expect_allowed(ro, re, ac)) want = true;
+                bool got = rbac_roles_allow(combo, resources[re], actions[ac]);
+                if (got != want)
+                    fail_msg("roles 0x%x %s %s: got %d", combo, rbac_action_name(actions[ac]),
+                             rbac_resource_name(resources[re]), got);
+            }
+    /* No roles, or only bits no role has, grant nothing. */
+    assert_false(rbac_roles_allow(0, RES_JOBS, ACT_READ));
+    assert_false(rbac_roles_allow(1u << 20, RES_JOBS, ACT_READ));
+    assert_true(rbac_roles_allow(ROLE_USER | ROLE_VIEWER, RES_TENANTS, ACT_READ));
+    assert_true(rbac_roles_allow(ROLE_OPERATOR | ROLE_USER, RES_JOBS, ACT_UPDATE));
+    assert_false(rbac_roles_allow(ROLE_OPERATOR | ROLE_USER | ROLE_VIEWER, RES_TENANTS,
+                                  ACT_UPDATE));
+}
+
+static void test_bad_resource_or_action_is_refused(void **state)
+{
+    (void)state;
+    unsigned all = ROLE_ADMIN | ROLE_OPERATOR | ROLE_USER | ROLE_VIEWER;
+    assert_false(rbac_roles_allow(all, RES_COUNT, ACT_READ));
+    assert_false(rbac_roles_allow(all, (rbac_resource)99, ACT_READ));
+    assert_false(rbac_roles_allow(all, RES_JOBS, ACT_NONE));
+    assert_false(rbac_roles_allow(all, RES_JOBS, (rbac_action)(ACT_READ | ACT_DELETE)));
+    assert_false(rbac_roles_allow(all, RES_JOBS, (rbac_action)(1 << 7)));
+    /* A public route needs nothing, from anyone. */
+    assert_true(rbac_roles_allow(0, RES_NONE, ACT_NONE));
+}
+
+static principal with_scope(const char *scope)
+{
+    principal p;
+    memset(&p, 0, sizeof p);
+    snprintf(p.sub, sizeof p.sub, "u");
+    snprintf(p.tenant_id, sizeof p.tenant_id, "t");
+    p.roles = ROLE_ADMIN;
+    snprintf(p.scope, sizeof p.scope, "%s", scope);
+    return p;
+}
+
+static void test_scopes_narrow(void **state)
+{
+    (void)state;
+    static const char *const names[] = { "agent-runs", "jobs", "tools", "tenants", "models" };
+    for (int re = 0; re < 5; re++) {
+        char read[32], write[32], both[96];
+        snprintf(read, sizeof read, "%s:read", names[re]);
+        snprintf(write, sizeof write, "%s:write", names[re]);
+        snprintf(both, sizeof both, "other:read %s %s", read, write);
+        principal r = with_scope(read), w = with_scope(write), b = with_scope(both),
+                  none = with_scope("");
+        for (int ac = 0; ac < 4; ac++) {
+            bool is_read = actions[ac] == ACT_READ;
+            assert_int_equal(rbac_scope_allows(&r, resources[re], actions[ac]), is_read);
+            /* write does not imply read */
+            assert_int_equal(rbac_scope_allows(&w, resources[re], actions[ac]), !is_read);
+            assert_true(rbac_scope_allows(&b, resources[re], actions[ac]));
+            assert_false(rbac_scope_allows(&none, resources[re], actions[ac]));
+        }
+    }
+    /* Whole words only: another resource's scope or a prefix is no scope. */
+    principal p = with_scope("job:read jobs:readx xjobs:read models:read agent-runs:write");
+    assert_false(rbac_scope_allows(&p, RES_JOBS, ACT_READ));
+    assert_false(rbac_scope_allows(&p, RES_AGENT_RUNS, ACT_READ));
+    assert_true(rbac_scope_allows(&p, RES_MODELS, ACT_READ));
+    assert_false(rbac_scope_allows(&p, RES_MODELS, ACT_CREATE));
+    assert_false(rbac_scope_allows(&p, RES_COUNT, ACT_READ));
+    assert_true(rbac_scope_allows(&p, RES_NONE, ACT_NONE));
+}
+
+static void test_names(void **state)
+{
+    (void)state;
+    assert_string_equal(rbac_resource_name(RES_AGENT_RUNS), "agent-runs");
+    assert_string_equal(rbac_resource_name(RES_JOBS), "jobs");
+    assert_string_equal(rbac_resource_name(RES_TOOLS), "tools");
+    assert_string_equal(rbac_resource_name(RES_TENANTS), "tenants");
+    assert_string_equal(rbac_resource_name(RES_MODELS), "models");
+    assert_string_equal(rbac_resource_name(RES_NONE), "");
+    assert_string_equal(rbac_resource_name(RES_COUNT), "");
+    assert_string_equal(rbac_action_name(ACT_CREATE), "create");
+    assert_string_equal(rbac_action_name(ACT_READ), "read");
+    assert_string_equal(rbac_action_name(ACT_UPDATE), "update");
+    assert_string_equal(rbac_action_name(ACT_DELETE), "delete");
+    assert_string_equal(rbac_action_name(ACT_NONE), "");
+}
+
+/* What each route should need, written here from the API's meaning. */
+static const struct {
+    route_id id;
+    rbac_resource res;
+    rbac_action act;
+} route_expect[] = {
+    { ROUTE_JOBS_CREATE, RES_JOBS, ACT_CREATE },
+    { ROUTE_JOBS_LIST, RES_JOBS, ACT_READ },
+    { ROUTE_JOB_GET, RES_JOBS, ACT_READ },
+    { ROUTE_JOB_CANCEL, RES_JOBS, ACT_DELETE },
+    { ROUTE_JOB_EVENTS, RES_JOBS, ACT_READ },
+    { ROUTE_RUNS_CREATE, RES_AGENT_RUNS, ACT_CREATE },
+    { ROUTE_RUN_GET, RES_AGENT_RUNS, ACT_READ },
+    { ROUTE_RUN_CANCEL, RES_AGENT_RUNS, ACT_DELETE },
+    { ROUTE_RUN_EVENTS, RES_AGENT_RUNS, ACT_READ },
+    { ROUTE_HEALTH_LIVE, RES_NONE, ACT_NONE },
+    { ROUTE_HEALTH_READY, RES_NONE, ACT_NONE },
+    { ROUTE_HEALTH_COMPONENTS, RES_NONE, ACT_NONE },
+    { ROUTE_METRICS, RES_NONE, ACT_NONE },
+    { ROUTE_SESSIONS_CREATE, RES_AGENT_RUNS, ACT_CREATE },
+    { ROUTE_SESSIONS_LIST, RES_AGENT_RUNS, ACT_READ },
+    { ROUTE_SESSION_GET, RES_AGENT_RUNS, ACT_READ },
+    { ROUTE_SESSION_DELETE, RES_AGENT_RUNS, ACT_DELETE },
+    { ROUTE_TOOLS_LIST, RES_TOOLS, ACT_READ },
+    { ROUTE_TOOL_GET, RES_TOOLS, ACT_READ },
+    { ROUTE_MODELS_LIST, RES_MODELS, ACT_READ },
+    { ROUTE_MODELS_CREATE, RES_MODELS, ACT_CREATE },
+    { ROUTE_MODEL_UPDATE, RES_MODELS, ACT_UPDATE },
+    { ROUTE_MODEL_DELETE, RES_MODELS, ACT_DELETE },
+    { ROUTE_TENANTS_LIST, RES_TENANTS, ACT_READ },
+    { ROUTE_TENANT_GET, RES_TENANTS, ACT_READ },
+    { ROUTE_TENANT_UPDATE, RES_TENANTS, ACT_UPDATE },
+};
+
+/* Every route_id has an entry in rbac.c's table, and it is the one above;
+ * a route added to router.h without either fails here by name. */
+static void test_every_route_has_a_permission(void **state)
+{
+    (void)state;
+    size_t n = sizeof route_expect / sizeof route_expect[0];
+    for (int id = ROUTE_NONE + 1; id < ROUTE_COUNT; id++) {
+        if (!rbac_route_known((route_id)id))
+            fail_msg("route_id %d has no entry in rbac.c's route table", id);
+        size_t i = 0;
+        while (i < n && route_expect[i].id != (route_id)id) i++;
+        if (i == n) fail_msg("route_id %d has no expected permission in test_rbac.c", id);
+        rbac_perm p = rbac_route_perm((route_id)id);
+        if (p.res != route_expect[i].res || p.act != route_expect[i].act)
+            fail_msg("route_id %d needs %s %s; expected %s %s", id, rbac_action_name(p.act),
+                     rbac_resource_name(p.res), rbac_action_name(route_expect[i].act),
+                     rbac_resource_name(route_expect[i].res));
+    }
+    assert_int_equal(n, ROUTE_COUNT - 1);
+}
+
+/* A route with no entry is refused to every role, not made public. */
+static void test_unknown_route_fails_closed(void **state)
+{
+    (void)state;
+    unsigned all = ROLE_ADMIN | ROLE_OPERATOR | ROLE_USER | ROLE_VIEWER;
+    route_id bogus[] = { ROUTE_NONE, ROUTE_COUNT, (route_id)1000 };
+    for (size_t i = 0; i < sizeof bogus / sizeof bogus[0]; i++) {
+        assert_false(rbac_route_known(bogus[i]));
+        rbac_perm p = rbac_route_perm(bogus[i]);
+        assert_int_not_equal(p.res, RES_NONE);
+        assert_false(rbac_roles_allow(all, p.res, p.act));
+    }
+}
+
+/* The router's public routes (no token) are exactly the RES_NONE ones. */
+static void test_public_routes_match_the_router(void **state)
+{
+    (void)state;
+    static const struct { http_verb verb; const char *path; } paths[] = {
+        { VERB_GET, "/v1/health/live" }, { VERB_GET, "/v1/health/ready" },
+        { VERB_GET, "/v1/health/components" }, { VERB_GET, "/metrics" },
+        { VERB_GET, "/v1/jobs" }, { VERB_POST, "/v1/jobs" },
+        { VERB_GET, "/v1/jobs/x" }, { VERB_DELETE, "/v1/jobs/x" },
+        { VERB_GET, "/v1/jobs/x/events" }, { VERB_POST, "/v1/agent-runs" },
+        { VERB_GET, "/v1/agent-runs/x" }, { VERB_DELETE, "/v1/agent-runs/x" },
+        { VERB_GET, "/v1/agent-runs/x/events" }, { VERB_POST, "/v1/sessions" },
+        { VERB_GET, "/v1/sessions" }, { VERB_GET, "/v1/sessions/x" },
+        { VERB_DELETE, "/v1/sessions/x" }, { VERB_GET, "/v1/tools" },
+        { VERB_GET, "/v1/tools/a.b" }, { VERB_GET, "/v1/models" },
+        { VERB_POST, "/v1/models" }, { VERB_PATCH, "/v1/models/1" },
+        { VERB_DELETE, "/v1/models/1" }, { VERB_GET, "/v1/tenants" },
+        { VERB_GET, "/v1/tenants/t" }, { VERB_PATCH, "/v1/tenants/t" },
+    };
+    bool seen[ROUTE_COUNT] = { false };
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        route_match m;
+        assert_int_equal(router_match(paths[i].verb, paths[i].path, strlen(paths[i].path), &m),
+                         200);
+        seen[m.id] = true;
+        rbac_perm p = rbac_route_perm(m.id);
+        if ((p.res == RES_NONE) != !m.needs_auth)
+            fail_msg("%s: needs_auth %d but permission %s %s", paths[i].path, m.needs_auth,
+                     rbac_action_name(p.act), rbac_resource_name(p.res));
+    }
+    for (int id = ROUTE_NONE + 1; id < ROUTE_COUNT; id++)
+        if (!seen[id]) fail_msg("route_id %d is not reached by any path in this test", id);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_cell_of_the_matrix),
+        cmocka_unit_test(test_roles_add_up),
+        cmocka_unit_test(test_bad_resource_or_action_is_refused),
+        cmocka_unit_test(test_scopes_narrow),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_every_route_has_a_permission),
+        cmocka_unit_test(test_unknown_route_fails_closed),
+        cmocka_unit_test(test_public_routes_match_the_router),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,496 @@
+/*
+ * job_redis.c - the worker's blocking hiredis use (see job_redis.h).
+ *
+ * Writes go out as pipelines of argv commands: one round trip per event
+ * or per supervisor round, and binary-safe arguments, so an event body is
+ * never parsed as a format string. An event is one EVALSHA of the shared
+ * append script (common/events.c), loaded on every new connection, with
+ * EVAL as the fallback when Redis lost its script cache.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "clock.h"
+#include "job_redis.h"
+#include "log.h"
+#include "redis_script.h"
+
+#define REDIS_CONNECT_TIMEOUT_MS 2000
+/* Longer than any BRPOP wait the worker asks for, so a quiet queue never
+ * reads as a dead server. */
+#define REDIS_IO_TIMEOUT_MS 5000
+#define REFUSED_PAUSE_MS 1000
+
+/* ---------------------------------------------------------------------------
+ * Connections
+ * ------------------------------------------------------------------------- */
+
+void redis_link_init(redis_link *l, const ag_config *cfg, const char *who)
+{
+    memset(l, 0, sizeof *l);
+    l->cfg = cfg;
+    l->who = who;
+    backoff_reset(&l->bo);
+}
+
+static struct timeval ms_to_timeval(long long ms)
+{
+    struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+    return tv;
+}
+
+/* SELECTs the configured database on a new connection. Returns 0 or -1
+ * with the reason in why. */
+static int redis_select_db(redisContext *c, int db, char *why, size_t why_size)
+{
+    if (db == 0)
+        return 0;
+    redisReply *r = redisCommand(c, "SELECT %d", db);
+    int ok = r != NULL && r->type == REDIS_REPLY_STATUS;
+    if (!ok)
+        snprintf(why, why_size, "SELECT %d: %s", db,
+                 r == NULL ? c->errstr : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    if (r)
+        freeReplyObject(r);
+    return ok ? 0 : -1;
+}
+
+/* Caches the event append script on a new connection, so EVALSHA finds
+ * it; a failure only means the first append falls back to EVAL. */
+static void redis_load_scripts(redisContext *c)
+{
+    redisReply *r = redisCommand(c, "SCRIPT LOAD %s", event_append_lua);
+    if (r != NULL && r->type == REDIS_REPLY_STRING && strcmp(r->str, event_append_sha()) != 0)
+        log_warn("Redis names the event script %s, not %s", r->str, event_append_sha());
+    if (r)
+        freeReplyObject(r);
+}
+
+static int redis_link_attempt(redis_link *l)
+{
+    char why[256] = "out of memory";
+    redisContext *c = redisConnectWithTimeout(l->cfg->redis_host, l->cfg->redis_port,
+                                              ms_to_timeval(REDIS_CONNECT_TIMEOUT_MS));
+    if (c != NULL && c->err == 0
+        && redisSetTimeout(c, ms_to_timeval(REDIS_IO_TIMEOUT_MS)) == REDIS_OK) {
+        redisEnableKeepAlive(c);
+        if (redis_select_db(c, l->cfg->redis_db, why, sizeof why) == 0) {
+            redis_load_scripts(c);
+            if (l->down_logged)
+                log_info("%s: connected to Redis again", l->who);
+            l->c = c;
+            l->down_logged = false;
+            backoff_reset(&l->bo);
+            return 0;
+        }
+    } else if (c != NULL) {
+        snprintf(why, sizeof why, "%s", c->errstr);
+    }
+
+    long long delay = backoff_failed(&l->bo, clock_mono_ms());
+    log_warn("%s: cannot connect to Redis at %s:%d (%s); retrying in %lld ms", l->who,
+             l->cfg->redis_host, l->cfg->redis_port, why, delay);
+    l->down_logged = true;
+    if (c != NULL)
+        redisFree(c);
+    return -1;
+}
+
+redisContext *redis_link_wait(redis_link *l, stop_fn stop, void *arg)
+{
+    while (l->c == NULL) {
+        if (!backoff_wait(&l->bo, stop, arg))
+            return NULL;
+        redis_link_attempt(l);
+    }
+    return l->c;
+}
+
+redisContext *redis_link_try(redis_link *l)
+{
+    if (l->c == NULL && backoff_due(&l->bo, clock_mono_ms()))
+        redis_link_attempt(l);
+    return l->c;
+}
+
+void redis_link_drop(redis_link *l, const char *why)
+{
+    if (l->c == NULL)
+        return;
+    log_warn("%s: Redis connection lost (%s); reconnecting", l->who, why);
+    redisFree(l->c);
+    l->c = NULL;
+    l->down_logged = true;
+    backoff_reset(&l->bo);
+}
+
+void redis_link_close(redis_link *l)
+{
+    if (l->c != NULL)
+        redisFree(l->c);
+    l->c = NULL;
+}
+
+/* ---------------------------------------------------------------------------
+ * Commands
+ * ------------------------------------------------------------------------- */
+
+/* Drops the link after an I/O error on it, keeping hiredis's reason. */
+static void redis_link_failed(redis_link *l)
+{
+    char why[sizeof l->c->errstr];
+    snprintf(why, sizeof why, "%s", l->c->errstr[0] ? l->c->errstr : "I/O error");
+    redis_link_drop(l, why);
+}
+
+/* redis_pipeline, except that a NOSCRIPT answer is not an error worth a
+ * log line: it returns -2 when every error reply was a NOSCRIPT, for the
+ * caller to repeat those calls with EVAL. */
+static int redis_pipeline_quiet(redis_link *l, const redis_argv *cmds, int n,
+                                redisReply **replies)
+{
+    if (replies)
+        for (int i = 0; i < n; i++)
+            replies[i] = NULL;
+    if (l->c == NULL)
+        return -1;
+
+    for (int i = 0; i < n; i++) {
+        if (redisAppendCommandArgv(l->c, cmds[i].argc, (const char **)cmds[i].argv,
+                                   cmds[i].argvlen) != REDIS_OK) {
+            redis_link_failed(l);
+            return -1;
+        }
+    }
+
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(l->c, (void **)&r) != REDIS_OK || r == NULL) {
+            /* The unread replies belong to a stream that is now out of
+             * step; only a new connection is safe. */
+            if (replies)
+                for (int j = 0; j < i; j++) {
+                    if (replies[j])
+                        freeReplyObject(replies[j]);
+                    replies[j] = NULL;
+                }
+            redis_link_failed(l);
+            return -1;
+        }
+        if (r->type == REDIS_REPLY_ERROR && redis_script_missing(r->str, r->len)) {
+            if (rc == 0)
+                rc = -2;
+        } else if (r->type == REDIS_REPLY_ERROR) {
+            log_warn("%s: Redis %.*s refused: %s", l->who, (int)cmds[i].argvlen[0],
+                     cmds[i].argv[0], r->str);
+            rc = -1;
+        }
+        if (replies)
+            replies[i] = r;
+        else
+            freeReplyObject(r);
+    }
+    return rc;
+}
+
+int redis_pipeline(redis_link *l, const redis_argv *cmds, int n, redisReply **replies)
+{
+    int rc = redis_pipeline_quiet(l, cmds, n, replies);
+    if (rc == -2) {
+        log_warn("%s: Redis has no cached script (NOSCRIPT)", l->who);
+        rc = -1;
+    }
+    return rc;
+}
+
+int redis_pop_job(redis_link *l, const queue_set *qs, int timeout_s,
+                  char *queue_key, char *value, size_t value_size)
+{
+    if (l->c == NULL)
+        return -1;
+
+    char keys[QUEUES_MAX][KEY_MAX];
+    const char *argv[QUEUES_MAX + 2];
+    size_t argvlen[QUEUES_MAX + 2];
+    char timeout[16];
+    int argc = 0;
+
+    argv[argc] = "BRPOP";
+    argvlen[argc++] = 5;
+    for (size_t i = 0; i < qs->count; i++) {
+        key_queue(keys[i], qs->names[i]);
+        argv[argc] = keys[i];
+        argvlen[argc++] = strlen(keys[i]);
+    }
+    snprintf(timeout, sizeof timeout, "%d", timeout_s);
+    argv[argc] = timeout;
+    argvlen[argc++] = strlen(timeout);
+
+    redisReply *r = redisCommandArgv(l->c, argc, argv, argvlen);
+    if (r == NULL) {
+        redis_link_failed(l);
+        return -1;
+    }
+
+    int rc = 0;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2
+        && r->element[0]->type == REDIS_REPLY_STRING
+        && r->element[1]->type == REDIS_REPLY_STRING) {
+        const redisReply *k = r->element[0], *v = r->element[1];
+        /* A queue entry is outside input: refuse what no id could be,
+         * including a string with a NUL inside. */
+        if (k->len >= KEY_MAX || v->len >= value_size || memchr(v->str, '\0', v->len)) {
+            log_warn("%s: dropped an unusable queue entry (%zu bytes)", l->who, v->len);
+        } else {
+            memcpy(queue_key, k->str, k->len + 1);
+            memcpy(value, v->str, v->len + 1);
+            rc = 1;
+        }
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        log_warn("%s: BRPOP refused: %s", l->who, r->str);
+        /* A refusal (e.g. a queue key of the wrong type) would repeat at
+         * once: pause rather than spin. */
+        clock_sleep_ms(REFUSED_PAUSE_MS);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+int redis_push_back(redis_link *l, const char *queue_key, const char *id)
+{
+    redis_argv cmd = { .argc = 3 };
+    cmd.argv[0] = "RPUSH";
+    cmd.argvlen[0] = 5;
+    cmd.argv[1] = queue_key;
+    cmd.argvlen[1] = strlen(queue_key);
+    cmd.argv[2] = id;
+    cmd.argvlen[2] = strlen(id);
+    return redis_pipeline(l, &cmd, 1, NULL);
+}
+
+static void argv_add(redis_argv *c, const char *s)
+{
+    c->argv[c->argc] = s;
+    c->argvlen[c->argc] = strlen(s);
+    c->argc++;
+}
+
+static void argv_add_num(redis_argv *c, int slot, long long n)
+{
+    int len = snprintf(c->numbuf[slot], sizeof c->numbuf[slot], "%lld", n);
+    c->argv[c->argc] = c->numbuf[slot];
+    c->argvlen[c->argc] = (size_t)len;
+    c->argc++;
+}
+
+/* Storage for the key names of state_commands. */
+struct state_keys {
+    char state[KEY_MAX];
+    char lease[KEY_MAX];
+    char queue[KEY_MAX];
+};
+
+#define STATE_CMDS_MAX 7
+
+/* The commands after a job's events: what the append script did not
+ * write of the state hash (the worker id, or the status when no event
+ * carried it), lease and requeue. keys hold the names the commands point
+ * at. Returns how many commands it wrote into out (at most
+ * STATE_CMDS_MAX). */
+static int state_commands(const ag_config *cfg, const char *job_id, bool events_written,
+                          const job_redis_state *st, struct state_keys *keys,
+                          redis_argv *out)
+{
+    int n = 0;
+    key_state(keys->state, job_id);
+
+    if (st != NULL && st->status != NULL) {
+        /* The script wrote the status with the last event. */
+        if (!events_written || st->worker_id != NULL) {
+            redis_argv *c = &out[n++];
+            argv_add(c, "HSET");
+            argv_add(c, keys->state);
+            if (!events_written) {
+                argv_add(c, "status");
+                argv_add(c, st->status);
+            }
+            if (st->worker_id != NULL) {
+                argv_add(c, "worker_id");
+                argv_add(c, st->worker_id);
+            }
+        }
+        /* A job back in its queue belongs to no worker. */
+        if (strcmp(st->status, "queued") == 0) {
+            redis_argv *c = &out[n++];
+            argv_add(c, "HDEL");
+            argv_add(c, keys->state);
+            argv_add(c, "worker_id");
+        }
+        /* The script gives the hash the ring's lifetime; without an event
+         * it is given here. */
+        if (!events_written) {
+            redis_argv *c = &out[n++];
+            argv_add(c, "EXPIRE");
+            argv_add(c, keys->state);
+            argv_add_num(c, 0, cfg->event_ttl_s > 0 ? cfg->event_ttl_s : 1);
+        }
+    }
+    if (st != NULL && st->lease == LEASE_SET && st->worker_id != NULL) {
+        redis_argv *c = &out[n++];
+        key_lease(keys->lease, job_id);
+        argv_add(c, "SET");
+        argv_add(c, keys->lease);
+        argv_add(c, st->worker_id);
+        argv_add(c, "PX");
+        argv_add_num(c, 0, cfg->lease_ms > 0 ? cfg->lease_ms : 1);
+    } else if (st != NULL && st->lease == LEASE_DELETE) {
+        redis_argv *c = &out[n++];
+        key_lease(keys->lease, job_id);
+        argv_add(c, "DEL");
+        argv_add(c, keys->lease);
+    }
+    if (st != NULL && st->requeue_type != NULL && st->requeue_at_ms <= 0) {
+        redis_argv *c = &out[n++];
+        key_queue(keys->queue, st->requeue_type);
+        argv_add(c, "LPUSH");
+        argv_add(c, keys->queue);
+        argv_add(c, job_id);
+    } else if (st != NULL && st->requeue_type != NULL) {
+        redis_argv *c = &out[n++];
+        key_delayed(keys->queue, st->requeue_type);
+        argv_add(c, "ZADD");
+        argv_add(c, keys->queue);
+        argv_add_num(c, 0, st->requeue_at_ms);
+        argv_add(c, job_id);
+    }
+    if (st != NULL && st->dead_letter) {
+        redis_argv *c = &out[n++];
+        argv_add(c, "LPUSH");
+        argv_add(c, KEY_DEAD_LETTER);
+        argv_add(c, job_id);
+        c = &out[n++];
+        argv_add(c, "LTRIM");
+        argv_add(c, KEY_DEAD_LETTER);
+        argv_add(c, "0");
+        argv_add_num(c, 0, (cfg->dead_letter_max > 0 ? cfg->dead_letter_max : 1) - 1);
+    }
+    return n;
+}
+
+/* Re-sends with EVAL every event whose EVALSHA Redis answered NOSCRIPT
+ * (its script cache was flushed since this connection loaded it). Their
+ * order among themselves is kept. Returns 0 or -1. */
+static int resend_missing_scripts(redis_link *l, const char *job_id,
+                                  const redis_event *evs, size_t n,
+                                  const job_redis_state *st, redisReply **replies)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const redisReply *r = replies[i];
+        if (r == NULL || r->type != REDIS_REPLY_ERROR || !redis_script_missing(r->str, r->len))
+            continue;
+        redis_argv cmd;
+        event_keys keys;
+        event_append_command(&cmd, false, job_id, evs[i].seq, evs[i].body, evs[i].len,
+                             i + 1 == n && st ? st->status : NULL, l->cfg->event_ring_size,
+                             l->cfg->event_ttl_s, &keys);
+        rc = redis_pipeline(l, &cmd, 1, NULL);
+    }
+    return rc;
+}
+
+int redis_write_job(redis_link *l, const char *job_id, const redis_event *evs,
+                    size_t n, const job_redis_state *st)
+{
+    if (l->c == NULL)
+        return -1;
+
+    size_t total = n + STATE_CMDS_MAX;
+    redis_argv *cmds = calloc(total, sizeof *cmds);
+    redisReply **replies = calloc(total, sizeof *replies);
+    if (cmds == NULL || replies == NULL) {
+        log_error("%s: out of memory for a Redis pipeline", l->who);
+        free(cmds);
+        free(replies);
+        return -1;
+    }
+
+    /* One script call per event, each atomic; the status rides with the
+     * last. Every event of one job names the same keys. */
+    event_keys ekeys;
+    struct state_keys skeys;
+    int count = 0;
+    for (size_t i = 0; i < n; i++)
+        event_append_command(&cmds[count++], true, job_id, evs[i].seq, evs[i].body,
+                             evs[i].len, i + 1 == n && st ? st->status : NULL,
+                             l->cfg->event_ring_size, l->cfg->event_ttl_s, &ekeys);
+    count += state_commands(l->cfg, job_id, n > 0, st, &skeys, &cmds[count]);
+
+    int rc = redis_pipeline_quiet(l, cmds, count, replies);
+    if (rc == -2)
+        rc = resend_missing_scripts(l, job_id, evs, n, st, replies);
+    for (int i = 0; i < count; i++)
+        if (replies[i])
+            freeReplyObject(replies[i]);
+    free(replies);
+    free(cmds);
+    return rc;
+}
+
+int redis_check_jobs(redis_link *l, const char (*ids)[UUID_STR_LEN], size_t n,
+                     bool renew_leases, const char *worker_id, bool *cancel)
+{
+    for (size_t i = 0; i < n; i++)
+        cancel[i] = false;
+    if (l->c == NULL)
+        return -1;
+    if (n == 0)
+        return 0;
+
+    size_t per_job = renew_leases ? 2 : 1;
+    redis_argv *cmds = calloc(n * per_job, sizeof *cmds);
+    char (*keys)[KEY_MAX] = calloc(n * per_job, KEY_MAX);
+    redisReply **replies = calloc(n * per_job, sizeof *replies);
+    int rc = -1;
+    if (cmds == NULL || keys == NULL || replies == NULL) {
+        log_error("%s: out of memory for a Redis pipeline", l->who);
+        goto out;
+    }
+
+    int count = 0;
+    for (size_t i = 0; i < n; i++) {
+        redis_argv *c = &cmds[count];
+        argv_add(c, "EXISTS");
+        argv_add(c, key_cancel(keys[count], ids[i]));
+        count++;
+        if (renew_leases) {
+            c = &cmds[count];
+            argv_add(c, "SET");
+            argv_add(c, key_lease(keys[count], ids[i]));
+            argv_add(c, worker_id);
+            argv_add(c, "PX");
+            argv_add_num(c, 0, l->cfg->lease_ms > 0 ? l->cfg->lease_ms : 1);
+            count++;
+        }
+    }
+
+    if (redis_pipeline(l, cmds, count, replies) < 0 && l->c == NULL)
+        goto out;   /* the connection failed: no answer is trustworthy */
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *r = replies[i * per_job];
+        cancel[i] = r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+    }
+    rc = 0;
+out:
+    if (replies)
+        for (size_t i = 0; i < n * per_job; i++)
+            if (replies[i])
+                freeReplyObject(replies[i]);
+    free(replies);
+    free(keys);
+    free(cmds);
+    return rc;
+}

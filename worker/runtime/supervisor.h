@@ -1,0 +1,40 @@
+/*
+ * supervisor.h - the worker's one watchdog thread. For every job the
+ * process runs it keeps the heartbeat in PostgreSQL and the lease in
+ * Redis fresh, and tells a job's handler to stop when its cancellation is
+ * requested, when it passes its timeout, or when it is no longer this
+ * worker's.
+ */
+#ifndef AG_WORKER_SUPERVISOR_H
+#define AG_WORKER_SUPERVISOR_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "job_redis.h"
+#include "job_store.h"
+#include "worker_state.h"
+
+typedef struct supervisor {
+    worker *w;
+    pthread_t tid;
+    bool started;
+    atomic_int stop;
+    pg_link pg;
+    redis_link rd;
+    /* Subscribed to CHANNEL_CANCEL_REQUESTS: a message ends the wait
+     * between rounds early. Its own connection, since a subscribed one
+     * can run no other command. */
+    redis_link sub;
+    bool subscribed;
+} supervisor;
+
+/* Starts the supervisor thread for w. Returns 0, or -1 when the thread
+ * cannot be created (logged). */
+int supervisor_start(supervisor *s, worker *w);
+
+/* Stops the thread, waits for it and closes its connections. */
+void supervisor_stop(supervisor *s);
+
+#endif
