@@ -178,12 +178,17 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fn
 FUZZ_CFLAGS  := -O1 -g -std=c11 -D_GNU_SOURCE -pthread -Wall -Wextra -Wno-unused-parameter \
                 $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS))) \
                 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP
-FUZZ_LIB_SRC := $(COMMON_SRC) gateway/core/router.c gateway/sse/sse_frame.c
+FUZZ_LIB_SRC := $(COMMON_SRC) gateway/core/router.c gateway/sse/sse_frame.c \
+                worker/agent/text_fold.c worker/agent/pii.c worker/agent/output_guard.c
+# A harness compiles with the include paths of the layer it tests: the
+# agent's for the targets of worker/agent code, the gateway's for the rest.
+FUZZ_AGENT   := tests/fuzz/fuzz_pii.c tests/fuzz/fuzz_output_guard.c
+fuzz_layer    = $(if $(filter $(FUZZ_AGENT),$(1)),worker/agent/x.c,$(if $(filter tests/fuzz/%,$(1)),gateway/sse/x.c,$(1)))
 .PHONY: fuzz fuzz-build
 $(FUZZ_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  FUZZCC  $<"
-	@$(FUZZ_CC) $(FUZZ_CFLAGS) $(call layer_inc,$(if $(filter tests/fuzz/%,$<),gateway/sse/x.c,$<)) -c $< -o $@
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) $(call layer_inc,$(call fuzz_layer,$<)) -c $< -o $@
 $(FUZZ_BUILD)/libfuzzed.a: $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_LIB_SRC))
 	@rm -f $@; ar rcs $@ $^
 $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libfuzzed.a

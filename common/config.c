@@ -128,6 +128,12 @@ static const setting settings[] = {
     INT("AGENTGATE_AGENT_RUN_TIMEOUT_MS", agent_run_timeout_ms, "120000", 100, 86400000),
     SIZE("AGENTGATE_SESSION_CONTEXT_BYTES", session_context_bytes, "8192", 0, 1048576),
     SIZE("AGENTGATE_OUTPUT_MAX_BYTES", output_max_bytes, "65536", 256, 16777216),
+    STR("AGENTGATE_MCP_URL_ALLOWLIST", mcp_url_allowlist, ""),
+    STR("AGENTGATE_MCP_SERVERS_FILE", mcp_servers_file, ""),
+    INT("AGENTGATE_MCP_CALL_TIMEOUT_MS", mcp_call_timeout_ms, "30000", 100, 3600000),
+    INT("AGENTGATE_MCP_CONNECT_TIMEOUT_MS", mcp_connect_timeout_ms, "10000", 100, 600000),
+    SIZE("AGENTGATE_MCP_RESULT_MAX_BYTES", mcp_result_max_bytes, "262144", 1024, 16777216),
+    INT("AGENTGATE_MCP_MAX_SERVERS", mcp_max_servers, "32", 1, 1000),
     CHOICE("AGENTGATE_LOG_LEVEL", log_level, "info", "debug|info|warn|error"),
 };
 

@@ -63,14 +63,14 @@ typedef struct ag_config {
     char cors_origins[1024];  /* AGENTGATE_CORS_ORIGINS: comma list of allowed origins
                                  ("https://app.example.com"); empty: no CORS */
 
-    /* Limits (gateway; per-tenant overrides in tenants.settings). */
+    /* Limits (gateway; a tenant may lower them in tenants.settings). */
     char rate_limits[1024];   /* AGENTGATE_RATE_LIMITS: "scope:action=capacity/period_ms,..."
                                  e.g. "principal:jobs.create=100/1000,tenant:*=2000/1000" */
     int  tenant_settings_cache_ms; /* AGENTGATE_TENANT_SETTINGS_CACHE_MS */
     int  idempotency_ttl_s;   /* AGENTGATE_IDEMPOTENCY_TTL_S: keys kept */
     int  tenant_max_running;  /* AGENTGATE_TENANT_MAX_RUNNING: jobs of one tenant running at
-                                 once across all workers (tenants.settings.max_running
-                                 overrides); 0: no cap */
+                                 once across all workers, a ceiling that
+                                 tenants.settings.max_running can only lower; 0: no cap */
 
     /* Events. */
     int  event_ring_size;     /* AGENTGATE_EVENT_RING_SIZE, events kept in Redis per job */
@@ -113,6 +113,19 @@ typedef struct ag_config {
     size_t session_context_bytes; /* AGENTGATE_SESSION_CONTEXT_BYTES: earlier turns
                                  given to a run in a session */
     size_t output_max_bytes;  /* AGENTGATE_OUTPUT_MAX_BYTES: a run's output cap */
+
+    /* MCP servers (gateway and worker). */
+    char mcp_url_allowlist[4096]; /* AGENTGATE_MCP_URL_ALLOWLIST: comma list of URL
+                                 prefixes tenants may register HTTP servers under;
+                                 empty: none (see mcp_config.h) */
+    char mcp_servers_file[512]; /* AGENTGATE_MCP_SERVERS_FILE: the operator's JSON file
+                                 of stdio servers; empty: none */
+    int  mcp_call_timeout_ms; /* AGENTGATE_MCP_CALL_TIMEOUT_MS: one request to a server */
+    int  mcp_connect_timeout_ms; /* AGENTGATE_MCP_CONNECT_TIMEOUT_MS: connecting or
+                                 starting a server, initialize included */
+    size_t mcp_result_max_bytes; /* AGENTGATE_MCP_RESULT_MAX_BYTES: one answer's cap */
+    int  mcp_max_servers;     /* AGENTGATE_MCP_MAX_SERVERS: servers one tenant may
+                                 register */
 
     /* Logging. */
     char log_level[16];       /* AGENTGATE_LOG_LEVEL: debug|info|warn|error */

@@ -73,21 +73,41 @@ static const char bench_ticker_schema[] =
     "},"
     "\"additionalProperties\":false}";
 
+/* A discovery of one of the tenant's MCP servers, queued by the gateway
+ * when the server is registered, changed or refreshed. The name is the
+ * server's in mcp_servers (mcp_server_name_valid: the pattern with
+ * maxLength says [a-z0-9][a-z0-9_-]{0,47} without a counted repeat); the
+ * worker reads the rest from the row. */
+static const char mcp_discover_schema[] =
+    "{\"type\":\"object\","
+    "\"properties\":{"
+      "\"server\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":48,"
+        "\"pattern\":\"^[a-z0-9][a-z0-9_-]*$\"}"
+    "},"
+    "\"required\":[\"server\"],"
+    "\"additionalProperties\":false}";
+
 static job_type registry[] = {
     { "demo", "Emits `events` progress events over `duration_ms`, then succeeds.",
-      demo_schema, 3, 300, NULL },
+      demo_schema, 3, 300, false, NULL },
     { "test", "Succeeds or fails as its payload says, after `sleep_ms`. Its first "
       "`fail_attempts` attempts fail retryably; `retryable` makes a failure retryable. "
       "With no `result` given, the result is {\"attempt\": N}.",
-      test_schema, 1, 300, NULL },
+      test_schema, 1, 300, false, NULL },
     { "long-running", "Emits progress every `progress_interval_ms` for `duration_ms`.",
-      long_running_schema, 1, 3700, NULL },
+      long_running_schema, 1, 3700, false, NULL },
     { "agent.run", "An agent run; built by the gateway for POST /v1/agent-runs.",
-      agent_run_schema, 1, 600, NULL },
+      agent_run_schema, 1, 600, true, NULL },
     { "bench.ticker", "Emits `rate` job.progress events a second for `duration_s` seconds, "
       "each with data {\"i\": n, \"sent_us\": CLOCK_REALTIME microseconds when emitted}, "
       "then succeeds. For measuring event delivery (bench/run).",
-      bench_ticker_schema, 1, 660, NULL },
+      bench_ticker_schema, 1, 660, false, NULL },
+    /* Internal: only the gateway creates it (POST /v1/mcp-servers, PATCH,
+     * .../refresh), with the server's row in the same transaction. */
+    { "mcp.discover", "Connects to the tenant's MCP server `server`, lists its tools and "
+      "records them (status, tools, tool manifests {server}.{tool}); queued by the gateway "
+      "for POST /v1/mcp-servers, PATCH and .../refresh.",
+      mcp_discover_schema, 3, 120, true, NULL },
 };
 
 #define REGISTRY_COUNT (sizeof registry / sizeof *registry)

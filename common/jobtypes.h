@@ -6,6 +6,7 @@
 #ifndef AG_JOBTYPES_H
 #define AG_JOBTYPES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <cjson/cJSON.h>
 
@@ -15,6 +16,9 @@ typedef struct job_type {
     const char *schema_json;      /* payload JSON Schema, as text */
     int default_max_attempts;
     int default_timeout_s;
+    bool internal;                /* created only by agentgate itself (agent.run by
+                                     POST /v1/agent-runs): POST /v1/jobs answers it
+                                     as it answers an unknown type */
     const cJSON *schema;          /* parsed by jobtypes_init */
 } job_type;
 

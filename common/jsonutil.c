@@ -346,6 +346,195 @@ cJSON *json_parse_bounded(const char *buf, size_t len, size_t max_bytes,
     return root;
 }
 
+/* ---- numbers kept exactly ------------------------------------------------ */
+
+/* The most significant digits a double's printing (number_text) has; a
+ * decimal with more cannot come back the same. */
+#define PRINTED_DIGITS_MAX 17
+/* Exponents beyond this are the same "out of any range" to the compare. */
+#define DECIMAL_EXP_LIMIT 1000000000LL
+#define NUMBER_TEXT_MAX 32
+
+/*
+ * d as JSON text that reads back as exactly d: the shortest of %.15g,
+ * %.16g and %.17g that does. cJSON's own printer tries %.15g and keeps it
+ * when it reads back merely close to d (9007199254740991 comes out as
+ * 9.00719925474099e+15), which would silently change a number; %.15g is
+ * what it prints whenever that is exact, so the two agree there. False for
+ * infinities and NaN, which JSON cannot hold.
+ */
+static bool number_text(double d, char out[NUMBER_TEXT_MAX])
+{
+    if (!isfinite(d)) return false;
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(out, NUMBER_TEXT_MAX, "%1.*g", digits, d);
+        if (strtod(out, NULL) == d) return true;
+    }
+    return true;    /* %.17g always reads back exactly */
+}
+
+/* A decimal's value, spelling aside: 0.<digits> x 10^exp, with no leading
+ * or trailing zero digit; zero has none (and no sign: -0 is 0). */
+typedef struct decimal {
+    bool neg, zero, too_precise;
+    char digits[PRINTED_DIGITS_MAX];
+    int n;
+    long long exp;
+} decimal;
+
+/* Reads the RFC 8259 number s (n bytes, already checked) into *d. */
+static void decimal_read(const char *s, size_t n, decimal *d)
+{
+    memset(d, 0, sizeof *d);
+    size_t i = 0;
+    if (i < n && s[i] == '-') { d->neg = true; i++; }
+    long long int_digits = 0, lead_zeros = 0;
+    bool seen_nonzero = false, after_point = false;
+    int trailing_zeros = 0;
+    for (; i < n && (is_digit((unsigned char)s[i]) || s[i] == '.'); i++) {
+        if (s[i] == '.') { after_point = true; continue; }
+        if (!after_point) int_digits++;
+        if (!seen_nonzero && s[i] == '0') { lead_zeros++; continue; }
+        seen_nonzero = true;
+        if (s[i] == '0') { trailing_zeros++; continue; }
+        /* A nonzero digit: the zeros before it were significant. */
+        for (; trailing_zeros > 0; trailing_zeros--) {
+            if (d->n < PRINTED_DIGITS_MAX) d->digits[d->n] = '0';
+            d->n++;
+        }
+        if (d->n < PRINTED_DIGITS_MAX) d->digits[d->n] = s[i];
+        d->n++;
+    }
+    if (!seen_nonzero) { d->zero = true; d->neg = false; return; }
+    d->too_precise = d->n > PRINTED_DIGITS_MAX;
+    long long e = 0;
+    bool e_neg = false;
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-')) e_neg = s[i++] == '-';
+        for (; i < n && is_digit((unsigned char)s[i]); i++)
+            if (e < DECIMAL_EXP_LIMIT) e = e * 10 + (s[i] - '0');
+    }
+    d->exp = (int_digits - lead_zeros) + (e_neg ? -e : e);
+}
+
+static bool decimal_equal(const decimal *a, const decimal *b)
+{
+    if (a->zero || b->zero) return a->zero && b->zero;
+    return !a->too_precise && !b->too_precise && a->neg == b->neg && a->n == b->n &&
+           a->exp == b->exp && memcmp(a->digits, b->digits, (size_t)a->n) == 0;
+}
+
+/* The decimal a number node is printed as (json_print); false when it
+ * cannot be printed as a number at all (an infinity). */
+static bool printed_decimal(const cJSON *num, decimal *d)
+{
+    char buf[NUMBER_TEXT_MAX];
+    if (!number_text(num->valuedouble, buf)) return false;
+    decimal_read(buf, strlen(buf), d);
+    return true;
+}
+
+/* The numbers of a JSON text in document order, the order of the nodes
+ * of its tree. Between calls the scan is always outside a string. */
+typedef struct number_scan {
+    const char *s;
+    size_t len, pos;
+} number_scan;
+
+static bool next_number(number_scan *ns, const char **tok, size_t *tok_len)
+{
+    bool in_string = false, escaped = false;
+    for (; ns->pos < ns->len; ns->pos++) {
+        unsigned char c = (unsigned char)ns->s[ns->pos];
+        if (in_string) {
+            if (escaped) escaped = false;
+            else if (c == '\\') escaped = true;
+            else if (c == '"') in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '-' || is_digit(c)) {
+            size_t start = ns->pos;
+            while (ns->pos < ns->len && is_bare_token_char((unsigned char)ns->s[ns->pos]))
+                ns->pos++;
+            *tok = ns->s + start;
+            *tok_len = ns->pos - start;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Appends one reference token to a JSON Pointer, ~ and / escaped. */
+static void pointer_push(strbuf *p, const char *name)
+{
+    strbuf_add(p, "/");
+    for (; *name; name++) {
+        if (*name == '~') strbuf_add(p, "~0");
+        else if (*name == '/') strbuf_add(p, "~1");
+        else strbuf_addn(p, name, 1);
+    }
+}
+
+/* Walks item in document order; 1 at the first inexact number (pointer
+ * then names it), 0 when none, -1 when the text and the tree disagree
+ * (not the text the tree was parsed from) or memory runs out. */
+static int find_inexact(const cJSON *item, number_scan *ns, strbuf *pointer)
+{
+    if (cJSON_IsNumber(item)) {
+        const char *tok;
+        size_t tok_len;
+        if (!next_number(ns, &tok, &tok_len)) return -1;
+        decimal sent, kept;
+        decimal_read(tok, tok_len, &sent);
+        return printed_decimal(item, &kept) && decimal_equal(&sent, &kept) ? 0 : 1;
+    }
+    if (!cJSON_IsArray(item) && !cJSON_IsObject(item)) return 0;
+    int index = 0;
+    for (const cJSON *c = item->child; c; c = c->next, index++) {
+        size_t mark = pointer->len;
+        if (cJSON_IsObject(item)) {
+            pointer_push(pointer, c->string ? c->string : "");
+        } else {
+            strbuf_addf(pointer, "/%d", index);
+        }
+        if (pointer->oom) return -1;
+        int rc = find_inexact(c, ns, pointer);
+        if (rc != 0) return rc;
+        pointer->len = mark;
+        if (pointer->s) pointer->s[mark] = '\0';
+    }
+    return 0;
+}
+
+int json_find_inexact_number(const char *text, size_t len, const cJSON *root,
+                             strbuf *pointer)
+{
+    number_scan ns = { text, len, 0 };
+    strbuf_reset(pointer);
+    strbuf_add(pointer, "");
+    if (pointer->oom) return -1;
+    return find_inexact(root, &ns, pointer);
+}
+
+bool json_number_fits_float(const cJSON *n, char *out, size_t out_size)
+{
+    out[0] = '\0';
+    decimal want, got;
+    if (!cJSON_IsNumber(n) || !printed_decimal(n, &want) || out_size < NUMBER_TEXT_MAX)
+        return false;
+    float f = (float)n->valuedouble;
+    if (!isfinite(f)) return false;
+    /* The shortest spelling that reads back as the same float: what
+     * PostgreSQL prints for a real. */
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(out, out_size, "%.*g", digits, (double)f);
+        if (strtof(out, NULL) == f) break;
+    }
+    decimal_read(out, strlen(out), &got);
+    return decimal_equal(&want, &got);
+}
+
 const char *json_get_string(const cJSON *obj, const char *name)
 {
     if (!cJSON_IsObject(obj) || name == NULL)
@@ -379,11 +568,55 @@ int json_get_int(const cJSON *obj, const char *name, long long min,
     return 1;
 }
 
+/* True when cJSON's printer might not print num as exactly its value:
+ * when %.15g does not read back as it (see number_text). */
+static bool number_needs_exact_text(const cJSON *num)
+{
+    char buf[NUMBER_TEXT_MAX];
+    double d = num->valuedouble;
+    if (!isfinite(d)) return false;          /* null either way */
+    snprintf(buf, sizeof buf, "%1.15g", d);
+    return strtod(buf, NULL) != d;
+}
+
+static bool tree_needs_exact_numbers(const cJSON *item)
+{
+    if (cJSON_IsNumber(item)) return number_needs_exact_text(item);
+    if (cJSON_IsArray(item) || cJSON_IsObject(item))
+        for (const cJSON *c = item->child; c; c = c->next)
+            if (tree_needs_exact_numbers(c)) return true;
+    return false;
+}
+
+/* Turns every number of item that needs it into raw text that reads back
+ * as exactly its value (cJSON prints raw nodes verbatim). False when out
+ * of memory. */
+static bool make_numbers_exact(cJSON *item)
+{
+    if (cJSON_IsNumber(item)) {
+        char buf[NUMBER_TEXT_MAX];
+        if (!number_needs_exact_text(item) || !number_text(item->valuedouble, buf)) return true;
+        char *raw = strdup(buf);
+        if (!raw) return false;
+        item->type = cJSON_Raw;
+        item->valuestring = raw;             /* freed by cJSON_Delete */
+        return true;
+    }
+    for (cJSON *c = item->child; c; c = c->next)
+        if (!make_numbers_exact(c)) return false;
+    return true;
+}
+
 char *json_print(const cJSON *item)
 {
     if (item == NULL)
         return NULL;
-    return cJSON_PrintUnformatted(item);
+    if (!tree_needs_exact_numbers(item))
+        return cJSON_PrintUnformatted(item);
+    cJSON *copy = cJSON_Duplicate(item, 1);
+    char *text = copy && make_numbers_exact(copy) ? cJSON_PrintUnformatted(copy) : NULL;
+    cJSON_Delete(copy);
+    return text;
 }
 
 void json_add_str(cJSON *o, const char *k, const char *v, bool *ok)

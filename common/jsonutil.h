@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <cjson/cJSON.h>
 
+#include "strbuf.h"
+
 #define JSON_MAX_DEPTH 32
 
 /*
@@ -30,6 +32,33 @@ cJSON *json_parse_bounded(const char *buf, size_t len, size_t max_bytes,
  * it; it does not check that the text is otherwise valid.
  */
 bool json_depth_exceeds(const char *buf, size_t len, int max_depth);
+
+/*
+ * Finds the first number in root whose value as agentgate keeps it would
+ * differ from the decimal written in text. root must be the tree
+ * json_parse_bounded made of text (len bytes): each number node is
+ * matched with its own spelling there. A number is kept as cJSON holds it
+ * (a double) and as json_print prints it back (the shortest of 15 to 17
+ * significant digits that reads back as that double), so it differs when
+ * it is out of range (1e400 would become null), below the smallest double
+ * (1e-400 would become 0), or more precise than that printing
+ * (123456789012345678901234567890, 9007199254740993, or 17 digits where
+ * 16 already name the double). Spellings of the same value are kept as
+ * that value: 1E2 is 100, 0.10 is 0.1, -0 is 0. Returns 0 when every
+ * number is kept exactly; 1 with the number's RFC 6901 JSON Pointer (e.g.
+ * "/payload/n") set in *pointer (a strbuf the caller frees); -1 when out
+ * of memory (or when root is not the tree of text).
+ */
+int json_find_inexact_number(const char *text, size_t len, const cJSON *root,
+                             strbuf *pointer);
+
+/*
+ * True when the number n, kept exactly as json_find_inexact_number
+ * requires, is also kept exactly by a single-precision float (PostgreSQL's
+ * real): its shortest float spelling is the same decimal. Writes that
+ * spelling into out (at least 32 bytes) either way.
+ */
+bool json_number_fits_float(const cJSON *n, char *out, size_t out_size);
 
 /* Returns the string member name of obj, or NULL if absent or not a string. */
 const char *json_get_string(const cJSON *obj, const char *name);
@@ -53,7 +82,12 @@ void json_add_item(cJSON *o, const char *k, cJSON *item, bool *ok);
 void json_append(cJSON *a, cJSON *item, bool *ok);
 cJSON *json_done(cJSON *o, bool ok);
 
-/* Prints item compactly. Returns a malloc'd string the caller frees, or NULL. */
+/*
+ * Prints item compactly, every finite number as text that reads back as
+ * exactly its value (cJSON's own printer may round one to 15 digits; an
+ * infinity still prints as null). Returns a malloc'd string the caller
+ * frees, or NULL.
+ */
 char *json_print(const cJSON *item);
 
 /*

@@ -599,6 +599,22 @@ static unsigned role_bit(const char *name, size_t len)
     return 0;
 }
 
+unsigned principal_role_bits(const char *names)
+{
+    unsigned bits = 0;
+    const char *p = names ? names : "";
+    while (*p != '\0') {
+        while (*p == ' ')
+            p++;
+        const char *start = p;
+        while (*p != '\0' && *p != ' ')
+            p++;
+        if (p > start)
+            bits |= role_bit(start, (size_t)(p - start));
+    }
+    return bits;
+}
+
 /* Reads "roles": an array of names or one space-separated string. Unknown
  * names are skipped (an issuer may know roles we do not); at least one
  * known role is needed. Returns the bits, or 0 when none or malformed. */
@@ -607,19 +623,8 @@ static unsigned parse_roles(const cJSON *claims)
     const cJSON *roles = cJSON_GetObjectItemCaseSensitive(claims, "roles");
     unsigned bits = 0;
 
-    if (cJSON_IsString(roles)) {
-        const char *p = roles->valuestring;
-        while (*p != '\0') {
-            while (*p == ' ')
-                p++;
-            const char *start = p;
-            while (*p != '\0' && *p != ' ')
-                p++;
-            if (p > start)
-                bits |= role_bit(start, (size_t)(p - start));
-        }
-        return bits;
-    }
+    if (cJSON_IsString(roles))
+        return principal_role_bits(roles->valuestring);
     if (!cJSON_IsArray(roles))
         return 0;
     for (const cJSON *r = roles->child; r != NULL; r = r->next) {

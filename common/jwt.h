@@ -74,6 +74,10 @@ const char *jwt_strerror(jwt_err err);
 /* True when scope (space-separated) of p contains the word want. */
 bool principal_has_scope(const principal *p, const char *want);
 
+/* The ROLE_* bits of a space-separated list of role names ("user viewer");
+ * unknown names add nothing, NULL or "" gives 0. */
+unsigned principal_role_bits(const char *names);
+
 /*
  * Signs claims_json (a JSON object text) with HS256 and the given secret.
  * Returns a malloc'd token the caller frees, or NULL on allocation failure.

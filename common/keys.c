@@ -3,7 +3,8 @@
  *
  * Callers pass only ids checked by uuid_parse and type names from the job
  * type registry, so every name fits KEY_MAX; snprintf still bounds the
- * write should a caller ever break that rule.
+ * write should a caller ever break that rule. A tenant id is checked here,
+ * by every builder that takes one: it comes from a token or a row.
  */
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <mbedtls/version.h>
 
 #include "keys.h"
+#include "uuid.h"
 
 static char *key_build(char *out, const char *prefix, const char *suffix)
 {
@@ -18,7 +20,8 @@ static char *key_build(char *out, const char *prefix, const char *suffix)
     return out;
 }
 
-char *key_queue(char *out, const char *type)    { return key_build(out, "jobs:queue:", type); }
+char *key_ready(char *out, const char *type)    { return key_build(out, "jobs:ready:", type); }
+char *key_active(char *out, const char *type)   { return key_build(out, "jobs:active:", type); }
 char *key_state(char *out, const char *job_id)  { return key_build(out, "jobs:state:", job_id); }
 char *key_events(char *out, const char *job_id) { return key_build(out, "jobs:events:", job_id); }
 char *key_notify(char *out, const char *job_id) { return key_build(out, "jobs:notify:", job_id); }
@@ -26,20 +29,60 @@ char *key_lease(char *out, const char *job_id)  { return key_build(out, "jobs:le
 char *key_cancel(char *out, const char *job_id) { return key_build(out, "cancel:", job_id); }
 char *key_delayed(char *out, const char *type)  { return key_build(out, "jobs:delayed:", type); }
 
-/* ---- idempotency keys ---------------------------------------------------- */
-
-static int tenant_id_valid(const char *s)
+int key_tenant_valid(const char *s)
 {
     size_t n = 0;
     if (!s) return 0;
     for (; s[n]; n++) {
         char c = s[n];
-        if (n >= 64 || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                         (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+        if (n >= KEY_TENANT_MAX || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                     (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
             return 0;
     }
     return n > 0;
 }
+
+/* ---- queues of tenants --------------------------------------------------- */
+
+/* The tenant goes last, after the type: a tenant id has no ':', so the
+ * key reads back unambiguously from its right end. */
+char *key_queue(char *out, const char *type, const char *tenant)
+{
+    out[0] = '\0';
+    if (!key_tenant_valid(tenant)) return NULL;
+    snprintf(out, KEY_MAX, "jobs:queue:%s:%s", type ? type : "", tenant);
+    return out;
+}
+
+char *key_delayed_member(char *out, const char *tenant, const char *id)
+{
+    out[0] = '\0';
+    if (!key_tenant_valid(tenant)) return NULL;
+    snprintf(out, KEY_MEMBER_MAX, "%s:%s", tenant, id ? id : "");
+    return out;
+}
+
+int key_delayed_member_split(const char *member, size_t len, char *tenant, char *id)
+{
+    const size_t id_len = UUID_STR_LEN - 1;
+    tenant[0] = '\0';
+    /* "{tenant}:" then exactly a UUID: the colon sits id_len + 1 from the end. */
+    if (member == NULL || len < id_len + 2 || len - id_len - 1 > KEY_TENANT_MAX
+        || member[len - id_len - 1] != ':')
+        return -1;
+    char t[KEY_TENANT_MAX + 1], u[UUID_STR_LEN];
+    size_t tlen = len - id_len - 1;
+    memcpy(t, member, tlen);
+    t[tlen] = '\0';
+    memcpy(u, member + tlen + 1, id_len);
+    u[id_len] = '\0';
+    if (memchr(member, '\0', len) != NULL || !key_tenant_valid(t) || !uuid_parse(u, id))
+        return -1;
+    memcpy(tenant, t, tlen + 1);
+    return 0;
+}
+
+/* ---- idempotency keys ---------------------------------------------------- */
 
 int key_idempotency_valid(const char *s)
 {
@@ -57,7 +100,7 @@ char *key_idempotency(char *out, const char *tenant, const char *client_key)
     char h[65];
 
     out[0] = '\0';
-    if (!tenant_id_valid(tenant) || !key_idempotency_valid(client_key)) return NULL;
+    if (!key_tenant_valid(tenant) || !key_idempotency_valid(client_key)) return NULL;
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
     mbedtls_sha256((const unsigned char *)client_key, strlen(client_key), digest, 0);
 #else

@@ -1,9 +1,16 @@
 /*
  * keys.h - the names of agentgate's Redis keys and channels, built in one
- * place and only from ids already checked by uuid_parse (or type names
- * from the registry), so no outside string ever shapes a key.
+ * place and only from ids already checked by uuid_parse, type names from
+ * the registry, or tenant ids checked against their rule
+ * ([A-Za-z0-9._-]{1,64}, so never a ':'), so no outside string ever
+ * shapes a key.
  *
- *   jobs:queue:{type}      LIST    job ids waiting for a worker (LPUSH/BRPOP)
+ *   jobs:queue:{type}:{tenant}
+ *                          LIST    one tenant's job ids waiting for a worker,
+ *                                  oldest at the right (job_queue.h)
+ *   jobs:ready:{type}      LIST    the ring: tenants of the type with ids
+ *                                  waiting, each once, next turn at the right
+ *   jobs:active:{type}     SET     the tenants with ids waiting
  *   jobs:state:{id}        HASH    status, last_event_id, worker_id (cache)
  *   jobs:events:{id}       LIST    capped ring of encoded events
  *   jobs:notify:{id}       channel one message per appended event (its body)
@@ -11,8 +18,9 @@
  *   cancel:{id}            STRING  set when cancellation is requested
  *   cancel:requests        channel one message (the job id) per requested
  *                                  cancellation, so workers act at once
- *   jobs:delayed:{type}    ZSET    job ids waiting for their run_at or retry
- *                                  backoff, scored by due time (epoch ms)
+ *   jobs:delayed:{type}    ZSET    "{tenant}:{id}" of jobs waiting for their
+ *                                  run_at or retry backoff, scored by due
+ *                                  time (epoch ms)
  *   jobs:dead              LIST    ids of failed jobs, newest first, capped
  *   lock:reconciler        STRING  the worker running reconciliation, PX
  *   idempotency:{tenant}:{sha256(key)}
@@ -25,19 +33,46 @@
 
 #define KEY_MAX 160
 
+/* The longest tenant id, NUL excluded. */
+#define KEY_TENANT_MAX 64
+
 /* The channel the gateway publishes a job's id on after setting its
  * cancel:{id} flag: a worker's supervisor wakes on it instead of waiting
  * for its next poll. */
 #define CHANNEL_CANCEL_REQUESTS "cancel:requests"
 
+/* True when s is a tenant id keys may carry: 1..KEY_TENANT_MAX bytes of
+ * [A-Za-z0-9._-]. */
+int key_tenant_valid(const char *s);
+
+/* "jobs:queue:{type}:{tenant}" into out (KEY_MAX bytes): the tenant's own
+ * list of ids of that type. Returns out, or NULL with out holding "" when
+ * tenant breaks its rule. */
+char *key_queue(char *out, const char *type, const char *tenant);
+
 /* Each writes the key into out (KEY_MAX bytes) and returns out. */
-char *key_queue(char *out, const char *type);
+char *key_ready(char *out, const char *type);
+char *key_active(char *out, const char *type);
 char *key_state(char *out, const char *job_id);
 char *key_events(char *out, const char *job_id);
 char *key_notify(char *out, const char *job_id);
 char *key_lease(char *out, const char *job_id);
 char *key_cancel(char *out, const char *job_id);
 char *key_delayed(char *out, const char *type);
+
+/* The bytes of a delayed set's member: "{tenant}:{id}", NUL included. */
+#define KEY_MEMBER_MAX (KEY_TENANT_MAX + 1 + 36 + 1)
+
+/* A delayed set's member for job id (a checked UUID) of tenant, into out
+ * (KEY_MEMBER_MAX bytes): the promotion needs the tenant to know which
+ * list the id goes to. Returns out, or NULL with out holding "" when
+ * tenant breaks its rule. */
+char *key_delayed_member(char *out, const char *tenant, const char *id);
+
+/* Splits a delayed set's member (len bytes, outside input) into tenant
+ * (KEY_TENANT_MAX + 1 bytes) and id (37 bytes, lowercase). Returns 0, or
+ * -1 when it is not "{tenant}:{uuid}" (the tenant then holds ""). */
+int key_delayed_member_split(const char *member, size_t len, char *tenant, char *id);
 
 /*
  * "idempotency:{tenant}:{h}", h the SHA-256 of client_key in 64 lowercase

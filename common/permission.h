@@ -1,12 +1,17 @@
 /*
- * permission.h - the names of what a permission is about: the API's
- * resources and the actions on them. One list, shared by the gateway's
- * RBAC (gateway/admit/rbac.h), its audit rows and rate-limit keys, and the
- * tenant settings parser (tenant_settings.c), so an action a tenant may
- * limit is exactly an action the API checks.
+ * permission.h - what a permission is about and who holds it: the API's
+ * resources, the actions on them, and the matrix of roles over both. One
+ * list and one matrix, shared by the gateway's RBAC (gateway/admit/rbac.h),
+ * its audit rows and rate-limit keys, the tenant settings parser
+ * (tenant_settings.c) and the worker's tool calls, so an action a tenant
+ * may limit is exactly an action the API checks, and a tool call is
+ * allowed to the same roles as the API call it stands for.
  */
 #ifndef AG_PERMISSION_H
 #define AG_PERMISSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
 
 typedef enum rbac_resource {
     RES_NONE = 0,        /* a public route (health, metrics): no permission */
@@ -15,6 +20,8 @@ typedef enum rbac_resource {
     RES_TOOLS,
     RES_TENANTS,
     RES_MODELS,
+    RES_MCP_SERVERS,     /* the tenant's registered MCP servers */
+    RES_GRAPH,           /* no route: the scopes of the graph tools */
     RES_COUNT
 } rbac_resource;
 
@@ -32,10 +39,31 @@ typedef struct rbac_perm {
     rbac_action act;
 } rbac_perm;
 
-/* "agent-runs", "jobs", ... ; "" for RES_NONE. Static strings. */
+/* "agent-runs", "jobs", "tools", "tenants", "models", "mcp-servers",
+ * "graph"; "" for RES_NONE and anything out of range. Static strings. */
 const char *rbac_resource_name(rbac_resource res);
 
 /* "create", "read", "update", "delete"; "" for ACT_NONE. Static strings. */
 const char *rbac_action_name(rbac_action act);
+
+/* The resource called name ("mcp-servers"), or RES_NONE when no resource
+ * has that name (NULL, "" and unknown names alike; case matters). */
+rbac_resource permission_resource_by_name(const char *name);
+
+/*
+ * True when one of the ROLE_* bits (jwt.h) in roles grants act on res:
+ * THE role matrix. act must be one action, not a combination; RES_NONE
+ * is allowed to everyone (public), an out-of-range resource to no one.
+ */
+bool permission_roles_allow(unsigned roles, rbac_resource res, rbac_action act);
+
+/*
+ * Writes the scope that grants act on res into out (size bytes):
+ * "<resource>:read" for ACT_READ, "<resource>:write" for create, update
+ * and delete. Returns its length, or 0 (out set to "") for RES_NONE, a
+ * resource or action out of range, or a buffer too small (32 bytes are
+ * always enough).
+ */
+size_t permission_scope_name(rbac_resource res, rbac_action act, char *out, size_t size);
 
 #endif

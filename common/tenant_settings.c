@@ -9,6 +9,7 @@
  * headers, the worker links this file too).
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,4 +266,114 @@ const tenant_limit *tenant_limit_find(const tenant_limit *list, int n, const cha
         if (strcmp(list[i].action, "*") == 0) any = &list[i];
     }
     return any;
+}
+
+/* ---- the operator's ceiling ---------------------------------------------- */
+
+/* True when a refills faster than b: a.capacity / a.period_ms >
+ * b.capacity / b.period_ms, compared exactly (each product is at most
+ * 10^9 * 10^10, within 64 unsigned bits). */
+static bool rate_faster(const tenant_limit *a, const tenant_limit *b)
+{
+    return (unsigned long long)a->capacity * (unsigned long long)b->period_ms >
+           (unsigned long long)b->capacity * (unsigned long long)a->period_ms;
+}
+
+tenant_limit tenant_limit_stricter(const tenant_limit *a, const tenant_limit *b)
+{
+    tenant_limit out = *a;
+    const tenant_limit *slower = rate_faster(a, b) ? b : a;
+    out.capacity = a->capacity < b->capacity ? a->capacity : b->capacity;
+    /* capacity <= slower->capacity, so the period stays within the slower
+     * one's and the product within 64 unsigned bits. */
+    unsigned long long num = (unsigned long long)out.capacity *
+                             (unsigned long long)slower->period_ms;
+    unsigned long long den = (unsigned long long)slower->capacity;
+    out.period_ms = (long long)((num + den - 1) / den);
+    return out;
+}
+
+/* True when list (n entries) holds exactly l: same action and numbers. */
+static bool limit_held(const tenant_limit *list, int n, const tenant_limit *l)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(list[i].action, l->action) == 0)
+            return list[i].capacity == l->capacity && list[i].period_ms == l->period_ms;
+    return false;
+}
+
+static int over_ceiling(char *err, size_t err_size, char *pointer, size_t pointer_size,
+                        const char *level, const tenant_limit *l, const tenant_limit *c)
+{
+    if (pointer && pointer_size)
+        snprintf(pointer, pointer_size, "/rate_limits/%s/%s", level, l->action);
+    if (err && err_size)
+        snprintf(err, err_size, "rate_limits.%s.%s: %lld per %lld ms is more than the "
+                 "operator allows for %s (%lld per %lld ms, AGENTGATE_RATE_LIMITS); a "
+                 "tenant's own limits can only lower it", level, l->action, l->capacity,
+                 l->period_ms, strcmp(c->action, "*") == 0 ? "any action" : c->action,
+                 c->capacity, c->period_ms);
+    return -1;
+}
+
+static bool exceeds(const tenant_limit *l, const tenant_limit *c)
+{
+    return l->capacity > c->capacity || rate_faster(l, c);
+}
+
+/*
+ * One level's entries against the configured ones. An entry for an action
+ * meets the configured limit of that action (tenant_limit_find); the
+ * tenant's "*" stands for every action it does not name itself, so it
+ * meets every configured entry of such an action, and the configured "*".
+ */
+static int check_level(const tenant_limit *own, int n_own, const tenant_limit *before,
+                       int n_before, const tenant_limit *cfg, int n_cfg, const char *level,
+                       char *err, size_t err_size, char *pointer, size_t pointer_size)
+{
+    for (int i = 0; i < n_own; i++) {
+        const tenant_limit *l = &own[i];
+        if (limit_held(before, n_before, l)) continue;
+        if (strcmp(l->action, "*") != 0) {
+            const tenant_limit *c = tenant_limit_find(cfg, n_cfg, l->action);
+            if (c && exceeds(l, c))
+                return over_ceiling(err, err_size, pointer, pointer_size, level, l, c);
+            continue;
+        }
+        for (int k = 0; k < n_cfg; k++) {
+            const tenant_limit *c = &cfg[k];
+            bool named = false;
+            for (int j = 0; j < n_own && strcmp(c->action, "*") != 0; j++)
+                named = named || strcmp(own[j].action, c->action) == 0;
+            if (!named && exceeds(l, c))
+                return over_ceiling(err, err_size, pointer, pointer_size, level, l, c);
+        }
+    }
+    return 0;
+}
+
+int tenant_settings_check_ceiling(const tenant_settings *s, const tenant_settings *before,
+                                  int max_running_ceiling, const tenant_settings *ceiling,
+                                  char *err, size_t err_size, char *pointer,
+                                  size_t pointer_size)
+{
+    bool mr_new = s->max_running >= 0 && (!before || before->max_running != s->max_running);
+    if (mr_new && max_running_ceiling > 0 &&
+        (s->max_running == 0 || s->max_running > max_running_ceiling)) {
+        if (pointer && pointer_size) snprintf(pointer, pointer_size, "/max_running");
+        if (err && err_size)
+            snprintf(err, err_size, "max_running: at most %d, the operator's cap "
+                     "(AGENTGATE_TENANT_MAX_RUNNING); a tenant's own cap can only lower it, "
+                     "and 0 (no cap) is not allowed under it", max_running_ceiling);
+        return -1;
+    }
+    if (!ceiling) return 0;
+    if (check_level(s->principal, s->n_principal, before ? before->principal : NULL,
+                    before ? before->n_principal : 0, ceiling->principal,
+                    ceiling->n_principal, "principal", err, err_size, pointer,
+                    pointer_size) != 0)
+        return -1;
+    return check_level(s->tenant, s->n_tenant, before ? before->tenant : NULL,
+                       before ? before->n_tenant : 0, ceiling->tenant, ceiling->n_tenant,
+                       "tenant", err, err_size, pointer, pointer_size);
 }

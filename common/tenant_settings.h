@@ -6,7 +6,7 @@
  *
  * The JSON (every member optional; unknown members are refused):
  *   {
- *     "max_running": 64,                       // 0: no cap; 0..1000000
+ *     "max_running": 64,                       // 0: no cap of its own; 0..1000000
  *     "rate_limits": {
  *       "principal": { "jobs.create": {"capacity": 100, "period_ms": 1000},
  *                      "*":           {"capacity": 1000, "period_ms": 1000} },
@@ -57,5 +57,43 @@ int tenant_limits_parse_config(const char *text, tenant_settings *out, char *err
 
 /* The limit for action at one level: the exact entry, else "*", else NULL. */
 const tenant_limit *tenant_limit_find(const tenant_limit *list, int n, const char *action);
+
+/*
+ * The operator's configured limits (AGENTGATE_TENANT_MAX_RUNNING,
+ * AGENTGATE_RATE_LIMITS) are a ceiling: a tenant's own settings can only
+ * lower them. Where both apply, the stricter is enforced:
+ *   - max_running: the smaller cap, 0 standing for "no cap" on either side
+ *     (so a tenant's 0, or none, leaves the operator's cap); in SQL,
+ *     agentgate_claim_job (sql/migrations/013_running_cap_ceiling.sql);
+ *   - a rate limit: tenant_limit_stricter of the two entries for the action.
+ */
+
+/*
+ * One token bucket at least as strict as both a and b: the smaller
+ * capacity, refilled at the slower of the two rates (period_ms rounded up
+ * so the rate is never faster). When one limit is stricter in both burst
+ * and rate, it is that limit. The action is a's.
+ */
+tenant_limit tenant_limit_stricter(const tenant_limit *a, const tenant_limit *b);
+
+/*
+ * Checks a tenant's settings s, about to be stored, against the operator's
+ * ceiling: max_running_ceiling (0: none) and the rate limits of ceiling
+ * (NULL: none; each of s's entries against ceiling's entry for the same
+ * action, as tenant_limit_find picks it, and s's "*", which stands for
+ * every action s does not name, against each configured entry of such an
+ * action). More burst or a faster rate is more. A max_running of 0 (no
+ * cap) asks for more than any cap. A value over its ceiling is refused unless
+ * before (the settings stored until now; NULL: none) holds it already, so
+ * settings stored under a higher ceiling do not block an unrelated change
+ * (they are held to the ceiling where enforced all the same). Returns 0, or
+ * -1 with a reason naming the member and the ceiling in err and the
+ * member's JSON Pointer within settings ("/max_running",
+ * "/rate_limits/principal/jobs.create") in pointer.
+ */
+int tenant_settings_check_ceiling(const tenant_settings *s, const tenant_settings *before,
+                                  int max_running_ceiling, const tenant_settings *ceiling,
+                                  char *err, size_t err_size, char *pointer,
+                                  size_t pointer_size);
 
 #endif

@@ -44,6 +44,12 @@ static const api_fn handlers[] = {
     [ROUTE_TENANTS_LIST] = api_tenants_list,
     [ROUTE_TENANT_GET] = api_tenant_get,
     [ROUTE_TENANT_UPDATE] = api_tenant_update,
+    [ROUTE_MCP_SERVERS_CREATE] = api_mcp_servers_create,
+    [ROUTE_MCP_SERVERS_LIST] = api_mcp_servers_list,
+    [ROUTE_MCP_SERVER_GET] = api_mcp_server_get,
+    [ROUTE_MCP_SERVER_UPDATE] = api_mcp_server_update,
+    [ROUTE_MCP_SERVER_DELETE] = api_mcp_server_delete,
+    [ROUTE_MCP_SERVER_REFRESH] = api_mcp_server_refresh,
 };
 
 static http_verb verb_of(evhtp_request_t *req)
@@ -78,14 +84,9 @@ static void after_limits(gw_req *r)
 /* The role and scope check: 403 names what was missing, never more. */
 static int authorize(gw_req *r)
 {
-    const rbac_perm *p = &r->perm;
-    if (p->res == RES_NONE) return 0;
-    bool role = rbac_roles_allow(r->who.roles, p->res, p->act);
-    if (role && rbac_scope_allows(&r->who, p->res, p->act)) return 0;
+    if (r->perm.res == RES_NONE) return 0;
     char detail[160];
-    snprintf(detail, sizeof detail, role ? "the token's scopes do not allow %s on %s"
-                                         : "your roles do not allow %s on %s",
-             rbac_action_name(p->act), rbac_resource_name(p->res));
+    if (rbac_allows(&r->who, r->perm, detail, sizeof detail)) return 0;
     http_reply_problem(r, 403, "forbidden", detail, NULL);
     return -1;
 }
@@ -95,7 +96,7 @@ static void serve(evhtp_request_t *req)
 {
     gw_thread *thr = evthr_get_aux(req->conn->thread);
     gw_req *r = http_request_begin(req, thr);
-    if (!r) { evhtp_send_reply(req, EVHTP_RES_SERVERR); return; }
+    if (!r) return;     /* out of memory: answered 500 */
     atomic_fetch_add_explicit(&thr->srv->requests_total, 1, memory_order_relaxed);
 
     if (guard_request(r) != 0) return;

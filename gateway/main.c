@@ -28,6 +28,8 @@
 #include "config.h"
 #include "jobtypes.h"
 #include "log.h"
+#include "mcp_config.h"
+#include "api.h"
 
 #define PROG "agentgate-gateway"
 
@@ -151,6 +153,42 @@ static int setup_auth(gw_server *srv)
     return 0;
 }
 
+/*
+ * The operator's MCP settings, checked before anything starts: the stdio
+ * servers file is loaded (and kept, read-only, for the handlers), and
+ * every entry of the URL allow-list must be a URL prefix, since one that
+ * does not parse would silently allow nothing. A fault is a one-line
+ * reason in err.
+ */
+static int setup_mcp(const ag_config *cfg, mcp_servers_file *servers, char *err, size_t size)
+{
+    const char *p = cfg->mcp_url_allowlist;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        /* Spaces around an entry are formatting, as mcp_url_allowed reads it. */
+        size_t lead = strspn(p, " \t"), len = n > lead ? n - lead : 0;
+        while (len && (p[lead + len - 1] == ' ' || p[lead + len - 1] == '\t')) len--;
+        char entry[sizeof cfg->mcp_url_allowlist];
+        snprintf(entry, sizeof entry, "%.*s", (int)len, p + lead);
+        /* An entry that parses as a prefix allows itself. */
+        if (len > 0 && !mcp_url_allowed(entry, entry)) {
+            snprintf(err, size, "AGENTGATE_MCP_URL_ALLOWLIST: '%.200s' is not an http:// or "
+                     "https:// URL prefix (no user information, query, fragment or dot segments)",
+                     entry);
+            return -1;
+        }
+        p += n;
+        if (*p == ',') p++;
+    }
+    char why[512];
+    if (mcp_servers_file_load(cfg->mcp_servers_file, servers, why, sizeof why) != 0) {
+        snprintf(err, size, "AGENTGATE_MCP_SERVERS_FILE: %s", why);
+        return -1;
+    }
+    api_mcp_servers_setup(servers);
+    return 0;
+}
+
 /* libevhtp names IPv6 listeners "ipv6:ADDR". */
 static int bind_listener(gw_server *srv)
 {
@@ -180,7 +218,13 @@ int main(int argc, char **argv)
         return 2;
     }
     log_init("gateway", srv.cfg.log_level);
-    if (setup_auth(&srv) != 0) return 2;
+    static mcp_servers_file mcp_servers;
+    char mcp_err[768];
+    if (setup_mcp(&srv.cfg, &mcp_servers, mcp_err, sizeof mcp_err) != 0) {
+        fprintf(stderr, "agentgate-gateway: %s\n", mcp_err);
+        return 2;
+    }
+    if (setup_auth(&srv) != 0) { mcp_servers_file_free(&mcp_servers); return 2; }
     if (jobtypes_init() != 0) { fprintf(stderr, "agentgate-gateway: job type registry is broken\n"); auth_teardown(); return 1; }
     signal(SIGPIPE, SIG_IGN);
     srv.started_ms = clock_mono_ms();
@@ -212,6 +256,7 @@ int main(int argc, char **argv)
     evhtp_free(srv.htp);
     event_base_free(srv.base);
     auth_teardown();
+    mcp_servers_file_free(&mcp_servers);
     log_info("stopped");
     return 0;
 }

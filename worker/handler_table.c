@@ -11,6 +11,7 @@
 #include "handler_table.h"
 #include "handlers.h"
 #include "handlers_builtin.h"
+#include "mcp_discover.h"
 #include "orchestrator.h"
 
 static const job_handler_entry table[] = {
@@ -19,6 +20,7 @@ static const job_handler_entry table[] = {
     { "long-running", handle_long_running },
     { "agent.run",    handle_agent_run },
     { "bench.ticker", handle_bench_ticker },
+    { "mcp.discover", handle_mcp_discover },
 };
 
 const job_handler_entry *handler_table(size_t *n)

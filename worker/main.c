@@ -19,6 +19,8 @@
 #include "jobtypes.h"
 #include "llm_router.h"
 #include "log.h"
+#include "mcp_pool.h"
+#include "mcp_server.h"
 #include "queues.h"
 #include "worker.h"
 
@@ -30,8 +32,9 @@ static void usage(FILE *out)
             "usage: agentgate-worker [--config FILE]\n"
             "       agentgate-worker --help | --version\n"
             "\n"
-            "Takes job ids from the Redis queues jobs:queue:{type}, runs each job's\n"
-            "handler, and records its events and outcome in PostgreSQL and Redis.\n"
+            "Takes job ids from the Redis queues jobs:queue:{type}:{tenant}, a turn\n"
+            "per tenant, runs each job's handler, and records its events and\n"
+            "outcome in PostgreSQL and Redis.\n"
             "\n"
             "  -c, --config FILE  KEY=VALUE settings file; the environment overrides it\n"
             "  -h, --help         show this help\n"
@@ -101,15 +104,27 @@ int main(int argc, char **argv)
         fprintf(stderr, "agentgate-worker: %s\n", err);
         return 2;
     }
+    /* The operator's MCP servers: a bad file stops the worker here, not
+     * the first job that needs it. */
+    if (mcp_servers_setup(&cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "agentgate-worker: %s\n", err);
+        llm_router_shutdown();
+        return 2;
+    }
 
     handler_table_register();
     static worker w;
     if (worker_init(&w, &cfg, worker_id, &queues) < 0) {
+        mcp_servers_teardown();
         llm_router_shutdown();
         return 1;
     }
     rc = worker_run(&w, &sigs);
     worker_free(&w);
+    /* Every job thread has stopped: no client is leased any more, so each
+     * stdio server is stopped and each HTTP session deleted now. */
+    mcp_pool_shutdown();
+    mcp_servers_teardown();
     llm_router_shutdown();
     return rc;
 }

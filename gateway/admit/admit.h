@@ -7,7 +7,10 @@
 #ifndef AG_ADMIT_H
 #define AG_ADMIT_H
 
+#include <stdbool.h>
+
 #include "gateway.h"
+#include "tenant_settings.h"
 
 typedef void (*gw_next_fn)(gw_req *r);
 
@@ -30,5 +33,24 @@ void limits_admit(gw_req *r, gw_next_fn next);
  * Without the header, calls next(r) at once. gateway/admit/idempotency.c.
  */
 void idem_begin(gw_req *r, gw_next_fn next);
+
+#define IDEM_KEY_MAX 255
+
+/*
+ * The key an Idempotency-Key field value carries: the value without the
+ * optional white space around it (RFC 9110 section 5.5), which must then
+ * be 1 to IDEM_KEY_MAX visible ASCII characters (0x21-0x7E): no space,
+ * control or non-ASCII byte. The IETF draft's sf-string form ("abc",
+ * quotes and all) fits the rule and is taken as sent. Copies the key to
+ * out and returns true; false for an empty or malformed value.
+ */
+bool idem_key_read(const char *value, char out[IDEM_KEY_MAX + 1]);
+
+/*
+ * The configured rate limits (AGENTGATE_RATE_LIMITS) of cfg, parsed once
+ * per thread: the ceiling a tenant's own limits can only lower. NULL when
+ * none are configured.
+ */
+const tenant_settings *limits_configured(const ag_config *cfg);
 
 #endif

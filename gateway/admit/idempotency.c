@@ -112,6 +112,22 @@ static void inflight_record(gw_req *r, const char *fp, char *out, size_t out_siz
              (unsigned long long)(uintptr_t)r, r->request_id);
 }
 
+static bool is_ows(char c) { return c == ' ' || c == '\t'; }
+
+bool idem_key_read(const char *value, char out[IDEM_KEY_MAX + 1])
+{
+    if (!value) return false;
+    while (is_ows(*value)) value++;
+    size_t n = strlen(value);
+    while (n && is_ows(value[n - 1])) n--;
+    if (n == 0 || n > IDEM_KEY_MAX) return false;
+    for (size_t i = 0; i < n; i++)
+        if (value[i] < 0x21 || value[i] > 0x7e) return false;
+    memcpy(out, value, n);
+    out[n] = '\0';
+    return true;
+}
+
 static bool is_post(gw_req *r)
 {
     return r->req && evhtp_request_get_method(r->req) == htp_method_POST;
@@ -427,11 +443,15 @@ static void on_claim_deadline(evutil_socket_t fd, short what, void *arg)
 
 void idem_begin(gw_req *r, gw_next_fn next)
 {
-    const char *key = is_post(r) && r->authenticated ? http_header(r, "Idempotency-Key") : NULL;
-    if (!key) { next(r); return; }
-    if (!key_idempotency_valid(key)) {
+    const char *value = is_post(r) && r->authenticated ? http_header(r, "Idempotency-Key") : NULL;
+    if (!value) { next(r); return; }
+    /* A header sent empty (or blank) is a malformed key, not "no key":
+     * taken as a key, every such client of a tenant would share it. */
+    char key[IDEM_KEY_MAX + 1];
+    if (!idem_key_read(value, key)) {
         http_reply_problem(r, 400, "invalid-idempotency-key",
-                           "Idempotency-Key must be 1 to 255 printable ASCII characters", NULL);
+                           "Idempotency-Key must be 1 to 255 visible ASCII characters "
+                           "(no spaces or control characters)", NULL);
         return;
     }
     idem_claim *c = calloc(1, sizeof *c);

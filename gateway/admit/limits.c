@@ -6,9 +6,12 @@
  *   rate:{tenant}:{sub}:{action}   the principal's bucket for the action
  *   rate:{tenant}:{action}         the whole tenant's bucket for the action
  * The limits are the tenant's own (tenants.settings, read from PostgreSQL
- * and cached per loop thread), each level falling back to
- * AGENTGATE_RATE_LIMITS. With no limit for the action nothing is sent to
- * Redis at all, so an unlimited deployment pays nothing on the hot path.
+ * and cached per loop thread) and the operator's (AGENTGATE_RATE_LIMITS),
+ * which are a ceiling: where both name a limit for the action, the
+ * stricter of the two is taken (tenant_limit_stricter), so a tenant admin
+ * can lower the operator's limits but never lift them. With no limit for
+ * the action nothing is sent to Redis at all, so an unlimited deployment
+ * pays nothing on the hot path.
  *
  * Both takes are sent at once (pipelined on the thread's connection) and
  * the request waits at most LIMITS_REDIS_TIMEOUT_MS for the answers. When
@@ -56,9 +59,10 @@ static bool warn_allowed(void)
 static __thread bool config_parsed;
 static __thread tenant_settings *config_limits;
 
-/* AGENTGATE_RATE_LIMITS parsed once per thread; NULL when unset or bad
- * (a bad value is logged once and limits nothing). */
-static const tenant_settings *config_limits_get(const ag_config *cfg)
+/* AGENTGATE_RATE_LIMITS parsed once per thread; NULL when unset. (A value
+ * that does not parse stops the gateway at start; should one get here, it
+ * is logged once and limits nothing.) */
+const tenant_settings *limits_configured(const ag_config *cfg)
 {
     if (config_parsed) return config_limits;
     config_parsed = true;
@@ -290,27 +294,34 @@ static void sub_part(const char *sub, char out[130])
     out[41] = '\0';
 }
 
-/* The limit at one level: the tenant's own entry (exact, then "*"), else
- * the configured one. */
+/* The limit at one level into *out: the tenant's own entry (exact, then
+ * "*") and the configured one, the stricter of the two where both exist,
+ * since the configured limits are a ceiling the tenant can only lower.
+ * Returns out, or NULL when neither limits the action. */
 static const tenant_limit *limit_for(const tenant_limit *own, int n_own, const tenant_limit *cfg,
-                                     int n_cfg, const char *action)
+                                     int n_cfg, const char *action, tenant_limit *out)
 {
-    const tenant_limit *l = tenant_limit_find(own, n_own, action);
-    return l ? l : tenant_limit_find(cfg, n_cfg, action);
+    const tenant_limit *o = tenant_limit_find(own, n_own, action);
+    const tenant_limit *c = tenant_limit_find(cfg, n_cfg, action);
+    if (!o && !c) return NULL;
+    *out = o && c ? tenant_limit_stricter(o, c) : o ? *o : *c;
+    return out;
 }
 
 /* Takes the tokens that apply to r under settings s (NULL: none of its own). */
 static void admit_with(gw_req *r, gw_next_fn next, const tenant_settings *s)
 {
-    const tenant_settings *cfg = config_limits_get(&r->thr->srv->cfg);
+    const tenant_settings *cfg = limits_configured(&r->thr->srv->cfg);
     char action[TENANT_ACTION_MAX];
     snprintf(action, sizeof action, "%s.%s", rbac_resource_name(r->perm.res),
              rbac_action_name(r->perm.act));
+    tenant_limit p_lim, t_lim;
     const tenant_limit *pl = limit_for(s ? s->principal : NULL, s ? s->n_principal : 0,
                                        cfg ? cfg->principal : NULL, cfg ? cfg->n_principal : 0,
-                                       action);
+                                       action, &p_lim);
     const tenant_limit *tl = limit_for(s ? s->tenant : NULL, s ? s->n_tenant : 0,
-                                       cfg ? cfg->tenant : NULL, cfg ? cfg->n_tenant : 0, action);
+                                       cfg ? cfg->tenant : NULL, cfg ? cfg->n_tenant : 0, action,
+                                       &t_lim);
     if (!pl && !tl) { next(r); return; }   /* the common, unlimited case: no Redis */
 
     if (!rds_ready(r->thr->redis)) {

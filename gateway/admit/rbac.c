@@ -1,33 +1,17 @@
 /*
- * rbac.c - the permission matrix and what each route needs (see rbac.h).
+ * rbac.c - what each route needs, and which resource a job belongs to
+ * (see rbac.h); the role matrix itself is common/permission.c's, which
+ * the worker's tool calls ask too.
  *
- * Both are plain tables so a reviewer reads a role's rights, or a route's
- * permission, in one line. A route that is missing from route_perms is
- * refused for everyone (fail closed) and fails tests/unit/test_rbac.c,
- * which walks every route_id.
+ * Both are plain tables so a reviewer reads a route's permission or a
+ * job type's owner in one line. A route that is missing from route_perms
+ * is refused for everyone (fail closed) and fails
+ * tests/unit/gateway/admit/test_rbac.c, which walks every route_id.
  */
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include "rbac.h"
-
-#define CRUD (ACT_CREATE | ACT_READ | ACT_UPDATE | ACT_DELETE)
-#define CRU  (ACT_CREATE | ACT_READ | ACT_UPDATE)
-#define CRD  (ACT_CREATE | ACT_READ | ACT_DELETE)
-#define CR   (ACT_CREATE | ACT_READ)
-#define R_   ACT_READ
-#define NONE 0
-
-/* The actions each role may take on each resource: THE matrix. */
-static const struct {
-    unsigned role;
-    unsigned acts[RES_COUNT];
-} matrix[] = {
-    /*                   none   agent-runs jobs  tools  tenants models */
-    { ROLE_ADMIN,    { NONE,  CRUD,      CRUD, CRUD,  CRUD,   CRUD } },
-    { ROLE_OPERATOR, { NONE,  CRU,       CRUD, R_,    R_,     CRU  } },
-    { ROLE_USER,     { NONE,  CR,        CRD,  R_,    NONE,   R_   } },
-    { ROLE_VIEWER,   { NONE,  R_,        R_,   R_,    R_,     R_   } },
-};
 
 /* What each route needs. Sessions group agent runs, so they are
  * agent-runs; an event stream is a read; DELETE is the delete action
@@ -67,14 +51,16 @@ static const route_perm_def route_perms[] = {
     [ROUTE_TENANTS_LIST]      = NEEDS(RES_TENANTS, ACT_READ),
     [ROUTE_TENANT_GET]        = NEEDS(RES_TENANTS, ACT_READ),
     [ROUTE_TENANT_UPDATE]     = NEEDS(RES_TENANTS, ACT_UPDATE),
+    /* A refresh changes the server's row (its discovery): an update. */
+    [ROUTE_MCP_SERVERS_CREATE] = NEEDS(RES_MCP_SERVERS, ACT_CREATE),
+    [ROUTE_MCP_SERVERS_LIST]  = NEEDS(RES_MCP_SERVERS, ACT_READ),
+    [ROUTE_MCP_SERVER_GET]    = NEEDS(RES_MCP_SERVERS, ACT_READ),
+    [ROUTE_MCP_SERVER_UPDATE] = NEEDS(RES_MCP_SERVERS, ACT_UPDATE),
+    [ROUTE_MCP_SERVER_DELETE] = NEEDS(RES_MCP_SERVERS, ACT_DELETE),
+    [ROUTE_MCP_SERVER_REFRESH] = NEEDS(RES_MCP_SERVERS, ACT_UPDATE),
 };
 
 #define N_ROUTE_PERMS (sizeof route_perms / sizeof route_perms[0])
-
-static bool single_action(rbac_action act)
-{
-    return act == ACT_CREATE || act == ACT_READ || act == ACT_UPDATE || act == ACT_DELETE;
-}
 
 bool rbac_route_known(route_id route)
 {
@@ -91,22 +77,44 @@ rbac_perm rbac_route_perm(route_id route)
 
 bool rbac_roles_allow(unsigned roles, rbac_resource res, rbac_action act)
 {
-    if (res == RES_NONE) return true;
-    if ((unsigned)res >= RES_COUNT || !single_action(act)) return false;
-    for (size_t i = 0; i < sizeof matrix / sizeof matrix[0]; i++)
-        if ((roles & matrix[i].role) && (matrix[i].acts[res] & (unsigned)act)) return true;
-    return false;
+    return permission_roles_allow(roles, res, act);
 }
 
 bool rbac_scope_allows(const principal *p, rbac_resource res, rbac_action act)
 {
     if (res == RES_NONE) return true;
-    if ((unsigned)res >= RES_COUNT || !single_action(act)) return false;
     char want[32];
-    const char *name = rbac_resource_name(res);
-    size_t n = strlen(name);
-    const char *suffix = act == ACT_READ ? ":read" : ":write";
-    memcpy(want, name, n);
-    memcpy(want + n, suffix, strlen(suffix) + 1);
+    if (permission_scope_name(res, act, want, sizeof want) == 0) return false;
     return principal_has_scope(p, want);
+}
+
+bool rbac_allows(const principal *p, rbac_perm perm, char *detail, size_t detail_size)
+{
+    bool role = rbac_roles_allow(p->roles, perm.res, perm.act);
+    if (role && rbac_scope_allows(p, perm.res, perm.act)) return true;
+    snprintf(detail, detail_size, role ? "the token's scopes do not allow %s on %s"
+                                       : "your roles do not allow %s on %s",
+             rbac_action_name(perm.act), rbac_resource_name(perm.res));
+    return false;
+}
+
+/* Job types whose jobs belong to another resource. Each is internal in
+ * the registry (POST /v1/jobs cannot create one), so the resource's own
+ * create route stays the only way in. */
+static const struct {
+    const char *type;
+    rbac_resource res;
+} job_owners[] = {
+    { "agent.run", RES_AGENT_RUNS },
+    { "mcp.discover", RES_MCP_SERVERS },
+};
+
+rbac_perm rbac_job_perm(rbac_perm route_perm, const char *job_type)
+{
+    for (size_t i = 0; job_type && i < sizeof job_owners / sizeof job_owners[0]; i++)
+        if (strcmp(job_owners[i].type, job_type) == 0) {
+            rbac_perm owner = { job_owners[i].res, route_perm.act };
+            return owner;
+        }
+    return route_perm;
 }

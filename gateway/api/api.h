@@ -41,6 +41,23 @@ void api_tenants_list(gw_req *r);
 void api_tenant_get(gw_req *r);
 void api_tenant_update(gw_req *r);
 
+/* The MCP server routes (api_mcp_servers.c). */
+void api_mcp_servers_create(gw_req *r);
+void api_mcp_servers_list(gw_req *r);
+void api_mcp_server_get(gw_req *r);
+void api_mcp_server_update(gw_req *r);
+void api_mcp_server_delete(gw_req *r);
+void api_mcp_server_refresh(gw_req *r);
+
+/*
+ * Hands the MCP handlers the operator's stdio servers (mcp_config.h),
+ * loaded at start. Call once before the loop threads start; servers is
+ * borrowed, read-only, and must outlive them. Until it is called (or with
+ * an empty file) no stdio server can be registered.
+ */
+struct mcp_servers_file;
+void api_mcp_servers_setup(const struct mcp_servers_file *servers);
+
 /* Applies the JSON merge patch (RFC 7386) patch to target, which is not
  * changed. Returns the result (caller frees), or NULL when out of memory. */
 struct cJSON *api_merge_patch(const struct cJSON *target, const struct cJSON *patch);

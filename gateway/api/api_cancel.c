@@ -25,7 +25,7 @@
 #define CANCEL_MAX_TRIES 3
 
 static const char SQL_JOB_READ[] =
-    "SELECT j.status, j.last_event_id, job_json(j) FROM jobs j"
+    "SELECT j.status, j.last_event_id, job_json(j), j.type FROM jobs j"
     " WHERE j.id = $1 AND j.tenant_id = $2";
 
 static const char SQL_CANCEL_QUEUED[] =
@@ -103,6 +103,9 @@ static void on_job_read(gw_req *r, PGresult *res, const char *err, const char *s
     cancel_state *s = r->state;
     if (!res) { gw_reply_db_error(r, err, sqlstate); return; }
     if (PQntuples(res) == 0) { api_reply_not_found(r, s->run_id[0] ? "agent run" : "job"); return; }
+    /* Before anything changes: an agent run's job is cancelled only by
+     * whoever may cancel the run (DELETE /v1/jobs/{id} reaches it too). */
+    if (api_require_job_access(r, PQgetvalue(res, 0, 3)) != 0) return;
     const char *status = PQgetvalue(res, 0, 0);
     long long last = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
     size_t json_len;

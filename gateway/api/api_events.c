@@ -1,7 +1,8 @@
 /*
  * api_events.c - GET /v1/jobs/{id}/events and GET /v1/agent-runs/{id}/events.
  *
- * Both check that the job is the caller's tenant's (404 otherwise), read
+ * Both check that the job is the caller's tenant's (404 otherwise) and
+ * that the caller may read what the job belongs to (403), read
  * where the client resumes from (Last-Event-ID, else ?after=, else 0), and
  * hand the stream to the thread's SSE hub.
  */
@@ -46,6 +47,7 @@ static void on_job_found(gw_req *r, PGresult *res, const char *err, const char *
     if (!res) { gw_reply_db_error(r, err, sqlstate); return; }
     if (PQntuples(res) == 0) { api_reply_not_found(r, s->what); return; }
     if (!gw_req_alive(r)) return;
+    if (api_require_job_access(r, PQgetvalue(res, 0, 3)) != 0) return;
     long long after = s->after;
     char job_id[UUID_STR_LEN];
     snprintf(job_id, sizeof job_id, "%s", PQgetvalue(res, 0, 0));
@@ -83,14 +85,14 @@ static void start_events(gw_req *r, const char *what, const char *sql)
 void api_job_events(gw_req *r)
 {
     start_events(r, "job",
-                 "SELECT id, status IN ('succeeded', 'failed', 'cancelled'), last_event_id"
-                 " FROM jobs WHERE id = $1 AND tenant_id = $2");
+                 "SELECT id, status IN ('succeeded', 'failed', 'cancelled'), last_event_id,"
+                 " type FROM jobs WHERE id = $1 AND tenant_id = $2");
 }
 
 void api_run_events(gw_req *r)
 {
     start_events(r, "agent run",
-                 "SELECT j.id, j.status IN ('succeeded', 'failed', 'cancelled'), j.last_event_id"
-                 " FROM agent_runs r JOIN jobs j ON j.id = r.job_id AND j.tenant_id = r.tenant_id"
+                 "SELECT j.id, j.status IN ('succeeded', 'failed', 'cancelled'), j.last_event_id,"
+                 " j.type FROM agent_runs r JOIN jobs j ON j.id = r.job_id AND j.tenant_id = r.tenant_id"
                  " WHERE r.id = $1 AND r.tenant_id = $2");
 }

@@ -1,6 +1,11 @@
 /*
  * api_jobs.c - POST /v1/jobs, GET /v1/jobs/{id} and GET /v1/jobs.
  *
+ * The job routes reach every job of the tenant, an agent run's included;
+ * a job that belongs to another resource needs that resource's permission
+ * as well (api_require_job_access), and the listing leaves out the kinds
+ * the caller may not read.
+ *
  * A submission is validated whole before anything is written; then the
  * job and its job.queued event (id 1) are inserted together, in the loop
  * turn's group commit (job_batch.c), and only after that commit is the id
@@ -19,6 +24,9 @@
 #include "job_json.h"
 #include "jobtypes.h"
 #include "jsonutil.h"
+#include "pg_array.h"
+#include "rbac.h"
+#include "strbuf.h"
 #include "schema.h"
 #include "events.h"
 #include "clock.h"
@@ -48,7 +56,7 @@ static void on_job_inserted(gw_req *r, const char *job_json, size_t len,
     if (!job_json) { gw_reply_db_error(r, err, sqlstate); return; }
     /* Committed: from here the job exists whether or not the client waits. */
     gw_redis_append_event(r->thr, s->job_id, 1, s->event_body, "queued");
-    gw_redis_enqueue_at(r->thr, s->job_id, s->type, s->run_at_ms);
+    gw_redis_enqueue_at(r->thr, s->job_id, s->type, r->who.tenant_id, s->run_at_ms);
     atomic_fetch_add_explicit(&r->thr->srv->jobs_submitted, 1, memory_order_relaxed);
     log_debug("job %s (%s) queued", s->job_id, s->type);
     char location[64];
@@ -109,13 +117,11 @@ void api_jobs_create(gw_req *r)
         http_reply_problem(r, 422, "validation-failed", "type is required and must be a string", "/type");
         goto done;
     }
-    if (!type) {
+    /* An internal type (agent.run, made by POST /v1/agent-runs with its
+     * run row) is answered as an unknown one: through this route it would
+     * be a job without the record, and the checks, of its own resource. */
+    if (!type || type->internal) {
         http_reply_problem(r, 422, "unknown-job-type", "type is not a registered job type", "/type");
-        goto done;
-    }
-    if (strcmp(type->name, "agent.run") == 0) {
-        http_reply_problem(r, 422, "unknown-job-type",
-                           "agent.run jobs are created through POST /v1/agent-runs", "/type");
         goto done;
     }
     long long run_at_ms = 0;
@@ -181,6 +187,7 @@ static void on_job_row(gw_req *r, PGresult *res, const char *err, const char *sq
 {
     if (!res) { gw_reply_db_error(r, err, sqlstate); return; }
     if (PQntuples(res) == 0) { api_reply_not_found(r, "job"); return; }
+    if (api_require_job_access(r, PQgetvalue(res, 0, 1)) != 0) return;
     api_reply_row(r, 200, res, 0, 0);
 }
 
@@ -188,20 +195,49 @@ void api_job_get(gw_req *r)
 {
     char id[UUID_STR_LEN];
     if (!uuid_parse(r->route.param, id)) { api_reply_not_found(r, "job"); return; }
-    static const char sql[] = "SELECT job_json(j) FROM jobs j WHERE j.id = $1 AND j.tenant_id = $2";
+    static const char sql[] =
+        "SELECT job_json(j), j.type FROM jobs j WHERE j.id = $1 AND j.tenant_id = $2";
     const char *params[2] = { id, r->who.tenant_id };
     gw_query_static(r, sql, 2, params, on_job_row);
 }
 
 /* --- GET /v1/jobs -------------------------------------------------------- */
 
+/* $6: the job types the caller may not read (their jobs belong to a
+ * resource its roles or scopes do not reach), as an array literal. */
 static const char SQL_JOB_LIST[] =
     "SELECT job_json(j), j.created_at::text, j.id FROM jobs j"
     " WHERE j.tenant_id = $1"
     "   AND ($2::text IS NULL OR j.status = $2)"
     "   AND ($3::text IS NULL OR j.type = $3)"
     "   AND ($4::timestamptz IS NULL OR (j.created_at, j.id) < ($4::timestamptz, $5::uuid))"
-    " ORDER BY j.created_at DESC, j.id DESC LIMIT $6";
+    "   AND NOT (j.type = ANY ($6::text[]))"
+    " ORDER BY j.created_at DESC, j.id DESC LIMIT $7";
+
+/*
+ * The registered types whose jobs the caller may not read, as a
+ * PostgreSQL array literal ("{}" when none), for the listing to leave
+ * out. Returns NULL when out of memory.
+ */
+static char *unreadable_job_types(gw_req *r)
+{
+    size_t n;
+    const job_type *types = jobtypes_all(&n);
+    strbuf b = {0};
+    strbuf_add(&b, "{");
+    bool first = true;
+    for (size_t i = 0; i < n; i++) {
+        rbac_perm need = rbac_job_perm(r->perm, types[i].name);
+        char detail[160];
+        if (need.res == r->perm.res || rbac_allows(&r->who, need, detail, sizeof detail))
+            continue;
+        if (!first) strbuf_add(&b, ",");
+        pg_array_element_add(&b, types[i].name);
+        first = false;
+    }
+    strbuf_add(&b, "}");
+    return strbuf_take(&b, NULL);
+}
 
 void api_jobs_list(gw_req *r)
 {
@@ -218,12 +254,19 @@ void api_jobs_list(gw_req *r)
         http_reply_problem(r, 400, "bad-query", "type is not a registered job type", NULL);
         return;
     }
+    /* Asking for a kind of job the caller may not read is refused as the
+     * kind's own listing would be, rather than answered with an empty
+     * page that would look like "there are none". */
+    if (type && api_require_job_access(r, type) != 0) return;
     int limit;
     api_cursor cur;
     if (api_read_limit(r, &limit) != 0 || api_read_cursor(r, &cur) != 0) return;
 
-    const char *params[6] = { r->who.tenant_id, status, type,
+    char *hidden = unreadable_job_types(r);
+    if (!hidden) { http_reply_problem(r, 503, "unavailable", "out of memory", NULL); return; }
+    const char *params[7] = { r->who.tenant_id, status, type,
                               cur.present ? cur.created_at : NULL,
-                              cur.present ? cur.id : NULL, NULL };
-    api_query_page(r, SQL_JOB_LIST, 6, params, limit);
+                              cur.present ? cur.id : NULL, hidden, NULL };
+    api_query_page(r, SQL_JOB_LIST, 7, params, limit);
+    free(hidden);
 }

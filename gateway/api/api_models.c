@@ -9,7 +9,9 @@
  * never a base URL, a row's params or a key, which may hold credentials.
  *
  * A tenant writes only rows of scope 'tenant' with its own tenant_id;
- * global rows and other tenants' rows are 404 to it. A row names a
+ * global rows and other tenants' rows are 404 to it. It has at most one
+ * row per model and provider (rows of other providers for the same model
+ * are its fallback chain); a second is 409. A row names a
  * provider the worker can reach: "builtin", or one this gateway's
  * AGENTGATE_LLM_PROVIDERS names. A base_url moves that provider for the
  * tenant, except for a provider with a configured API key (the key
@@ -245,9 +247,18 @@ static bool model_id_valid(const char *s)
     return n >= 1 && n <= 18 && strspn(s, "0123456789") == n && s[0] != '0';
 }
 
+/* unique_violation: the tenant already has a row for this model and
+ * provider (model_defaults_tenant_model_provider, 012_models_unique.sql). */
+#define SQLSTATE_UNIQUE_VIOLATION "23505"
+
 static void on_model_written(gw_req *r, PGresult *res, const char *err, const char *sqlstate,
                              int status)
 {
+    if (!res && sqlstate && strcmp(sqlstate, SQLSTATE_UNIQUE_VIOLATION) == 0) {
+        http_reply_problem(r, 409, "conflict", "the tenant already has a row for this model "
+                           "and provider (PATCH that row instead)", NULL);
+        return;
+    }
     if (!res) { gw_reply_db_error(r, err, sqlstate); return; }
     if (PQntuples(res) != 1) { gw_reply_db_error(r, "model write answered no row", "XX000"); return; }
     if (status == 201) {

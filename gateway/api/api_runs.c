@@ -136,7 +136,7 @@ static void on_run_inserted(gw_req *r, PGresult *res, const char *err, const cha
         return;
     }
     gw_redis_append_event(r->thr, s->job_id, 1, s->event_body, "queued");
-    gw_redis_enqueue(r->thr, s->job_id, "agent.run");
+    gw_redis_enqueue(r->thr, s->job_id, "agent.run", r->who.tenant_id);
     atomic_fetch_add_explicit(&r->thr->srv->jobs_submitted, 1, memory_order_relaxed);
     log_info("agent run %s queued as job %s", s->run_id, s->job_id);
 
@@ -164,6 +164,24 @@ static int check_body(gw_req *r, const cJSON *body)
     char detail[1024];
     snprintf(detail, sizeof detail, "%s %s", serr.path[0] ? serr.path + 1 : "body", serr.message);
     http_reply_problem(r, 422, "validation-failed", detail, serr.path);
+    return -1;
+}
+
+/*
+ * The run's temperature is stored as a real (single precision): a value
+ * a real does not hold as sent would be stored as another one, so it is
+ * answered 422 instead. Writes the text to store into out (at least 32
+ * bytes; "" when absent). Returns 0, or -1 after answering.
+ */
+static int read_temperature(gw_req *r, const cJSON *body, char *out, size_t out_size)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(body, "temperature");
+    out[0] = '\0';
+    if (!t || json_number_fits_float(t, out, out_size)) return 0;
+    char detail[200];
+    snprintf(detail, sizeof detail, "temperature cannot be kept exactly as sent: it is "
+             "stored in single precision, which holds it as %s", out);
+    http_reply_problem(r, 422, "validation-failed", detail, "/temperature");
     return -1;
 }
 
@@ -230,14 +248,13 @@ static char *job_payload(gw_req *r, const char *run_id, const char *prompt,
     return text;
 }
 
-/* A number member as PostgreSQL text into buf, or NULL when absent. */
-static const char *number_param(const cJSON *body, const char *name, char *buf, size_t size,
-                                bool whole)
+/* A whole-number member (the schema checked it) as PostgreSQL text into
+ * buf, or NULL when absent. */
+static const char *number_param(const cJSON *body, const char *name, char *buf, size_t size)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
     if (!cJSON_IsNumber(v)) return NULL;
-    if (whole) snprintf(buf, size, "%lld", (long long)v->valuedouble);
-    else snprintf(buf, size, "%.17g", v->valuedouble);
+    snprintf(buf, size, "%lld", (long long)v->valuedouble);
     return buf;
 }
 
@@ -271,6 +288,8 @@ void api_runs_create(gw_req *r)
     if (check_body(r, body) != 0) goto done;
     const cJSON *tools = cJSON_GetObjectItemCaseSensitive(body, "tools");
     if (tools && check_tool_names(r, tools) != 0) goto done;
+    char temperature[40];
+    if (read_temperature(r, body, temperature, sizeof temperature) != 0) goto done;
     const char *session = json_get_string(body, "session_id");
     char session_id[UUID_STR_LEN];
     if (session && !uuid_parse(session, session_id)) {
@@ -298,11 +317,10 @@ void api_runs_create(gw_req *r)
         goto done;
     }
 
-    char attempts[16], job_timeout[24], temperature[40], max_tokens[24], max_iter[24],
-         run_timeout[24];
+    char attempts[16], job_timeout[24], max_tokens[24], max_iter[24], run_timeout[24];
     snprintf(attempts, sizeof attempts, "%d", type->default_max_attempts);
     const char *run_timeout_p = number_param(body, "timeout_s", run_timeout,
-                                             sizeof run_timeout, true);
+                                             sizeof run_timeout);
     snprintf(job_timeout, sizeof job_timeout, "%lld",
              job_timeout_s(&r->thr->srv->cfg, type, run_timeout_p));
 
@@ -312,11 +330,11 @@ void api_runs_create(gw_req *r)
         s->job_id, r->who.tenant_id, payload_text, attempts, job_timeout,
         r->who.sub, r->request_id, r->traceparent, session ? session_id : NULL, s->event_body,
         s->run_id, json_get_string(body, "prompt"), json_get_string(body, "model"),
-        number_param(body, "temperature", temperature, sizeof temperature, false),
-        number_param(body, "max_tokens", max_tokens, sizeof max_tokens, true),
+        temperature[0] ? temperature : NULL,
+        number_param(body, "max_tokens", max_tokens, sizeof max_tokens),
         json_get_string(body, "planning_mode"), json_get_string(body, "response_mode"),
         tools_text, principal_text,
-        number_param(body, "max_iterations", max_iter, sizeof max_iter, true),
+        number_param(body, "max_iterations", max_iter, sizeof max_iter),
         run_timeout_p, served,
     };
     gw_query(r, SQL_RUN_INSERT, 22, params, on_run_inserted);

@@ -10,14 +10,17 @@
  * PATCH is a JSON merge patch (RFC 7386) of {name, settings}. The merged
  * settings are checked by tenant_settings_parse, the parser the rate
  * limits and the running cap read them with, so what is stored is what is
- * enforced. The row is read, merged and written back only if nobody
- * changed it in between (compare and set, retried a few times), so two
- * concurrent patches never lose one another's members.
+ * enforced; and against the operator's configured limits, a ceiling a
+ * tenant can only lower (tenant_settings_check_ceiling): a value over it
+ * is refused 422 naming the ceiling. The row is read, merged and written
+ * back only if nobody changed it in between (compare and set, retried a
+ * few times), so two concurrent patches never lose one another's members.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "admit.h"
 #include "api.h"
 #include "api_util.h"
 #include "http.h"
@@ -159,6 +162,32 @@ static void on_tenant_written(gw_req *r, PGresult *res, const char *err, const c
                        "the tenant was changed by another request meanwhile; retry", NULL);
 }
 
+/*
+ * Checks parsed, the settings about to be stored, against the operator's
+ * ceiling (AGENTGATE_TENANT_MAX_RUNNING, AGENTGATE_RATE_LIMITS): a value
+ * over it is refused, naming the ceiling, unless the stored settings
+ * (old_text) hold it already. Returns 0, or answers 422 and returns -1.
+ */
+static int check_ceiling(gw_req *r, const tenant_settings *parsed, const char *old_text)
+{
+    tenant_settings before;
+    char why[320], at[TENANT_ACTION_MAX + 64];
+    cJSON *old = old_text ? cJSON_Parse(old_text) : NULL;
+    /* Stored settings that no longer parse spare nothing: all is checked. */
+    bool have_before = old && tenant_settings_parse(old, &before, why, sizeof why) == 0;
+    cJSON_Delete(old);
+    const ag_config *cfg = &r->thr->srv->cfg;
+    if (tenant_settings_check_ceiling(parsed, have_before ? &before : NULL,
+                                      cfg->tenant_max_running, limits_configured(cfg),
+                                      why, sizeof why, at, sizeof at) == 0)
+        return 0;
+    char detail[360], pointer[sizeof at + 16];
+    snprintf(detail, sizeof detail, "settings: %s", why);
+    snprintf(pointer, sizeof pointer, "/settings%s", at);
+    http_reply_problem(r, 422, "validation-failed", detail, pointer);
+    return -1;
+}
+
 /* The merged settings as compact JSON, or NULL after answering 422/503. */
 static char *merged_settings(gw_req *r, const patch_state *s)
 {
@@ -184,6 +213,10 @@ static char *merged_settings(gw_req *r, const patch_state *s)
         char detail[256];
         snprintf(detail, sizeof detail, "settings: %s", why);
         http_reply_problem(r, 422, "validation-failed", detail, "/settings");
+        cJSON_Delete(merged);
+        return NULL;
+    }
+    if (check_ceiling(r, &parsed, s->old_settings) != 0) {
         cJSON_Delete(merged);
         return NULL;
     }

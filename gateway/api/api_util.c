@@ -12,7 +12,9 @@
 #include "api_util.h"
 #include "http.h"
 #include "query.h"
+#include "rbac.h"
 #include "jsonutil.h"
+#include "strbuf.h"
 #include "jwt.h"
 #include "events.h"
 #include "clock.h"
@@ -24,6 +26,35 @@ static bool content_type_is_json(const char *ct)
     while (n && ct[n - 1] == ' ') n--;
     return (n == 16 && strncasecmp(ct, "application/json", 16) == 0) ||
            (n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0);
+}
+
+/*
+ * Answers 422 (with the number's pointer) when a number of the body would
+ * not be stored as the decimal the client sent (json_find_inexact_number):
+ * a body is kept as parsed and printed back, and storing another value
+ * than the one accepted would be a silent change. Returns 0, or -1 after
+ * answering.
+ */
+static int refuse_inexact_number(gw_req *r, const char *text, size_t len, const cJSON *body)
+{
+    strbuf pointer = {0};
+    int rc = json_find_inexact_number(text, len, body, &pointer);
+    if (rc == 0) { strbuf_free(&pointer); return 0; }
+    if (rc < 0) {
+        http_reply_problem(r, 503, "unavailable", "out of memory", NULL);
+    } else {
+        strbuf detail = {0};
+        strbuf_addf(&detail, "%s is a number that cannot be kept exactly as sent: it is out "
+                    "of range, or more precise than a 64-bit floating-point number holds "
+                    "(send it as a string to keep every digit)",
+                    pointer.s[0] ? pointer.s + 1 : "the body");
+        http_reply_problem(r, 422, "validation-failed",
+                           detail.oom ? "a number cannot be kept exactly as sent" : detail.s,
+                           pointer.s);
+        strbuf_free(&detail);
+    }
+    strbuf_free(&pointer);
+    return -1;
 }
 
 cJSON *api_parse_body(gw_req *r, const char *const *allowed)
@@ -75,6 +106,10 @@ cJSON *api_parse_body(gw_req *r, const char *const *allowed)
         cJSON_Delete(body);
         return NULL;
     }
+    if (refuse_inexact_number(r, buf, len, body) != 0) {
+        cJSON_Delete(body);
+        return NULL;
+    }
     return body;
 }
 
@@ -92,6 +127,16 @@ bool api_one_of(const char *s, const char *const *words)
     return false;
 }
 
+int api_require_job_access(gw_req *r, const char *job_type)
+{
+    rbac_perm need = rbac_job_perm(r->perm, job_type);
+    if (need.res == r->perm.res) return 0;      /* the route's check was the whole check */
+    char detail[160];
+    if (rbac_allows(&r->who, need, detail, sizeof detail)) return 0;
+    http_reply_problem(r, 403, "forbidden", detail, NULL);
+    return -1;
+}
+
 int api_read_limit(gw_req *r, int *limit)
 {
     const char *v = http_query(r, "limit");
@@ -107,30 +152,103 @@ int api_read_limit(gw_req *r, int *limit)
     return 0;
 }
 
+/* ---- cursors ------------------------------------------------------------- */
+
+/* Reads exactly n digits at *p into *out and moves *p past them. */
+static bool read_digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        char c = (*p)[i];
+        if (c < '0' || c > '9') return false;
+        v = v * 10 + (c - '0');
+    }
+    *p += n;
+    *out = v;
+    return true;
+}
+
+/* Reads the character c at *p and moves past it. */
+static bool read_char(const char **p, char c)
+{
+    if (**p != c) return false;
+    (*p)++;
+    return true;
+}
+
+static bool in_range(int v, int lo, int hi) { return v >= lo && v <= hi; }
+
+static int days_in_month(int year, int month)
+{
+    static const int days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return month == 2 && leap ? 29 : days[month - 1];
+}
+
+/*
+ * True when ts is a timestamp as PostgreSQL prints a timestamptz as text
+ * (DateStyle ISO): "YYYY-MM-DD HH:MM:SS[.f{1,6}]" and a UTC offset
+ * "+HH[:MM[:SS]]" (or "-"), every field in range: a real calendar day
+ * (leap years counted), no hour 24, no leap second. Anything else would
+ * only fail inside PostgreSQL.
+ */
+static bool cursor_time_valid(const char *ts)
+{
+    const char *p = ts;
+    int year, month, day, hour, minute, second, f;
+    if (!read_digits(&p, 4, &year) || !read_char(&p, '-') || !read_digits(&p, 2, &month) ||
+        !read_char(&p, '-') || !read_digits(&p, 2, &day) || !read_char(&p, ' ') ||
+        !read_digits(&p, 2, &hour) || !read_char(&p, ':') || !read_digits(&p, 2, &minute) ||
+        !read_char(&p, ':') || !read_digits(&p, 2, &second))
+        return false;
+    if (!in_range(year, 1, 9999) || !in_range(month, 1, 12) ||
+        !in_range(day, 1, days_in_month(year, month)) || !in_range(hour, 0, 23) ||
+        !in_range(minute, 0, 59) || !in_range(second, 0, 59))
+        return false;
+    if (read_char(&p, '.')) {
+        int digits = 0;
+        while (digits < 6 && read_digits(&p, 1, &f)) digits++;
+        if (digits == 0) return false;
+    }
+    if (*p != '+' && *p != '-') return false;
+    p++;
+    int off_h, off_m, off_s;
+    if (!read_digits(&p, 2, &off_h) || !in_range(off_h, 0, 15)) return false;
+    /* Minutes, then seconds, each only after the one before it. */
+    if (read_char(&p, ':')) {
+        if (!read_digits(&p, 2, &off_m) || !in_range(off_m, 0, 59)) return false;
+        if (read_char(&p, ':') && (!read_digits(&p, 2, &off_s) || !in_range(off_s, 0, 59)))
+            return false;
+    }
+    return *p == '\0';
+}
+
 /* The cursor is base64url("<created_at>|<id>"): opaque to clients, and
- * every part is checked again when it comes back. */
+ * every part is checked again when it comes back, whole, so a tampered
+ * cursor is the client's 400 and never reaches PostgreSQL. */
+bool api_cursor_parse(const char *text, api_cursor *cur)
+{
+    memset(cur, 0, sizeof *cur);
+    unsigned char raw[128];
+    size_t len = strlen(text);
+    long n = len <= 160 ? b64url_decode(text, len, raw, sizeof raw - 1) : -1;
+    if (n <= 0 || memchr(raw, '\0', (size_t)n)) return false;
+    raw[n] = '\0';
+    char *bar = strchr((char *)raw, '|');
+    if (!bar || (size_t)(bar - (char *)raw) >= sizeof cur->created_at) return false;
+    *bar = '\0';
+    const char *ts = (const char *)raw;
+    if (!cursor_time_valid(ts) || !uuid_parse(bar + 1, cur->id)) return false;
+    memcpy(cur->created_at, ts, (size_t)(bar - ts) + 1);
+    cur->present = true;
+    return true;
+}
+
 int api_read_cursor(gw_req *r, api_cursor *cur)
 {
     memset(cur, 0, sizeof *cur);
     const char *v = http_query(r, "cursor");
-    if (!v) return 0;
-    unsigned char raw[128];
-    size_t vlen = strlen(v);
-    long n = vlen <= 160 ? b64url_decode(v, vlen, raw, sizeof raw - 1) : -1;
-    if (n > 0) {
-        raw[n] = '\0';
-        char *bar = strchr((char *)raw, '|');
-        if (bar && (size_t)(bar - (char *)raw) < sizeof cur->created_at) {
-            *bar = '\0';
-            const char *ts = (const char *)raw;
-            bool ts_ok = *ts && strspn(ts, "0123456789-:. +") == strlen(ts);
-            if (ts_ok && uuid_parse(bar + 1, cur->id)) {
-                snprintf(cur->created_at, sizeof cur->created_at, "%s", ts);
-                cur->present = true;
-                return 0;
-            }
-        }
-    }
+    if (!v || api_cursor_parse(v, cur)) return 0;
     http_reply_problem(r, 400, "bad-query", "cursor is not one this API returned", NULL);
     return -1;
 }

@@ -15,7 +15,8 @@
  * Parses the body as a JSON object whose members are all named in allowed
  * (NULL-terminated). Returns the tree (caller frees), or NULL after
  * answering 400 (malformed), 413 (too large), 415 (not JSON) or 422
- * (not an object, unknown member).
+ * (not an object, unknown member, a number that would not be kept as the
+ * decimal sent: json_find_inexact_number).
  */
 cJSON *api_parse_body(gw_req *r, const char *const *allowed);
 
@@ -24,6 +25,14 @@ void api_reply_not_found(gw_req *r, const char *what);
 
 /* True when s equals one of the NULL-terminated words. */
 bool api_one_of(const char *s, const char *const *words);
+
+/*
+ * For a job reached through a job route: a job that belongs to another
+ * resource (an agent run's job, rbac_job_perm) needs that resource's
+ * permission for the route's action too, checked like the route's own
+ * (roles, then scopes). Returns 0, or answers 403 and returns -1.
+ */
+int api_require_job_access(gw_req *r, const char *job_type);
 
 /* Reads ?limit= (1..200, default 50). Returns 0, or answers 400 and -1. */
 int api_read_limit(gw_req *r, int *limit);
@@ -34,7 +43,16 @@ typedef struct api_cursor {
     char id[UUID_STR_LEN];
 } api_cursor;
 
-/* Reads ?cursor= (opaque, from a previous page). Returns 0, or answers 400 and -1. */
+/*
+ * Decodes a cursor this API returned (api_reply_page) into *cur: true when
+ * it is one, false (and *cur cleared) for anything else, a tampered
+ * cursor included: every part is checked to be what PostgreSQL printed
+ * (a real date and time, an offset, a UUID) before it reaches a query.
+ */
+bool api_cursor_parse(const char *text, api_cursor *cur);
+
+/* Reads ?cursor= (opaque, from a previous page). Returns 0, or answers
+ * 400 bad-query and returns -1. */
 int api_read_cursor(gw_req *r, api_cursor *cur);
 
 /*

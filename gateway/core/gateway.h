@@ -67,7 +67,8 @@ typedef struct gw_req {
     evhtp_request_t *req;
     gw_thread *thr;
     int refs;
-    bool paused;              /* replied to asynchronously: resume after */
+    bool paused;              /* the connection reads nothing more until the answer
+                                 has left (deferred, or with bytes pipelined behind) */
     bool replied;
     char request_id[65];
     char traceparent[56];

@@ -8,16 +8,18 @@
  * lives in three stages:
  *
  *   waiting    a handler that needs PostgreSQL or Redis defers the reply
- *              (gw_req_defer pauses the connection) and holds a reference
- *              per pending step; libevhtp's own reference is dropped when
- *              it frees the request (client gone), so a late answer never
- *              touches freed memory, it only finds r->req NULL.
- *   answered   http_reply* writes the status, the body and the headers
- *              every reply carries (X-Request-Id, Cache-Control, the
- *              security headers, CORS by hook), runs the request's reply
- *              hook (Idempotency-Key keeps the answer) and the process's
- *              (the audit row), and resumes the connection for the next
- *              request. Errors are RFC 9457 problems (http_reply_problem).
+ *              (gw_req_defer pauses the connection; so does a request with
+ *              bytes after it, see http_request_begin) and holds a
+ *              reference per pending step; libevhtp's own reference is
+ *              dropped when it frees the request (client gone), so a late
+ *              answer never touches freed memory, it only finds r->req
+ *              NULL.
+ *   answered   http_reply* writes the status line, the headers every reply
+ *              carries (X-Request-Id, Cache-Control, the security headers,
+ *              CORS by hook) and the body, runs the request's reply hook
+ *              (Idempotency-Key keeps the answer) and the process's (the
+ *              audit row), and resumes the connection. Errors are RFC 9457
+ *              problems (http_reply_problem).
  *   streaming  an event stream takes its socket from libevhtp once its
  *              head is out (http_stream_open): the parser, request and
  *              buffers are freed and the stream keeps the socket and only
@@ -25,7 +27,26 @@
  *              the socket when nothing is queued. It ends with the job's
  *              terminal event, the client leaving, or shutdown.
  *
- * The core knows nothing of the layers above it: the guard (head caps,
+ * One request at a time. libevhtp's parser stops at the end of every
+ * request (and after every blank line before one) and counts on resuming
+ * the connection to parse the rest, which it does only for a connection
+ * that was paused: a request pipelined behind one answered at once would
+ * wait for bytes that never come, and one behind a paused request would
+ * be parsed from libevhtp's resume path, past the guard that judges every
+ * request head. So the core sits between the bufferevent and the parser
+ * (core_read): once a request has been read whole, whatever follows is
+ * held here, out of the parser's sight, and when that request's answer
+ * has left, release_next hands it back through the bufferevent's read
+ * callback (the guard's) as the next request. Answers go out in the order
+ * of the requests, every head is judged, and a client that sends faster
+ * than it reads makes the gateway keep one answer and about one read of
+ * its requests.
+ *
+ * Status lines are written here only (write_head, http_write_raw_problem),
+ * with the phrases of http_status_phrase: libevhtp's writer has a table of
+ * its own that lacks 422 and 429.
+ *
+ * The core knows nothing of the layers above it: the guard (head checks,
  * slow clients, CORS) and the audit trail act through http_hooks, set once
  * by gateway/main.c. Request bodies are bounded as they arrive
  * (limit_body): past max_body_bytes the rest is discarded, and the
@@ -72,27 +93,132 @@ static void hook_replied(gw_req *r, int status)
     if (hooks.replied) hooks.replied(r, status);
 }
 
-static const char *status_title(int status)
+/* --- status lines -------------------------------------------------------- */
+
+const char *http_status_phrase(int status)
 {
     switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 203: return "Non-Authoritative Information";
     case 204: return "No Content";
+    case 205: return "Reset Content";
+    case 206: return "Partial Content";
+    case 300: return "Multiple Choices";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
+    case 402: return "Payment Required";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 407: return "Proxy Authentication Required";
     case 408: return "Request Timeout";
     case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
     case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 421: return "Misdirected Request";
     case 422: return "Unprocessable Content";
+    case 426: return "Upgrade Required";
+    case 428: return "Precondition Required";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
-    default:  return "Error";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default:  return "";
     }
+}
+
+/* A problem's title: the status phrase, or a word for a status without one. */
+static const char *problem_title(int status)
+{
+    const char *p = http_status_phrase(status);
+    return p[0] ? p : "Error";
+}
+
+/* 1xx, 204 and 304 answers have no body and no Content-Length (RFC 9110,
+ * 8.6 and 6.4.1). */
+static bool status_has_body(int status)
+{
+    return status >= 200 && status != 204 && status != 304;
+}
+
+/* How the end of an answer's body is known. */
+typedef enum {
+    FRAMED_BY_LENGTH,   /* Content-Length */
+    FRAMED_BY_CHUNKS,   /* Transfer-Encoding: chunked (event streams on HTTP/1.1) */
+    FRAMED_BY_CLOSE,    /* the connection closes (event streams on HTTP/1.0) */
+} body_framing;
+
+typedef struct head_writer {
+    struct evbuffer *buf;
+    int err;
+} head_writer;
+
+static int add_head_line(evhtp_kv_t *kv, void *arg)
+{
+    head_writer *w = arg;
+    if (evbuffer_add_printf(w->buf, "%s: %s\r\n", kv->key, kv->val) < 0) w->err = 1;
+    return 0;
+}
+
+/* The status line of an answer to a request of HTTP/1.minor. */
+static int add_status_line(struct evbuffer *out, int minor, int status)
+{
+    return evbuffer_add_printf(out, "HTTP/1.%d %d %s\r\n", minor, status,
+                               http_status_phrase(status)) < 0 ? -1 : 0;
+}
+
+/* The Connection header an answer needs, if any: whether the connection
+ * stays open is libevhtp's reading of the request (HTTP/1.1 stays open
+ * unless the client said close, HTTP/1.0 closes unless it said
+ * keep-alive), and a body framed by the close never keeps it open. */
+static const char *connection_header(const evhtp_request_t *req, body_framing framing)
+{
+    bool keep = (req->flags & EVHTP_REQ_FLAG_KEEPALIVE) && framing != FRAMED_BY_CLOSE;
+    if (req->proto == EVHTP_PROTO_10) return keep ? "Connection: keep-alive\r\n" : "";
+    return keep ? "" : "Connection: close\r\n";
+}
+
+/*
+ * Writes the head of req's answer to out: the status line, the headers set
+ * on req, then the framing (length is the body's, for a status that has
+ * one) and the Connection header. The one writer of an answer's head,
+ * replies and event streams alike. -1 when out of memory.
+ */
+static int write_head(evhtp_request_t *req, int status, struct evbuffer *out,
+                      body_framing framing, size_t length)
+{
+    head_writer w = { out, 0 };
+    if (add_status_line(out, req->proto == EVHTP_PROTO_10 ? 0 : 1, status) != 0) return -1;
+    evhtp_headers_for_each(req->headers_out, add_head_line, &w);
+    if (w.err) return -1;
+    int rc = 0;
+    if (framing == FRAMED_BY_LENGTH && status_has_body(status))
+        rc = evbuffer_add_printf(out, "Content-Length: %zu\r\n", length);
+    else if (framing == FRAMED_BY_CHUNKS)
+        rc = evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+    if (rc < 0) return -1;
+    return evbuffer_add_printf(out, "%s\r\n", connection_header(req, framing)) < 0 ? -1 : 0;
 }
 
 void gw_req_hold(gw_req *r) { r->refs++; }
@@ -113,10 +239,204 @@ void gw_req_defer(gw_req *r)
     }
 }
 
+/* --- connections: one request at a time ---------------------------------- */
+
+/* A client connection on a loop thread's list, so that shutdown can close
+ * the ones still open (libevhtp frees only connections that end). conn is
+ * NULL for an event stream that has taken its socket (an http_stream, which
+ * starts with this link). */
+typedef struct gw_conn {
+    evhtp_connection_t *conn;
+    gw_thread *thr;
+    struct gw_conn *prev, *next;
+} gw_conn;
+
+/* What the core keeps for a connection libevhtp serves. */
+typedef struct http_conn {
+    gw_conn link;                     /* first: on the thread's list */
+    bufferevent_data_cb parser_read;  /* libevhtp's read callback */
+    struct evbuffer *held;            /* what the client sent after the request being served */
+    struct event *next_ev;            /* release_next, on the loop's next turn */
+    bool serving;                     /* a request was read whole; its answer has not left */
+    bool parsing;                     /* inside libevhtp's parser */
+    bool lone_head;                   /* it was given one request head and nothing more */
+    bool *gone;                       /* set true when the connection is freed */
+} http_conn;
+
+/* Past this much held, the connection stops reading until its turn. */
+#define HELD_MAX (64 * 1024)
+
+static void conn_link(gw_conn *c, gw_thread *thr)
+{
+    c->thr = thr;
+    c->prev = NULL;
+    c->next = thr->conns;
+    if (thr->conns) thr->conns->prev = c;
+    thr->conns = c;
+}
+
+static void conn_unlink(gw_conn *c)
+{
+    if (c->prev) c->prev->next = c->next; else c->thr->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void http_conn_free(http_conn *c)
+{
+    if (c->gone) *c->gone = true;
+    if (c->link.thr) conn_unlink(&c->link);
+    if (c->next_ev) event_free(c->next_ev);
+    if (c->held) evbuffer_free(c->held);
+    free(c);
+}
+
+static evhtp_res on_connection_fini(evhtp_connection_t *conn, void *arg)
+{
+    hook_connection_end(conn);
+    /* Unhooked first: libevhtp frees the request after this, and its fini
+     * must not find the entry freed here. */
+    evhtp_connection_unset_hook(conn, evhtp_hook_on_connection_fini);
+    http_conn_free(arg);
+    return EVHTP_RES_OK;
+}
+
+/* The core's entry for conn; NULL once it is being freed. */
+static http_conn *conn_entry_of(evhtp_connection_t *conn)
+{
+    evhtp_hooks_t *h = conn ? conn->hooks : NULL;
+    if (!h || h->on_connection_fini != (evhtp_hook_connection_fini_cb)on_connection_fini) return NULL;
+    return h->on_connection_fini_arg;
+}
+
+/* True while libevhtp has a request in hand on conn: one being parsed, or
+ * one read whole that it has not finished. */
+static bool parser_busy(const evhtp_connection_t *conn)
+{
+    return (conn->flags & EVHTP_CONN_FLAG_PAUSED) ||
+           (conn->request && !(conn->request->flags & EVHTP_REQ_FLAG_FINISHED));
+}
+
+/* Blank lines before a request line are ignored (RFC 9112, 2.2). libevhtp
+ * skips them too, but stops after each one: they go here instead. */
+static void drop_blank_lines(struct evbuffer *in)
+{
+    enum { PEEK = 256 };
+    for (;;) {
+        size_t len = evbuffer_get_length(in), n = 0;
+        size_t peek = len < PEEK ? len : PEEK;
+        const char *p = peek ? (const char *)evbuffer_pullup(in, (ev_ssize_t)peek) : NULL;
+        while (p && n < peek && (p[n] == '\r' || p[n] == '\n')) n++;
+        evbuffer_drain(in, n);
+        if (n < PEEK) return;
+    }
+}
+
+/* True when in holds one request head and nothing after it: its first
+ * empty line ends it. */
+static bool is_one_head(struct evbuffer *in)
+{
+    struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+    return end.pos >= 0 && (size_t)end.pos + 4 == evbuffer_get_length(in);
+}
+
+/* Keeps what the client sent after the request being served, out of the
+ * parser's sight, until that request's answer has left. */
+static void hold_input(http_conn *c, struct bufferevent *bev)
+{
+    evbuffer_add_buffer(c->held, bufferevent_get_input(bev));
+    if (evbuffer_get_length(c->held) > HELD_MAX) bufferevent_disable(bev, EV_READ);
+}
+
+/*
+ * The read callback between the guard and libevhtp's parser (the guard
+ * calls it with what it let through). While a request is served its
+ * successors are held; otherwise libevhtp parses, and whatever follows
+ * the request it completed is held.
+ */
+static void core_read(struct bufferevent *bev, void *arg)
+{
+    evhtp_connection_t *conn = arg;
+    http_conn *c = conn_entry_of(conn);
+    if (!c) return;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    if (c->serving) { hold_input(c, bev); return; }
+    bool boundary = !parser_busy(conn);
+    if (boundary) drop_blank_lines(in);
+    if (evbuffer_get_length(in) == 0) return;
+    bool gone = false;
+    c->gone = &gone;
+    c->parsing = true;
+    c->lone_head = boundary && is_one_head(in);
+    c->parser_read(bev, conn);      /* may free the connection */
+    if (gone) return;
+    c->parsing = false;
+    c->gone = NULL;
+    if (c->serving) hold_input(c, bev);
+}
+
+/* The connection takes its next request once libevhtp is done with the
+ * last: its answer has left and the request is finished or freed. */
+static bool ready_for_next(http_conn *c)
+{
+    evhtp_connection_t *conn = c->link.conn;
+    return c->serving && !parser_busy(conn) &&
+           evbuffer_get_length(bufferevent_get_output(evhtp_connection_get_bev(conn))) == 0;
+}
+
+/* Hands what the client sent meanwhile back to the bufferevent's input, in
+ * front of anything read since, and runs its read callback (the guard's,
+ * which judges the next head before the parser sees it). */
+static void release_next(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    http_conn *c = arg;
+    if (!ready_for_next(c)) return;
+    c->serving = false;
+    struct bufferevent *bev = evhtp_connection_get_bev(c->link.conn);
+    struct evbuffer *in = bufferevent_get_input(bev);
+    evbuffer_prepend_buffer(in, c->held);
+    bufferevent_enable(bev, EV_READ);
+    hook_connection_idle(c->link.conn);
+    if (evbuffer_get_length(in) == 0) return;
+    bufferevent_data_cb readcb;
+    void *cbarg;
+    bufferevent_getcb(bev, &readcb, NULL, NULL, &cbarg);
+    if (readcb) readcb(bev, cbarg);   /* may free the connection */
+}
+
+/* Checks, on the loop's next turn (after libevhtp's own callbacks for the
+ * answer), whether conn can take its next request. */
+static void release_soon(evhtp_connection_t *conn)
+{
+    http_conn *c = conn_entry_of(conn);
+    if (c && c->serving) event_active(c->next_ev, EV_TIMEOUT, 1);
+}
+
+static http_conn *http_conn_new(evhtp_connection_t *conn)
+{
+    struct bufferevent *bev = evhtp_connection_get_bev(conn);
+    bufferevent_data_cb readcb, writecb;
+    bufferevent_event_cb eventcb;
+    void *cbarg;
+    if (!bev) return NULL;
+    bufferevent_getcb(bev, &readcb, &writecb, &eventcb, &cbarg);
+    if (!readcb || cbarg != conn) return NULL;   /* not the libevhtp this was written for */
+    http_conn *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->link.conn = conn;
+    c->parser_read = readcb;
+    c->held = evbuffer_new();
+    c->next_ev = event_new(conn->evbase, -1, 0, release_next, c);
+    if (!c->held || !c->next_ev) { http_conn_free(c); return NULL; }
+    bufferevent_setcb(bev, core_read, writecb, eventcb, cbarg);
+    return c;
+}
+
 static evhtp_res on_request_fini(evhtp_request_t *req, void *arg)
 {
     gw_req *r = arg;
-    hook_connection_idle(req->conn);
+    release_soon(req->conn);
     r->req = NULL;
     if (r->on_close) {
         void (*cb)(gw_req *) = r->on_close;
@@ -191,54 +511,23 @@ static evhtp_res limit_body(evhtp_request_t *req, struct evbuffer *buf, void *ar
     return discard_body(req, buf, NULL);
 }
 
-/* A client connection on a loop thread's list, so that shutdown can close
- * the ones still open (libevhtp frees only connections that end). conn is
- * NULL for an event stream that has taken its socket (an http_stream, which
- * starts with this link). */
-typedef struct gw_conn {
-    evhtp_connection_t *conn;
-    gw_thread *thr;
-    struct gw_conn *prev, *next;
-} gw_conn;
-
-static void conn_link(gw_conn *c, gw_thread *thr)
-{
-    c->thr = thr;
-    c->prev = NULL;
-    c->next = thr->conns;
-    if (thr->conns) thr->conns->prev = c;
-    thr->conns = c;
-}
-
-static void conn_unlink(gw_conn *c)
-{
-    if (c->prev) c->prev->next = c->next; else c->thr->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
-    c->prev = c->next = NULL;
-}
-
-static evhtp_res on_connection_fini(evhtp_connection_t *conn, void *arg)
-{
-    hook_connection_end(conn);
-    gw_conn *c = arg;
-    if (!c) return EVHTP_RES_OK;
-    conn_unlink(c);
-    free(c);
-    return EVHTP_RES_OK;
-}
-
 evhtp_res http_on_accept(evhtp_connection_t *conn, void *arg)
 {
-    evhtp_connection_set_hook(conn, evhtp_hook_on_read, (evhtp_hook)limit_body, arg);
+    http_conn *c = http_conn_new(conn);
+    if (!c) {
+        log_warn("cannot set up a new connection (out of memory): closed");
+        return EVHTP_RES_ERROR;
+    }
     gw_thread *thr = conn->thread ? evthr_get_aux(conn->thread) : NULL;
-    gw_conn *c = thr ? calloc(1, sizeof *c) : NULL;
-    /* The fini hook also ends the guard, so it is set even without c. */
+    if (thr) conn_link(&c->link, thr);
+    evhtp_connection_set_hook(conn, evhtp_hook_on_read, (evhtp_hook)limit_body, arg);
     evhtp_connection_set_hook(conn, evhtp_hook_on_connection_fini, (evhtp_hook)on_connection_fini, c);
-    if (hooks.connection_begin && hooks.connection_begin(conn, arg) != 0)
-        log_warn("cannot guard a new connection (out of memory): served unguarded");
-    if (!c) return EVHTP_RES_OK;
-    c->conn = conn;
-    conn_link(c, thr);
+    /* Unguarded, a head would reach the parser unjudged: refused instead
+     * (libevhtp frees the connection, and the fini hook c). */
+    if (hooks.connection_begin && hooks.connection_begin(conn, arg) != 0) {
+        log_warn("cannot guard a new connection (out of memory): closed");
+        return EVHTP_RES_ERROR;
+    }
     return EVHTP_RES_OK;
 }
 
@@ -261,15 +550,35 @@ bool http_body_too_large(gw_req *r)
     return h && h->on_read == discard_body;
 }
 
+/* What is left to say when there is no memory for a request's context:
+ * 500, and the connection closes after it. */
+static void answer_without_context(evhtp_request_t *req)
+{
+    log_error("out of memory for a request: answered 500, connection closed");
+    req->flags &= ~EVHTP_REQ_FLAG_KEEPALIVE;
+    evbuffer_drain(req->buffer_out, evbuffer_get_length(req->buffer_out));
+    write_head(req, 500, bufferevent_get_output(evhtp_request_get_bev(req)), FRAMED_BY_LENGTH, 0);
+    evhtp_send_reply_end(req);
+}
+
 gw_req *http_request_begin(evhtp_request_t *req, gw_thread *thr)
 {
+    /* Read whole: until it is answered, later bytes wait (core_read). */
+    http_conn *c = conn_entry_of(req->conn);
+    if (c) c->serving = true;
     gw_req *r = calloc(1, sizeof *r);
-    if (!r) return NULL;
+    if (!r) { answer_without_context(req); return NULL; }
     r->req = req;
     r->thr = thr;
     r->refs = 1;
     r->started_ms = clock_mono_ms();
     evhtp_request_set_hook(req, evhtp_hook_on_request_fini, (evhtp_hook)on_request_fini, r);
+    /* A request that came with bytes after it (or may have: a body) is
+     * paused until answered, even when that is at once: libevhtp would
+     * otherwise "resume" a connection that was never paused to get at
+     * them, which it refuses with an error line. (They are not its to
+     * parse: core_read holds them.) */
+    if (!c || !c->parsing || !c->lone_head) gw_req_defer(r);
 
     const char *rid = evhtp_header_find(req->headers_in, "X-Request-Id");
     if (rid && request_id_acceptable(rid)) snprintf(r->request_id, sizeof r->request_id, "%s", rid);
@@ -357,7 +666,7 @@ void http_write_raw_problem(struct evbuffer *out, int status, const char *slug,
     cJSON *p = cJSON_CreateObject();
     bool ok = p != NULL;
     json_add_str(p, "type", type, &ok);
-    json_add_str(p, "title", status_title(status), &ok);
+    json_add_str(p, "title", problem_title(status), &ok);
     json_add_num(p, "status", status, &ok);
     json_add_str(p, "detail", detail, &ok);
     json_add_str(p, "request_id", rid, &ok);
@@ -365,7 +674,7 @@ void http_write_raw_problem(struct evbuffer *out, int status, const char *slug,
     char *text = p ? json_print(p) : NULL;
     cJSON_Delete(p);
     const char *body = text ? text : "";
-    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, status_title(status));
+    add_status_line(out, 1, status);
     evbuffer_add_printf(out, "Content-Type: application/problem+json\r\n"
                              "Content-Length: %zu\r\nConnection: close\r\n"
                              "Cache-Control: no-store\r\nX-Request-Id: %s\r\n",
@@ -387,6 +696,39 @@ static void run_reply_hook(gw_req *r, int status, const char *body, size_t len)
     hook(r, status, body, len);
 }
 
+/*
+ * Writes req's answer to its connection: the head, then the body that
+ * buffer_out holds, unless the status has none or req is a HEAD (whose
+ * Content-Length is still the body's). libevhtp's keep-alive handling
+ * takes the connection from there once the bytes have left.
+ */
+static void write_reply(evhtp_request_t *req, int status)
+{
+    struct evbuffer *out = bufferevent_get_output(evhtp_request_get_bev(req));
+    size_t len = evbuffer_get_length(req->buffer_out);
+    if (write_head(req, status, out, FRAMED_BY_LENGTH, len) != 0) {
+        /* What went out is not a whole answer: nothing may follow it. */
+        log_error("out of memory writing a %d answer: closing its connection", status);
+        req->flags &= ~EVHTP_REQ_FLAG_KEEPALIVE;
+    }
+    if (status_has_body(status) && evhtp_request_get_method(req) != htp_method_HEAD)
+        evbuffer_add_buffer(out, req->buffer_out);
+    else
+        evbuffer_drain(req->buffer_out, len);
+    evhtp_send_reply_end(req);
+}
+
+/* r's answer is written: the connection resumes, and takes its next
+ * request once the answer has left. */
+static void reply_written(gw_req *r)
+{
+    if (r->paused) {
+        r->paused = false;
+        evhtp_request_resume(r->req);
+    }
+    release_soon(r->req->conn);
+}
+
 /* A client that left before its answer still gets the reply hook: the
  * work behind the answer is done, and a retry must find it. */
 static void send_reply(gw_req *r, int status, const char *body, size_t len)
@@ -401,11 +743,8 @@ static void send_reply(gw_req *r, int status, const char *body, size_t len)
     run_reply_hook(r, status, body, len);
     hook_replied(r, status);
     add_reply_headers(r);
-    evhtp_send_reply(r->req, (evhtp_res)status);
-    if (r->paused) {
-        r->paused = false;
-        evhtp_request_resume(r->req);
-    }
+    write_reply(r->req, status);
+    reply_written(r);
 }
 
 void http_reply(gw_req *r, int status, const char *content_type, const char *body, size_t len)
@@ -436,7 +775,7 @@ void http_reply_problem(gw_req *r, int status, const char *slug,
     snprintf(type, sizeof type, "urn:agentgate:problem:%s", slug);
     cJSON *p = cJSON_CreateObject();
     cJSON_AddStringToObject(p, "type", type);
-    cJSON_AddStringToObject(p, "title", status_title(status));
+    cJSON_AddStringToObject(p, "title", problem_title(status));
     cJSON_AddNumberToObject(p, "status", status);
     cJSON_AddStringToObject(p, "detail", detail);
     cJSON_AddStringToObject(p, "request_id", r->request_id);
@@ -458,27 +797,46 @@ void http_reply_problem(gw_req *r, int status, const char *slug,
     free(text);
 }
 
+static void set_event_stream_headers(gw_req *r)
+{
+    http_set_header(r, "Content-Type", "text/event-stream; charset=utf-8");
+    http_set_header(r, "Cache-Control", "no-cache");
+    http_set_header(r, "X-Accel-Buffering", "no");
+    add_reply_headers(r);
+}
+
+/* A HEAD request gets the head of an event stream and nothing after it. */
+static bool head_only(evhtp_request_t *req)
+{
+    return evhtp_request_get_method(req) == htp_method_HEAD;
+}
+
 void http_start_event_stream(gw_req *r)
 {
     if (!r->req || r->replied) return;
     r->replied = true;
     count_response(r, 200);
     hook_replied(r, 200);
-    http_set_header(r, "Content-Type", "text/event-stream; charset=utf-8");
-    http_set_header(r, "Cache-Control", "no-cache");
-    http_set_header(r, "X-Accel-Buffering", "no");
-    add_reply_headers(r);
-    evhtp_send_reply_chunk_start(r->req, EVHTP_RES_OK);
-    if (r->paused) {
-        r->paused = false;
-        evhtp_request_resume(r->req);
+    set_event_stream_headers(r);
+    evhtp_request_t *req = r->req;
+    body_framing framing = req->proto == EVHTP_PROTO_10 ? FRAMED_BY_CLOSE : FRAMED_BY_CHUNKS;
+    if (framing == FRAMED_BY_CLOSE) req->flags &= ~EVHTP_REQ_FLAG_KEEPALIVE;
+    /* libevhtp's flag, read back by http_end_event_stream. */
+    if (framing == FRAMED_BY_CHUNKS && !head_only(req)) req->flags |= EVHTP_REQ_FLAG_CHUNKED;
+    if (write_head(req, 200, bufferevent_get_output(evhtp_request_get_bev(req)), framing, 0) != 0) {
+        log_error("out of memory writing an event stream's head: closing its connection");
+        req->flags &= ~EVHTP_REQ_FLAG_KEEPALIVE;
     }
 }
 
 void http_end_event_stream(gw_req *r)
 {
     if (!r->req) return;
-    evhtp_send_reply_chunk_end(r->req);
+    evhtp_request_t *req = r->req;
+    if (req->flags & EVHTP_REQ_FLAG_CHUNKED)
+        evbuffer_add(bufferevent_get_output(evhtp_request_get_bev(req)), "0\r\n\r\n", 5);
+    evhtp_send_reply_end(req);
+    reply_written(r);
 }
 
 /* --- event streams that own their socket --------------------------------- */
@@ -645,34 +1003,15 @@ static void stream_on_io(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-typedef struct head_writer {
-    struct evbuffer *buf;
-    int err;
-} head_writer;
-
-static int add_head_line(evhtp_kv_t *kv, void *arg)
-{
-    head_writer *w = arg;
-    if (evbuffer_add_printf(w->buf, "%s: %s\r\n", kv->key, kv->val) < 0) w->err = 1;
-    return 0;
-}
-
-/* The status line and headers of r's event stream, in buf. -1 on failure. */
+/* The status line and headers of r's event stream, in buf. -1 on failure.
+ * "Connection: close" only when the client asked for it, although the
+ * connection does close after the stream (it has no parser any more): a
+ * stream's end is rare, a client that wants another request opens a
+ * connection as after any idle close, and clients that read a stream from
+ * a kept-alive connection object (Python's http.client) keep working. */
 static int write_stream_head(gw_req *r, struct evbuffer *buf, bool chunked)
 {
-    head_writer w = { buf, 0 };
-    bool http10 = r->req->proto == EVHTP_PROTO_10;
-    if (evbuffer_add_printf(buf, "HTTP/1.%d 200 OK\r\n", http10 ? 0 : 1) < 0) return -1;
-    evhtp_headers_for_each(r->req->headers_out, add_head_line, &w);
-    if (w.err) return -1;
-    /* No "Connection: close" although the connection does close after the
-     * stream (it has no parser any more): a stream's end is rare, a client
-     * that wants another request opens a connection as after any idle
-     * close, and clients that read a stream from a kept-alive connection
-     * object (Python's http.client) keep working. */
-    if (evbuffer_add_printf(buf, "%s\r\n", chunked ? "Transfer-Encoding: chunked\r\n" : "") < 0)
-        return -1;
-    return 0;
+    return write_head(r->req, 200, buf, chunked ? FRAMED_BY_CHUNKS : FRAMED_BY_CLOSE, 0);
 }
 
 /* Copies the response head, after anything libevhtp still had queued on
@@ -700,14 +1039,6 @@ static int take_stream_head(http_stream *st, gw_req *r, struct bufferevent *bev)
     return rc;
 }
 
-/* The gw_conn libevhtp's connection fini hook would have freed. */
-static gw_conn *conn_entry_of(evhtp_connection_t *conn)
-{
-    evhtp_hooks_t *h = conn->hooks;
-    if (!h || h->on_connection_fini != (evhtp_hook_connection_fini_cb)on_connection_fini) return NULL;
-    return h->on_connection_fini_arg;
-}
-
 /*
  * Frees libevhtp's connection and request for conn but keeps its socket.
  * Our hooks are taken off first, so neither fini hook runs: the guard is
@@ -718,8 +1049,8 @@ static gw_conn *conn_entry_of(evhtp_connection_t *conn)
 static void release_connection(evhtp_connection_t *conn, evhtp_request_t *req)
 {
     hook_connection_end(conn);
-    gw_conn *c = conn_entry_of(conn);
-    if (c) { conn_unlink(c); free(c); }
+    http_conn *c = conn_entry_of(conn);
+    if (c) http_conn_free(c);    /* with whatever was pipelined after the stream */
     if (conn->hooks) evhtp_unset_all_hooks(&conn->hooks);
     if (req->hooks) evhtp_unset_all_hooks(&req->hooks);
     bufferevent_setfd(conn->bev, -1);
@@ -728,23 +1059,25 @@ static void release_connection(evhtp_connection_t *conn, evhtp_request_t *req)
 
 http_stream *http_stream_open(gw_req *r, http_stream_closed_fn on_closed, void *arg)
 {
-    if (!r->req || r->replied || !r->paused) return NULL;
+    if (!r->req || r->replied) return NULL;
     evhtp_request_t *req = r->req;
     evhtp_connection_t *conn = evhtp_request_get_connection(req);
-    struct bufferevent *bev = conn ? evhtp_connection_get_bev(conn) : NULL;
+    http_conn *c = conn_entry_of(conn);
+    /* libevhtp's parser is on the stack: it would use the connection
+     * freed here when it returns. */
+    if (!c || c->parsing) return NULL;
+    struct bufferevent *bev = evhtp_connection_get_bev(conn);
     evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
     if (fd < 0) return NULL;
     http_stream *st = stream_alloc();
     if (!st) return NULL;
     st->fd = fd;
     st->chunked = req->proto != EVHTP_PROTO_10;
+    st->ending = head_only(req);   /* the head is the whole answer */
     st->on_closed = on_closed;
     st->arg = arg;
 
-    http_set_header(r, "Content-Type", "text/event-stream; charset=utf-8");
-    http_set_header(r, "Cache-Control", "no-cache");
-    http_set_header(r, "X-Accel-Buffering", "no");
-    add_reply_headers(r);
+    set_event_stream_headers(r);
     if (take_stream_head(st, r, bev) != 0) {
         free(st->out);
         free(st);
@@ -766,7 +1099,7 @@ http_stream *http_stream_open(gw_req *r, http_stream_closed_fn on_closed, void *
     conn_link(&st->link, thr);
     event_assign(st->ev, thr->base, fd, EV_READ | EV_PERSIST, stream_on_io, st);
     event_add(st->ev, NULL);
-    if (stream_flush(st) != 0) stream_close_soon(st);
+    if (stream_flush(st) != 0 || (st->ending && st->out_len == 0)) stream_close_soon(st);
     else if (st->out_len > 0) stream_watch(st, true);
     gw_req_release(r);   /* libevhtp's reference: its request is gone */
     return st;

@@ -1,7 +1,9 @@
 /*
  * http.h - reading a request and writing its answer: headers, query
  * parameters, the body, JSON replies and RFC 9457 problem details.
- * Every reply carries X-Request-Id.
+ * Every reply carries X-Request-Id. A connection serves its requests one
+ * at a time, in order: the next is read once this one's answer has left
+ * (pipelined requests wait their turn, never their answer).
  */
 #ifndef AG_HTTP_H
 #define AG_HTTP_H
@@ -29,6 +31,11 @@ void http_reply(gw_req *r, int status, const char *content_type, const char *bod
 
 /* Sends status (204, 304) with no body and no Content-Type. */
 void http_reply_no_content(gw_req *r, int status);
+
+/* The reason phrase of status (RFC 9110 and RFC 6585): "OK", "Too Many
+ * Requests", ...; "" for a status it does not know (a status line may have
+ * an empty phrase). Every status line the gateway writes takes it from here. */
+const char *http_status_phrase(int status);
 
 /*
  * Writes a whole HTTP/1.1 problem reply (status line, headers with
@@ -75,14 +82,15 @@ typedef void (*http_stream_closed_fn)(void *arg);
 /*
  * Answers r with 200 text/event-stream (chunked on HTTP/1.1, the security
  * and CORS headers) and takes its socket, which is closed once the stream
- * ends (no further request is read from it): libevhtp's
- * connection and request are freed, r->req becomes NULL, r->on_close runs
- * and libevhtp's reference to r is dropped, so r may be freed by this
- * call unless the caller holds it. on_closed(arg) runs when the socket is
- * closed. Returns NULL, leaving r as it was, when r has gone or was
- * already answered, when it was not deferred (it must be called from an
- * asynchronous step, never from inside libevhtp's parser), or when out of
- * memory.
+ * ends (no further request is read from it; requests pipelined after it
+ * are dropped with the connection): libevhtp's connection and request are
+ * freed, r->req becomes NULL, r->on_close runs and libevhtp's reference
+ * to r is dropped, so r may be freed by this call unless the caller holds
+ * it. on_closed(arg) runs when the socket is closed. A HEAD request gets
+ * the head alone and its stream ends at once. Returns NULL, leaving r as
+ * it was, when r has gone or was already answered, when called from
+ * inside libevhtp's parser (it must be called from an asynchronous step),
+ * or when out of memory.
  */
 http_stream *http_stream_open(gw_req *r, http_stream_closed_fn on_closed, void *arg);
 
@@ -101,7 +109,11 @@ void http_stream_end(http_stream *st);
 void http_stream_abort(http_stream *st);
 
 /* Installed as libevhtp's post-accept callback (arg: the gw_server):
- * bounds every request body on the connection to max_body_bytes. */
+ * bounds every request body on the connection to max_body_bytes, and
+ * puts the core between the socket and libevhtp's parser so that the
+ * connection reads one request at a time (the guard's hook, set up by
+ * connection_begin, goes in front of both). Refuses the connection when
+ * out of memory. */
 evhtp_res http_on_accept(evhtp_connection_t *conn, void *arg);
 
 /* Closes every client connection still open on thr (shutdown). */
@@ -119,9 +131,14 @@ typedef struct http_hooks {
     /* A connection was accepted (arg: the gw_server). Returns 0, or -1
      * when it could not be set up (the connection is served all the same). */
     int (*connection_begin)(evhtp_connection_t *conn, gw_server *srv);
-    /* A request on conn was read whole and is about to be served. */
+    /* A request on conn was read whole and is about to be served. Until
+     * connection_idle, bytes that arrive belong to later requests: the
+     * core keeps them from libevhtp's parser. */
     void (*request_read)(evhtp_connection_t *conn);
-    /* The request on conn is over; the connection waits for the next. */
+    /* The request on conn is over (its answer has left) and conn can take
+     * the next. Bytes the client sent meanwhile are back in the
+     * bufferevent's input, and its read callback is called with them
+     * right after this hook, so that they are judged as a new head. */
     void (*connection_idle)(evhtp_connection_t *conn);
     /* conn is being freed. */
     void (*connection_end)(evhtp_connection_t *conn);
@@ -134,7 +151,9 @@ typedef struct http_hooks {
 /* Sets the hooks (copied), once, before the server accepts connections. */
 void http_set_hooks(const http_hooks *h);
 
-/* Creates the request context for req (request id, traceparent). */
+/* Creates the request context for req (request id, traceparent) and
+ * pauses the connection until req is answered. NULL when out of memory:
+ * req has then been answered 500 and its connection closes. */
 gw_req *http_request_begin(evhtp_request_t *req, gw_thread *thr);
 
 #endif

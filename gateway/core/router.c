@@ -46,6 +46,12 @@ static const route_def routes[] = {
     { VERB_GET,    "/v1/tenants",              ROUTE_TENANTS_LIST, 1 },
     { VERB_GET,    "/v1/tenants/*",            ROUTE_TENANT_GET, 1 },
     { VERB_PATCH,  "/v1/tenants/*",            ROUTE_TENANT_UPDATE, 1 },
+    { VERB_POST,   "/v1/mcp-servers",          ROUTE_MCP_SERVERS_CREATE, 1 },
+    { VERB_GET,    "/v1/mcp-servers",          ROUTE_MCP_SERVERS_LIST, 1 },
+    { VERB_GET,    "/v1/mcp-servers/*",        ROUTE_MCP_SERVER_GET, 1 },
+    { VERB_PATCH,  "/v1/mcp-servers/*",        ROUTE_MCP_SERVER_UPDATE, 1 },
+    { VERB_DELETE, "/v1/mcp-servers/*",        ROUTE_MCP_SERVER_DELETE, 1 },
+    { VERB_POST,   "/v1/mcp-servers/*/refresh", ROUTE_MCP_SERVER_REFRESH, 1 },
 };
 
 /* Matches path against pattern; on success copies the "*" segment into

@@ -35,6 +35,12 @@ typedef enum route_id {
     ROUTE_TENANTS_LIST,
     ROUTE_TENANT_GET,
     ROUTE_TENANT_UPDATE,
+    ROUTE_MCP_SERVERS_CREATE,
+    ROUTE_MCP_SERVERS_LIST,
+    ROUTE_MCP_SERVER_GET,
+    ROUTE_MCP_SERVER_UPDATE,
+    ROUTE_MCP_SERVER_DELETE,
+    ROUTE_MCP_SERVER_REFRESH,
     ROUTE_COUNT            /* not a route: one past the last, for tables and tests */
 } route_id;
 
@@ -51,7 +57,8 @@ typedef enum http_verb {
 
 typedef struct route_match {
     route_id id;
-    char param[64];        /* the {id} segment as sent, unchecked */
+    char param[64];        /* the {id} segment (an MCP server's {name}) as sent,
+                              unchecked */
     unsigned allowed;      /* VERB_* bits the path accepts (for 405 Allow) */
     int needs_auth;        /* 0 for health, metrics and openapi */
     char name[129];        /* the {name} segment (tools) as sent, unchecked;

@@ -2,7 +2,8 @@
  * job_publish.c - the gateway's Redis writes for jobs (see job_publish.h).
  *
  * An event is one EVALSHA of the shared append script (common/events.c):
- * one command per event instead of seven. hiredis pipelines every command
+ * one command per event instead of seven; an enqueue is one EVALSHA of the
+ * queue's enqueue script (common/jobq.c). hiredis pipelines every command
  * a loop turn queues, so a group-committed batch of submissions goes to
  * Redis as one write.
  */
@@ -13,10 +14,12 @@
 #include "job_publish.h"
 #include "clock.h"
 #include "events.h"
+#include "jobq.h"
 #include "redis_script.h"
 #include "keys.h"
 #include "log.h"
 #include "redis_async.h"
+#include "uuid.h"
 
 static void send_or_log(gw_thread *thr, const redis_argv *cmd)
 {
@@ -87,27 +90,72 @@ void gw_redis_append_event(gw_thread *thr, const char *job_id, long long seq,
     send_append(thr, a, true, on_append_reply, a);
 }
 
-void gw_redis_enqueue(gw_thread *thr, const char *job_id, const char *type)
+/* An enqueue's own copies of its words, kept until Redis answers, so a
+ * NOSCRIPT answer can send it again by text. */
+typedef struct enqueue_retry {
+    gw_thread *thr;
+    jobq_keys keys;
+    char job_id[UUID_STR_LEN];
+} enqueue_retry;
+
+static void send_enqueue(enqueue_retry *e, bool use_sha, redisCallbackFn *cb)
 {
-    char key[KEY_MAX];
-    key_queue(key, type);
     redis_argv cmd;
-    redis_argv_of(&cmd, "LPUSH", key, job_id, (const char *)NULL);
-    send_or_log(thr, &cmd);
+    jobq_enqueue_command(&cmd, use_sha, &e->keys, e->job_id, JOBQ_BACK, NULL);
+    if (rds_command(e->thr->redis, cb, cb ? e : NULL, &cmd) != 0) {
+        log_warn("redis unavailable: job %s not enqueued", e->job_id);
+        free(e);
+    } else if (cb == NULL) {
+        free(e);    /* hiredis copied the command; no answer is awaited */
+    }
+}
+
+static void on_enqueue_reply(redisAsyncContext *c, void *reply, void *privdata)
+{
+    (void)c;
+    enqueue_retry *e = privdata;
+    const redisReply *r = reply;
+    if (r != NULL && r->type == REDIS_REPLY_ERROR && redis_script_missing(r->str, r->len)) {
+        send_enqueue(e, false, NULL);
+        return;
+    }
+    if (r != NULL && r->type == REDIS_REPLY_ERROR)
+        log_warn("redis refused the enqueue of job %s: %s", e->job_id, r->str);
+    free(e);
+}
+
+void gw_redis_enqueue(gw_thread *thr, const char *job_id, const char *type,
+                      const char *tenant)
+{
+    enqueue_retry *e = malloc(sizeof *e);
+    if (e == NULL || strlen(job_id) >= sizeof e->job_id
+        || jobq_keys_of(&e->keys, type, tenant) != 0) {
+        log_error("job %s not enqueued: out of memory or bad tenant id; "
+                  "reconciliation will try again", job_id);
+        free(e);
+        return;
+    }
+    e->thr = thr;
+    snprintf(e->job_id, sizeof e->job_id, "%s", job_id);
+    send_enqueue(e, true, on_enqueue_reply);
 }
 
 void gw_redis_enqueue_at(gw_thread *thr, const char *job_id, const char *type,
-                         long long run_at_ms)
+                         const char *tenant, long long run_at_ms)
 {
     if (run_at_ms <= clock_wall_ms()) {
-        gw_redis_enqueue(thr, job_id, type);
+        gw_redis_enqueue(thr, job_id, type, tenant);
         return;
     }
-    char key[KEY_MAX], score[24];
+    char key[KEY_MAX], member[KEY_MEMBER_MAX], score[24];
+    if (key_delayed_member(member, tenant, job_id) == NULL) {
+        log_error("job %s not put in its delayed set: bad tenant id", job_id);
+        return;
+    }
     key_delayed(key, type);
     snprintf(score, sizeof score, "%lld", run_at_ms);
     redis_argv cmd;
-    redis_argv_of(&cmd, "ZADD", key, score, job_id, (const char *)NULL);
+    redis_argv_of(&cmd, "ZADD", key, score, member, (const char *)NULL);
     send_or_log(thr, &cmd);
 }
 

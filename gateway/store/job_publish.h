@@ -15,13 +15,17 @@
 void gw_redis_append_event(gw_thread *thr, const char *job_id, long long seq,
                            const char *body, const char *status);
 
-/* LPUSHes job_id onto jobs:queue:{type}. */
-void gw_redis_enqueue(gw_thread *thr, const char *job_id, const char *type);
+/* Enqueues job_id of tenant: onto the tenant's list of its type, and the
+ * tenant onto the type's ring when it was not on it (the enqueue script of
+ * common/jobq.h). tenant is the job's tenant id, as the row has it. */
+void gw_redis_enqueue(gw_thread *thr, const char *job_id, const char *type,
+                      const char *tenant);
 
-/* Enqueues job_id to run at epoch ms run_at_ms: in its queue at once when
- * that has come, else in jobs:delayed:{type} until the workers move it. */
+/* Enqueues job_id of tenant to run at epoch ms run_at_ms: as
+ * gw_redis_enqueue at once when that has come, else in
+ * jobs:delayed:{type} (as "{tenant}:{id}") until the workers move it. */
 void gw_redis_enqueue_at(gw_thread *thr, const char *job_id, const char *type,
-                         long long run_at_ms);
+                         const char *tenant, long long run_at_ms);
 
 /* Sets cancel:{job_id} for the job's worker to see, and publishes the id
  * on CHANNEL_CANCEL_REQUESTS so the worker sees it at once. */

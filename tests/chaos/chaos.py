@@ -1159,14 +1159,19 @@ class Run:
 
     def diagnose(self, jid, row):
         """Where Redis has a job that never finished, for the report."""
+        queue = f"jobs:queue:{row['type']}:{self.tenant}"
         try:
-            pos = self.stack.redis("LPOS", f"jobs:queue:{row['type']}", jid)
-            due = self.stack.redis("ZSCORE", f"jobs:delayed:{row['type']}", jid)
+            pos = self.stack.redis("LPOS", queue, jid)
+            due = self.stack.redis("ZSCORE", f"jobs:delayed:{row['type']}",
+                                   f"{self.tenant}:{jid}")
+            turn = self.stack.redis("LPOS", f"jobs:ready:{row['type']}", self.tenant)
+            active = self.stack.redis("SISMEMBER", f"jobs:active:{row['type']}", self.tenant)
             lease = self.stack.redis("GET", f"jobs:lease:{jid}")
             state = self.stack.redis("HGETALL", f"jobs:state:{jid}")
         except (RuntimeError, subprocess.TimeoutExpired) as e:
             return f"redis: {e}"
-        return (f"redis: position in jobs:queue:{row['type']} {pos or 'none'}; "
+        return (f"redis: position in {queue} {pos or 'none'}; "
+                f"tenant on the ring at {turn or 'none'}, active {active or '?'}; "
                 f"in jobs:delayed:{row['type']} {'due ' + utc(float(due) / 1000) if due else 'no'}; "
                 f"lease {lease or 'none'}; jobs:state {' '.join(state.split()) or 'none'}")
 

@@ -39,6 +39,9 @@ Scripting (tests and benchmarks):
         stall_ms            ... wait this long (ends early if the client goes)
         malformed_after_chunks  after that many chunks send a broken one
         close_after_chunks  after that many chunks drop the connection
+        echo_tool_results   a prefix: the reply's text is it, then the content
+                            of each tool message of the request (what the
+                            tools answered), so a test sees a model use them
       With no script left, a request is echoed: "Echo: <last user message>"
       streamed in a few chunks.
   GET /_standin/requests?prefix=&model=
@@ -101,6 +104,15 @@ def _echo_response(body):
         piece = " ".join(words[i:i + per])
         chunks.append(piece if i == 0 else " " + piece)
     return {"chunks": chunks}
+
+
+def _tool_results_reply(body, prefix):
+    """The chunks of a reply quoting every tool result of the request."""
+    chunks = [str(prefix)]
+    for m in body.get("messages") or []:
+        if isinstance(m, dict) and m.get("role") == "tool" and isinstance(m.get("content"), str):
+            chunks.append(" " + m["content"])
+    return chunks
 
 
 def _split_arguments(args):
@@ -262,6 +274,8 @@ class Handler(BaseHTTPRequestHandler):
             resp = queue.pop(0) if queue else None
         if resp is None:
             resp = _echo_response(body)
+        if resp.get("echo_tool_results") is not None:
+            resp = dict(resp, chunks=_tool_results_reply(body, resp["echo_tool_results"]))
         try:
             if resp.get("first_byte_delay_ms"):
                 self._sleep(resp["first_byte_delay_ms"])

@@ -5,6 +5,7 @@ import base64
 import json
 import time
 import uuid
+from decimal import Decimal
 
 import pytest
 
@@ -73,6 +74,73 @@ def test_payload_failing_its_schema_is_422_with_pointer(tenant, type_, payload,
     assert word in p["detail"], (
         f"detail does not name the failing path ({word}): {p['detail']!r}")
     _assert_nothing_submitted(tenant)
+
+
+# -- numbers that could not be stored as sent --------------------------------
+# A body is kept as parsed (doubles) and printed back; a number whose value
+# would change on the way is refused with its pointer, never stored as
+# something else (1e400 as null, 123456789012345678901234567890 rounded).
+
+REFUSED_NUMBERS = ["1e400", "-1e400", "123456789012345678901234567890", "1e-400",
+                   "9007199254740993", "0.1000000000000000055511151231257827", "5e-324"]
+# Kept: the same value comes back (spelling aside: 1E2 is 100, -0 is 0).
+KEPT_NUMBERS = ["-0", "0.1", "1E2", "9007199254740991", "9007199254740992",
+                "0.30000000000000004", "1.7976931348623157e308", "-2.5e-7", "12345678901234568"]
+
+
+def _post_result(tenant, number):
+    raw = ('{"type":"test","payload":{"outcome":"succeed","result":{"n":[1,%s]}}}'
+           % number).encode()
+    return tenant.request("POST", "/v1/jobs", raw=raw)
+
+
+@pytest.mark.parametrize("number", REFUSED_NUMBERS)
+def test_a_number_that_would_change_is_422_with_its_pointer(stack, tenant, number):
+    p = _post_result(tenant, number).expect_problem(422)
+    assert p["type"] == "urn:agentgate:problem:validation-failed", p
+    assert p["errors"] == [{"pointer": "/payload/result/n/1", "detail": p["detail"]}], p
+    assert p["detail"].startswith("payload/result/n/1 is a number that cannot be kept"), p
+    _assert_nothing_submitted(tenant)
+
+
+@pytest.mark.parametrize("number", KEPT_NUMBERS)
+def test_a_number_kept_exactly_is_stored_as_sent(stack, tenant, number):
+    job = _post_result(tenant, number).expect_json(202)
+    # The value stored is the value sent (jsonb numbers are exact decimals).
+    assert stack.sql("SELECT payload #> '{result,n,1}' = :'p2'::jsonb FROM jobs"
+                     " WHERE id = :'p1'", job["id"], number) == [["t"]], job["payload"]
+    r = tenant.request("GET", f"/v1/jobs/{job['id']}")
+    r.expect_json(200)
+    exact = json.loads(r.body, parse_float=Decimal, parse_int=Decimal)
+    got = exact["payload"]["result"]["n"][1]
+    assert got == Decimal(number), (number, got)
+
+
+def test_numbers_are_checked_in_every_body(stack, tenant):
+    cases = [
+        ("POST", "/v1/sessions", '{"metadata":{"big":123456789012345678901234567890}}',
+         "/metadata/big"),
+        ("POST", "/v1/models", '{"provider":"builtin","model":"m","params":{"t":1e400}}',
+         "/params/t"),
+        ("PATCH", f"/v1/tenants/{tenant.tenant_id}",
+         '{"settings":{"max_running":1e400}}', "/settings/max_running"),
+        ("POST", "/v1/agent-runs", '{"prompt":"hi","temperature":1e-400}', "/temperature"),
+    ]
+    for method, path, raw, pointer in cases:
+        p = tenant.request(method, path, raw=raw.encode()).expect_problem(422)
+        assert [e["pointer"] for e in p["errors"]] == [pointer], (path, p)
+
+
+def test_a_temperature_a_real_cannot_hold_is_422(stack, tenant):
+    body = {"prompt": "hi", "planning_mode": "none", "response_mode": "fallback-only"}
+    p = tenant.request("POST", "/v1/agent-runs",
+                       body=dict(body, temperature=0.123456789)).expect_problem(422)
+    assert [e["pointer"] for e in p["errors"]] == ["/temperature"], p
+    assert "0.12345679" in p["detail"], p
+    run = tenant.request("POST", "/v1/agent-runs",
+                         body=dict(body, temperature=0.7)).expect_json(202)
+    got = tenant.request("GET", f"/v1/agent-runs/{run['id']}").expect_json(200)
+    assert got["temperature"] == 0.7, got
 
 
 def test_missing_required_payload_field_is_422(tenant):

@@ -1,7 +1,10 @@
 """
 Hostile HTTP: caps on the URI, the headers, the body and
 JSON nesting; the 100 KB bearer token answered 401 rather than dropped;
-slow clients (a head trickled in, an idle keep-alive connection) closed;
+heads two parsers could read two ways (request smuggling: Content-Length
+with chunked, trailer fields, repeated Authorization or Content-Length, a
+NUL in the target, other protocols, folded or spaced header lines)
+answered 400 and closed; slow clients (a head trickled in, an idle keep-alive connection) closed;
 the per-principal cap on event streams and its release; CORS by origin
 list; the security headers on every reply; access_token kept out of logs.
 
@@ -247,6 +250,143 @@ def test_json_nesting_over_cap_is_400_naming_the_limit(gw, tenant):
     body = json.dumps({"type": "test", "payload": {"s": "[" * 500}})
     status, _, data = gw.request("POST", "/v1/jobs", body=body, headers=h)
     assert status != 400 or json.loads(data)["type"] != "urn:agentgate:problem:json-too-deep"
+
+
+# --------------------------------------------------------------------------
+# Request smuggling and protocol strictness (RFC 9112)
+# --------------------------------------------------------------------------
+
+def status_lines(raw):
+    return re.findall(rb"HTTP/1\.[01] \d{3} [^\r\n]*", raw)
+
+
+def refused_400(data, port=HTTP_PORT):
+    """Sends data: the gateway answers one 400 malformed-request (a body
+    that is that problem and nothing after it), says close, and closes."""
+    status, headers, body, closed = raw_exchange(port, data)
+    p = check_problem(status, headers, body, 400)
+    assert p["type"] == "urn:agentgate:problem:malformed-request", p
+    assert headers.get("connection", "").lower() == "close", headers
+    assert closed, "the connection stays open after a refused head"
+    return p
+
+
+SMUGGLED = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def test_content_length_with_chunked_is_400_and_nothing_after_it_is_served(stack, tenant):
+    """The classic: with both, a reader that goes by Content-Length and
+    one that goes by the chunks disagree where the next request starts.
+    Before, the bytes after the chunked body were served as a request."""
+    body = b"0\r\n\r\n"
+    for framing in (b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+                    b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+                    b"Transfer-Encoding: chunked\r\nContent-Length: 40\r\n"):
+        head = (b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Authorization: Bearer " + tenant.token.encode() + b"\r\n" + framing + b"\r\n")
+        p = refused_400(head + body + SMUGGLED)
+        assert "Transfer-Encoding" in p["detail"], p
+
+
+def test_smuggling_behind_a_pipelined_request_is_judged_too(stack):
+    """Pipelined requests pass the same checks as the first one."""
+    data = (b"GET /v1/health/live HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + SMUGGLED)
+    s = socket.create_connection(("127.0.0.1", HTTP_PORT), timeout=10)
+    try:
+        s.sendall(data)
+        raw, closed_at = read_until_closed(s, 10)
+    finally:
+        s.close()
+    assert closed_at is not None, "the connection stays open after a refused head"
+    assert status_lines(raw) == [b"HTTP/1.1 200 OK", b"HTTP/1.1 400 Bad Request"], raw[-600:]
+
+
+def test_trailer_fields_after_a_chunked_body_are_400_and_nothing_after_is_served(stack, tenant):
+    """libevhtp ends a chunked body at its first trailer line and reads the
+    lines after it as the next request, where a proxy reads them as more
+    trailers: a body with trailers is refused and the rest never read."""
+    body = json.dumps({"type": "test", "payload": {"outcome": "succeed"}}).encode()
+    head = (b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer " + tenant.token.encode() + b"\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n" % len(body) + body + b"\r\n")
+    for trailer in (b"X-Checksum: 1\r\n" + SMUGGLED, b"X-Checksum\r\n" + SMUGGLED):
+        p = refused_400(head + b"0\r\n" + trailer)
+        assert "trailer" in p["detail"], p
+    # Without trailers a chunked body is fine, and what follows is served.
+    s = socket.create_connection(("127.0.0.1", HTTP_PORT), timeout=10)
+    try:
+        s.sendall(head + b"0\r\n\r\n" + SMUGGLED.replace(b"Host: x", b"Host: x\r\nConnection: close"))
+        raw, closed_at = read_until_closed(s, 10)
+    finally:
+        s.close()
+    assert status_lines(raw) == [b"HTTP/1.1 202 Accepted", b"HTTP/1.1 200 OK"], raw[-600:]
+
+
+def test_transfer_codings_other_than_chunked_alone_are_400(stack):
+    for head in (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                 b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked \r\n\r\n",
+                 b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: CHUNKED\r\n\r\n",
+                 b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n",
+                 b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"):
+        refused_400(head + b"0\r\n\r\n" + SMUGGLED)
+
+
+def test_repeated_or_odd_content_length_is_400(stack):
+    for lengths in (b"Content-Length: 5\r\nContent-Length: 6\r\n",
+                    b"Content-Length: 5\r\nContent-Length: 5\r\n",
+                    b"Content-Length: 5, 6\r\n",
+                    b"Content-Length: +5\r\n"):
+        p = refused_400(b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\n" + lengths + b"\r\nhello!" + SMUGGLED)
+        assert "Content-Length" in p["detail"], p
+
+
+def test_repeated_authorization_is_400(stack, tenant):
+    """Before, the first header won, whatever a proxy in front had checked."""
+    good = b"Authorization: Bearer " + tenant.token.encode() + b"\r\n"
+    bad = b"Authorization: Bearer not-a-token\r\n"
+    for pair in (good + bad, bad + good, good + good):
+        p = refused_400(b"GET /v1/jobs HTTP/1.1\r\nHost: x\r\n" + pair + b"\r\n")
+        assert "Authorization" in p["detail"], p
+    # One is fine.
+    status, _, _, _ = raw_exchange(HTTP_PORT, b"GET /v1/jobs HTTP/1.1\r\nHost: x\r\n"
+                                   b"Connection: close\r\n" + good + b"\r\n")
+    assert status == 200
+
+
+def test_nul_in_the_target_is_400(stack):
+    """Before, /v1/health/live\\0x was served as /v1/health/live."""
+    for target in (b"/v1/health/live\x00x", b"/v1/health/live\x00", b"/v1/jobs?a=\x01"):
+        p = refused_400(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert "control character" in p["detail"], p
+
+
+def test_protocols_other_than_http_1_0_and_1_1_are_400(stack):
+    """Before, HTTP/2.0 in a request line was answered as HTTP/2.0 200 OK."""
+    for version in (b"HTTP/2.0", b"HTTP/1.2", b"HTTP/3", b"HTTP/0.9", b"http/1.1"):
+        p = refused_400(b"GET /v1/health/live " + version + b"\r\nHost: x\r\n\r\n")
+        assert "HTTP/1.0 and HTTP/1.1" in p["detail"], (version, p)
+    # No version at all (HTTP/0.9's request line).
+    refused_400(b"GET /v1/health/live\r\n\r\n")
+    s = socket.create_connection(("127.0.0.1", HTTP_PORT), timeout=10)
+    try:
+        s.sendall(b"GET /v1/health/live HTTP/2.0\r\nHost: x\r\n\r\n")
+        raw, _ = read_until_closed(s, 10)
+    finally:
+        s.close()
+    assert raw.startswith(b"HTTP/1.1 400 Bad Request\r\n"), raw[:100]
+
+
+def test_folded_spaced_or_bare_lf_header_lines_are_400(stack):
+    for head in (b"GET /v1/health/live HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n 2\r\n\r\n",
+                 b"GET /v1/health/live HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\tContent-Length: 5\r\n\r\n",
+                 b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length : 5\r\n\r\nhello",
+                 b"GET /v1/health/live HTTP/1.1\nHost: x\n\n",
+                 b"GET /v1/health/live HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n",
+                 b"GET /v1/health/live HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n"):
+        refused_400(head + SMUGGLED)
 
 
 # --------------------------------------------------------------------------

@@ -9,11 +9,15 @@ twice.
 """
 import hashlib
 import json
+import socket
 import threading
 import time
 import uuid
 
+import pytest
+
 from agentgate_test import stack as stack_lib
+from agentgate_test.ports import HTTP_PORT
 from agentgate_test.stack import stack_dep, wait_ready
 
 
@@ -216,3 +220,55 @@ def test_slow_redis_is_503_and_the_key_stays_usable(stack, tenant):
     r.expect_json(202)
     assert r.header("Idempotent-Replayed") is None
     assert job_count(stack, tenant.tenant_id) == 1
+
+
+def raw_post(t, key_line, body):
+    """POST /v1/jobs with the Idempotency-Key header line exactly as given
+    (key_line is the bytes after the colon), over a plain socket: what a
+    client sends when it fills the header from an empty variable."""
+    raw = json.dumps(body).encode()
+    head = (b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Authorization: Bearer " + t.token.encode() + b"\r\n"
+            b"Content-Type: application/json\r\n"
+            b"Content-Length: " + str(len(raw)).encode() + b"\r\n"
+            b"Connection: close\r\n"
+            b"Idempotency-Key:" + key_line + b"\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", HTTP_PORT), timeout=10) as s:
+        s.sendall(head + raw)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    status = int(data.split(b" ", 2)[1])
+    return status, data.split(b"\r\n\r\n", 1)[1]
+
+
+@pytest.mark.parametrize("key_line", [b"", b" ", b"   ", b"\t", b" \t ", b" a b",
+                                      b" a\tb", b" caf\xc3\xa9", b" \x7f", b" \x01"])
+def test_empty_or_malformed_key_is_400_and_creates_nothing(stack, tenant, key_line):
+    # A control character may already be refused as a malformed header
+    # line by the guard, before the key is read: 400 either way.
+    types = ["invalid-idempotency-key"]
+    if any(c < 0x20 and c != 0x09 or c == 0x7f for c in key_line):
+        types.append("malformed-request")
+    for _ in range(2):
+        status, body = raw_post(tenant, key_line, job_body())
+        assert status == 400, (key_line, status, body)
+        p = json.loads(body)
+        assert p["type"] in ["urn:agentgate:problem:" + t for t in types], p
+    assert job_count(stack, tenant.tenant_id) == 0
+    assert redis("KEYS", f"idempotency:{tenant.tenant_id}:*") == ""
+
+
+def test_white_space_around_a_key_is_not_part_of_it(stack, tenant):
+    key = "order-" + uuid.uuid4().hex
+    status, first = raw_post(tenant, b" " + key.encode(), job_body())
+    assert status == 202, first
+    status, again = raw_post(tenant, b" \t" + key.encode() + b" \t", job_body())
+    assert status == 202 and again == first, (status, again)
+    assert job_count(stack, tenant.tenant_id) == 1
+    # The draft's sf-string form is a key too, the quotes part of it.
+    post(tenant, f'"{key}"', job_body()).expect_json(202)
+    assert job_count(stack, tenant.tenant_id) == 2

@@ -1,5 +1,7 @@
 """GET /v1/jobs: newest first, keyset pagination, filters, bad parameters."""
 
+import base64
+
 import pytest
 
 
@@ -70,3 +72,52 @@ def test_status_and_type_filters(tenant):
                                     {"cursor": "!!!!"}])
 def test_bad_list_parameters_are_400(tenant, params):
     tenant.list_jobs(**params).expect_problem(400)
+
+
+def _cursor(text):
+    """A cursor as the API encodes one: base64url of created_at|id."""
+    return base64.urlsafe_b64encode(text.encode("latin-1")).rstrip(b"=").decode()
+
+
+def _decoded(cursor):
+    return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("latin-1")
+
+
+ID = "01a2511f-d563-719c-9215-bf297475e32f"
+
+# Cursors a client could make by editing a real one: each decodes and has
+# the two parts, but the time is not a time PostgreSQL printed.
+TAMPERED = [
+    "2026-13-45 10:00:00.123456+00", "0000-00-00 00:00:00+00", "0000-01-01 00:00:00+00",
+    "2026-02-29 10:00:00+00", "2026-04-31 10:00:00+00", "2026-12-07 24:00:00+00",
+    "2026-12-07 23:60:00+00", "2026-12-07 23:59:60+00", "2026-12-07 15:29:30+99",
+    "2026-12-07 15:29:30.1234567+00", "2026-12-07 15:29:30", "infinity", "epoch",
+    "12026-12-07 15:29:30+00", "2026-12-07 15:29:30+00 BC", "2026-12-07T15:29:30Z",
+    "2026-12-07 15:29:30+00'; SELECT 1; --", "",
+]
+
+
+@pytest.mark.parametrize("ts", TAMPERED)
+def test_tampered_cursor_is_400(tenant, ts):
+    p = tenant.list_jobs(cursor=_cursor(f"{ts}|{ID}")).expect_problem(400)
+    assert p["type"] == "urn:agentgate:problem:bad-query", p
+    assert p["detail"] == "cursor is not one this API returned", p
+
+
+def test_every_one_byte_change_of_a_cursor_is_200_or_400(tenant):
+    for _ in range(3):
+        tenant.submit("demo", {"events": 0, "duration_ms": 0})
+    good = tenant.list_jobs(limit=1).expect_json(200)["next_cursor"]
+    text = _decoded(good)
+    assert "|" in text, text
+    seen = {200: 0, 400: 0}
+    for i in range(len(text)):
+        for c in "09:-+. |aZ\x00\x7f":
+            if text[i] == c:
+                continue
+            r = tenant.list_jobs(limit=1, cursor=_cursor(text[:i] + c + text[i + 1:]))
+            assert r.status in (200, 400), f"byte {i} -> {c!r}: " + r.describe()
+            if r.status == 400:
+                r.expect_problem(400)
+            seen[r.status] += 1
+    assert seen[400] > seen[200] > 0, seen

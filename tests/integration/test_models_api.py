@@ -353,3 +353,61 @@ def test_model_writes_follow_the_matrix(stack, tenant):
         tenant.request("PATCH", f"/v1/models/{m['id']}", body={}, token=tok).expect(update)
         tenant.request("DELETE", f"/v1/models/{m['id']}", token=tok).expect(delete)
     assert len(_row(stack, m["id"])) == 1
+
+
+# -- one row per model and provider -------------------------------------------
+
+def test_the_same_model_and_provider_twice_is_409(stack, tenant, other_tenant):
+    m = _create(tenant)
+    p = _create(tenant, expect=409, model=m["model"])
+    assert p["type"] == "urn:agentgate:problem:conflict", p
+    assert stack.sql("SELECT count(*) FROM model_defaults WHERE tenant_id = :'p1'",
+                     tenant.tenant_id) == [["1"]]
+    # Another tenant's rows are its own business.
+    _create(other_tenant, model=m["model"])
+    # A PATCH that would make a second row of the pair is refused too, and
+    # changes nothing.
+    other = _create(tenant)
+    before = _row(stack, other["id"])
+    tenant.request("PATCH", f"/v1/models/{other['id']}",
+                   body={"model": m["model"]}).expect_problem(409)
+    assert _row(stack, other["id"]) == before
+
+
+def test_a_model_may_name_several_providers_its_fallback_chain(stack, configured_gateway,
+                                                               tenant):
+    via = _via(configured_gateway, tenant)
+    m = _create(tenant, via)
+    chained = _create(tenant, via, provider="backup", model=m["model"])
+    assert chained["model"] == m["model"] and chained["provider"] == "backup"
+    _create(tenant, via, expect=409, provider="backup", model=m["model"])
+
+
+MIGRATION_012 = os.path.join(os.path.dirname(__file__), "..", "..", "sql", "migrations",
+                             "012_models_unique.sql")
+
+
+def test_the_migration_keeps_the_oldest_of_existing_duplicates(stack, tenant):
+    # Run 012's statements again, in a transaction rolled back at the end,
+    # over duplicates written as they could have been before it.
+    with open(MIGRATION_012, encoding="utf-8") as f:
+        migration = f.read()
+    t, m = tenant.tenant_id, "dup-" + uuid.uuid4().hex[:8]
+    script = f"""
+BEGIN;
+DROP INDEX model_defaults_tenant_model_provider;
+INSERT INTO model_defaults (scope, tenant_id, provider, model, params, is_default)
+VALUES ('tenant', :'p1', 'builtin', :'p2', '{{"n": 1}}', false),
+       ('tenant', :'p1', 'builtin', :'p2', '{{"n": 2}}', true),
+       ('tenant', :'p1', 'builtin', :'p2', '{{"n": 3}}', false),
+       ('tenant', :'p1', 'it-other', :'p2', '{{"n": 4}}', false);
+{migration}
+SELECT provider, params->>'n', is_default FROM model_defaults
+ WHERE tenant_id = :'p1' AND model = :'p2' ORDER BY id;
+ROLLBACK;
+"""
+    rows = stack.sql(script, t, m)
+    # The oldest builtin row stays and takes the default mark of the one
+    # deleted; the other provider's row (the chain) stays as it was.
+    assert rows == [["builtin", "1", "t"], ["it-other", "4", "f"]], rows
+    assert stack.sql("SELECT count(*) FROM model_defaults WHERE model = :'p1'", m) == [["0"]]

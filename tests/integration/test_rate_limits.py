@@ -280,7 +280,8 @@ def configured_gateway(stack, tmp_path):
     assert "ERROR: AddressSanitizer" not in text and "runtime error:" not in text, text
 
 
-def test_configured_limits_apply_and_tenant_settings_win(stack, configured_gateway):
+def test_configured_limits_apply_and_tenant_settings_only_lower_them(stack,
+                                                                    configured_gateway):
     port = configured_gateway
     job = {"type": "test", "payload": {"outcome": "succeed"}}
     plain = stack.tenant("it-rlc")
@@ -295,13 +296,76 @@ def test_configured_limits_apply_and_tenant_settings_win(stack, configured_gatew
     status, h, _ = call(port, plain, "GET", "/v1/jobs")
     assert status == 200 and h["RateLimit-Limit"] == "1000", dict(h)
 
-    own = stack.tenant("it-rlc")
-    set_limits(stack, own.tenant_id,
+    # A tenant's own lower limit wins ...
+    lower = stack.tenant("it-rlc")
+    set_limits(stack, lower.tenant_id,
+               limits(principal={"jobs.create": {"capacity": 1, "period_ms": 600000}}))
+    status, h, body = call(port, lower, "POST", "/v1/jobs", job)
+    assert status == 202, body
+    assert h["RateLimit-Limit"] == "1" and h["RateLimit-Remaining"] == "0", dict(h)
+    assert call(port, lower, "POST", "/v1/jobs", job)[0] == 429
+    # ... a higher one (stored before the ceiling was checked, or by hand)
+    # does not lift the operator's.
+    higher = stack.tenant("it-rlc")
+    set_limits(stack, higher.tenant_id,
                limits(principal={"jobs.create": {"capacity": 5, "period_ms": 600000}}))
-    for i in range(3):
-        status, h, body = call(port, own, "POST", "/v1/jobs", job)
+    for _ in range(2):
+        status, h, body = call(port, higher, "POST", "/v1/jobs", job)
         assert status == 202, body
-    assert h["RateLimit-Limit"] == "5" and h["RateLimit-Remaining"] == "2", dict(h)
+    assert h["RateLimit-Limit"] == "2" and h["RateLimit-Remaining"] == "0", dict(h)
+    assert call(port, higher, "POST", "/v1/jobs", job)[0] == 429
+
+
+BILLION_PER_MS = {"capacity": 1000000000, "period_ms": 1}
+
+
+def test_a_tenant_admin_cannot_lift_the_operators_limits(stack, tmp_path):
+    port = free_port()
+    proc = start_gateway(stack, port, str(tmp_path / "gateway.log"),
+                         AGENTGATE_RATE_LIMITS="tenant:jobs.create=5/600000",
+                         AGENTGATE_TENANT_SETTINGS_CACHE_MS="0")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/v1/health/ready")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None, open(tmp_path / "gateway.log").read()
+            assert time.monotonic() < deadline, "gateway not ready"
+            time.sleep(0.1)
+        t = stack.tenant("it-rlceil")
+        # Asking for more than the operator allows is refused, naming it.
+        status, _, body = call(port, t, "PATCH", f"/v1/tenants/{t.tenant_id}",
+                               {"settings": limits(tenant={"jobs.create": BILLION_PER_MS})})
+        assert status == 422, body
+        p = json.loads(body)
+        assert p["errors"] == [{"pointer": "/settings/rate_limits/tenant/jobs.create",
+                                "detail": p["detail"]}], p
+        assert "5 per 600000 ms" in p["detail"], p
+        status, _, body = call(port, t, "PATCH", f"/v1/tenants/{t.tenant_id}",
+                               {"settings": limits(tenant={"*": BILLION_PER_MS})})
+        assert status == 422, body
+        assert stack.sql("SELECT count(*) FROM tenants WHERE id = :'p1'",
+                         t.tenant_id) == [["0"]]
+        # Stored anyway (a row written before the check, or by hand), it is
+        # held to the ceiling: 5 of 30 submissions pass.
+        set_limits(stack, t.tenant_id, limits(principal={"*": BILLION_PER_MS},
+                                              tenant={"jobs.create": BILLION_PER_MS,
+                                                      "*": BILLION_PER_MS}))
+        job = {"type": "test", "payload": {"outcome": "succeed"}}
+        statuses = [call(port, t, "POST", "/v1/jobs", job)[0] for _ in range(30)]
+        assert statuses.count(202) == 5 and statuses.count(429) == 25, statuses
+        assert stack.sql("SELECT count(*) FROM jobs WHERE tenant_id = :'p1'",
+                         t.tenant_id) == [["5"]]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    text = open(tmp_path / "gateway.log").read()
+    assert "ERROR: AddressSanitizer" not in text and "runtime error:" not in text, text
 
 
 def test_bad_configured_limits_stop_the_gateway(stack, tmp_path):

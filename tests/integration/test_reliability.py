@@ -136,7 +136,7 @@ def test_run_at_delays_the_job(tenant):
     job = tenant.submit("test", {"outcome": "succeed"}, run_at=run_at)
     assert job["run_at"] is not None
     assert abs((parse_ts(job["run_at"]) - at).total_seconds()) < 0.01, job["run_at"]
-    assert job["id"] in redis_cli("ZRANGE", "jobs:delayed:test", 0, -1)
+    assert f"{tenant.tenant_id}:{job['id']}" in redis_cli("ZRANGE", "jobs:delayed:test", 0, -1)
     time.sleep(1.0)
     assert tenant.get_job(job["id"])["status"] == "queued"
     done = tenant.wait_job(job["id"])
@@ -297,7 +297,7 @@ def test_queued_job_lost_from_redis_is_enqueued_again(stack, tenant):
     stop_all_workers(stack)
     try:
         job = tenant.submit("test", {"outcome": "succeed"})
-        assert redis_cli("LREM", "jobs:queue:test", 0, job["id"]) == ["1"]
+        assert redis_cli("LREM", f"jobs:queue:test:{tenant.tenant_id}", 0, job["id"]) == ["1"]
         start_all_workers(stack)
         done = tenant.wait_job(job["id"])
     finally:
@@ -318,7 +318,8 @@ def test_flushed_redis_is_rebuilt_from_postgresql(stack, tenant):
         done = tenant.wait_job(now_job["id"])
         assert done["status"] == "succeeded", done
         # The delayed one is back in its delayed set, not run early.
-        wait_for(lambda: later["id"] in redis_cli("ZRANGE", "jobs:delayed:test", 0, -1)
+        member = f"{tenant.tenant_id}:{later['id']}"
+        wait_for(lambda: member in redis_cli("ZRANGE", "jobs:delayed:test", 0, -1)
                  or tenant.get_job(later["id"])["status"] != "queued",
                  what="delayed job restored")
         late = tenant.wait_job(later["id"])

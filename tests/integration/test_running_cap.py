@@ -3,10 +3,18 @@ never has more than N jobs running across all workers (counted in
 PostgreSQL under a per-tenant lock), a held-back job waits and runs later
 without spending an attempt, another tenant's jobs run meanwhile, and a
 killed worker's slots come back once the lease reaper releases its jobs.
+The operator's cap (AGENTGATE_TENANT_MAX_RUNNING) is a ceiling: a tenant's
+own max_running can lower it, never lift it.
 """
 
+import os
 import time
 
+import pytest
+
+from agentgate_test.paths import bin_path
+from agentgate_test.services import own_process, stack_env
+from agentgate_test.stack import WORKERS
 from agentgate_test.waiting import TIMEOUT
 
 CAP = 2
@@ -75,7 +83,7 @@ def test_cap_holds_across_workers_and_others_still_run(stack, tenant, other_tena
         assert got["status"] == "succeeded" and got["attempts"] == 1, got
 
 
-def test_default_cap_applies_and_settings_override_it(stack, tenant):
+def test_default_cap_applies_and_settings_are_read_safely(stack, tenant):
     # A malformed max_running (a hand edit) falls back to the default
     # (AGENTGATE_TENANT_MAX_RUNNING, 64): jobs run.
     stack.sql("INSERT INTO tenants (id, name, settings)"
@@ -125,3 +133,54 @@ def test_killed_workers_slots_are_released_after_the_lease(stack, tenant):
             a.request("DELETE", f"/v1/jobs/{jid}")
     for jid in ids:
         assert a.wait_job(jid, timeout=3 * TIMEOUT)["status"] == "cancelled"
+
+
+def test_the_effective_cap_is_the_stricter_of_tenant_and_operator(stack):
+    # running_cap(own, operator): 0 (or none) on a side is no cap from it.
+    rows = stack.sql("SELECT running_cap(NULL, 64), running_cap(0, 64), running_cap(8, 1),"
+                     " running_cap(1, 64), running_cap(5, 0), running_cap(NULL, 0),"
+                     " running_cap(0, 0), running_cap(1000000, 64)")
+    assert rows == [["64", "64", "1", "1", "5", "0", "0", "64"]], rows
+
+
+@pytest.fixture
+def worker_capped_at_one(stack):
+    """The stack's workers replaced by one worker of 8 job threads whose
+    operator cap (AGENTGATE_TENANT_MAX_RUNNING) is 1."""
+    for i in range(1, WORKERS + 1):
+        stack.worker("stop", i)
+    env = stack_env(stack)
+    env.update({"AGENTGATE_WORKER_ID": "it-cap-one",
+                "AGENTGATE_WORKER_CONCURRENCY": "8",
+                "AGENTGATE_TENANT_MAX_RUNNING": "1"})
+    try:
+        with own_process([bin_path("agentgate-worker")], env,
+                         os.path.join(stack.dir, "logs", "worker-cap-one.log")) as proc:
+            yield proc
+    finally:
+        for i in range(1, WORKERS + 1):
+            stack.worker("start", i)
+
+
+@pytest.mark.parametrize("own", [0, 8, None])
+def test_a_tenants_own_cap_cannot_lift_the_operators(stack, tenant, worker_capped_at_one, own):
+    # Stored directly: PATCH refuses these (test_tenants_api.py), but a row
+    # written before that check, or by hand, must be held to the ceiling.
+    if own is not None:
+        _set_cap(stack, tenant.tenant_id, own)
+    ids = [tenant.submit("long-running", {"duration_ms": 400, "progress_interval_ms": 100})["id"]
+           for _ in range(4)]
+    peak = 0
+    deadline = time.monotonic() + 4 * TIMEOUT
+    while True:
+        assert worker_capped_at_one.poll() is None, "the test's worker exited"
+        n, workers = _running(stack, tenant.tenant_id)
+        peak = max(peak, n)
+        assert n <= 1, f"{n} jobs running under an operator cap of 1 (own {own}): {workers}"
+        done = stack.sql("SELECT count(*) FROM jobs WHERE id = ANY(:'p1'::uuid[])"
+                         " AND status = 'succeeded'", "{" + ",".join(ids) + "}")
+        if done == [["4"]]:
+            break
+        assert time.monotonic() < deadline, f"jobs not done: {done}"
+        time.sleep(0.02)
+    assert peak == 1, peak

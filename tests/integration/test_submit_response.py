@@ -34,7 +34,9 @@ def _assert_same_bytes(tenant, body):
 
 def test_202_body_is_the_get_body_byte_for_byte(tenant):
     tricky = {"q": 'a"b\\c', "ctl": "\u0001\u001f\t\n\r\b\f", "snow": "\u2603 \U0001f600",
-              "num": [1.50, 1e2, -0.0, 0.1, 12345678901234567890, -7],
+              # Numbers as the gateway keeps them exactly (a 20-digit one that a
+              # double does not hold is refused: test_errors.py).
+              "num": [1.50, 1e2, -0.0, 0.1, 12345678901234567000, -7],
               "zz": {"b": 1, "a": 2, "longer": 3}, "null": None, "empty": "", "t": True}
     bodies = [
         {"type": "test", "payload": {"outcome": "succeed", "result": tricky},

@@ -121,3 +121,42 @@ def test_wrong_method_is_405(tenant, method, path, allow):
 
 def test_tenants_need_a_token(tenant):
     tenant.request("GET", "/v1/tenants", token=None).expect_problem(401)
+
+
+# The stack runs with AGENTGATE_TENANT_MAX_RUNNING at its default, 64: a
+# ceiling the tenant's own max_running can only lower.
+OPERATOR_CAP = 64
+
+
+@pytest.mark.parametrize("max_running", [0, OPERATOR_CAP + 1, 1000000])
+def test_max_running_over_the_operators_cap_is_422(stack, tenant, max_running):
+    path = f"/v1/tenants/{tenant.tenant_id}"
+    before = tenant.request("PATCH", path, body={"settings": {"max_running": 3}}).expect_json(200)
+    p = tenant.request("PATCH", path,
+                       body={"settings": {"max_running": max_running}}).expect_problem(422)
+    assert [e["pointer"] for e in p["errors"]] == ["/settings/max_running"], p
+    assert f"at most {OPERATOR_CAP}" in p["detail"], p
+    assert "AGENTGATE_TENANT_MAX_RUNNING" in p["detail"], p
+    assert tenant.request("GET", path).expect_json(200) == before
+
+
+def test_max_running_up_to_the_operators_cap_is_stored(stack, tenant):
+    path = f"/v1/tenants/{tenant.tenant_id}"
+    for n in (1, OPERATOR_CAP):
+        t = tenant.request("PATCH", path, body={"settings": {"max_running": n}}).expect_json(200)
+        assert t["settings"] == {"max_running": n}, t
+
+
+def test_settings_stored_over_the_cap_do_not_block_other_changes(stack, tenant):
+    # A row from before the ceiling was checked: its max_running 0 is held
+    # to the operator's cap by the workers, and a patch of something else
+    # still goes through; changing it to another value over the cap does not.
+    stack.sql("INSERT INTO tenants (id, name, settings)"
+              " VALUES (:'p1', 'old', '{\"max_running\": 0}')", tenant.tenant_id)
+    path = f"/v1/tenants/{tenant.tenant_id}"
+    t = tenant.request("PATCH", path, body={"name": "renamed"}).expect_json(200)
+    assert t["name"] == "renamed" and t["settings"] == {"max_running": 0}, t
+    tenant.request("PATCH", path,
+                   body={"settings": {"max_running": OPERATOR_CAP + 1}}).expect_problem(422)
+    t = tenant.request("PATCH", path, body={"settings": {"max_running": 2}}).expect_json(200)
+    assert t["settings"] == {"max_running": 2}, t

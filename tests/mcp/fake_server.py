@@ -19,6 +19,10 @@ stdio modes:
   crash-on-call      exits with status 7 when tools/call arrives
   list-changed       sends notifications/tools/list_changed before answering
   log                sends notifications/message before answering
+  slow               on tools/call sends a log message and a progress report,
+                     then never answers; a notifications/cancelled for the
+                     call is reported on stderr ("fake server: cancelled
+                     request ID: REASON"), which is how a test proves it came
 
 http modes:
   session-lost       the first tools/call after initialize gets 404 (the
@@ -188,8 +192,34 @@ def stdio_call(io, mode, args, m):
         io.send({"jsonrpc": "2.0", "method": "notifications/message",
                  "params": {"level": "warning", "logger": "fake", "data": {"k": "v"}}})
         io.send(result(mid, text_result("log sent")))
+    elif mode == "slow":
+        slow_call(io, m)
     else:
         io.send(result(mid, text_result("called %s" % m["params"]["name"])))
+
+
+def slow_call(io, m):
+    """Reports work on the call, then waits for its cancellation."""
+    mid = m["id"]
+    io.send({"jsonrpc": "2.0", "method": "notifications/message",
+             "params": {"level": "info", "logger": "fake",
+                        "data": "working on %s" % m["params"]["name"]}})
+    token = ((m["params"].get("_meta") or {}).get("progressToken"))
+    if token is not None:
+        io.send({"jsonrpc": "2.0", "method": "notifications/progress",
+                 "params": {"progressToken": token, "progress": 1, "total": 2,
+                            "message": "half way"}})
+    while True:
+        n = io.recv()
+        if n.get("method") == "ping" and "id" in n:
+            io.send(result(n["id"], {}))
+        elif n.get("method") == "notifications/cancelled":
+            p = n.get("params") or {}
+            if p.get("requestId") == mid:
+                sys.stderr.write("fake server: cancelled request %s: %s\n"
+                                 % (json.dumps(mid), p.get("reason")))
+                sys.stderr.flush()
+                return
 
 
 class HttpState:

@@ -240,6 +240,18 @@ static const intent_rule rules[] = {
      0.8},
     {INTENT_GRAPH, "graph.traversal", "graph traversal",
      "traverse|traversal|traversing|bfs|dfs|acyclic|cyclic", 0.7},
+    /* A knowledge graph: entities, the relations between them, and the
+     * observations recorded about each. */
+    {INTENT_GRAPH, "graph.knowledge_graph", "a knowledge graph",
+     "knowledge graph|graphs|base|bases", 0.9},
+    {INTENT_GRAPH, "graph.entities", "entities of a knowledge graph",
+     "entity|entities", 0.75},
+    {INTENT_GRAPH, "graph.observations", "observations about entities",
+     "observation|observations", 0.7},
+    {INTENT_GRAPH, "graph.connected_to", "what something is connected to",
+     "who|what|whom|which ..3 connected|linked|related|tied|attached to|with", 0.85},
+    {INTENT_GRAPH, "graph.connections", "what something is connected to",
+     "connection|connections ..3 between|of|to|with", 0.75},
 };
 
 #define NRULES (sizeof(rules) / sizeof(rules[0]))

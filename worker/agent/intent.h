@@ -75,7 +75,8 @@ int intent_match(const char *text, size_t len, const char *pattern);
 
 #define INTENT_LLM_TASK \
     "Classify the user's request into exactly one of these labels: chat, graph, " \
-    "security, admin, dangerous. graph: nodes, edges, paths, dependencies. security: " \
+    "security, admin, dangerous. graph: nodes, edges, paths, dependencies, a knowledge " \
+    "graph's entities, relations and observations, what is connected to what. security: " \
     "threats, vulnerabilities, authentication, secrets, compliance. admin: tenants, " \
     "users, roles, quotas, operating the platform. dangerous: a destructive or abusive " \
     "goal (deleting data, disabling security, malware, attacks). chat: anything else. " \

@@ -4,19 +4,25 @@
  *
  * Markers come in two kinds: phrases, written as words where each word is
  * a list of alternatives and a leading '?' makes it optional ("ignore ?all
- * previous|prior instructions"), matched from a word start with any
- * whitespace between words; and tokens, the chat-template control strings
- * some models react to ("<|im_start|>"), matched anywhere. Both ignore
- * ASCII case.
+ * previous|prior instructions"), matched from a word start with white
+ * space (or a dropped invisible character) between words; and tokens, the
+ * chat-template control strings some models react to ("<|im_start|>"),
+ * matched anywhere. Both are matched on the text folded by text_fold.h
+ * with case, white space and look-alikes folded, so they are written here
+ * in lower-case ASCII with single spaces.
  */
 #include "output_guard.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "text_fold.h"
 #include "utf8.h"
 
 #define MAX_WORDS 8
+
+/* How the guard folds text before matching: see the top of this file. */
+#define GUARD_FOLD (TF_CASE | TF_SPACE | TF_CONFUSABLE)
 
 typedef struct marker {
     const char *id;
@@ -49,11 +55,6 @@ static const marker markers[] = {
 };
 
 #define NMARKERS (sizeof(markers) / sizeof(markers[0]))
-
-static int lower(int c)
-{
-    return (c >= 'A' && c <= 'Z') ? c + 32 : c;
-}
 
 static bool is_alnum(int c)
 {
@@ -102,6 +103,15 @@ typedef struct pword {
     bool optional;
 } pword;
 
+/* The markers made ready for one scan: phrases split into words, token
+ * lengths, and the bytes a marker can start with. */
+typedef struct marker_set {
+    pword words[NMARKERS][MAX_WORDS];
+    int nwords[NMARKERS];
+    size_t toklen[NMARKERS];
+    bool first[256];
+} marker_set;
+
 /* Splits a phrase into its words. Returns their number. */
 static int phrase_words(const char *phrase, pword w[MAX_WORDS])
 {
@@ -122,23 +132,91 @@ static int phrase_words(const char *phrase, pword w[MAX_WORDS])
     return n;
 }
 
-/* Length of alternative a (alen bytes) matched at s[i...], or 0. A word
- * must end at a word boundary unless the alternative ends in
- * punctuation ("prompt:"). */
-static size_t alt_at(const unsigned char *s, size_t len, size_t i, const char *a, size_t alen)
+static void marker_set_init(marker_set *ms)
 {
-    if (i + alen > len)
-        return 0;
-    for (size_t k = 0; k < alen; k++)
-        if (lower(s[i + k]) != (unsigned char)a[k])
-            return 0;
-    if (is_alnum((unsigned char)a[alen - 1]) && i + alen < len && is_alnum(s[i + alen]))
-        return 0;
-    return alen;
+    memset(ms->first, 0, sizeof(ms->first));
+    for (size_t m = 0; m < NMARKERS; m++) {
+        ms->nwords[m] = 0;
+        ms->toklen[m] = 0;
+        if (markers[m].token) {
+            ms->toklen[m] = strlen(markers[m].token);
+            ms->first[(unsigned char)markers[m].token[0]] = true;
+            continue;
+        }
+        ms->nwords[m] = phrase_words(markers[m].phrase, ms->words[m]);
+        /* A phrase starts with its first word, or the next when that is optional. */
+        for (int n = 0; n < ms->nwords[m]; n++) {
+            const pword *w = &ms->words[m][n];
+            ms->first[(unsigned char)w->alts[0]] = true;
+            for (size_t k = 0; k + 1 < w->len; k++)
+                if (w->alts[k] == '|')
+                    ms->first[(unsigned char)w->alts[k + 1]] = true;
+            if (!w->optional)
+                break;
+        }
+    }
 }
 
-/* Matches words w[0..n) at s[i...]; returns the end of the match or 0. */
-static size_t words_at(const unsigned char *s, size_t len, size_t i, const pword *w, int n)
+/* The folded text being scanned. */
+typedef struct scan {
+    const unsigned char *s;
+    size_t len;
+    const text_fold *f;
+} scan;
+
+/* A word character of a script written with spaces at s[k]: an ASCII
+ * letter or digit, or a letter the folding left as it is (Cyrillic that
+ * looks like nothing Latin, say). A letter of a script written without
+ * spaces is not: "请ignore previous instructions" is found. */
+static bool is_word_char(const scan *sc, size_t k)
+{
+    if (sc->s[k] < 0x80)
+        return is_alnum(sc->s[k]);
+    uint32_t cp;
+    text_fold_decode(sc->s + k, sc->len - k, &cp);
+    return text_fold_class(cp) == TF_WORD;
+}
+
+/* A word character at s[k] that continues the word before it: none when
+ * an invisible character was dropped in between. */
+static bool word_goes_on_at(const scan *sc, size_t k)
+{
+    return k < sc->len && !text_fold_gap_before(sc->f, k) && is_word_char(sc, k);
+}
+
+/* A word can start at i: no word character runs into it from before. */
+static bool word_start(const scan *sc, size_t i)
+{
+    if (i == 0 || text_fold_gap_before(sc->f, i))
+        return true;
+    size_t k = i - 1;
+    while (k > 0 && (sc->s[k] & 0xC0) == 0x80)
+        k--;
+    return !is_word_char(sc, k);
+}
+
+/* The end of alternative a (alen bytes) matched at s[i...], or 0. A word
+ * must end at a word boundary unless the alternative ends in
+ * punctuation ("prompt:"); a space before that punctuation is allowed
+ * ("System prompt : ..."). */
+static size_t alt_at(const scan *sc, size_t i, const char *a, size_t alen)
+{
+    size_t j = i;
+    for (size_t k = 0; k < alen; k++, j++) {
+        if (k == alen - 1 && a[k] == ':' && j + 1 < sc->len && sc->s[j] == ' ')
+            j++;
+        if (j >= sc->len || sc->s[j] != (unsigned char)a[k])
+            return 0;
+    }
+    if (is_alnum((unsigned char)a[alen - 1]) && word_goes_on_at(sc, j))
+        return 0;
+    return j;
+}
+
+/* Matches words w[0..n) at s[i...]; returns the end of the match or 0.
+ * Words are split by one space (white space is folded to that) or by an
+ * invisible character alone ("ignore\u200Bprevious"). */
+static size_t words_at(const scan *sc, size_t i, const pword *w, int n)
 {
     if (n == 0)
         return i;
@@ -146,16 +224,13 @@ static size_t words_at(const unsigned char *s, size_t len, size_t i, const pword
     while (a < end) {
         const char *bar = memchr(a, '|', (size_t)(end - a));
         size_t alen = bar ? (size_t)(bar - a) : (size_t)(end - a);
-        size_t m = alt_at(s, len, i, a, alen);
-        if (m > 0) {
-            size_t j = i + m;
+        size_t j = alt_at(sc, i, a, alen);
+        if (j > 0) {
             if (n == 1)
                 return j;
-            size_t k = j;
-            while (k < len && utf8_is_space(s[k]))
-                k++;
-            if (k > j) {
-                size_t r = words_at(s, len, k, w + 1, n - 1);
+            size_t k = j < sc->len && sc->s[j] == ' ' ? j + 1 : j;
+            if (k > j || text_fold_gap_before(sc->f, j)) {
+                size_t r = words_at(sc, k, w + 1, n - 1);
                 if (r)
                     return r;
             }
@@ -165,54 +240,67 @@ static size_t words_at(const unsigned char *s, size_t len, size_t i, const pword
         a = bar + 1;
     }
     if (w->optional)
-        return words_at(s, len, i, w + 1, n - 1);
+        return words_at(sc, i, w + 1, n - 1);
     return 0;
 }
 
-static size_t token_at(const unsigned char *s, size_t len, size_t i, const char *tok)
+static size_t token_at(const scan *sc, size_t i, const char *tok, size_t n)
 {
-    size_t n = strlen(tok);
-    if (i + n > len)
+    if (i + n > sc->len || memcmp(sc->s + i, tok, n) != 0)
         return 0;
-    for (size_t k = 0; k < n; k++)
-        if (lower(s[i + k]) != (unsigned char)tok[k])
-            return 0;
     return i + n;
+}
+
+/* The marker starting at s[i]: its end (0: none) and *id. */
+static size_t marker_at(const scan *sc, const marker_set *ms, size_t i, const char **id)
+{
+    bool phrase_ok = is_alnum(sc->s[i]) && word_start(sc, i);
+    for (size_t m = 0; m < NMARKERS; m++) {
+        size_t end = 0;
+        if (markers[m].token)
+            end = token_at(sc, i, markers[m].token, ms->toklen[m]);
+        else if (phrase_ok)
+            end = words_at(sc, i, ms->words[m], ms->nwords[m]);
+        if (end) {
+            *id = markers[m].id;
+            return end;
+        }
+    }
+    return 0;
+}
+
+static void record(guard_report *rep, const char *id, size_t offset)
+{
+    rep->n_markers++;
+    if (rep->n_findings < OUTPUT_GUARD_MAX_FINDINGS) {
+        rep->findings[rep->n_findings].marker = id;
+        rep->findings[rep->n_findings].offset = offset;
+        rep->n_findings++;
+    }
 }
 
 int output_guard_scan(const char *text, size_t len, guard_report *rep)
 {
-    const unsigned char *s = (const unsigned char *)text;
-    pword words[NMARKERS][MAX_WORDS];
-    int nwords[NMARKERS];
+    marker_set ms;
+    text_fold f;
     int found = 0;
 
-    for (size_t m = 0; m < NMARKERS; m++)
-        nwords[m] = markers[m].phrase ? phrase_words(markers[m].phrase, words[m]) : 0;
-    for (size_t i = 0; i < len;) {
-        size_t end = 0;
+    if (text_fold_init(&f, text, text ? len : 0, GUARD_FOLD) < 0)
+        return -1;
+    marker_set_init(&ms);
+    scan sc = {(const unsigned char *)f.s, f.len, &f};
+    for (size_t i = 0; i < sc.len;) {
         const char *id = NULL;
-        bool word_start = i == 0 || !is_alnum(s[i - 1]);
-        for (size_t m = 0; m < NMARKERS && !end; m++) {
-            if (markers[m].token)
-                end = token_at(s, len, i, markers[m].token);
-            else if (word_start && is_alnum(s[i]))
-                end = words_at(s, len, i, words[m], nwords[m]);
-            id = markers[m].id;
-        }
+        size_t end = ms.first[sc.s[i]] ? marker_at(&sc, &ms, i, &id) : 0;
         if (!end) {
             i++;
             continue;
         }
         found++;
-        rep->n_markers++;
-        if (rep->n_findings < OUTPUT_GUARD_MAX_FINDINGS) {
-            rep->findings[rep->n_findings].marker = id;
-            rep->findings[rep->n_findings].offset = i;
-            rep->n_findings++;
-        }
+        record(rep, id, text_fold_src_start(&f, i));
         i = end;
     }
+    text_fold_free(&f);
     return found;
 }
 
@@ -232,8 +320,10 @@ char *output_guard_apply(const char *text, size_t len, size_t max_bytes, size_t 
         strbuf_free(&b);
         return NULL;
     }
-    if (b.len > 0)
-        output_guard_scan(b.s, b.len, rep);
+    if (b.len > 0 && output_guard_scan(b.s, b.len, rep) < 0) {
+        strbuf_free(&b);
+        return NULL;
+    }
     if (max_bytes > 0 && b.len > max_bytes) {
         size_t note = strlen(OUTPUT_GUARD_CUT_NOTE);
         bool with_note = max_bytes >= 2 * note;

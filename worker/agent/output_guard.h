@@ -11,9 +11,20 @@
  *   - a size cap: text longer than the cap is cut on a UTF-8 boundary and
  *     ends with OUTPUT_GUARD_CUT_NOTE.
  *
- * Matching of markers is ASCII case-insensitive and takes any run of
- * whitespace for a space, so "Ignore  ALL previous\ninstructions" is
- * found. Pure functions, thread-safe.
+ * Markers are matched on the text folded by text_fold.h with TF_CASE,
+ * TF_SPACE and TF_CONFUSABLE: case is folded, every run of white space of
+ * any kind (tab, newline, no-break and ideographic spaces, ...) is one
+ * space, invisible characters (zero-width space and joiners, soft hyphen,
+ * bidi controls, tag characters, ...) are dropped, and letters and signs
+ * that only look Latin become the Latin ones: full-width forms, Greek and
+ * Cyrillic look-alikes, the dotless ı, accented letters, small capitals,
+ * mathematical bold and italic letters, full-width and box-drawing bars.
+ * So "Ignore  ALL previous\ninstructions", "іgnоrе prеvіоus
+ * іnstruсtіоns" (Cyrillic), "ig\u200Bnore previous instructions" and
+ * "<｜im_start｜>" are all found. A dropped invisible character between
+ * two words counts as the space between them. Offsets in findings are
+ * into the text as given, not the folded one. Pure functions,
+ * thread-safe.
  */
 #ifndef AG_WORKER_OUTPUT_GUARD_H
 #define AG_WORKER_OUTPUT_GUARD_H
@@ -54,7 +65,7 @@ int output_guard_repair_utf8(strbuf *out, const char *text, size_t len);
  * then the cap of max_bytes (0: no cap; a cap too small for the note cuts
  * without it). Returns a new malloc'd NUL-terminated string the caller
  * frees, *out_len (may be NULL) set to its length, and fills *rep; NULL
- * when memory runs out.
+ * when memory runs out (the markers need a folded copy of the text).
  */
 char *output_guard_apply(const char *text, size_t len, size_t max_bytes, size_t *out_len,
                          guard_report *rep);
@@ -62,7 +73,7 @@ char *output_guard_apply(const char *text, size_t len, size_t max_bytes, size_t 
 /*
  * Finds injection markers in len bytes of text and records them in *rep
  * (n_markers, n_findings, findings; other fields untouched). Returns the
- * number found.
+ * number found, or -1 when memory ran out (nothing recorded).
  */
 int output_guard_scan(const char *text, size_t len, guard_report *rep);
 

@@ -3,25 +3,46 @@
  * sends: e-mail addresses, phone numbers, national ids and payment card
  * numbers are replaced by tokens.
  *
- *   e-mail            jane.doe+x@mail.example.com        -> [email]
- *   phone             +44 20 7946 0958, (415) 555-2671,
- *                     415-555-2671, 415.555.2671          -> [phone]
- *   US SSN            123-45-6789, 123 45 6789            -> [ssn]
- *   UK NINO           QQ123456C, QQ 12 34 56 C            -> [national_id]
- *   card              4111 1111 1111 1111, 4111111111111111,
- *                     3782-822463-10005 (Luhn-valid, a card
- *                     network's leading digits, 13-19 digits) -> [card]
+ *   e-mail       jane.doe+x@mail.example.com, Jäne@exämple.com,
+ *                用户@例子.广告, коля@пример.рф (RFC 6531: the
+ *                local part and the domain in letters of any script)   -> [email]
+ *   phone        international: +44 20 7946 0958, +44 (0)20 7946 0958,
+ *                0044 20 7946 0958 (00, an assigned country code);
+ *                national with the trunk prefix 0: 020 7946 0958,
+ *                030/1234567, 01 23 45 67 89, 03-1234-5678,
+ *                (030) 1234567, (11) 91234-5678;
+ *                North American: (415) 555-2671, 415-555-2671,
+ *                415.555.2671, 1-800-555-0199                         -> [phone]
+ *   US SSN       123-45-6789, 123 45 6789                             -> [ssn]
+ *   UK NINO      QQ123456C, QQ 12 34 56 C                             -> [national_id]
+ *   card         4111 1111 1111 1111, 4111111111111111,
+ *                4111-1111-1111-1111, 4111.1111.1111.1111,
+ *                4111 - 1111 - 1111 - 1111, 3782 822463 10005
+ *                (Luhn-valid, a card network's leading digits,
+ *                13-19 digits)                                        -> [card]
+ *
+ * Matching is on the text folded by text_fold.h: no-break and other
+ * spaces count as ' ', Unicode dashes (non-breaking hyphen, en dash,
+ * minus sign, ...) as '-', full-width digits, letters and signs as ASCII,
+ * and invisible characters (zero-width space, joiners, BOM, soft hyphen)
+ * are not there at all, so "4111\u200B1111\u200B1111\u200B1111" and
+ * "０３－１２３４－５６７８" match. What is replaced is the original
+ * span, whole characters, from the first character of the match to the
+ * last.
  *
  * What is left alone on purpose: timestamps ("2026-11-21T10:30:00Z",
- * "10:30:00"), UUIDs, IP addresses, version numbers, plain numbers of any
- * length (an epoch in ms is not a card: no network starts with 1), a
- * 10-digit number with no separators, numbers glued to letters or to other
- * digits by '-', '.', '/' or '_'. A number only counts when the whole run
- * of digits and separators around it has the shape; a card number inside
- * a longer number is not cut out of it.
+ * "10:30:00"), dates ("15.03.2024"), UUIDs, IP addresses, version
+ * numbers, ISBNs, prices, plain numbers of any length (an epoch in ms is
+ * not a card: no network starts with 1), a number with no separators
+ * that is not a card, numbers glued to letters or to other digits by '-',
+ * '.', '/' or '_'. A number only counts when the whole run of digits and
+ * separators around it has the shape; a card number inside a longer
+ * number is not cut out of it. Letters of scripts written without spaces
+ * (CJK, kana, Hangul, Thai) do not glue: "電話03-1234-5678です" has a
+ * phone number in it.
  *
- * Matching is on ASCII only; other bytes (UTF-8 sequences, even invalid
- * ones) are copied unchanged, and every replacement is ASCII, so valid
+ * Text that is not valid UTF-8 is scrubbed all the same: bytes outside
+ * matches are copied unchanged, and every replacement is ASCII, so valid
  * UTF-8 stays valid. All functions are pure and thread-safe.
  */
 #ifndef AG_WORKER_PII_H
@@ -44,6 +65,31 @@ typedef struct pii_counts {
 /* The sum of every count in c. */
 int pii_total(const pii_counts *c);
 
+typedef enum pii_kind {
+    PII_EMAIL,
+    PII_PHONE,
+    PII_SSN,
+    PII_NATIONAL_ID,
+    PII_CARD,
+} pii_kind;
+
+/* One match: bytes [start, end) of the text, whole UTF-8 characters. */
+typedef struct pii_match {
+    pii_kind kind;
+    size_t start, end;
+} pii_match;
+
+/* The token a match of kind is replaced by ("[email]", ...). */
+const char *pii_token(pii_kind kind);
+
+/*
+ * Finds the matches in len bytes of text, in order and not overlapping,
+ * and calls fn for each; fn returns nonzero to stop. Returns the number of
+ * matches passed to fn, or -1 when memory ran out.
+ */
+int pii_find(const char *text, size_t len, int (*fn)(void *user, const pii_match *m),
+             void *user);
+
 /*
  * Appends len bytes of text (need not be NUL-terminated) to out with every
  * match replaced by its token, and adds what it replaced to *counts (may
@@ -65,11 +111,15 @@ bool pii_luhn_valid(const char *digits, size_t n);
  * Scrubbing text that arrives in pieces (a model's streamed deltas)
  * without ever sending a piece of a match before its end is known: the
  * tail of the text so far that a match could still run on from is held
- * back, that is the last word (since the last whitespace) together with
- * any words before it that are made only of digits and phone or card
- * punctuation ("+1 415 555" may be a phone number that goes on). A tail
- * that grows past PII_STREAM_HOLD_MAX bytes is let go (scrubbed as it is).
- * The pieces given out add up to pii_scrub of the whole text.
+ * back, that is the last word (since the last white space of any kind, or
+ * since the last character no match can hold, such as "、" or "。")
+ * together with any words before it that may go on into the next one:
+ * those ending in a digit or ')', those made only of '-', '.' or '/', and
+ * those ending in one or two capital letters not glued to a letter or
+ * digit ("+1 415 555" may be a phone number that goes on, "4111 -" a
+ * card, "(QQ 12" a NINO). A tail that grows past PII_STREAM_HOLD_MAX
+ * bytes is let go (scrubbed as it is). Short of that, the pieces given
+ * out add up to pii_scrub of the whole text.
  *
  * Zero-initialise (pii_stream s = {0};), feed, finish, then
  * pii_stream_free.

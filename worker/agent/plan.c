@@ -24,12 +24,17 @@
  *                      role(s)/identity/access"
  *   catalog.search     tool(s), capabilities, "what can you/agentgate do":
  *                      {"query": the prompt}
+ *
+ * A graph question also reads the tenant's knowledge graph, whose tools
+ * the catalog knows (run_plan.c); plan_graph_terms picks what to search
+ * it for.
  */
 #include "plan.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "clock.h"
 #include "intent.h"
@@ -250,6 +255,86 @@ void plan_tools_free(plan_tool *t, int n)
         cJSON_Delete(t[i].args);
         t[i].args = NULL;
     }
+}
+
+/* ---- knowledge graph search terms ------------------------------------------ */
+
+/* Words no graph search is about: common English, and the words of the
+ * question itself (graphs, entities, connections). */
+static const char *const graph_stopwords[] = {
+    "a", "about", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "been",
+    "between", "both", "but", "by", "can", "could", "did", "do", "does", "each", "every",
+    "explain", "find", "for", "from", "get", "give", "has", "have", "he", "her", "him",
+    "his", "how", "i", "if", "in", "into", "is", "it", "its", "just", "know", "knows",
+    "let", "like", "list", "look", "may", "me", "my", "of", "on", "or", "our", "please",
+    "say", "says", "search", "she", "show", "so", "some", "tell", "than", "that", "the",
+    "their", "them", "then", "there", "these", "they", "this", "those", "to", "up", "us",
+    "was", "we", "were", "what", "whats", "when", "where", "which", "who", "whom", "whose",
+    "why", "will", "with", "would", "you", "your",
+    "graph", "graphs", "knowledge", "base", "memory", "entity", "entities", "node", "nodes",
+    "relation", "relations", "relationship", "relationships", "edge", "edges",
+    "observation", "observations", "connected", "connection", "connections", "linked",
+    "link", "links", "related", "tied", "attached", "recorded", "stored", "known",
+    "information", "info", "facts", "fact", "data",
+    "whole", "entire", "everything", "full", "complete", "contents", "content", "summary",
+    "summarize", "summarise", "describe", "overview",
+};
+
+static bool graph_stopword(const char *w, size_t n)
+{
+    char low[PLAN_TERM_MAX + 1];
+    for (size_t i = 0; i < n; i++)
+        low[i] = (char)((w[i] >= 'A' && w[i] <= 'Z') ? w[i] + 32 : w[i]);
+    low[n] = '\0';
+    for (size_t i = 0; i < sizeof(graph_stopwords) / sizeof(graph_stopwords[0]); i++)
+        if (strcmp(low, graph_stopwords[i]) == 0)
+            return true;
+    return false;
+}
+
+static bool term_byte(unsigned char c)
+{
+    return c >= 0x80 || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+           (c >= 'A' && c <= 'Z');
+}
+
+static bool seen_term(char terms[][PLAN_TERM_MAX + 1], int n, const char *w, size_t len)
+{
+    for (int i = 0; i < n; i++)
+        if (strlen(terms[i]) == len && strncasecmp(terms[i], w, len) == 0)
+            return true;
+    return false;
+}
+
+/* One pass over the prompt's words: capitalised ones or the others. */
+static int collect_terms(const char *prompt, bool capitalised, char terms[][PLAN_TERM_MAX + 1],
+                         int n, int max)
+{
+    const unsigned char *p = (const unsigned char *)prompt;
+    while (*p && n < max) {
+        while (*p && !term_byte(*p))
+            p++;
+        const unsigned char *start = p;
+        while (*p && term_byte(*p))
+            p++;
+        size_t len = (size_t)(p - start);
+        const char *w = (const char *)start;
+        if (len < 2 || len > PLAN_TERM_MAX || (*start >= 'A' && *start <= 'Z') != capitalised ||
+            graph_stopword(w, len) || seen_term(terms, n, w, len))
+            continue;
+        memcpy(terms[n], w, len);
+        terms[n][len] = '\0';
+        n++;
+    }
+    return n;
+}
+
+int plan_graph_terms(const char *prompt, char terms[][PLAN_TERM_MAX + 1], int max)
+{
+    if (!prompt || max <= 0)
+        return 0;
+    int n = collect_terms(prompt, true, terms, 0, max);
+    return collect_terms(prompt, false, terms, n, max);
 }
 
 /* ---- parsing a model's plan --------------------------------------------- */

@@ -59,6 +59,18 @@ int plan_match_tools(const char *prompt, long long now_ms, plan_tool *out, int m
 
 void plan_tools_free(plan_tool *t, int n);
 
+#define PLAN_GRAPH_TERMS    2       /* searches of a knowledge graph planned */
+#define PLAN_TERM_MAX       64      /* bytes of one search term */
+
+/*
+ * The words of prompt to search a knowledge graph for, at most max into
+ * terms: words that are neither common English words nor the vocabulary
+ * of graphs ("entities", "connected", "graph"), capitalised ones (names)
+ * first, each once (ignoring ASCII case), as written. Returns how many
+ * (0: nothing to search for; read the whole graph instead).
+ */
+int plan_graph_terms(const char *prompt, char terms[][PLAN_TERM_MAX + 1], int max);
+
 /* A model's TODO list. */
 typedef struct plan_todos {
     char *title[PLAN_MAX_TODOS];    /* malloc'd */

@@ -21,7 +21,6 @@
 #include "run_steps.h"
 #include "strbuf.h"
 #include "tools.h"
-#include "tools_builtin.h"
 #include "utf8.h"
 
 #define MAX_EXCHANGE       32   /* tool calls sent back to the model in one llm:call */
@@ -415,7 +414,7 @@ int run_tool_call(run *r, const char *title, const char *tool, const cJSON *args
         json_add_str(o, "status", "not_enabled", &ok);
         json_add_str(o, "message", why, &ok);
     } else {
-        tool_run_env env = {r->id, r->session_id[0] ? r->session_id : NULL};
+        tool_run_env env = {r->id, r->session_id[0] ? r->session_id : NULL, r->deadline};
         tool_call_result res;
         memset(&res, 0, sizeof(res));
         tools_call(r->ctx, r->catalog, &r->principal, &env, tool, args, &res);
@@ -424,7 +423,7 @@ int run_tool_call(run *r, const char *title, const char *tool, const cJSON *args
         json_add_num(o, "latency_ms", (double)res.latency_ms, &ok);
         if (res.status == TOOL_CALL_OK) {
             status = "completed";
-            char *summary = tools_builtin_summary(tool, res.output);
+            char *summary = tools_output_summary(r->catalog, tool, res.output);
             char *json = output_text(res.output);
             json_add_str(o, "summary", summary, &ok);
             json_add_item(o, "output", res.output, &ok);

@@ -132,11 +132,57 @@ static const struct plan_template {
      "Describe the steps, their impact and the approval they need", true},
 };
 
+/* What the deterministic plan reads of the tenant's knowledge graph. */
+typedef struct graph_reads {
+    char tool[2][130];                          /* search_nodes, read_graph */
+    char title[PLAN_GRAPH_TERMS][PLAN_TERM_MAX + 256];
+} graph_reads;
+
+/* The names of the tools of the tenant's graph server (its MCP server
+ * whose resource is "graph") that the deterministic planner knows. */
+#define GRAPH_RESOURCE "graph"
+#define GRAPH_SEARCH   "search_nodes"
+#define GRAPH_READ     "read_graph"
+
+/*
+ * A graph question reads the tenant's knowledge graph first: a search
+ * for each of the prompt's key terms, or the whole graph when it has
+ * none (or the server cannot search). Fills out (room for max) with
+ * titles and names kept in g. Returns how many, or -1 (out of memory).
+ */
+static int plan_graph_reads(run *r, graph_reads *g, plan_tool *out, int max)
+{
+    char terms[PLAN_GRAPH_TERMS][PLAN_TERM_MAX + 1];
+    bool search = tools_catalog_mcp_tool(r->catalog, GRAPH_RESOURCE, GRAPH_SEARCH,
+                                         g->tool[0], sizeof(g->tool[0]));
+    bool read = tools_catalog_mcp_tool(r->catalog, GRAPH_RESOURCE, GRAPH_READ, g->tool[1],
+                                       sizeof(g->tool[1]));
+    int nterms = search ? plan_graph_terms(r->prompt, terms, PLAN_GRAPH_TERMS) : 0;
+    int n = 0;
+
+    for (int i = 0; i < nterms && n < max; i++, n++) {
+        snprintf(g->title[i], sizeof(g->title[i]), "Search the knowledge graph for \"%s\" "
+                 "(%s)", terms[i], g->tool[0]);
+        out[n] = (plan_tool){g->tool[0], g->title[i], cJSON_CreateObject()};
+        if (!out[n].args || !cJSON_AddStringToObject(out[n].args, "query", terms[i])) {
+            plan_tools_free(out, n + 1);
+            return -1;
+        }
+    }
+    if (n == 0 && read && max > 0) {
+        out[n] = (plan_tool){g->tool[1], "Read the whole knowledge graph", cJSON_CreateObject()};
+        if (!out[n++].args)
+            return -1;
+    }
+    return n;
+}
+
 /*
  * The deterministic plan: the intent's model TODOs around the tools the
- * prompt asks for (plan.c). When it would take more iterations than the
- * run may, the model TODOs before the tools go first, then tools from the
- * end. note (note_size bytes) says what was dropped.
+ * prompt asks for (plan.c), a graph question's reads of the knowledge
+ * graph first. When it would take more iterations than the run may, the
+ * model TODOs before the tools go first, then tools from the end. note
+ * (note_size bytes) says what was dropped.
  */
 static int make_plan(run *r, char *note, size_t note_size)
 {
@@ -146,9 +192,17 @@ static int make_plan(run *r, char *note, size_t note_size)
             pt = &plan_templates[i];
 
     plan_tool tools[PLAN_MAX_TOOLS];
-    int nt = plan_match_tools(r->prompt, clock_wall_ms(), tools, PLAN_MAX_TOOLS);
-    if (nt < 0)
+    graph_reads graph;
+    int ng = r->intent.cls == INTENT_GRAPH
+                 ? plan_graph_reads(r, &graph, tools, PLAN_MAX_TOOLS) : 0;
+    if (ng < 0)
         return run_oom(r);
+    int nt = plan_match_tools(r->prompt, clock_wall_ms(), tools + ng, PLAN_MAX_TOOLS - ng);
+    if (nt < 0) {
+        plan_tools_free(tools, ng);
+        return run_oom(r);
+    }
+    nt += ng;
     bool health = false;
     for (int i = 0; i < nt; i++)
         health = health || strcmp(tools[i].tool, "system.health") == 0;

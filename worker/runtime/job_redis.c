@@ -4,8 +4,9 @@
  * Writes go out as pipelines of argv commands: one round trip per event
  * or per supervisor round, and binary-safe arguments, so an event body is
  * never parsed as a format string. An event is one EVALSHA of the shared
- * append script (common/events.c), loaded on every new connection, with
- * EVAL as the fallback when Redis lost its script cache.
+ * append script (common/events.c), and an enqueue or a pop one of the
+ * queue scripts (common/jobq.c), loaded on every new connection, with EVAL
+ * as the fallback when Redis lost its script cache.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,8 @@
  * reads as a dead server. */
 #define REDIS_IO_TIMEOUT_MS 5000
 #define REFUSED_PAUSE_MS 1000
+
+_Static_assert(QUEUES_MAX <= JOBQ_TAKE_RINGS_MAX, "one take names every ring of a worker");
 
 /* ---------------------------------------------------------------------------
  * Connections
@@ -57,8 +60,9 @@ static int redis_select_db(redisContext *c, int db, char *why, size_t why_size)
     return ok ? 0 : -1;
 }
 
-/* Caches the event append script on a new connection, so EVALSHA finds
- * it; a failure only means the first append falls back to EVAL. */
+/* Caches the event append and queue scripts on a new connection, so
+ * EVALSHA finds them; a failure only means a first call falls back to
+ * EVAL. */
 static void redis_load_scripts(redisContext *c)
 {
     redisReply *r = redisCommand(c, "SCRIPT LOAD %s", event_append_lua);
@@ -66,6 +70,13 @@ static void redis_load_scripts(redisContext *c)
         log_warn("Redis names the event script %s, not %s", r->str, event_append_sha());
     if (r)
         freeReplyObject(r);
+    const char *const queue_scripts[] = { jobq_enqueue_lua, jobq_take_lua, jobq_pop_lua,
+                                          jobq_repair_lua };
+    for (size_t i = 0; i < sizeof queue_scripts / sizeof *queue_scripts; i++) {
+        r = redisCommand(c, "SCRIPT LOAD %s", queue_scripts[i]);
+        if (r)
+            freeReplyObject(r);
+    }
 }
 
 static int redis_link_attempt(redis_link *l)
@@ -206,13 +217,183 @@ int redis_pipeline(redis_link *l, const redis_argv *cmds, int n, redisReply **re
     return rc;
 }
 
-int redis_pop_job(redis_link *l, const queue_set *qs, int timeout_s,
-                  char *queue_key, char *value, size_t value_size)
+redisReply *redis_script_run(redis_link *l, const redis_argv *by_sha,
+                             const redis_argv *by_text)
+{
+    redisReply *r = NULL;
+    int rc = redis_pipeline_quiet(l, by_sha, 1, &r);
+    if (rc == -2) {
+        freeReplyObject(r);
+        r = NULL;
+        rc = redis_pipeline(l, by_text, 1, &r);
+    }
+    if (rc < 0) {
+        if (r)
+            freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Runs the pop script for the tenant of type whose turn the caller got
+ * as turn says. Returns 1 with the id in value, 0 when the tenant's list
+ * was empty or its entry unusable, -1 when Redis failed. */
+static int pop_turn(redis_link *l, const char *type, const char *tenant, jobq_turn turn,
+                    char *value, size_t value_size)
+{
+    jobq_keys k;
+    if (jobq_keys_of(&k, type, tenant) != 0)
+        return 0;
+    redis_argv by_sha, by_text;
+    jobq_pop_command(&by_sha, true, &k, turn);
+    jobq_pop_command(&by_text, false, &k, turn);
+    redisReply *r = redis_script_run(l, &by_sha, &by_text);
+    if (r == NULL) {
+        if (turn == JOBQ_HELD)
+            log_warn("%s: the pop of tenant %s's %s job failed after its turn was taken "
+                     "off the ring; reconciliation will put the tenant back", l->who,
+                     tenant, type);
+        return -1;
+    }
+    int rc = 0;
+    if (r->type == REDIS_REPLY_STRING) {
+        /* A queue entry is outside input: refuse what no id could be,
+         * including a string with a NUL inside. */
+        if (r->len >= value_size || memchr(r->str, '\0', r->len)) {
+            log_warn("%s: dropped an unusable queue entry (%zu bytes)", l->who, r->len);
+        } else {
+            memcpy(value, r->str, r->len + 1);
+            rc = 1;
+        }
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Reads a turn from a reply naming ring i (an index into qs) and a
+ * tenant: fills *from. Returns 0, or -1 when either is unusable (a ring
+ * entry is outside input: only a valid tenant id names a list). */
+static int turn_of(redis_link *l, const queue_set *qs, long long i, const redisReply *t,
+                   job_origin *from)
+{
+    if (i < 0 || (size_t)i >= qs->count || t->type != REDIS_REPLY_STRING
+        || t->len > KEY_TENANT_MAX || memchr(t->str, '\0', t->len)
+        || !key_tenant_valid(t->str)) {
+        log_warn("%s: dropped an unusable ring entry", l->who);
+        return -1;
+    }
+    snprintf(from->type, sizeof from->type, "%s", qs->names[i]);
+    memcpy(from->tenant, t->str, t->len + 1);
+    return 0;
+}
+
+/* Reads the id a take popped for the hinted tenant (r, a string or nil)
+ * into value. Returns 1, or 0 when the list was empty or the entry
+ * unusable. */
+static int taken_id(redis_link *l, const redisReply *r, char *value, size_t value_size)
+{
+    if (r->type != REDIS_REPLY_STRING)
+        return 0;
+    /* A queue entry is outside input: refuse what no id could be,
+     * including a string with a NUL inside. */
+    if (r->len >= value_size || memchr(r->str, '\0', r->len)) {
+        log_warn("%s: dropped an unusable queue entry (%zu bytes)", l->who, r->len);
+        return 0;
+    }
+    memcpy(value, r->str, r->len + 1);
+    return 1;
+}
+
+/* What a take came back with. */
+enum {
+    TAKE_FAILED = -1,   /* Redis failed */
+    TAKE_NONE,          /* every ring empty, or an unusable entry dropped */
+    TAKE_TURN,          /* a tenant's turn: the caller pops */
+    TAKE_POPPED,        /* the hinted tenant's turn, its job popped */
+    TAKE_SPENT,         /* the hinted tenant's turn, its list empty */
+};
+
+/*
+ * The take script over the rings of qs: a tenant's turn that stays on its
+ * ring. hint is the turn this thread took last (type "" for none): when
+ * the new turn is that tenant's again, the script pops its job too. Fills
+ * *from on TAKE_TURN, TAKE_POPPED and TAKE_SPENT, and value on
+ * TAKE_POPPED.
+ */
+static int take_turn(redis_link *l, const queue_set *qs, const job_origin *hint,
+                     job_origin *from, char *value, size_t value_size)
+{
+    const char *argv[JOBQ_TAKE_WORDS_MAX], *text[JOBQ_TAKE_WORDS_MAX];
+    size_t argvlen[JOBQ_TAKE_WORDS_MAX], textlen[JOBQ_TAKE_WORDS_MAX];
+    jobq_take_bufs bufs;
+    jobq_keys hk;
+    int hint_ring = -1;
+    for (size_t i = 0; hint->type[0] && i < qs->count && hint_ring < 0; i++)
+        if (strcmp(qs->names[i], hint->type) == 0)
+            hint_ring = (int)i;
+    if (hint_ring >= 0 && jobq_keys_of(&hk, hint->type, hint->tenant) != 0)
+        hint_ring = -1;
+    int argc = jobq_take_argv(argv, argvlen, &bufs, true, qs->rings, qs->count,
+                              hint_ring >= 0 ? &hk : NULL, hint_ring);
+    if (argc < 0)
+        return TAKE_NONE;
+    redisReply *r = redisCommandArgv(l->c, argc, argv, argvlen);
+    if (r != NULL && r->type == REDIS_REPLY_ERROR && redis_script_missing(r->str, r->len)) {
+        freeReplyObject(r);
+        jobq_take_argv(text, textlen, &bufs, false, qs->rings, qs->count,
+                       hint_ring >= 0 ? &hk : NULL, hint_ring);
+        r = redisCommandArgv(l->c, argc, text, textlen);
+    }
+    if (r == NULL) {
+        redis_link_failed(l);
+        return TAKE_FAILED;
+    }
+    int rc = TAKE_NONE;
+    if (r->type == REDIS_REPLY_ARRAY && (r->elements == 2 || r->elements == 3)
+        && r->element[0]->type == REDIS_REPLY_INTEGER) {
+        long long i = r->element[0]->integer - 1;
+        const redisReply *t = r->element[1];
+        if (turn_of(l, qs, i, t, from) == 0) {
+            if (r->elements == 2)
+                rc = TAKE_TURN;
+            else
+                rc = taken_id(l, r->element[2], value, value_size) ? TAKE_POPPED : TAKE_SPENT;
+        } else if (i >= 0 && (size_t)i < qs->count && t->type == REDIS_REPLY_STRING) {
+            /* Rotated, it would come round again: it leaves the ring. */
+            redis_argv lrem;
+            redis_argv_of(&lrem, "LREM", qs->rings[i], "0", t->str, (const char *)NULL);
+            lrem.argvlen[3] = t->len;
+            redis_pipeline(l, &lrem, 1, NULL);
+        }
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        log_warn("%s: the take script was refused: %s", l->who, r->str);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+int redis_pop_job(redis_link *l, const queue_set *qs, int timeout_s, job_origin *from,
+                  char *value, size_t value_size)
 {
     if (l->c == NULL)
         return -1;
 
-    char keys[QUEUES_MAX][KEY_MAX];
+    /* While there is work, a turn is taken without leaving the ring. */
+    job_origin hint = *from;
+    switch (take_turn(l, qs, &hint, from, value, value_size)) {
+    case TAKE_FAILED:
+        return -1;
+    case TAKE_POPPED:
+        return 1;
+    case TAKE_SPENT:
+        return 0;       /* the turn found no job: the caller takes the next */
+    case TAKE_TURN:
+        return pop_turn(l, from->type, from->tenant, JOBQ_ROTATED, value, value_size);
+    default:
+        break;
+    }
+
+    /* Every ring was empty: wait for a tenant to join one. */
     const char *argv[QUEUES_MAX + 2];
     size_t argvlen[QUEUES_MAX + 2];
     char timeout[16];
@@ -221,9 +402,8 @@ int redis_pop_job(redis_link *l, const queue_set *qs, int timeout_s,
     argv[argc] = "BRPOP";
     argvlen[argc++] = 5;
     for (size_t i = 0; i < qs->count; i++) {
-        key_queue(keys[i], qs->names[i]);
-        argv[argc] = keys[i];
-        argvlen[argc++] = strlen(keys[i]);
+        argv[argc] = qs->rings[i];
+        argvlen[argc++] = strlen(qs->rings[i]);
     }
     snprintf(timeout, sizeof timeout, "%d", timeout_s);
     argv[argc] = timeout;
@@ -235,40 +415,36 @@ int redis_pop_job(redis_link *l, const queue_set *qs, int timeout_s,
         return -1;
     }
 
-    int rc = 0;
+    int got = -1;
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 2
-        && r->element[0]->type == REDIS_REPLY_STRING
-        && r->element[1]->type == REDIS_REPLY_STRING) {
-        const redisReply *k = r->element[0], *v = r->element[1];
-        /* A queue entry is outside input: refuse what no id could be,
-         * including a string with a NUL inside. */
-        if (k->len >= KEY_MAX || v->len >= value_size || memchr(v->str, '\0', v->len)) {
-            log_warn("%s: dropped an unusable queue entry (%zu bytes)", l->who, v->len);
-        } else {
-            memcpy(queue_key, k->str, k->len + 1);
-            memcpy(value, v->str, v->len + 1);
-            rc = 1;
-        }
+        && r->element[0]->type == REDIS_REPLY_STRING) {
+        const redisReply *k = r->element[0];
+        got = turn_of(l, qs, queues_ring_index(qs, k->str, k->len), r->element[1], from);
     } else if (r->type == REDIS_REPLY_ERROR) {
         log_warn("%s: BRPOP refused: %s", l->who, r->str);
-        /* A refusal (e.g. a queue key of the wrong type) would repeat at
+        /* A refusal (e.g. a ring key of the wrong type) would repeat at
          * once: pause rather than spin. */
         clock_sleep_ms(REFUSED_PAUSE_MS);
     }
     freeReplyObject(r);
-    return rc;
+    if (got < 0)
+        return 0;
+    return pop_turn(l, from->type, from->tenant, JOBQ_HELD, value, value_size);
 }
 
-int redis_push_back(redis_link *l, const char *queue_key, const char *id)
+int redis_push_back(redis_link *l, const job_origin *from, const char *id)
 {
-    redis_argv cmd = { .argc = 3 };
-    cmd.argv[0] = "RPUSH";
-    cmd.argvlen[0] = 5;
-    cmd.argv[1] = queue_key;
-    cmd.argvlen[1] = strlen(queue_key);
-    cmd.argv[2] = id;
-    cmd.argvlen[2] = strlen(id);
-    return redis_pipeline(l, &cmd, 1, NULL);
+    jobq_keys k;
+    if (jobq_keys_of(&k, from->type, from->tenant) != 0)
+        return -1;
+    redis_argv by_sha, by_text;
+    jobq_enqueue_command(&by_sha, true, &k, id, JOBQ_FRONT, NULL);
+    jobq_enqueue_command(&by_text, false, &k, id, JOBQ_FRONT, NULL);
+    redisReply *r = redis_script_run(l, &by_sha, &by_text);
+    if (r == NULL)
+        return -1;
+    freeReplyObject(r);
+    return 0;
 }
 
 static void argv_add(redis_argv *c, const char *s)
@@ -290,7 +466,9 @@ static void argv_add_num(redis_argv *c, int slot, long long n)
 struct state_keys {
     char state[KEY_MAX];
     char lease[KEY_MAX];
-    char queue[KEY_MAX];
+    jobq_keys queue;
+    char member[KEY_MEMBER_MAX];
+    int enqueue_at;         /* the index of the enqueue command, or -1 */
 };
 
 #define STATE_CMDS_MAX 7
@@ -306,6 +484,7 @@ static int state_commands(const ag_config *cfg, const char *job_id, bool events_
 {
     int n = 0;
     key_state(keys->state, job_id);
+    keys->enqueue_at = -1;
 
     if (st != NULL && st->status != NULL) {
         /* The script wrote the status with the last event. */
@@ -352,19 +531,22 @@ static int state_commands(const ag_config *cfg, const char *job_id, bool events_
         argv_add(c, "DEL");
         argv_add(c, keys->lease);
     }
-    if (st != NULL && st->requeue_type != NULL && st->requeue_at_ms <= 0) {
-        redis_argv *c = &out[n++];
-        key_queue(keys->queue, st->requeue_type);
-        argv_add(c, "LPUSH");
-        argv_add(c, keys->queue);
-        argv_add(c, job_id);
+    if (st != NULL && st->requeue_type != NULL
+        && jobq_keys_of(&keys->queue, st->requeue_type, st->requeue_tenant) != 0) {
+        /* PostgreSQL has it queued: reconciliation enqueues it, or says
+         * why it cannot. */
+        log_error("job %s: not enqueued again: its tenant id is not one a key can carry",
+                  job_id);
+    } else if (st != NULL && st->requeue_type != NULL && st->requeue_at_ms <= 0) {
+        keys->enqueue_at = n;
+        jobq_enqueue_command(&out[n++], true, &keys->queue, job_id, JOBQ_BACK, NULL);
     } else if (st != NULL && st->requeue_type != NULL) {
         redis_argv *c = &out[n++];
-        key_delayed(keys->queue, st->requeue_type);
+        key_delayed_member(keys->member, st->requeue_tenant, job_id);
         argv_add(c, "ZADD");
-        argv_add(c, keys->queue);
+        argv_add(c, keys->queue.delayed);
         argv_add_num(c, 0, st->requeue_at_ms);
-        argv_add(c, job_id);
+        argv_add(c, keys->member);
     }
     if (st != NULL && st->dead_letter) {
         redis_argv *c = &out[n++];
@@ -380,23 +562,34 @@ static int state_commands(const ag_config *cfg, const char *job_id, bool events_
     return n;
 }
 
-/* Re-sends with EVAL every event whose EVALSHA Redis answered NOSCRIPT
- * (its script cache was flushed since this connection loaded it). Their
- * order among themselves is kept. Returns 0 or -1. */
+static bool reply_missing_script(const redisReply *r)
+{
+    return r != NULL && r->type == REDIS_REPLY_ERROR && redis_script_missing(r->str, r->len);
+}
+
+/* Re-sends with EVAL every event, and the enqueue, whose EVALSHA Redis
+ * answered NOSCRIPT (its script cache was flushed since this connection
+ * loaded it). Their order among themselves is kept. Returns 0 or -1. */
 static int resend_missing_scripts(redis_link *l, const char *job_id,
                                   const redis_event *evs, size_t n,
-                                  const job_redis_state *st, redisReply **replies)
+                                  const job_redis_state *st, const struct state_keys *sk,
+                                  redisReply **replies)
 {
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
-        const redisReply *r = replies[i];
-        if (r == NULL || r->type != REDIS_REPLY_ERROR || !redis_script_missing(r->str, r->len))
+        if (!reply_missing_script(replies[i]))
             continue;
         redis_argv cmd;
         event_keys keys;
         event_append_command(&cmd, false, job_id, evs[i].seq, evs[i].body, evs[i].len,
                              i + 1 == n && st ? st->status : NULL, l->cfg->event_ring_size,
                              l->cfg->event_ttl_s, &keys);
+        rc = redis_pipeline(l, &cmd, 1, NULL);
+    }
+    if (rc == 0 && sk->enqueue_at >= 0
+        && reply_missing_script(replies[n + (size_t)sk->enqueue_at])) {
+        redis_argv cmd;
+        jobq_enqueue_command(&cmd, false, &sk->queue, job_id, JOBQ_BACK, NULL);
         rc = redis_pipeline(l, &cmd, 1, NULL);
     }
     return rc;
@@ -431,7 +624,7 @@ int redis_write_job(redis_link *l, const char *job_id, const redis_event *evs,
 
     int rc = redis_pipeline_quiet(l, cmds, count, replies);
     if (rc == -2)
-        rc = resend_missing_scripts(l, job_id, evs, n, st, replies);
+        rc = resend_missing_scripts(l, job_id, evs, n, st, &skeys, replies);
     for (int i = 0; i < count; i++)
         if (replies[i])
             freeReplyObject(replies[i]);

@@ -1,6 +1,6 @@
 /*
  * job_redis.h - the worker's Redis side: its blocking hiredis connections,
- * taking job ids off the queues, appending events to a job's ring with
+ * taking job ids off the queues (fairly between tenants), appending events to a job's ring with
  * their announcements, the job's state hash and lease, and the
  * cancellation flags.
  *
@@ -18,6 +18,7 @@
 #include "backoff.h"
 #include "config.h"
 #include "events.h"
+#include "jobq.h"
 #include "keys.h"
 #include "queues.h"
 #include "uuid.h"
@@ -57,20 +58,42 @@ void redis_link_close(redis_link *l);
  */
 int redis_pipeline(redis_link *l, const redis_argv *cmds, int n, redisReply **replies);
 
-/*
- * BRPOP over the queues of qs, waiting at most timeout_s seconds. On a
- * pop, queue_key (KEY_MAX bytes) gets the list it came from and value
- * (value_size bytes) the popped string. Returns 1 popped, 0 nothing (the
- * wait ran out, an entry unusable as a string was dropped, or Redis
- * refused the BRPOP, which is logged and followed by a 1 s pause), -1 when
- * the connection failed (the link is dropped).
- */
-int redis_pop_job(redis_link *l, const queue_set *qs, int timeout_s,
-                  char *queue_key, char *value, size_t value_size);
+/* Where a popped id waited: its type and its tenant's list, so it can be
+ * handed back to the front of the same list. */
+typedef struct job_origin {
+    char type[QUEUE_NAME_MAX];
+    char tenant[KEY_TENANT_MAX + 1];
+} job_origin;
 
-/* RPUSHes id back onto queue_key, so the next BRPOP takes it first (a job
- * popped but not started). Returns 0 or -1. */
-int redis_push_back(redis_link *l, const char *queue_key, const char *id);
+/*
+ * Takes the next job of the types of qs, fairly between tenants
+ * (common/jobq.h): the take script gives the next tenant's turn and the
+ * pop script that tenant's oldest id; only when every ring is empty does
+ * it wait, in BRPOP over the rings, at most timeout_s seconds. On entry
+ * *from is the turn this thread took last (type "" for none): when that
+ * tenant's turn comes again, the take pops its job in the same call. On a
+ * pop, *from gets the type and tenant and value (value_size bytes) the id
+ * as a string. Returns 1 popped, 0 nothing (the wait ran out, the
+ * tenant's list was empty, an entry unusable as a tenant or an id was
+ * dropped, or Redis refused the BRPOP, which is logged and followed by a
+ * 1 s pause), -1 when the connection failed (the link is dropped).
+ */
+int redis_pop_job(redis_link *l, const queue_set *qs, int timeout_s, job_origin *from,
+                  char *value, size_t value_size);
+
+/* Puts id back at the front of its tenant's list (the enqueue script), so
+ * it is the tenant's next job: one popped but not started. Returns 0 or
+ * -1. */
+int redis_push_back(redis_link *l, const job_origin *from, const char *id);
+
+/*
+ * Runs one script call on l: by_sha, then by_text when Redis answers
+ * NOSCRIPT. Returns the reply (the caller frees it), or NULL when Redis
+ * failed or refused it (logged; on a connection failure the link is
+ * dropped).
+ */
+redisReply *redis_script_run(redis_link *l, const redis_argv *by_sha,
+                             const redis_argv *by_text);
 
 /* One event to append to a job's ring. */
 typedef struct redis_event {
@@ -86,9 +109,10 @@ typedef struct job_redis_state {
     const char *status;       /* HSET jobs:state:{id} status, NULL: leave */
     const char *worker_id;    /* HSET worker_id (and the lease's value) */
     int lease;                /* LEASE_*: SET jobs:lease:{id} PX lease_ms, or DEL */
-    const char *requeue_type; /* LPUSH id onto jobs:queue:{type}, NULL: none */
-    long long requeue_at_ms;  /* with requeue_type: 0 queues it now; else it
-                                 waits in jobs:delayed:{type} until this
+    const char *requeue_type; /* enqueue id again (jobq.h), NULL: don't */
+    const char *requeue_tenant; /* with requeue_type: the job's tenant */
+    long long requeue_at_ms;  /* with requeue_type: 0 enqueues it now; else
+                                 it waits in jobs:delayed:{type} until this
                                  epoch ms */
     bool dead_letter;         /* LPUSH id onto jobs:dead, capped */
 } job_redis_state;
@@ -97,7 +121,8 @@ typedef struct job_redis_state {
  * Appends the n events (each one call of the append script: RPUSH to the
  * ring, LTRIM, EXPIRE, HSET last_event_id and st->status, EXPIRE, PUBLISH,
  * atomically) and then writes the rest of *st (may be NULL), all as one
- * pipeline. job_id must be a checked UUID, requeue_type a registered type.
+ * pipeline. job_id must be a checked UUID, requeue_type a registered type
+ * and requeue_tenant the job's tenant.
  * Returns 0, or -1 when Redis failed (logged).
  */
 int redis_write_job(redis_link *l, const char *job_id, const redis_event *evs,

@@ -61,30 +61,31 @@ static bool worker_is_stopping(void *arg)
     return worker_stopping(arg);
 }
 
-/* Puts a popped id back at the front of its queue. */
-static void give_back_popped(job_thread *t, const char *queue_key, const char *id)
+/* Puts a popped id back at the front of its tenant's list. */
+static void give_back_popped(job_thread *t, const job_origin *from, const char *id)
 {
-    if (redis_link_try(&t->rd) != NULL && redis_push_back(&t->rd, queue_key, id) == 0) {
-        log_info("job %s: pushed back onto %s unstarted", id, queue_key);
+    if (redis_link_try(&t->rd) != NULL && redis_push_back(&t->rd, from, id) == 0) {
+        log_info("job %s: pushed back unstarted onto tenant %s's %s jobs", id, from->tenant,
+                 from->type);
         return;
     }
-    log_error("job %s: popped from %s but neither claimed nor pushed back; "
-              "PostgreSQL still has it queued", id, queue_key);
+    log_error("job %s: popped from tenant %s's %s jobs but neither claimed nor pushed "
+              "back; PostgreSQL still has it queued", id, from->tenant, from->type);
 }
 
 /* Puts a job its tenant's running cap refused into the delayed set of its
  * type, due when PostgreSQL's run_at (moved by the claim) says. Should
  * Redis fail, reconciliation finds the queued row and enqueues it. */
-static void delay_capped(job_thread *t, const char *queue_key, const char *id,
+static void delay_capped(job_thread *t, const job_origin *from, const char *id,
                          const claimed_job *cj, int retry_ms)
 {
     log_debug("job %s: tenant %s is at its running cap; retrying in %d ms", id,
               cj->tenant_id, retry_ms);
     if (jobtypes_find(cj->type) == NULL) {
-        give_back_popped(t, queue_key, id);
+        give_back_popped(t, from, id);
         return;
     }
-    job_redis_state st = { .requeue_type = cj->type,
+    job_redis_state st = { .requeue_type = cj->type, .requeue_tenant = cj->tenant_id,
                            .requeue_at_ms = clock_wall_ms() + retry_ms };
     if (redis_link_try(&t->rd) == NULL || redis_write_job(&t->rd, id, NULL, 0, &st) != 0)
         log_warn("job %s: held back by its tenant's running cap but not put in the "
@@ -94,14 +95,14 @@ static void delay_capped(job_thread *t, const char *queue_key, const char *id,
 /* Claims id. Returns 0 with *cj filled, or -1 when the job is not ours to
  * run (already dealt with: logged, and the id pushed back or delayed if
  * needed). */
-static int claim(job_thread *t, const char *queue_key, const char *id, claimed_job *cj)
+static int claim(job_thread *t, const job_origin *from, const char *id, claimed_job *cj)
 {
     int errors = 0;
     bool retried = false;
     for (;;) {
         PGconn *c = pg_link_wait(&t->pg, worker_is_stopping, t->w);
         if (c == NULL) {
-            give_back_popped(t, queue_key, id);
+            give_back_popped(t, from, id);
             return -1;
         }
         int retry_ms = CAP_RETRY_MS + (int)(backoff_random() % CAP_RETRY_JITTER_MS);
@@ -110,7 +111,7 @@ static int claim(job_thread *t, const char *queue_key, const char *id, claimed_j
         if (rc == STORE_OK)
             return 0;
         if (rc == STORE_CAPPED) {
-            delay_capped(t, queue_key, id, cj, retry_ms);
+            delay_capped(t, from, id, cj, retry_ms);
             return -1;
         }
         if (rc == STORE_NONE) {
@@ -128,7 +129,7 @@ static int claim(job_thread *t, const char *queue_key, const char *id, claimed_j
         }
         if (++errors >= CLAIM_ERRORS_MAX) {
             log_error("job %s: claim failed %d times; leaving it for later", id, errors);
-            give_back_popped(t, queue_key, id);
+            give_back_popped(t, from, id);
             clock_sleep_ms(BACKOFF_MAX_MS);     /* no hot loop on a poison entry */
             return -1;
         }
@@ -426,6 +427,7 @@ static void requeue(job_ctx *ctx, const char *reason, long long delay_ms,
         ctx->seq = seq;
         job_redis_state st = { .status = "queued", .lease = LEASE_DELETE,
                                .requeue_type = ctx->info.type,
+                               .requeue_tenant = ctx->info.tenant_id,
                                .requeue_at_ms = delay_ms > 0 ? clock_wall_ms() + delay_ms : 0 };
         if (job_ctx_mirror(ctx, seq, body, &st, HAND_BACK_REDIS_WAIT_MS) == 0)
             log_info("job %s queued again (%s): type=%s attempt=%d delay_ms=%lld "
@@ -515,10 +517,10 @@ static void ctx_fill(job_ctx *ctx, job_thread *t, const char *id, const claimed_
     ctx->started_ms = clock_mono_ms();
 }
 
-void job_run(job_thread *t, const char *queue_key, const char *id)
+void job_run(job_thread *t, const job_origin *from, const char *id)
 {
     claimed_job cj;
-    if (claim(t, queue_key, id, &cj) < 0)
+    if (claim(t, from, id, &cj) < 0)
         return;
 
     job_ctx ctx;

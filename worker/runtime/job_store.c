@@ -380,8 +380,9 @@ void claimed_job_free(claimed_job *job)
     job->payload = job->request_id = job->traceparent = NULL;
 }
 
-/* agentgate_claim_job (006_security.sql): a worker knows only the id it
- * popped; the function finds the tenant, applies its running cap and
+/* agentgate_claim_job (006_security.sql, its cap from 013): a worker
+ * knows only the id it popped; the function finds the tenant, applies its
+ * running cap (the stricter of the tenant's and the operator's) and
  * claims, as the owner role. */
 static const char sql_claim[] =
     "SELECT o_outcome, o_tenant_id, o_type, o_payload, o_attempts, o_max_attempts, "

@@ -95,9 +95,10 @@ store_rc store_claim(PGconn *conn, const char *id, const char *worker_id,
                      claimed_job *out);
 
 /*
- * store_claim with the per-tenant running cap: the tenant's
- * settings.max_running, else default_max_running (0: no cap), counted
- * over every worker's running jobs under a per-tenant lock. A job the cap
+ * store_claim with the per-tenant running cap: the stricter of the
+ * tenant's settings.max_running and default_max_running, the operator's
+ * ceiling (0 on either side: no cap from that side), counted over every
+ * worker's running jobs under a per-tenant lock. A job the cap
  * refuses stays queued (attempts unchanged) with run_at retry_ms ahead:
  * STORE_CAPPED, with out->tenant_id and out->type filled (payload NULL)
  * so the caller can put it in the delayed set.

@@ -13,10 +13,12 @@
 #include "clock.h"
 #include "events.h"
 #include "job_mirror.h"
+#include "jobq.h"
 #include "jobtypes.h"
 #include "keys.h"
 #include "log.h"
 #include "maintenance.h"
+#include "redis_script.h"
 
 #define TICK_MS               50
 #define PROMOTE_INTERVAL_MS   200
@@ -31,45 +33,106 @@
  * Promotion of due delayed jobs
  * ------------------------------------------------------------------------- */
 
-/* Moves the due ids of KEYS[1] (a delayed set) to the back of KEYS[2] (its
- * queue) in one step, so no id is ever in neither or popped twice. */
-static const char promote_script[] =
-    "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2]) "
-    "if #due > 0 then "
-    "  redis.call('ZREM', KEYS[1], unpack(due)) "
-    "  redis.call('LPUSH', KEYS[2], unpack(due)) "
-    "end "
-    "return #due";
+/* Sends the n enqueue calls of cmds (by SHA-1) as one pipeline; those
+ * Redis answers NOSCRIPT go again by text. Returns the number of ids
+ * moved (a call answering 1 or 0; -1 means another worker moved it
+ * first), or -1 when Redis failed. */
+static int run_enqueues(maintenance *m, const redis_argv *cmds, const jobq_keys *keys,
+                        char (*ids)[UUID_STR_LEN], char (*members)[KEY_MEMBER_MAX], int n)
+{
+    redisReply **replies = calloc((size_t)n, sizeof *replies);
+    if (replies == NULL)
+        return -1;
+    int moved = 0;
+    int rc = redis_pipeline(&m->rd, cmds, n, replies);
+    if (m->rd.c == NULL)
+        rc = -2;    /* the connection failed: no answer is trustworthy */
+    for (int i = 0; i < n && rc != -2; i++) {
+        redisReply *r = replies[i];
+        if (r != NULL && r->type == REDIS_REPLY_ERROR && redis_script_missing(r->str, r->len)) {
+            redis_argv by_text;
+            jobq_enqueue_command(&by_text, false, &keys[i], ids[i], JOBQ_BACK, members[i]);
+            freeReplyObject(r);
+            replies[i] = NULL;
+            if (redis_pipeline(&m->rd, &by_text, 1, &replies[i]) < 0 && m->rd.c == NULL)
+                rc = -2;
+            r = replies[i];
+        }
+        if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer >= 0)
+            moved++;
+    }
+    for (int i = 0; i < n; i++)
+        freeReplyObject(replies[i]);
+    free(replies);
+    return rc == -2 ? -1 : moved;
+}
+
+/* Moves the due members of the delayed set of type (at most
+ * PROMOTE_BATCH) to their tenants' lists, each with the enqueue script
+ * guarded by its ZREM: an id is never in both or in neither, and of
+ * workers promoting the same id one wins. A member that is not
+ * "{tenant}:{id}" is dropped: PostgreSQL still has the job queued, so
+ * reconciliation puts it back as it should be. */
+static void promote_type(maintenance *m, const char *type, const char *now)
+{
+    char delayed[KEY_MAX], batch[16];
+    key_delayed(delayed, type);
+    snprintf(batch, sizeof batch, "%d", PROMOTE_BATCH);
+    redis_argv cmd;
+    redis_argv_of(&cmd, "ZRANGEBYSCORE", delayed, "-inf", now, "LIMIT", "0", batch,
+                  (const char *)NULL);
+    redisReply *due = NULL;
+    if (redis_pipeline(&m->rd, &cmd, 1, &due) < 0 || due->type != REDIS_REPLY_ARRAY
+        || due->elements == 0) {
+        freeReplyObject(due);
+        return;
+    }
+
+    size_t n = due->elements;
+    redis_argv *cmds = calloc(n, sizeof *cmds);
+    jobq_keys *keys = calloc(n, sizeof *keys);
+    char (*ids)[UUID_STR_LEN] = calloc(n, sizeof *ids);
+    char (*members)[KEY_MEMBER_MAX] = calloc(n, sizeof *members);
+    int count = 0;
+    for (size_t i = 0; cmds && keys && ids && members && i < n; i++) {
+        const redisReply *e = due->element[i];
+        if (e->type != REDIS_REPLY_STRING)
+            continue;
+        char tenant[KEY_TENANT_MAX + 1];
+        if (key_delayed_member_split(e->str, e->len, tenant, ids[count]) != 0
+            || jobq_keys_of(&keys[count], type, tenant) != 0) {
+            log_warn("promotion: dropped %.80s from %s: not \"{tenant}:{id}\"; "
+                     "reconciliation enqueues its job if it is still queued", e->str, delayed);
+            redis_argv zrem;
+            redis_argv_of(&zrem, "ZREM", delayed, e->str, (const char *)NULL);
+            zrem.argvlen[2] = e->len;   /* the member as stored, any bytes */
+            redis_pipeline(&m->rd, &zrem, 1, NULL);
+            continue;
+        }
+        memcpy(members[count], e->str, e->len + 1);
+        jobq_enqueue_command(&cmds[count], true, &keys[count], ids[count], JOBQ_BACK,
+                             members[count]);
+        count++;
+    }
+    int moved = count > 0 ? run_enqueues(m, cmds, keys, ids, members, count) : 0;
+    if (moved > 0)
+        log_debug("%d delayed %s jobs due: queued", moved, type);
+    free(members);
+    free(ids);
+    free(keys);
+    free(cmds);
+    freeReplyObject(due);
+}
 
 static void promote_due(maintenance *m)
 {
     const queue_set *qs = &m->w->queues;
     if (qs->count == 0 || redis_link_try(&m->rd) == NULL)
         return;
-    redis_argv cmds[QUEUES_MAX];
-    char delayed[QUEUES_MAX][KEY_MAX], queue[QUEUES_MAX][KEY_MAX];
-    char now[24], batch[16];
+    char now[24];
     snprintf(now, sizeof now, "%lld", clock_wall_ms());
-    snprintf(batch, sizeof batch, "%d", PROMOTE_BATCH);
-    for (size_t i = 0; i < qs->count; i++) {
-        key_delayed(delayed[i], qs->names[i]);
-        key_queue(queue[i], qs->names[i]);
-        redis_argv_of(&cmds[i], "EVAL", promote_script, "2", delayed[i], queue[i], now,
-                      batch, (const char *)NULL);
-    }
-    redisReply *replies[QUEUES_MAX];
-    if (redis_pipeline(&m->rd, cmds, (int)qs->count, replies) < 0) {
-        for (size_t i = 0; i < qs->count; i++)
-            freeReplyObject(replies[i]);
-        return;
-    }
-    for (size_t i = 0; i < qs->count; i++) {
-        if (replies[i] != NULL && replies[i]->type == REDIS_REPLY_INTEGER
-            && replies[i]->integer > 0)
-            log_debug("%lld delayed %s jobs due: queued", replies[i]->integer,
-                      qs->names[i]);
-        freeReplyObject(replies[i]);
-    }
+    for (size_t i = 0; i < qs->count && m->rd.c != NULL; i++)
+        promote_type(m, qs->names[i], now);
 }
 
 /* ---------------------------------------------------------------------------
@@ -149,6 +212,7 @@ static void reaped_mirror(maintenance *m, const reaped *r)
     bool queued = strcmp(r->status, "queued") == 0;
     job_redis_state st = { .status = r->status, .lease = LEASE_DELETE,
                            .requeue_type = queued ? r->job->type : NULL,
+                           .requeue_tenant = r->job->tenant_id,
                            .dead_letter = strcmp(r->status, "failed") == 0 };
     job_mirror(&m->rd, m->pg.conn, r->job->id, r->job->tenant_id, JOB_MIRROR_ASK_REDIS,
                r->seq, r->body, &st);
@@ -213,43 +277,309 @@ static int compare_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The ids Redis holds for type, in its queue and its delayed set, sorted
- * for bsearch; the strings live in *replies (freed by the caller). Returns
- * a malloc'd array (*n entries), or NULL when Redis failed or the queue
- * is too long to list. */
-static char **redis_ids_of_type(maintenance *m, const char *type, size_t *n,
-                                redisReply *replies[3])
+static bool sorted_has(char *const *sorted, size_t n, const char *s)
 {
-    char queue[KEY_MAX], delayed[KEY_MAX];
-    key_queue(queue, type);
-    key_delayed(delayed, type);
-    redis_argv cmds[3];
-    redis_argv_of(&cmds[0], "LLEN", queue, (const char *)NULL);
-    redis_argv_of(&cmds[1], "LRANGE", queue, "0", "-1", (const char *)NULL);
-    redis_argv_of(&cmds[2], "ZRANGE", delayed, "0", "-1", (const char *)NULL);
-    /* LLEN goes first on its own: a huge queue is not pulled over. */
-    if (redis_pipeline(&m->rd, cmds, 1, replies) < 0
-        || replies[0]->type != REDIS_REPLY_INTEGER)
-        return NULL;
-    long long len = replies[0]->integer;
-    if (len > RECONCILE_QUEUE_MAX) {
-        log_warn("reconciliation skips %s: its queue holds %lld ids", type, len);
-        return NULL;
+    return n > 0 && bsearch(&s, sorted, n, sizeof *sorted, compare_str) != NULL;
+}
+
+static void sort_strings(char **v, size_t n)
+{
+    if (n > 1)
+        qsort(v, n, sizeof *v, compare_str);
+}
+
+#define PIPELINE_CHUNK 256
+
+/* Builds command i of a chunked pipeline into *cmd (keys into key). */
+typedef void (*build_fn)(redis_argv *cmd, char *key, size_t i, void *arg);
+
+/* Sends n commands made by build, PIPELINE_CHUNK at a time, and keeps
+ * their replies in replies[0..n) (the caller frees them). Returns 0, or
+ * -1 when Redis failed or refused one. */
+static int pipeline_chunks(maintenance *m, size_t n, build_fn build, void *arg,
+                           redisReply **replies)
+{
+    redis_argv cmds[PIPELINE_CHUNK];
+    char (*keys)[KEY_MAX] = malloc(PIPELINE_CHUNK * sizeof *keys);
+    if (keys == NULL)
+        return -1;
+    int rc = 0;
+    for (size_t at = 0; at < n && rc == 0; at += PIPELINE_CHUNK) {
+        size_t k = n - at < PIPELINE_CHUNK ? n - at : PIPELINE_CHUNK;
+        for (size_t i = 0; i < k; i++)
+            build(&cmds[i], keys[i], at + i, arg);
+        rc = redis_pipeline(&m->rd, cmds, (int)k, replies + at);
     }
-    if (redis_pipeline(&m->rd, cmds + 1, 2, replies + 1) < 0
-        || replies[1]->type != REDIS_REPLY_ARRAY || replies[2]->type != REDIS_REPLY_ARRAY)
-        return NULL;
-    size_t total = replies[1]->elements + replies[2]->elements;
-    char **ids = malloc((total ? total : 1) * sizeof *ids);
-    if (ids == NULL)
-        return NULL;
-    *n = 0;
-    for (int r = 1; r <= 2; r++)
-        for (size_t i = 0; i < replies[r]->elements; i++)
-            if (replies[r]->element[i]->type == REDIS_REPLY_STRING)
-                ids[(*n)++] = replies[r]->element[i]->str;
-    qsort(ids, *n, sizeof *ids, compare_str);
-    return ids;
+    free(keys);
+    return rc;
+}
+
+/* The string elements of an array reply, as pointers into it. Returns
+ * their number; *out is malloc'd (NULL when there are none or memory
+ * ran out). */
+static size_t reply_strings(const redisReply *r, char ***out)
+{
+    *out = NULL;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements == 0)
+        return 0;
+    char **v = malloc(r->elements * sizeof *v);
+    if (v == NULL)
+        return 0;
+    size_t n = 0;
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING)
+            v[n++] = r->element[i]->str;
+    *out = v;
+    return n;
+}
+
+/* What Redis held of one type's queues before PostgreSQL's snapshot. */
+typedef struct type_listing {
+    const char *type;
+    char **tenants;             /* sorted, unique: PostgreSQL's and the active set's */
+    size_t n_tenants;
+    long long *lens;            /* each tenant's list length */
+    char **ids;                 /* ids in the lists and the delayed set, sorted; */
+    size_t n_ids;               /* NULL when the type was too long to list */
+    char **adrift;              /* tenants off the ring though active or with ids */
+    size_t n_adrift;
+    redisReply *ring_state[2];  /* SMEMBERS active, LRANGE ring */
+    redisReply **lists;         /* LRANGE of each tenant with ids */
+    redisReply *delayed;        /* ZRANGE of the delayed set */
+    char (*own)[KEY_TENANT_MAX + 1]; /* PostgreSQL's tenant ids, copied */
+} type_listing;
+
+static void listing_free(type_listing *L)
+{
+    for (int i = 0; i < 2; i++)
+        freeReplyObject(L->ring_state[i]);
+    if (L->lists)
+        for (size_t i = 0; i < L->n_tenants; i++)
+            freeReplyObject(L->lists[i]);
+    freeReplyObject(L->delayed);
+    free(L->lists);
+    free(L->tenants);
+    free(L->lens);
+    free(L->ids);
+    free(L->adrift);
+    free(L->own);
+}
+
+/* SMEMBERS jobs:active:{type} and LRANGE jobs:ready:{type} into two
+ * replies. Returns 0 or -1. */
+static int read_ring(maintenance *m, const char *type, redisReply *out[2])
+{
+    char active[KEY_MAX], ready[KEY_MAX];
+    redis_argv cmds[2];
+    redis_argv_of(&cmds[0], "SMEMBERS", key_active(active, type), (const char *)NULL);
+    redis_argv_of(&cmds[1], "LRANGE", key_ready(ready, type), "0", "-1", (const char *)NULL);
+    if (redis_pipeline(&m->rd, cmds, 2, out) < 0 || out[0]->type != REDIS_REPLY_ARRAY
+        || out[1]->type != REDIS_REPLY_ARRAY)
+        return -1;
+    return 0;
+}
+
+static void build_llen(redis_argv *cmd, char *key, size_t i, void *arg)
+{
+    type_listing *L = arg;
+    key_queue(key, L->type, L->tenants[i]);
+    redis_argv_of(cmd, "LLEN", key, (const char *)NULL);
+}
+
+static void build_lrange(redis_argv *cmd, char *key, size_t i, void *arg)
+{
+    type_listing *L = arg;
+    key_queue(key, L->type, L->tenants[i]);
+    redis_argv_of(cmd, "LRANGE", key, "0", "-1", (const char *)NULL);
+}
+
+/* The tenants to look at: those PostgreSQL has queued jobs of type for
+ * (in first, PostgreSQL's earlier scan) and those Redis has active. */
+static int listing_tenants(type_listing *L, PGresult *first)
+{
+    int rows = PQntuples(first);
+    char **active;
+    size_t n_active = reply_strings(L->ring_state[0], &active);
+    L->own = malloc(((size_t)rows + 1) * sizeof *L->own);
+    L->tenants = malloc(((size_t)rows + n_active + 1) * sizeof *L->tenants);
+    if (L->own == NULL || L->tenants == NULL) {
+        free(active);
+        return -1;
+    }
+    size_t n = 0;
+    for (int r = 0; r < rows; r++) {
+        const char *t = PQgetvalue(first, r, 1);
+        if (strcmp(PQgetvalue(first, r, 2), L->type) == 0 && key_tenant_valid(t)) {
+            memcpy(L->own[n], t, strlen(t) + 1);
+            L->tenants[n] = L->own[n];
+            n++;
+        }
+    }
+    for (size_t i = 0; i < n_active; i++)
+        if (key_tenant_valid(active[i]))
+            L->tenants[n++] = active[i];
+    free(active);
+    sort_strings(L->tenants, n);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (u == 0 || strcmp(L->tenants[u - 1], L->tenants[i]) != 0)
+            L->tenants[u++] = L->tenants[i];
+    L->n_tenants = u;
+    return 0;
+}
+
+/* The tenants of L that are active or have ids but are not on the ring
+ * that ring_state shows, sorted. Returns 0 or -1. */
+static int find_adrift(type_listing *L, redisReply *ring_state[2], char ***out, size_t *n_out)
+{
+    char **active, **ring;
+    size_t n_active = reply_strings(ring_state[0], &active);
+    size_t n_ring = reply_strings(ring_state[1], &ring);
+    sort_strings(active, n_active);
+    sort_strings(ring, n_ring);
+    *out = malloc((L->n_tenants + 1) * sizeof **out);
+    *n_out = 0;
+    if (*out != NULL)
+        for (size_t i = 0; i < L->n_tenants; i++)
+            if ((L->lens[i] > 0 || sorted_has(active, n_active, L->tenants[i]))
+                && !sorted_has(ring, n_ring, L->tenants[i]))
+                (*out)[(*n_out)++] = L->tenants[i];
+    free(active);
+    free(ring);
+    return *out != NULL ? 0 : -1;
+}
+
+/*
+ * Lists what Redis holds of type's queues: the ring and the active set,
+ * each tenant's list length, and, unless they hold more than
+ * RECONCILE_QUEUE_MAX ids together, the ids of every list and of the
+ * delayed set. Returns 0 or -1 (Redis failed).
+ */
+static int list_type(maintenance *m, const char *type, PGresult *first, type_listing *L)
+{
+    L->type = type;
+    if (read_ring(m, type, L->ring_state) < 0 || listing_tenants(L, first) < 0)
+        return -1;
+    size_t n = L->n_tenants;
+    redisReply **lens = calloc(n + 1, sizeof *lens);
+    L->lens = calloc(n + 1, sizeof *L->lens);
+    if (lens == NULL || L->lens == NULL) {
+        free(lens);
+        return -1;
+    }
+    /* Lengths first: a huge queue is not pulled over. */
+    int rc = pipeline_chunks(m, n, build_llen, L, lens);
+    long long total = 0;
+    for (size_t i = 0; i < n; i++) {
+        L->lens[i] = lens[i] && lens[i]->type == REDIS_REPLY_INTEGER ? lens[i]->integer : 0;
+        total += L->lens[i];
+        freeReplyObject(lens[i]);
+    }
+    free(lens);
+    if (rc < 0 || find_adrift(L, L->ring_state, &L->adrift, &L->n_adrift) < 0)
+        return -1;
+    if (total > RECONCILE_QUEUE_MAX) {
+        log_warn("reconciliation skips the ids of %s: its queues hold %lld", type, total);
+        return 0;
+    }
+
+    L->lists = calloc(n + 1, sizeof *L->lists);
+    char delayed[KEY_MAX];
+    redis_argv zr;
+    redis_argv_of(&zr, "ZRANGE", key_delayed(delayed, type), "0", "-1", (const char *)NULL);
+    if (L->lists == NULL || pipeline_chunks(m, n, build_lrange, L, L->lists) < 0
+        || redis_pipeline(&m->rd, &zr, 1, &L->delayed) < 0
+        || L->delayed->type != REDIS_REPLY_ARRAY)
+        return -1;
+
+    size_t cap = L->delayed->elements + 1;
+    for (size_t i = 0; i < n; i++)
+        cap += L->lists[i]->type == REDIS_REPLY_ARRAY ? L->lists[i]->elements : 0;
+    L->ids = malloc(cap * sizeof *L->ids);
+    if (L->ids == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *r = L->lists[i];
+        for (size_t j = 0; r->type == REDIS_REPLY_ARRAY && j < r->elements; j++)
+            if (r->element[j]->type == REDIS_REPLY_STRING)
+                L->ids[L->n_ids++] = r->element[j]->str;
+    }
+    /* A delayed member is "{tenant}:{id}": its id is its last 36 bytes. */
+    for (size_t j = 0; j < L->delayed->elements; j++) {
+        redisReply *e = L->delayed->element[j];
+        char tenant[KEY_TENANT_MAX + 1], id[UUID_STR_LEN];
+        if (e->type == REDIS_REPLY_STRING
+            && key_delayed_member_split(e->str, e->len, tenant, id) == 0)
+            L->ids[L->n_ids++] = e->str + e->len - (UUID_STR_LEN - 1);
+    }
+    sort_strings(L->ids, L->n_ids);
+    return 0;
+}
+
+/*
+ * Puts back on the ring the tenants found off it both at the listing and
+ * now, though active or with ids waiting: an idle worker's BRPOP took the
+ * tenant off the ring and the worker stopped before popping its job
+ * (killed, or its Redis connection lost), so submissions alone would never
+ * bring it back. A tenant seen off the ring only once was most likely
+ * between a worker's two commands; one seen twice may still be, which is
+ * harmless: that worker's pop finds the tenant on the ring and leaves it
+ * there once (jobq.h). Returns the number put back, or -1.
+ */
+static int repair_ring(maintenance *m, type_listing *L)
+{
+    if (L->n_adrift == 0)
+        return 0;
+    redisReply *now[2] = { NULL, NULL };
+    char **still = NULL;
+    size_t n_still = 0;
+    int repaired = 0;
+    if (read_ring(m, L->type, now) < 0 || find_adrift(L, now, &still, &n_still) < 0)
+        repaired = -1;
+    for (size_t i = 0; repaired >= 0 && i < n_still; i++) {
+        if (!sorted_has(L->adrift, L->n_adrift, still[i]))
+            continue;
+        jobq_keys k;
+        if (jobq_keys_of(&k, L->type, still[i]) != 0)
+            continue;
+        redis_argv by_sha, by_text;
+        jobq_repair_command(&by_sha, true, &k);
+        jobq_repair_command(&by_text, false, &k);
+        redisReply *r = redis_script_run(&m->rd, &by_sha, &by_text);
+        if (r == NULL) {
+            repaired = -1;
+        } else if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+            log_warn("reconciliation: tenant %s had %s jobs waiting but no place on their "
+                     "ring (a worker stopped between taking the tenant off the ring and "
+                     "popping its job); put back", still[i], L->type);
+            repaired++;
+        }
+        freeReplyObject(r);
+    }
+    free(still);
+    freeReplyObject(now[0]);
+    freeReplyObject(now[1]);
+    return repaired;
+}
+
+/* Enqueues row r of res (a due job Redis lost) at the front of its
+ * tenant's list: it has waited already. Returns 0, 1 when the row's
+ * tenant cannot be keyed (skipped), or -1 when Redis failed. */
+static int enqueue_lost(maintenance *m, PGresult *res, int r, const char *type)
+{
+    const char *id = PQgetvalue(res, r, 0), *tenant = PQgetvalue(res, r, 1);
+    jobq_keys k;
+    if (jobq_keys_of(&k, type, tenant) != 0) {
+        log_warn("reconciliation: job %s left alone: tenant id %.80s cannot be keyed", id,
+                 tenant);
+        return 1;
+    }
+    redis_argv by_sha, by_text;
+    jobq_enqueue_command(&by_sha, true, &k, id, JOBQ_FRONT, NULL);
+    jobq_enqueue_command(&by_text, false, &k, id, JOBQ_FRONT, NULL);
+    redisReply *rep = redis_script_run(&m->rd, &by_sha, &by_text);
+    freeReplyObject(rep);
+    return rep != NULL ? 0 : -1;
 }
 
 /* Cancels queued job row r of res, whose cancellation was requested while
@@ -277,63 +607,66 @@ static void cancel_queued(maintenance *m, PGconn *c, PGresult *res, int r)
 }
 
 /*
- * Makes Redis hold every queued job of type. Redis is read first and
- * PostgreSQL after it: a job a worker pops between the two reads is then
- * either still in the Redis listing or already claimed (running) in the
- * newer snapshot. In the other order every job popped after the snapshot
- * looked lost - under a backlog, many of the oldest queued jobs each round,
- * since those are the ones being popped - and was pushed a second time.
- * Only a job popped before the Redis read and still unclaimed when the
- * snapshot is taken (a window of one claim) is pushed again, and its second
- * claim finds it taken. Returns the number enqueued again, or -1.
+ * Makes Redis hold every queued job of type, and every tenant with jobs
+ * waiting a place on the type's ring. Redis is read first and PostgreSQL
+ * after it: a job a worker pops between the two reads is then either
+ * still in the Redis listing or already claimed (running) in the newer
+ * snapshot. In the other order every job popped after the snapshot looked
+ * lost - under a backlog, many of the oldest queued jobs each round, since
+ * those are the ones being popped - and was pushed a second time. Only a
+ * job popped before the Redis read and still unclaimed when the snapshot
+ * is taken (a window of one claim) is pushed again, and its second claim
+ * finds it taken. first is PostgreSQL's scan that named the type (its
+ * tenants are listed). Returns the number enqueued again, or -1.
  */
-static int reconcile_type(maintenance *m, PGconn *c, const char *type)
+static int reconcile_type(maintenance *m, PGconn *c, const char *type, PGresult *first)
 {
-    redisReply *replies[3] = { NULL, NULL, NULL };
-    size_t n_ids = 0;
-    char **ids = redis_ids_of_type(m, type, &n_ids, replies);
-    PGresult *res = ids ? store_queued_jobs(c, RECONCILE_GRACE_MS, RECONCILE_BATCH) : NULL;
-    if (res == NULL) {
-        if (ids != NULL && store_conn_broken(c))
-            pg_link_drop(&m->pg);
-        free(ids);
-        for (int i = 0; i < 3; i++)
-            freeReplyObject(replies[i]);
+    type_listing L = { 0 };
+    if (list_type(m, type, first, &L) < 0) {
+        listing_free(&L);
         return -1;
     }
+    int pushed = 0, failed = 0;
+    PGresult *res = NULL;
+    if (L.ids != NULL) {
+        res = store_queued_jobs(c, RECONCILE_GRACE_MS, RECONCILE_BATCH);
+        if (res == NULL) {
+            if (store_conn_broken(c))
+                pg_link_drop(&m->pg);
+            listing_free(&L);
+            return -1;
+        }
+    }
 
-    char queue[KEY_MAX], delayed[KEY_MAX];
-    key_queue(queue, type);
+    char delayed[KEY_MAX];
     key_delayed(delayed, type);
-    int rows = PQntuples(res), pushed = 0, failed = 0;
-    for (int r = 0; r < rows; r++) {
+    int rows = res ? PQntuples(res) : 0;
+    for (int r = 0; r < rows && !failed; r++) {
         if (strcmp(PQgetvalue(res, r, 2), type) != 0 || PQgetvalue(res, r, 6)[0] == 't')
             continue;
         const char *id = PQgetvalue(res, r, 0);
         const char *due = PQgetvalue(res, r, 5);
-        redis_argv cmd;
         if (strcmp(due, "0") != 0) {
             /* Not due yet: NX keeps the set's own score if it has one. */
-            redis_argv_of(&cmd, "ZADD", delayed, "NX", due, id, (const char *)NULL);
-        } else if (bsearch(&id, ids, n_ids, sizeof *ids, compare_str) == NULL) {
-            /* Overdue: to the front of the line (BRPOP takes from the right). */
-            redis_argv_of(&cmd, "RPUSH", queue, id, (const char *)NULL);
-            pushed++;
-        } else {
-            continue;
-        }
-        if (redis_pipeline(&m->rd, &cmd, 1, NULL) < 0) {
-            failed = 1;
-            break;
+            char member[KEY_MEMBER_MAX];
+            if (key_delayed_member(member, PQgetvalue(res, r, 1), id) == NULL)
+                continue;
+            redis_argv cmd;
+            redis_argv_of(&cmd, "ZADD", delayed, "NX", due, member, (const char *)NULL);
+            failed = redis_pipeline(&m->rd, &cmd, 1, NULL) < 0;
+        } else if (!sorted_has(L.ids, L.n_ids, id)) {
+            int rc = enqueue_lost(m, res, r, type);
+            failed = rc < 0;
+            pushed += rc == 0;
         }
     }
-    free(ids);
     PQclear(res);
-    for (int i = 0; i < 3; i++)
-        freeReplyObject(replies[i]);
     if (pushed > 0)
         log_warn("reconciliation: %d queued %s jobs were in no Redis queue; enqueued "
                  "again", pushed, type);
+    if (!failed && repair_ring(m, &L) < 0)
+        failed = 1;
+    listing_free(&L);
     return failed ? -1 : pushed;
 }
 
@@ -381,7 +714,7 @@ static void reconcile(maintenance *m, PGconn *c)
                      type);
             continue;
         }
-        if (reconcile_type(m, c, type) < 0)
+        if (reconcile_type(m, c, type, res) < 0)
             break;
     }
     PQclear(res);

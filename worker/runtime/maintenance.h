@@ -3,19 +3,23 @@
  * moving when something died rather than when something ran.
  *
  *   promote    due ids in jobs:delayed:{type} (run_at, retry backoff) move
- *              to jobs:queue:{type}, for the types this worker serves;
+ *              to their tenants' lists (common/jobq.h), for the types this
+ *              worker serves;
  *   reap       running jobs whose heartbeat is older than the lease go back
  *              to queued with job.retrying (or fail, when no attempt is
  *              left), so another worker runs them;
  *   reconcile  PostgreSQL is the authority: queued jobs Redis holds in no
- *              queue and no delayed set (Redis flushed, or a crash between
- *              the INSERT and the LPUSH) are enqueued again, and queued
- *              jobs whose cancellation was requested are cancelled.
+ *              list and no delayed set (Redis flushed, or a crash between
+ *              the INSERT and the enqueue) are enqueued again, tenants with
+ *              jobs waiting but no place on their type's ring (a worker
+ *              killed between taking the tenant's turn and its job) are
+ *              put back on it, and queued jobs whose cancellation was
+ *              requested are cancelled.
  *
- * Every worker runs all three; they do not fight: promotion is one atomic
- * script, the reaper locks rows with SKIP LOCKED and fences each write by
- * the attempt, and reconciliation runs in one worker at a time under
- * lock:reconciler.
+ * Every worker runs all three; they do not fight: promotion moves each id
+ * with one atomic script that only one worker's call can win, the reaper
+ * locks rows with SKIP LOCKED and fences each write by the attempt, and
+ * reconciliation runs in one worker at a time under lock:reconciler.
  */
 #ifndef AG_WORKER_MAINTENANCE_H
 #define AG_WORKER_MAINTENANCE_H

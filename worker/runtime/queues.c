@@ -3,7 +3,8 @@
  *
  * Every name must be a registered job type: a typo in a unit file would
  * otherwise leave a worker listening on a queue nothing is ever pushed to,
- * which looks healthy and does nothing.
+ * which looks healthy and does nothing. Each type's ring key is built
+ * here once, rather than on every BRPOP.
  */
 #include <stdio.h>
 #include <string.h>
@@ -31,7 +32,9 @@ static int queue_set_add(queue_set *qs, const char *name)
         return 0;
     if (qs->count == QUEUES_MAX)
         return -1;
-    snprintf(qs->names[qs->count++], QUEUE_NAME_MAX, "%s", name);
+    snprintf(qs->names[qs->count], QUEUE_NAME_MAX, "%s", name);
+    key_ready(qs->rings[qs->count], qs->names[qs->count]);
+    qs->count++;
     return 0;
 }
 
@@ -104,5 +107,13 @@ int queues_parse(const char *list, queue_set *out, char *err, size_t err_size)
 
 fail:
     out->count = 0;
+    return -1;
+}
+
+int queues_ring_index(const queue_set *qs, const char *key, size_t len)
+{
+    for (size_t i = 0; i < qs->count; i++)
+        if (strlen(qs->rings[i]) == len && memcmp(qs->rings[i], key, len) == 0)
+            return (int)i;
     return -1;
 }

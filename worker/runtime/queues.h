@@ -10,12 +10,17 @@
 
 #include <stddef.h>
 
+#include "keys.h"
+
 #define QUEUES_MAX 32          /* distinct job types one worker listens on */
 #define QUEUE_NAME_MAX 64      /* bytes of a type name, NUL included */
 
 typedef struct queue_set {
     size_t count;
     char names[QUEUES_MAX][QUEUE_NAME_MAX];
+    /* Each type's ring of tenants (jobs:ready:{type}, common/jobq.h):
+     * the keys a job thread's BRPOP waits on, built once. */
+    char rings[QUEUES_MAX][KEY_MAX];
 } queue_set;
 
 /*
@@ -28,5 +33,9 @@ typedef struct queue_set {
  * QUEUES_MAX names; *out is then empty.
  */
 int queues_parse(const char *list, queue_set *out, char *err, size_t err_size);
+
+/* The index in qs of the type whose ring is key (len bytes, as a BRPOP
+ * reply names it), or -1 when it is none of them. */
+int queues_ring_index(const queue_set *qs, const char *key, size_t len);
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * worker.c - the worker process's life (see worker.h): K job threads
- * taking ids off the Redis queues, the threads that look after them, and
+ * taking ids off the Redis queues (a tenant's turn, then its oldest id:
+ * common/jobq.h), the threads that look after them, and
  * the shutdown sequence. The state they share, the running-jobs table
  * included, is worker_state.c's.
  *
@@ -42,9 +43,11 @@ static bool thread_should_stop(void *arg)
     return worker_stopping(arg);
 }
 
-/* Takes one id off the queues and runs it. Returns -1 when the thread
- * should leave its loop (the worker is stopping). */
-static int job_thread_round(job_thread *t)
+/* Takes one id off the queues and runs it. last is the turn the thread
+ * took last (the take expects that tenant again: at one tenant, a job is
+ * then one Redis call). Returns -1 when the thread should leave its loop
+ * (the worker is stopping). */
+static int job_thread_round(job_thread *t, job_origin *last)
 {
     worker *w = t->w;
     if (redis_link_wait(&t->rd, thread_should_stop, w) == NULL)
@@ -53,31 +56,35 @@ static int job_thread_round(job_thread *t)
     if (pg_link_wait(&t->pg, thread_should_stop, w) == NULL)
         return -1;
 
-    char queue_key[KEY_MAX], value[64], id[UUID_STR_LEN];
-    int rc = redis_pop_job(&t->rd, &w->queues, BRPOP_TIMEOUT_S, queue_key, value,
-                           sizeof value);
+    job_origin from = *last;
+    char value[64], id[UUID_STR_LEN];
+    int rc = redis_pop_job(&t->rd, &w->queues, BRPOP_TIMEOUT_S, &from, value, sizeof value);
+    if (rc > 0)
+        *last = from;
     if (rc <= 0)
-        return 0;       /* timeout, dropped entry, or a link to reconnect */
+        return 0;       /* timeout, an empty turn, dropped entry, or a link to reconnect */
     if (!uuid_parse(value, id)) {
-        log_warn("%s: dropped queue entry from %s that is not a job id", t->name, queue_key);
+        log_warn("%s: dropped queue entry of tenant %s's %s jobs that is not a job id",
+                 t->name, from.tenant, from.type);
         return 0;
     }
     if (worker_stopping(w)) {
         /* Popped as shutdown began: leave it for another worker. */
-        if (redis_push_back(&t->rd, queue_key, id) < 0)
+        if (redis_push_back(&t->rd, &from, id) < 0)
             log_error("job %s: popped at shutdown and not pushed back; "
                       "PostgreSQL still has it queued", id);
         return -1;
     }
-    job_run(t, queue_key, id);
+    job_run(t, &from, id);
     return 0;
 }
 
 static void *job_thread_main(void *arg)
 {
     job_thread *t = arg;
+    job_origin last = { .type = "" };
     while (!worker_stopping(t->w))
-        if (job_thread_round(t) < 0)
+        if (job_thread_round(t, &last) < 0)
             break;
     pg_link_close(&t->pg);
     redis_link_close(&t->rd);

@@ -11,6 +11,14 @@
  * The manifest's input schema is what the tenant allows; the handler
  * checks its own schema again (tools_builtin_run), so a tenant row that
  * loosens a schema cannot hand a handler input it was not written for.
+ *
+ * A tool an MCP server serves has no built-in handler: its manifest names
+ * the server (mcp_server, mcp_tool), and the catalog knows the server's
+ * status, resource and settings id from the same query. Its last stage
+ * is mcp_call.c. Models are offered it under the name the OpenAI-style
+ * providers send ('.' as "__", worker/llm/llm_openai.c): a name that is
+ * too long for a function name, or that would read the same as another
+ * offered tool's, is kept from models (the planner may still call it).
  */
 #include "tools.h"
 
@@ -23,7 +31,11 @@
 
 #include "clock.h"
 #include "jsonutil.h"
+#include "jwt.h"
 #include "log.h"
+#include "mcp_call.h"
+#include "mcp_server.h"
+#include "permission.h"
 #include "ratelimit.h"
 #include "schema.h"
 #include "strbuf.h"
@@ -36,23 +48,34 @@
 #define SCHEMA_MAX_BYTES   65536    /* of a manifest's input schema */
 #define SCOPES_MAX         32       /* required scopes per manifest */
 #define PREVIEW_BYTES      300      /* of a result summary, in tool.called */
+#define MODEL_NAME_MAX     64       /* bytes of a function name a model is offered */
+#define SUMMARY_MAX        2000     /* bytes of an MCP tool's output summary */
 
 typedef struct manifest {
     char *name;
     char *description;
     char *schema_text;          /* as stored, for model tool definitions */
     cJSON *schema;              /* NULL: unusable, schema_problem says why */
-    char schema_problem[160];
+    schema_compiled *compiled;  /* of schema, which it points into */
+    char schema_problem[320];
     char **scopes;
     size_t n_scopes;
     long long rate_limit;       /* <= 0: unlimited */
     const builtin_tool *handler;/* NULL: no handler in this worker */
+    /* A tool of an MCP server (mcp_server != NULL). */
+    char *mcp_server;
+    char *mcp_tool;
+    char *mcp_resource;
+    char mcp_status[16];
+    char mcp_config_id[40];
+    bool writes;                /* may change state: its rate limit fails closed */
 } manifest;
 
-/* The model definitions made for one principal's scopes. */
+/* The model definitions made for one principal's scopes and roles. */
 typedef struct defs_set {
     struct defs_set *next;
     char scope[sizeof(((tool_principal *)0)->scope)];
+    char roles[sizeof(((tool_principal *)0)->roles)];
     llm_tool_def *defs;
     size_t n;
 } defs_set;
@@ -86,10 +109,14 @@ static void manifest_clear(manifest *m)
     free(m->name);
     free(m->description);
     free(m->schema_text);
+    schema_free(m->compiled);
     cJSON_Delete(m->schema);
     for (size_t i = 0; i < m->n_scopes; i++)
         free(m->scopes[i]);
     free(m->scopes);
+    free(m->mcp_server);
+    free(m->mcp_tool);
+    free(m->mcp_resource);
     memset(m, 0, sizeof(*m));
 }
 
@@ -127,28 +154,74 @@ static manifest *catalog_find(const tool_catalog *c, const char *name)
     return NULL;
 }
 
+/*
+ * Parses and compiles the text of a schema, or says why it cannot be
+ * used. The validator refuses a schema with a keyword it does not
+ * implement rather than ignore it (which would let through arguments the
+ * schema forbids), so such a tool is unusable, never unchecked. Sets
+ * *compiled (which points into the returned tree).
+ */
+static cJSON *schema_parse(const char *text, schema_compiled **compiled, char *why,
+                           size_t why_size)
+{
+    char perr[120];
+    size_t len = text ? strlen(text) : 0;
+
+    if (len > SCHEMA_MAX_BYTES) {
+        errbuf_printf(why, why_size, "its input schema is larger than %d bytes",
+                      SCHEMA_MAX_BYTES);
+        return NULL;
+    }
+    cJSON *schema = json_parse_bounded(text ? text : "", len, SCHEMA_MAX_BYTES,
+                                       JSON_MAX_DEPTH, perr, sizeof(perr));
+    if (!schema) {
+        errbuf_printf(why, why_size, "its input schema is not usable JSON (%s)", perr);
+        return NULL;
+    }
+    if (!cJSON_IsObject(schema) && !cJSON_IsBool(schema)) {
+        cJSON_Delete(schema);
+        errbuf_printf(why, why_size, "its input schema is neither an object nor a boolean");
+        return NULL;
+    }
+    schema_error se;
+    *compiled = schema_compile(schema, &se);
+    if (!*compiled) {
+        cJSON_Delete(schema);
+        errbuf_printf(why, why_size, "its input schema cannot be checked: %s", se.message);
+        return NULL;
+    }
+    return schema;
+}
+
+bool tools_schema_check(const char *schema_text, char *why, size_t why_size)
+{
+    schema_compiled *compiled = NULL;
+    cJSON *schema = schema_parse(schema_text, &compiled, why, why_size);
+    schema_free(compiled);
+    cJSON_Delete(schema);
+    return schema != NULL;
+}
+
 /* Parses the schema text into m, or records why it cannot be used. */
 static void manifest_set_schema(manifest *m)
 {
-    char perr[120];
-    size_t len = strlen(m->schema_text);
+    m->schema = schema_parse(m->schema_text, &m->compiled, m->schema_problem,
+                             sizeof(m->schema_problem));
+}
 
-    if (len > SCHEMA_MAX_BYTES) {
-        snprintf(m->schema_problem, sizeof(m->schema_problem),
-                 "its input schema is larger than %d bytes", SCHEMA_MAX_BYTES);
-        return;
-    }
-    m->schema = json_parse_bounded(m->schema_text, len, SCHEMA_MAX_BYTES, JSON_MAX_DEPTH,
-                                   perr, sizeof(perr));
-    if (!m->schema)
-        snprintf(m->schema_problem, sizeof(m->schema_problem),
-                 "its input schema is not usable JSON (%s)", perr);
-    else if (!cJSON_IsObject(m->schema) && !cJSON_IsBool(m->schema)) {
-        cJSON_Delete(m->schema);
-        m->schema = NULL;
-        snprintf(m->schema_problem, sizeof(m->schema_problem),
-                 "its input schema is neither an object nor a boolean");
-    }
+/* Copies the MCP server's part of row into m. Returns 0 or -1 (memory). */
+static int manifest_fill_mcp(manifest *m, const tool_mcp_row *row)
+{
+    m->mcp_server = strdup(row->server ? row->server : "");
+    m->mcp_tool = strdup(row->tool ? row->tool : "");
+    m->mcp_resource = strdup(row->resource ? row->resource : "");
+    if (!m->mcp_server || !m->mcp_tool || !m->mcp_resource)
+        return -1;
+    snprintf(m->mcp_status, sizeof(m->mcp_status), "%s", row->status ? row->status : "pending");
+    snprintf(m->mcp_config_id, sizeof(m->mcp_config_id), "%s",
+             row->config_id ? row->config_id : "");
+    m->writes = !row->read_only;
+    return 0;
 }
 
 static int manifest_fill(manifest *m, const tool_manifest_row *row)
@@ -173,7 +246,14 @@ static int manifest_fill(manifest *m, const tool_manifest_row *row)
         m->n_scopes++;
     }
     m->rate_limit = row->rate_limit > 0 ? row->rate_limit : 0;
-    m->handler = tools_builtin_find(m->name);
+    if (row->mcp) {
+        /* Never a built-in handler, whatever the name. */
+        if (manifest_fill_mcp(m, row->mcp) < 0)
+            return -1;
+    } else {
+        m->handler = tools_builtin_find(m->name);
+        m->writes = m->handler && m->handler->writes;
+    }
     manifest_set_schema(m);
     return 0;
 }
@@ -232,6 +312,12 @@ static size_t parse_scopes(const char *text, cJSON **tree, const char **scopes)
     return n;
 }
 
+/* A text column of the load query, or NULL. */
+static const char *col(const PGresult *res, int i, int c)
+{
+    return PQgetisnull(res, i, c) ? NULL : PQgetvalue(res, i, c);
+}
+
 /* Adds one row of the load query (enabled ones only) to c. */
 static int catalog_add_row(tool_catalog *c, PGresult *res, int i, char *err, size_t err_size)
 {
@@ -240,11 +326,20 @@ static int catalog_add_row(tool_catalog *c, PGresult *res, int i, char *err, siz
 
     if (strcmp(PQgetvalue(res, i, 5), "t") != 0)
         return 0;   /* disabled: as if it did not exist, and it hides a global row */
+    tool_mcp_row mcp = {
+        .server = col(res, i, 6),
+        .tool = col(res, i, 7),
+        .status = col(res, i, 8),
+        .resource = col(res, i, 9),
+        .config_id = col(res, i, 10),
+        .read_only = col(res, i, 11) && strcmp(col(res, i, 11), "t") == 0,
+    };
     tool_manifest_row row = {
         .name = PQgetvalue(res, i, 0),
         .description = PQgetvalue(res, i, 1),
         .input_schema_json = PQgetvalue(res, i, 2),
         .rate_limit = PQgetisnull(res, i, 4) ? 0 : atoll(PQgetvalue(res, i, 4)),
+        .mcp = mcp.server ? &mcp : NULL,
     };
     row.n_required_scopes = parse_scopes(PQgetvalue(res, i, 3), &tree, scopes);
     row.required_scopes = scopes;
@@ -265,11 +360,17 @@ tool_catalog *tools_catalog_load(PGconn *pg, const char *tenant_id, char *err,
                                  size_t err_size)
 {
     /* tools_visible (003_agent_runs.sql) is the one definition of which
-     * rows a tenant sees: its own over the global one of the same name. */
+     * rows a tenant sees: its own over the global one of the same name.
+     * A tool of an MCP server comes with its server's state (never the
+     * server's headers: a client that needs them reads the row). */
     static const char sql[] =
         "SELECT t.name, t.description, t.input_schema::text,"
-        "       array_to_json(t.required_scopes)::text, t.rate_limit, t.enabled"
+        "       array_to_json(t.required_scopes)::text, t.rate_limit, t.enabled,"
+        "       t.mcp_server, t.mcp_tool, s.status, s.resource, "
+        MCP_CONFIG_ID_SQL("s") ","
+        "       coalesce(t.annotations->'readOnlyHint' = 'true'::jsonb, false)"
         "  FROM tools_visible($1) t"
+        "  LEFT JOIN mcp_servers s ON s.tenant_id = t.tenant_id AND s.name = t.mcp_server"
         " ORDER BY t.name LIMIT $2::int";
     char limit[16];
 
@@ -339,6 +440,96 @@ static bool holds_scopes(const tool_principal *p, const manifest *m)
     return true;
 }
 
+/* The ROLE_* bits (jwt.h) of p's space-separated role names. */
+static unsigned role_bits(const tool_principal *p)
+{
+    return principal_role_bits(p ? p->roles : NULL);
+}
+
+/*
+ * Whether p's roles allow what scope ("graph:write") stands for, when the
+ * role matrix knows its resource; true for other scopes. A write may
+ * create, update or delete, so it needs a role that may do all three.
+ */
+static bool roles_allow_scope(const tool_principal *p, const char *scope)
+{
+    char res[48];
+    const char *colon = strchr(scope, ':');
+    if (!colon || (size_t)(colon - scope) >= sizeof(res))
+        return true;
+    snprintf(res, sizeof(res), "%.*s", (int)(colon - scope), scope);
+    rbac_resource r = permission_resource_by_name(res);
+    if (r == RES_NONE)
+        return true;
+    unsigned bits = role_bits(p);
+    if (strcmp(colon + 1, "read") == 0)
+        return permission_roles_allow(bits, r, ACT_READ);
+    return permission_roles_allow(bits, r, ACT_CREATE) &&
+           permission_roles_allow(bits, r, ACT_UPDATE) &&
+           permission_roles_allow(bits, r, ACT_DELETE);
+}
+
+/* Whether p's roles allow every scope of an MCP tool m (see tools.h). */
+static bool roles_allow(const tool_principal *p, const manifest *m)
+{
+    for (size_t i = 0; m->mcp_server && i < m->n_scopes; i++)
+        if (!roles_allow_scope(p, m->scopes[i]))
+            return false;
+    return true;
+}
+
+/* Whether m can run at all in this worker: a handler, or a ready MCP
+ * server; and a schema to check its arguments with. */
+static bool runnable(const manifest *m)
+{
+    bool served = m->handler || (m->mcp_server && strcmp(m->mcp_status, "ready") == 0);
+    return served && m->schema;
+}
+
+/* Whether p may call m (what models are offered and catalog.search shows). */
+static bool callable(const tool_principal *p, const manifest *m)
+{
+    return runnable(m) && holds_scopes(p, m) && roles_allow(p, m);
+}
+
+/* name as the OpenAI-style providers send it: each '.' as "__"
+ * (worker/llm/llm_openai.c). Returns its length; out gets it when it
+ * fits (size bytes). */
+static size_t model_name(const char *name, char *out, size_t size)
+{
+    size_t o = 0;
+    for (const char *s = name; *s; s++) {
+        const char *put = *s == '.' ? "__" : NULL;
+        for (size_t k = 0; k < (put ? 2u : 1u); k++, o++)
+            if (o + 1 < size)
+                out[o] = put ? put[k] : *s;
+    }
+    if (size)
+        out[o < size ? o : size - 1] = '\0';
+    return o;
+}
+
+/* Whether m may be offered to a model next to the first n defs: its name
+ * fits a function name and reads unlike theirs. */
+static bool model_offerable(const manifest *m, const llm_tool_def *defs, size_t n)
+{
+    char mine[MODEL_NAME_MAX + 1], theirs[MODEL_NAME_MAX + 1];
+    if (model_name(m->name, mine, sizeof(mine)) > MODEL_NAME_MAX) {
+        log_warn("tool %s is not offered to models: its name is longer than %d "
+                 "characters as a function name", m->name, MODEL_NAME_MAX);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        model_name(defs[i].name, theirs, sizeof(theirs));
+        if (strcmp(mine, theirs) == 0) {
+            log_warn("tool %s is not offered to models: it reads as %s, as %s does",
+                     m->name, mine, defs[i].name);
+            return false;
+        }
+    }
+    return true;
+}
+
 const llm_tool_def *tools_catalog_defs(tool_catalog *c, const tool_principal *p, size_t *n)
 {
     if (n)
@@ -347,7 +538,7 @@ const llm_tool_def *tools_catalog_defs(tool_catalog *c, const tool_principal *p,
         return NULL;    /* nobody to act for: no tool may be offered */
     const char *scope = p->scope;
     for (defs_set *d = c->defs; d; d = d->next)
-        if (strcmp(d->scope, scope) == 0) {
+        if (strcmp(d->scope, scope) == 0 && strcmp(d->roles, p->roles) == 0) {
             if (n)
                 *n = d->n;
             return d->defs;
@@ -358,9 +549,10 @@ const llm_tool_def *tools_catalog_defs(tool_catalog *c, const tool_principal *p,
         return NULL;
     }
     snprintf(d->scope, sizeof(d->scope), "%s", scope);
+    snprintf(d->roles, sizeof(d->roles), "%s", p->roles);
     for (size_t i = 0; i < c->n; i++) {
         const manifest *m = &c->m[i];
-        if (!m->handler || !m->schema || !holds_scopes(p, m))
+        if (!callable(p, m) || !model_offerable(m, d->defs, d->n))
             continue;
         d->defs[d->n++] = (llm_tool_def){m->name, m->description, m->schema_text};
     }
@@ -369,6 +561,30 @@ const llm_tool_def *tools_catalog_defs(tool_catalog *c, const tool_principal *p,
     if (n)
         *n = d->n;
     return d->defs;
+}
+
+bool tools_catalog_mcp_tool(const tool_catalog *c, const char *resource, const char *tool,
+                            char *out, size_t size)
+{
+    const manifest *best = NULL;
+    for (size_t i = 0; c && resource && tool && i < c->n; i++) {
+        const manifest *m = &c->m[i];
+        if (m->mcp_server && runnable(m) && strcmp(m->mcp_resource, resource) == 0 &&
+            strcmp(m->mcp_tool, tool) == 0 &&
+            (!best || strcmp(m->mcp_server, best->mcp_server) < 0))
+            best = m;
+    }
+    if (best && size)
+        snprintf(out, size, "%s", best->name);
+    return best != NULL;
+}
+
+char *tools_output_summary(const tool_catalog *c, const char *name, const cJSON *output)
+{
+    const manifest *m = catalog_find(c, name);
+    if (m && m->mcp_server)
+        return mcp_output_summary(output, SUMMARY_MAX);
+    return tools_builtin_summary(name, output);
 }
 
 /* ---- the pipeline ------------------------------------------------------------ */
@@ -434,7 +650,12 @@ static tool_status stage_lookup(call *k)
     if (!k->m)
         return refuse(k, TOOL_CALL_NOT_FOUND, "no tool named \"%s\" is available to this "
                       "tenant", k->name);
-    if (!k->m->handler)
+    if (k->m->mcp_server && strcmp(k->m->mcp_status, "ready") != 0)
+        return refuse(k, TOOL_CALL_FAILED, "the tool \"%s\" cannot be called now: its MCP "
+                      "server \"%s\" is not ready (status %s); an administrator can refresh "
+                      "it (POST /v1/mcp-servers/%s/refresh)", k->name, k->m->mcp_server,
+                      k->m->mcp_status, k->m->mcp_server);
+    if (!k->m->handler && !k->m->mcp_server)
         return refuse(k, TOOL_CALL_NOT_FOUND, "the tool \"%s\" is listed but this worker "
                       "has no handler for it", k->name);
     return TOOL_CALL_OK;
@@ -451,7 +672,7 @@ static tool_status stage_validate(call *k)
     cJSON *empty = k->args ? NULL : cJSON_CreateObject();
     if (!k->args && !empty)
         return refuse(k, TOOL_CALL_FAILED, "out of memory");
-    int rc = schema_validate(k->m->schema, k->args ? k->args : empty, &se);
+    int rc = schema_check(k->m->compiled, k->args ? k->args : empty, &se);
     cJSON_Delete(empty);
     if (rc == 0)
         return TOOL_CALL_OK;
@@ -475,15 +696,23 @@ static tool_status stage_scopes(call *k)
             strbuf_add_flat(&missing, k->m->scopes[i], 64);
             strbuf_add(&missing, "\"");
         }
-    if (n == 0) {
+    if (n > 0) {
+        tool_status st = refuse(k, TOOL_CALL_DENIED, "permission denied: the tool \"%s\" "
+                                "needs the scope%s %s, which the caller's token does not "
+                                "grant", k->name, n == 1 ? "" : "s",
+                                missing.s ? missing.s : "?");
         strbuf_free(&missing);
-        return TOOL_CALL_OK;
+        return st;
     }
-    tool_status st = refuse(k, TOOL_CALL_DENIED, "permission denied: the tool \"%s\" needs "
-                            "the scope%s %s, which the caller's token does not grant",
-                            k->name, n == 1 ? "" : "s", missing.s ? missing.s : "?");
     strbuf_free(&missing);
-    return st;
+    for (size_t i = 0; k->m->mcp_server && i < k->m->n_scopes; i++)
+        if (!roles_allow_scope(k->p, k->m->scopes[i]))
+            return refuse(k, TOOL_CALL_DENIED, "permission denied: the tool \"%s\" needs "
+                          "\"%s\", and the caller's roles (%s) do not allow %s on %.*s",
+                          k->name, k->m->scopes[i], k->p->roles[0] ? k->p->roles : "none",
+                          strstr(k->m->scopes[i], ":read") ? "reading" : "changing data",
+                          (int)strcspn(k->m->scopes[i], ":"), k->m->scopes[i]);
+    return TOOL_CALL_OK;
 }
 
 /*
@@ -518,7 +747,7 @@ static tool_status stage_rate_limit(call *k)
             snprintf(why, sizeof(why), "Redis is unreachable");
         else if (rc->err)
             job_redis_conn_failed(k->ctx);
-        if (k->m->handler->writes)
+        if (k->m->writes)
             return refuse(k, TOOL_CALL_FAILED, "the tool \"%s\" changes data and its rate "
                           "limit cannot be checked now (%s); try again later", k->name, why);
         log_warn("tool %s: rate limit not checked (%s); allowing the read-only call",
@@ -542,14 +771,33 @@ static tool_manifest_info *manifest_infos(const call *k)
     for (size_t i = 0; v && i < k->c->n; i++) {
         const manifest *m = &k->c->m[i];
         v[i] = (tool_manifest_info){m->name, m->description, (const char *const *)m->scopes,
-                                    m->n_scopes, m->handler && m->schema && holds_scopes(k->p, m)};
+                                    m->n_scopes, callable(k->p, m)};
     }
     return v;
+}
+
+/* Stage 5 of an MCP server's tool: the call through the pool. */
+static tool_status stage_mcp(call *k)
+{
+    mcp_call_target t = {
+        .server = k->m->mcp_server,
+        .tool = k->m->mcp_tool,
+        .config_id = k->m->mcp_config_id,
+        .deadline_ms = k->run ? k->run->deadline_ms : 0,
+    };
+    char msg[sizeof(k->out->message)];
+    mcp_call_outcome o = mcp_call_tool_for_job(k->ctx, &t, k->args, &k->out->output, msg,
+                                               sizeof(msg));
+    if (o == MCP_CALL_DONE)
+        return TOOL_CALL_OK;
+    return refuse(k, TOOL_CALL_FAILED, "%s", msg);
 }
 
 /* Stage 5: the handler. */
 static tool_status stage_handler(call *k)
 {
+    if (k->m->mcp_server)
+        return stage_mcp(k);
     char err[400] = "";
     tool_manifest_info *infos = manifest_infos(k);
 
@@ -617,6 +865,9 @@ static void write_audit(const call *k)
                                            : cJSON_AddStringToObject(d, "reason", out->message));
     if (ok && k->retry_after_ms > 0)
         ok = cJSON_AddNumberToObject(d, "retry_after_ms", (double)k->retry_after_ms) != NULL;
+    if (ok && k->m && k->m->mcp_server)
+        ok = cJSON_AddStringToObject(d, "mcp_server", k->m->mcp_server) != NULL &&
+             cJSON_AddStringToObject(d, "mcp_tool", k->m->mcp_tool) != NULL;
     char *detail = ok ? json_print(d) : NULL;
     cJSON_Delete(d);
     if (!detail) {
@@ -624,9 +875,9 @@ static void write_audit(const call *k)
         return;
     }
     snprintf(resource, sizeof(resource), "tool:%s", k->name);
-    const char *principal = k->p && k->p->sub[0] ? k->p->sub
-                            : k->job->created_by[0] ? k->job->created_by : "unknown";
-    const char *params[6] = {k->job->tenant_id, principal, resource,
+    const char *who = k->p && k->p->sub[0] ? k->p->sub
+                      : k->job->created_by[0] ? k->job->created_by : "unknown";
+    const char *params[6] = {k->job->tenant_id, who, resource,
                              tool_status_name(out->status), k->job->request_id, detail};
     PGconn *pg = job_db(k->ctx);
     PGresult *res = pg ? store_exec_as(pg, k->job->tenant_id, sql, 6, params) : NULL;
@@ -647,7 +898,7 @@ static void emit_called(const call *k)
     if (ok && out->status != TOOL_CALL_OK)
         ok = cJSON_AddStringToObject(d, "error", out->message) != NULL;
     if (ok && out->status == TOOL_CALL_OK) {
-        char *summary = tools_builtin_summary(k->m->name, out->output);
+        char *summary = tools_output_summary(k->c, k->m->name, out->output);
         strbuf b = {0};
         strbuf_add_flat(&b, summary, PREVIEW_BYTES);
         free(summary);

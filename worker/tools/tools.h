@@ -12,6 +12,15 @@
  *   -> an audit_logs row and a tool.called event, whatever the outcome.
  * A refusal at any stage is an outcome with a message the model can read
  * and relay, never an error of the run.
+ *
+ * A manifest with an MCP server (tool_manifests.mcp_server, written by
+ * the mcp.discover job, mcp_discover.h) goes through the same stages; its
+ * handler is the server's tool, called through a pooled client
+ * (mcp_call.h). Two checks are added for it: its server must be ready,
+ * and for a required scope "<resource>:<read|write>" whose resource the
+ * role matrix knows (common/permission.h: graph, tools, ...) the
+ * principal's roles must allow that action too, as they would for the
+ * API call the tool stands for.
  */
 #ifndef AG_WORKER_TOOLS_H
 #define AG_WORKER_TOOLS_H
@@ -29,6 +38,8 @@
 typedef struct tool_run_env {
     const char *run_id;         /* checked UUID */
     const char *session_id;     /* checked UUID or NULL */
+    long long deadline_ms;      /* clock_mono_ms the run times out; 0: none. A call
+                                   to an MCP server never waits past it */
 } tool_run_env;
 
 /* The manifests one tenant sees, loaded once per run. Opaque. */
@@ -55,6 +66,31 @@ const llm_tool_def *tools_catalog_defs(tool_catalog *c, const tool_principal *p,
 
 /* True when the catalog has an enabled tool called name (whatever p holds). */
 bool tools_catalog_has(const tool_catalog *c, const char *name);
+
+/*
+ * The manifest name of the tool called tool on the tenant's MCP server
+ * whose resource is resource ("graph"), the first such server by name,
+ * when it is ready and the tool usable: copied into out (size bytes).
+ * Returns false when there is none.
+ */
+bool tools_catalog_mcp_tool(const tool_catalog *c, const char *resource, const char *tool,
+                            char *out, size_t size);
+
+/*
+ * A one-line English summary of a tool's output (name as in the catalog),
+ * for a model or the deterministic template: the built-in tools' own
+ * summaries, an MCP tool's text or knowledge graph. malloc'd; NULL when
+ * memory runs out.
+ */
+char *tools_output_summary(const tool_catalog *c, const char *name, const cJSON *output);
+
+/*
+ * Whether the JSON Schema text can be used to check a tool's arguments:
+ * JSON of at most 64 KiB, an object or a boolean, that the validator
+ * (common/schema.h) can check. False with the reason in why (why_size
+ * bytes) when not. The catalog and the MCP discovery decide with it.
+ */
+bool tools_schema_check(const char *schema_text, char *why, size_t why_size);
 
 typedef enum tool_status {
     TOOL_CALL_OK = 0,
@@ -96,6 +132,16 @@ const char *tool_status_name(tool_status status);
 /* Most manifests a catalog holds; more rows are ignored with a warning. */
 #define TOOLS_CATALOG_MAX 256
 
+/* What a manifest of an MCP server's tool adds. Strings are borrowed. */
+typedef struct tool_mcp_row {
+    const char *server;             /* the server's name */
+    const char *tool;               /* the tool's name on the server */
+    const char *status;             /* the server's status: "ready" lets it be called */
+    const char *resource;           /* the server's resource ("graph") */
+    const char *config_id;          /* the id of the server's settings (mcp_server.h) */
+    bool read_only;                 /* annotations.readOnlyHint was true */
+} tool_mcp_row;
+
 /* One manifest as the catalog takes it. Strings are borrowed (copied in). */
 typedef struct tool_manifest_row {
     const char *name;               /* 1..128 of [A-Za-z0-9._-] */
@@ -104,6 +150,7 @@ typedef struct tool_manifest_row {
     const char *const *required_scopes;
     size_t n_required_scopes;
     long long rate_limit;           /* calls per minute per tenant; <= 0: unlimited */
+    const tool_mcp_row *mcp;        /* a tool of an MCP server; NULL: a built-in one */
 } tool_manifest_row;
 
 /* An empty catalog, for tools_catalog_add; NULL when memory runs out. */

@@ -4,14 +4,17 @@ bringing it up and down, its env file and logs, its workers and
 dependencies, and SQL on its database and commands on its Redis."""
 
 import glob
+import json
 import os
+import shutil
 import subprocess
+import sys
 import time
 import uuid
 
 from agentgate_test.client import Tenant, http_request
-from agentgate_test.paths import STACK_SCRIPT
-from agentgate_test.ports import HTTP_PORT, PG_PORT, REDIS_PORT
+from agentgate_test.paths import REPO, STACK_SCRIPT
+from agentgate_test.ports import HTTP_PORT, PG_PORT, REDIS_PORT, pick_port
 from agentgate_test.tokens import mint_jwt
 
 # The session stack is started with a small ring and a fast keepalive so
@@ -48,6 +51,27 @@ SESSION_ENV = [
     f"AGENTGATE_LLM_API_KEYS=it-keyed={IT_API_KEY}",
 ]
 
+# MCP servers (test_mcp_servers_api.py, the worker's MCP tests). The HTTP
+# allow-list admits one prefix, http://127.0.0.1:MCP_HTTP_PORT/mcp: a test
+# that needs a reachable HTTP server starts it on MCP_HTTP_PORT with its
+# endpoint at /mcp (one at a time). The operator's stdio servers file is
+# written into the stack directory at `up` (mcp_servers_file): the
+# reference servers of tests/mcp/node_modules (`make mcp-servers`),
+# "everything" and "memory" for every tenant, "restricted" (the
+# everything server again) for tenant MCP_RESTRICTED_TENANT alone, and
+# "slow" (tests/mcp/fake_server.py slow) for every tenant.
+MCP_HTTP_PORT = pick_port("AGENTGATE_TEST_MCP_PORT", 18590)
+MCP_HTTP_URL = f"http://127.0.0.1:{MCP_HTTP_PORT}/mcp"
+MCP_RESTRICTED_TENANT = "it-mcp-restricted"
+MCP_SERVERS_FILE_NAME = "mcp-servers.json"
+MCP_MODULES = os.path.join(REPO, "tests", "mcp", "node_modules", "@modelcontextprotocol")
+SESSION_ENV += [
+    f"AGENTGATE_MCP_URL_ALLOWLIST={MCP_HTTP_URL}",
+    # Calls and connects in seconds, so a hung server fails a test quickly.
+    "AGENTGATE_MCP_CALL_TIMEOUT_MS=10000",
+    "AGENTGATE_MCP_CONNECT_TIMEOUT_MS=10000",
+]
+
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                    "runtime error:")
 
@@ -76,12 +100,39 @@ def missing_binaries(bindir):
     return None
 
 
+def mcp_servers_file(d):
+    """Writes the session's MCP servers file (see MCP_HTTP_PORT above)
+    into directory d; returns its path."""
+    node = shutil.which("node") or "/usr/bin/node"
+    everything = os.path.join(MCP_MODULES, "server-everything", "dist", "index.js")
+    memory = os.path.join(MCP_MODULES, "server-memory", "dist", "index.js")
+    servers = {"servers": [
+        {"name": "everything", "command": node, "args": [everything, "stdio"],
+         "tenants": ["*"]},
+        {"name": "memory", "command": node, "args": [memory],
+         "env": {"MEMORY_FILE_PATH": os.path.join(d, "mcp-memory.json")},
+         "tenants": ["*"]},
+        {"name": "restricted", "command": node, "args": [everything, "stdio"],
+         "tenants": [MCP_RESTRICTED_TENANT]},
+        # A call that never ends unless cancelled, which it reports on
+        # stderr (the worker's log): test_mcp_tools.py.
+        {"name": "slow", "command": sys.executable,
+         "args": [os.path.join(REPO, "tests", "mcp", "fake_server.py"), "stdio", "slow"],
+         "tenants": ["*"]},
+    ]}
+    path = os.path.join(d, MCP_SERVERS_FILE_NAME)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(servers, f, indent=1)
+    os.chmod(path, 0o644)
+    return path
+
+
 def up(d, bindir):
     """Starts the session stack in directory d from the binaries in bindir,
-    on the session's ports and with SESSION_ENV. Returns (failure, output,
-    secret): failure is None when the stack is up, else what went wrong;
-    secret is the stack's JWT secret."""
-    env_args = []
+    on the session's ports and with SESSION_ENV and the MCP servers file.
+    Returns (failure, output, secret): failure is None when the stack is
+    up, else what went wrong; secret is the stack's JWT secret."""
+    env_args = ["--env", f"AGENTGATE_MCP_SERVERS_FILE={mcp_servers_file(d)}"]
     for setting in SESSION_ENV:
         env_args += ["--env", setting]
     try:

@@ -452,6 +452,49 @@ static void test_integers_strict(void **state)
     expect_env_error("AGENTGATE_JWT_LEEWAY_S", "-1");
 }
 
+/* The MCP settings: defaults, and each bound on both sides. */
+static void test_mcp_settings(void **state)
+{
+    (void)state;
+    ag_config c;
+    char err[256];
+    assert_int_equal(config_load(&c, NULL, err, sizeof err), 0);
+    assert_string_equal(c.mcp_url_allowlist, "");
+    assert_string_equal(c.mcp_servers_file, "");
+    assert_int_equal(c.mcp_call_timeout_ms, 30000);
+    assert_int_equal(c.mcp_connect_timeout_ms, 10000);
+    assert_int_equal(c.mcp_result_max_bytes, 262144);
+    assert_int_equal(c.mcp_max_servers, 32);
+
+    static const struct { const char *name; size_t offset; const char *lo, *hi, *below, *above; }
+    bounds[] = {
+        { "AGENTGATE_MCP_CALL_TIMEOUT_MS", offsetof(ag_config, mcp_call_timeout_ms),
+          "100", "3600000", "99", "3600001" },
+        { "AGENTGATE_MCP_CONNECT_TIMEOUT_MS", offsetof(ag_config, mcp_connect_timeout_ms),
+          "100", "600000", "99", "600001" },
+        { "AGENTGATE_MCP_RESULT_MAX_BYTES", offsetof(ag_config, mcp_result_max_bytes),
+          "1024", "16777216", "1023", "16777217" },
+        { "AGENTGATE_MCP_MAX_SERVERS", offsetof(ag_config, mcp_max_servers),
+          "1", "1000", "0", "1001" },
+    };
+    for (size_t i = 0; i < sizeof bounds / sizeof *bounds; i++) {
+        expect_env_int(bounds[i].name, bounds[i].lo, bounds[i].offset, atoll(bounds[i].lo));
+        expect_env_int(bounds[i].name, bounds[i].hi, bounds[i].offset, atoll(bounds[i].hi));
+        expect_env_error(bounds[i].name, bounds[i].below);
+        expect_env_error(bounds[i].name, bounds[i].above);
+    }
+
+    const char *list = "https://mcp.example.com/,http://127.0.0.1:18600/mcp";
+    assert_int_equal(setenv("AGENTGATE_MCP_URL_ALLOWLIST", list, 1), 0);
+    assert_int_equal(setenv("AGENTGATE_MCP_SERVERS_FILE", "/etc/agentgate/mcp.json", 1), 0);
+    int rc = config_load(&c, NULL, err, sizeof err);
+    unsetenv("AGENTGATE_MCP_URL_ALLOWLIST");
+    unsetenv("AGENTGATE_MCP_SERVERS_FILE");
+    assert_int_equal(rc, 0);
+    assert_string_equal(c.mcp_url_allowlist, list);
+    assert_string_equal(c.mcp_servers_file, "/etc/agentgate/mcp.json");
+}
+
 static void test_choices(void **state)
 {
     (void)state;
@@ -587,6 +630,7 @@ int main(void)
         cmocka_unit_test_setup(test_lease_exceeds_heartbeat, clear_env),
         cmocka_unit_test_setup(test_listen, clear_env),
         cmocka_unit_test_setup(test_redis_url, clear_env),
+        cmocka_unit_test_setup(test_mcp_settings, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

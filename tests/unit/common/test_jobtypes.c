@@ -43,7 +43,7 @@ static void test_schemas_parse(void **state)
     assert_int_equal(jobtypes_init(), 0);   /* a second call is harmless */
     size_t n = 0;
     const job_type *all = jobtypes_all(&n);
-    assert_int_equal(n, 5);
+    assert_int_equal(n, 6);
     for (size_t i = 0; i < n; i++) {
         const job_type *t = &all[i];
         assert_non_null(t->name);
@@ -83,6 +83,11 @@ static void test_find(void **state)
     assert_non_null(t);
     assert_int_equal(t->default_max_attempts, 1);
     assert_int_equal(t->default_timeout_s, 600);
+
+    t = jobtypes_find("mcp.discover");
+    assert_non_null(t);
+    assert_int_equal(t->default_max_attempts, 3);
+    assert_int_equal(t->default_timeout_s, 120);
 
     assert_null(jobtypes_find("nope"));
     assert_null(jobtypes_find(""));
@@ -144,6 +149,18 @@ static void test_payload_contracts(void **state)
                          "\"tools\":[\"\"]}");
     REFUSES("agent.run", "{\"run_id\":\"0190a6f2-7c3e-7a10-8b2c-1234567890ab\",\"prompt\":\"hi\","
                          "\"tenant\":\"x\"}");
+
+    ACCEPTS("mcp.discover", "{\"server\":\"everything\"}");
+    REFUSES("mcp.discover", "{}");
+    REFUSES("mcp.discover", "{\"server\":\"\"}");
+    REFUSES("mcp.discover", "{\"server\":7}");
+    /* 48 bytes, then 49. */
+    ACCEPTS("mcp.discover", "{\"server\":\"a_b-01234567890123456789012345678901234567890123\"}");
+    REFUSES("mcp.discover", "{\"server\":\"a_b-012345678901234567890123456789012345678901234\"}");
+    REFUSES("mcp.discover", "{\"server\":\"-a\"}");
+    REFUSES("mcp.discover", "{\"server\":\"Everything\"}");
+    REFUSES("mcp.discover", "{\"server\":\"a/b\"}");
+    REFUSES("mcp.discover", "{\"server\":\"s\",\"url\":\"http://x/\"}");
 }
 
 int main(void)

@@ -1,12 +1,13 @@
 /*
  * test_jsonutil.c - unit tests for the bounded JSON parser and helpers:
  * size and depth limits, UTF-8, strict tokens, trailing data, duplicate
- * members, and the integer reader.
+ * members, the integer reader, and numbers that would not be kept as sent.
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <limits.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -357,6 +358,130 @@ static void test_compact_removes_space_between_tokens_only(void **state)
     assert_int_equal(json_compact(done, strlen(done)), strlen("{\"k\":\"v\"}"));
 }
 
+/* ---- numbers kept exactly --------------------------------------------------- */
+
+/* json_find_inexact_number on text: 0 (all exact) or 1 with the pointer,
+ * which must then be want_pointer. */
+static void expect_number(const char *text, int want, const char *want_pointer)
+{
+    char err[128] = "";
+    cJSON *j = parse(text, err, sizeof err);
+    if (!j) fail_msg("%s: %s", text, err);
+    strbuf pointer = {0};
+    int rc = json_find_inexact_number(text, strlen(text), j, &pointer);
+    if (rc != want)
+        fail_msg("%s: %s, expected %s", text, rc == 0 ? "kept exactly" : rc == 1 ?
+                 "refused" : "error", want ? "refused" : "kept exactly");
+    if (want == 1 && strcmp(pointer.s, want_pointer) != 0)
+        fail_msg("%s: pointer \"%s\", expected \"%s\"", text, pointer.s, want_pointer);
+    /* What is accepted is printed back as the same value. */
+    if (want == 0) {
+        char *printed = json_print(j);
+        cJSON *again = parse(printed, err, sizeof err);
+        assert_non_null(again);
+        strbuf p2 = {0};
+        assert_int_equal(json_find_inexact_number(printed, strlen(printed), again, &p2), 0);
+        strbuf_free(&p2);
+        cJSON_Delete(again);
+        free(printed);
+    }
+    strbuf_free(&pointer);
+    cJSON_Delete(j);
+}
+
+static void test_numbers_that_change_are_found(void **state)
+{
+    (void)state;
+    /* The two of the report: out of range, and more digits than survive. */
+    expect_number("{\"payload\":{\"n\":1e400}}", 1, "/payload/n");
+    expect_number("{\"payload\":{\"n\":123456789012345678901234567890}}", 1, "/payload/n");
+    expect_number("[1e-400]", 1, "/0");
+    expect_number("[-1e400]", 1, "/0");
+    expect_number("[9007199254740993]", 1, "/0");
+    expect_number("[0.1000000000000000055511151231257827]", 1, "/0");   /* 0.1's double, in full */
+    expect_number("[1.00000000000000000001]", 1, "/0");
+    expect_number("[1e99999999999999999999]", 1, "/0");
+    /* The smallest double is 4.94065645841247e-324 as printed, not 5e-324. */
+    expect_number("[5e-324]", 1, "/0");
+    /* The first one in document order, with its path escaped. */
+    expect_number("{\"a\":[1,2,{\"b/c~d\":[0,1e999]}],\"z\":1e999}", 1, "/a/2/b~1c~0d/1");
+    expect_number("{\"\":1e999}", 1, "/");
+    expect_number("1e999", 1, "");
+    /* Numbers inside strings are text, never checked. */
+    expect_number("{\"s\":\"1e999 -2 \\\" 3\",\"n\":[true,false,null,1e999]}", 1, "/n/3");
+}
+
+static void test_numbers_kept_exactly(void **state)
+{
+    (void)state;
+    expect_number("{\"a\":0,\"b\":-0,\"c\":0.1,\"d\":1E2,\"e\":1e2,\"f\":-1.5e-3}", 0, NULL);
+    expect_number("[9007199254740991,-9007199254740991,9007199254740992,2147483647]", 0, NULL);
+    expect_number("[0.10,100.000,0.000001,1e-300,1.7976931348623157e308]", 0, NULL);
+    expect_number("[1e23,123456789012,0.5,3.14159,2.5e+10,2.2250738585072e-308]", 0, NULL);
+    expect_number("[0.30000000000000004,-0.0,0e5,1234567e-2,-0]", 0, NULL);
+    expect_number("[1234567890123456789e-2]", 1, "/0");    /* 19 digits */
+    expect_number("{\"s\":\"123456789012345678901234567890\"}", 0, NULL);
+    expect_number("[]", 0, NULL);
+    expect_number("\"x\"", 0, NULL);
+}
+
+/* json_print writes every number so that it reads back as the same
+ * double, where cJSON's printer alone rounds some to 15 digits. */
+static void test_print_keeps_every_double(void **state)
+{
+    (void)state;
+    static const double values[] = {
+        9007199254740991.0, 9007199254740992.0, -9007199254740991.0, 0.30000000000000004,
+        1.7976931348623157e308, 4.9406564584124654e-324, 0.1, 100, -0.0, 123456789.123456789,
+        2.2250738585072014e-308, 1e23,
+    };
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        cJSON *a = cJSON_CreateArray();
+        cJSON_AddItemToArray(a, cJSON_CreateNumber(values[i]));
+        char *text = json_print(a);
+        assert_non_null(text);
+        cJSON *back = cJSON_Parse(text);
+        double got = cJSON_GetArrayItem(back, 0)->valuedouble;
+        if (got != values[i]) fail_msg("%.17g printed as %s", values[i], text);
+        free(text);
+        cJSON_Delete(back);
+        cJSON_Delete(a);
+    }
+    /* Numbers cJSON prints exactly are printed as cJSON prints them. */
+    cJSON *o = cJSON_Parse("{\"a\":100,\"b\":0.7,\"c\":-2.5e-7,\"d\":[1e+23],\"e\":\"9.9\"}");
+    char *text = json_print(o);
+    char *plain = cJSON_PrintUnformatted(o);
+    assert_string_equal(text, plain);
+    free(text);
+    free(plain);
+    cJSON_Delete(o);
+    /* An infinity has no JSON spelling: null, as before. */
+    cJSON *inf = cJSON_CreateArray();
+    cJSON_AddItemToArray(inf, cJSON_CreateNumber(HUGE_VAL));
+    text = json_print(inf);
+    assert_string_equal(text, "[null]");
+    free(text);
+    cJSON_Delete(inf);
+}
+
+static void test_float_fit(void **state)
+{
+    (void)state;
+    static const struct { const char *text; bool fits; const char *shortest; } cases[] = {
+        { "0.7", true, "0.7" }, { "0", true, "0" }, { "2", true, "2" }, { "1.5", true, "1.5" },
+        { "0.1", true, "0.1" }, { "0.123456789", false, "0.12345679" },
+        { "1.0000001", true, "1.0000001" }, { "1.00000001", false, "1" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cJSON *n = cJSON_Parse(cases[i].text);
+        char out[32];
+        bool fits = json_number_fits_float(n, out, sizeof out);
+        if (fits != cases[i].fits || strcmp(out, cases[i].shortest) != 0)
+            fail_msg("%s: fits %d as \"%s\"", cases[i].text, fits, out);
+        cJSON_Delete(n);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -388,6 +513,10 @@ int main(void)
         cmocka_unit_test(test_escape_matches_postgresql),
         cmocka_unit_test(test_quote_refuses_a_small_buffer),
         cmocka_unit_test(test_compact_removes_space_between_tokens_only),
+        cmocka_unit_test(test_numbers_that_change_are_found),
+        cmocka_unit_test(test_numbers_kept_exactly),
+        cmocka_unit_test(test_print_keeps_every_double),
+        cmocka_unit_test(test_float_fit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,8 @@
  * test_tenant_settings.c - unit tests for the tenant settings parser: what
  * PATCH /v1/tenants accepts is exactly what the gateway and worker enforce,
  * so every malformed, unknown or out-of-range member must be refused with
- * a reason naming it; and the AGENTGATE_RATE_LIMITS form.
+ * a reason naming it; the AGENTGATE_RATE_LIMITS form; and the operator's
+ * limits as a ceiling a tenant's own can only lower.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -214,6 +215,171 @@ static void test_find(void **state)
     assert_null(tenant_limit_find(s.principal, s.n_principal, NULL));
 }
 
+/* ---- the operator's ceiling ------------------------------------------------ */
+
+static tenant_limit lim(long long capacity, long long period_ms)
+{
+    tenant_limit l;
+    memset(&l, 0, sizeof l);
+    snprintf(l.action, sizeof l.action, "jobs.create");
+    l.capacity = capacity;
+    l.period_ms = period_ms;
+    return l;
+}
+
+static void expect_stricter(tenant_limit a, tenant_limit b, long long capacity,
+                            long long period_ms)
+{
+    for (int swap = 0; swap < 2; swap++) {
+        tenant_limit got = swap ? tenant_limit_stricter(&b, &a) : tenant_limit_stricter(&a, &b);
+        if (got.capacity != capacity || got.period_ms != period_ms)
+            fail_msg("stricter of %lld/%lld and %lld/%lld: %lld/%lld, expected %lld/%lld",
+                     a.capacity, a.period_ms, b.capacity, b.period_ms, got.capacity,
+                     got.period_ms, capacity, period_ms);
+    }
+}
+
+static void test_stricter_limit(void **state)
+{
+    (void)state;
+    /* One stricter in burst and rate: that one. */
+    expect_stricter(lim(5, 600000), lim(1000000000, 1), 5, 600000);
+    expect_stricter(lim(2, 600000), lim(5, 600000), 2, 600000);
+    expect_stricter(lim(10, 1000), lim(100, 1000), 10, 1000);
+    expect_stricter(lim(7, 7), lim(7, 7), 7, 7);
+    /* Mixed: the smaller burst at the slower rate, the period rounded up
+     * so the rate is never faster than the slower one's. */
+    expect_stricter(lim(10, 100), lim(100, 10000), 10, 1000);
+    expect_stricter(lim(3, 1), lim(1000, 1000), 3, 3);
+    expect_stricter(lim(3, 1), lim(7, 20), 3, 9);        /* 3 per 8.57 ms -> 9 */
+    /* The extremes stay exact (products up to 10^19) and in range. */
+    expect_stricter(lim(1000000000, 10000000000LL), lim(1, 1), 1, 10);
+    expect_stricter(lim(1000000000, 10000000000LL), lim(1000000000, 1),
+                    1000000000, 10000000000LL);
+    expect_stricter(lim(1, 10000000000LL), lim(1000000000, 1), 1, 10000000000LL);
+}
+
+/* Settings from JSON text, for the ceiling checks. */
+static tenant_settings settings_of(const char *text)
+{
+    tenant_settings s;
+    char err[256];
+    if (parse_text(text, &s, err, sizeof err) != 0) fail_msg("%s: %s", text, err);
+    return s;
+}
+
+static tenant_settings config_of(const char *text)
+{
+    tenant_settings s;
+    char err[256];
+    memset(&s, 0, sizeof s);
+    s.max_running = -1;
+    if (tenant_limits_parse_config(text, &s, err, sizeof err) != 0) fail_msg("%s: %s", text, err);
+    return s;
+}
+
+static int check(const char *text, const char *before, int cap, const tenant_settings *cfg,
+                 char *err, char *pointer)
+{
+    tenant_settings s = settings_of(text), b;
+    if (before) b = settings_of(before);
+    err[0] = pointer[0] = '\0';
+    return tenant_settings_check_ceiling(&s, before ? &b : NULL, cap, cfg, err, 320,
+                                         pointer, 80);
+}
+
+static void test_max_running_under_the_ceiling(void **state)
+{
+    (void)state;
+    char err[320], ptr[80];
+    assert_int_equal(check("{\"max_running\": 1}", NULL, 64, NULL, err, ptr), 0);
+    assert_int_equal(check("{\"max_running\": 64}", NULL, 64, NULL, err, ptr), 0);
+    assert_int_equal(check("{}", NULL, 64, NULL, err, ptr), 0);
+    assert_int_equal(check("{\"max_running\": 65}", NULL, 64, NULL, err, ptr), -1);
+    assert_string_equal(ptr, "/max_running");
+    assert_non_null(strstr(err, "at most 64"));
+    assert_non_null(strstr(err, "AGENTGATE_TENANT_MAX_RUNNING"));
+    /* 0 is "no cap": more than any cap. */
+    assert_int_equal(check("{\"max_running\": 0}", NULL, 1, NULL, err, ptr), -1);
+    assert_int_equal(check("{\"max_running\": 1000000}", NULL, 1, NULL, err, ptr), -1);
+    /* With no operator cap, anything the parser takes. */
+    assert_int_equal(check("{\"max_running\": 0}", NULL, 0, NULL, err, ptr), 0);
+    assert_int_equal(check("{\"max_running\": 1000000}", NULL, 0, NULL, err, ptr), 0);
+    /* Stored before, unchanged: not a request for more (still enforced
+     * at the ceiling); changed, it is checked. */
+    assert_int_equal(check("{\"max_running\": 0}", "{\"max_running\": 0}", 8, NULL, err, ptr), 0);
+    assert_int_equal(check("{\"max_running\": 9}", "{\"max_running\": 0}", 8, NULL, err, ptr),
+                     -1);
+    assert_int_equal(check("{\"max_running\": 8}", "{\"max_running\": 0}", 8, NULL, err, ptr), 0);
+}
+
+static void test_rate_limits_under_the_ceiling(void **state)
+{
+    (void)state;
+    char err[320], ptr[80];
+    tenant_settings cfg = config_of("principal:jobs.create=100/1000,tenant:*=5000/1000");
+    /* Lower in burst and rate, or equal: accepted. */
+    assert_int_equal(check("{\"rate_limits\": {\"principal\": {\"jobs.create\":"
+                           " {\"capacity\": 10, \"period_ms\": 1000}}}}",
+                           NULL, 0, &cfg, err, ptr), 0);
+    assert_int_equal(check("{\"rate_limits\": {\"principal\": {\"jobs.create\":"
+                           " {\"capacity\": 100, \"period_ms\": 1000}}}}",
+                           NULL, 0, &cfg, err, ptr), 0);
+    assert_int_equal(check("{\"rate_limits\": {\"principal\": {\"jobs.create\":"
+                           " {\"capacity\": 100, \"period_ms\": 2000}}}}",
+                           NULL, 0, &cfg, err, ptr), 0);
+    /* More burst, or a faster rate: refused, naming the member and the
+     * ceiling. */
+    assert_int_equal(check("{\"rate_limits\": {\"principal\": {\"jobs.create\":"
+                           " {\"capacity\": 101, \"period_ms\": 100000}}}}",
+                           NULL, 0, &cfg, err, ptr), -1);
+    assert_string_equal(ptr, "/rate_limits/principal/jobs.create");
+    assert_non_null(strstr(err, "100 per 1000 ms"));
+    assert_non_null(strstr(err, "AGENTGATE_RATE_LIMITS"));
+    assert_int_equal(check("{\"rate_limits\": {\"principal\": {\"jobs.create\":"
+                           " {\"capacity\": 50, \"period_ms\": 499}}}}",
+                           NULL, 0, &cfg, err, ptr), -1);
+    /* The billion per millisecond of the report, at either level. */
+    assert_int_equal(check("{\"rate_limits\": {\"tenant\": {\"*\":"
+                           " {\"capacity\": 1000000000, \"period_ms\": 1}}}}",
+                           NULL, 0, &cfg, err, ptr), -1);
+    assert_string_equal(ptr, "/rate_limits/tenant/*");
+    /* The configured "*" is the ceiling of every action without its own. */
+    assert_int_equal(check("{\"rate_limits\": {\"tenant\": {\"jobs.read\":"
+                           " {\"capacity\": 5001, \"period_ms\": 1000}}}}",
+                           NULL, 0, &cfg, err, ptr), -1);
+    assert_string_equal(ptr, "/rate_limits/tenant/jobs.read");
+    /* The tenant's "*" stands for every action it does not name: it meets
+     * the configured limit of each of those. */
+    tenant_settings exact = config_of("principal:jobs.create=5/600000");
+    assert_int_equal(check("{\"rate_limits\": {\"principal\": {\"*\":"
+                           " {\"capacity\": 6, \"period_ms\": 600000}}}}",
+                           NULL, 0, &exact, err, ptr), -1);
+    assert_string_equal(ptr, "/rate_limits/principal/*");
+    assert_non_null(strstr(err, "for jobs.create (5 per 600000 ms"));
+    assert_int_equal(check("{\"rate_limits\": {\"principal\": {\"*\":"
+                           " {\"capacity\": 6, \"period_ms\": 600000},"
+                           " \"jobs.create\": {\"capacity\": 5, \"period_ms\": 600000}}}}",
+                           NULL, 0, &exact, err, ptr), 0);
+    assert_int_equal(check("{\"rate_limits\": {\"tenant\": {\"*\":"
+                           " {\"capacity\": 6, \"period_ms\": 600000}}}}",
+                           NULL, 0, &exact, err, ptr), 0);
+    /* An action the operator does not limit has no ceiling. */
+    assert_int_equal(check("{\"rate_limits\": {\"principal\": {\"jobs.read\":"
+                           " {\"capacity\": 1000000000, \"period_ms\": 1}}}}",
+                           NULL, 0, &cfg, err, ptr), 0);
+    assert_int_equal(check("{\"rate_limits\": {\"principal\": {\"jobs.create\":"
+                           " {\"capacity\": 1000000000, \"period_ms\": 1}}}}",
+                           NULL, 0, NULL, err, ptr), 0);
+    /* Unchanged since before: kept; changed: checked. */
+    const char *high = "{\"rate_limits\": {\"principal\": {\"jobs.create\":"
+                       " {\"capacity\": 1000, \"period_ms\": 1000}}}}";
+    assert_int_equal(check(high, high, 0, &cfg, err, ptr), 0);
+    assert_int_equal(check(high, "{\"rate_limits\": {\"principal\": {\"jobs.create\":"
+                                 " {\"capacity\": 999, \"period_ms\": 1000}}}}",
+                           0, &cfg, err, ptr), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -226,6 +392,9 @@ int main(void)
         cmocka_unit_test(test_config_duplicates_refused),
         cmocka_unit_test(test_config_form),
         cmocka_unit_test(test_find),
+        cmocka_unit_test(test_stricter_limit),
+        cmocka_unit_test(test_max_running_under_the_ceiling),
+        cmocka_unit_test(test_rate_limits_under_the_ceiling),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

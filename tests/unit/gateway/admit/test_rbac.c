@@ -1,7 +1,8 @@
 /*
  * test_rbac.c - the permission matrix, cell by cell, against a table
  * written here independently of rbac.c (from the contract's words); roles
- * that add up; scopes that narrow; and a permission for every route.
+ * that add up; scopes that narrow; a permission for every route; and the
+ * job routes cell by cell for each kind of job they reach.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,13 +12,18 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "jobtypes.h"
 #include "rbac.h"
 #include "router.h"
 
 static const char *const role_names[] = { "admin", "operator", "user", "viewer" };
 static const unsigned role_bits[] = { ROLE_ADMIN, ROLE_OPERATOR, ROLE_USER, ROLE_VIEWER };
 static const rbac_resource resources[] = {
-    RES_AGENT_RUNS, RES_JOBS, RES_TOOLS, RES_TENANTS, RES_MODELS
+    RES_AGENT_RUNS, RES_JOBS, RES_TOOLS, RES_TENANTS, RES_MODELS, RES_MCP_SERVERS, RES_GRAPH
+};
+#define NRES 7
+static const char *const resource_names[NRES] = {
+    "agent-runs", "jobs", "tools", "tenants", "models", "mcp-servers", "graph"
 };
 static const rbac_action actions[] = { ACT_CREATE, ACT_READ, ACT_UPDATE, ACT_DELETE };
 
@@ -27,13 +33,15 @@ static const rbac_action actions[] = { ACT_CREATE, ACT_READ, ACT_UPDATE, ACT_DEL
  *   admin: all; operator: create/read/update on runs and models, all on
  *   jobs, read tools and tenants; user: create/read on runs,
  *   create/read/delete on jobs, read tools and models; viewer: read only.
- * Columns: agent-runs, jobs, tools, tenants, models.
+ *   MCP servers: admin and operator everything, user and viewer nothing.
+ *   Graph (the graph tools' scopes): read for every role, write for admin.
+ * Columns: agent-runs, jobs, tools, tenants, models, mcp-servers, graph.
  */
-static const char *const expected[4][5] = {
-    /* admin    */ { "crud", "crud", "crud", "crud", "crud" },
-    /* operator */ { "cru-", "crud", "-r--", "-r--", "cru-" },
-    /* user     */ { "cr--", "cr-d", "-r--", "----", "-r--" },
-    /* viewer   */ { "-r--", "-r--", "-r--", "-r--", "-r--" },
+static const char *const expected[4][NRES] = {
+    /* admin    */ { "crud", "crud", "crud", "crud", "crud", "crud", "crud" },
+    /* operator */ { "cru-", "crud", "-r--", "-r--", "cru-", "crud", "-r--" },
+    /* user     */ { "cr--", "cr-d", "-r--", "----", "-r--", "----", "-r--" },
+    /* viewer   */ { "-r--", "-r--", "-r--", "-r--", "-r--", "----", "-r--" },
 };
 
 static bool expect_allowed(int role, int res, int act)
@@ -46,7 +54,7 @@ static void test_every_cell_of_the_matrix(void **state)
     (void)state;
     int cells = 0;
     for (int ro = 0; ro < 4; ro++)
-        for (int re = 0; re < 5; re++)
+        for (int re = 0; re < NRES; re++)
             for (int ac = 0; ac < 4; ac++) {
                 bool got = rbac_roles_allow(role_bits[ro], resources[re], actions[ac]);
                 if (got != expect_allowed(ro, re, ac))
@@ -55,7 +63,7 @@ static void test_every_cell_of_the_matrix(void **state)
                              got ? "allow" : "deny", got ? "deny" : "allow");
                 cells++;
             }
-    assert_int_equal(cells, 80);
+    assert_int_equal(cells, 4 * NRES * 4);
 }
 
 /* Every combination of roles grants exactly the union of its members. */
@@ -63,7 +71,7 @@ static void test_roles_add_up(void **state)
 {
     (void)state;
     for (unsigned combo = 0; combo < 16; combo++)
-        for (int re = 0; re < 5; re++)
+        for (int re = 0; re < NRES; re++)
             for (int ac = 0; ac < 4; ac++) {
                 bool want = false;
                 for (int ro = 0; ro < 4; ro++)
@@ -109,11 +117,10 @@ static principal with_scope(const char *scope)
 static void test_scopes_narrow(void **state)
 {
     (void)state;
-    static const char *const names[] = { "agent-runs", "jobs", "tools", "tenants", "models" };
-    for (int re = 0; re < 5; re++) {
+    for (int re = 0; re < NRES; re++) {
         char read[32], write[32], both[96];
-        snprintf(read, sizeof read, "%s:read", names[re]);
-        snprintf(write, sizeof write, "%s:write", names[re]);
+        snprintf(read, sizeof read, "%s:read", resource_names[re]);
+        snprintf(write, sizeof write, "%s:write", resource_names[re]);
         snprintf(both, sizeof both, "other:read %s %s", read, write);
         principal r = with_scope(read), w = with_scope(write), b = with_scope(both),
                   none = with_scope("");
@@ -144,6 +151,8 @@ static void test_names(void **state)
     assert_string_equal(rbac_resource_name(RES_TOOLS), "tools");
     assert_string_equal(rbac_resource_name(RES_TENANTS), "tenants");
     assert_string_equal(rbac_resource_name(RES_MODELS), "models");
+    assert_string_equal(rbac_resource_name(RES_MCP_SERVERS), "mcp-servers");
+    assert_string_equal(rbac_resource_name(RES_GRAPH), "graph");
     assert_string_equal(rbac_resource_name(RES_NONE), "");
     assert_string_equal(rbac_resource_name(RES_COUNT), "");
     assert_string_equal(rbac_action_name(ACT_CREATE), "create");
@@ -185,6 +194,12 @@ static const struct {
     { ROUTE_TENANTS_LIST, RES_TENANTS, ACT_READ },
     { ROUTE_TENANT_GET, RES_TENANTS, ACT_READ },
     { ROUTE_TENANT_UPDATE, RES_TENANTS, ACT_UPDATE },
+    { ROUTE_MCP_SERVERS_CREATE, RES_MCP_SERVERS, ACT_CREATE },
+    { ROUTE_MCP_SERVERS_LIST, RES_MCP_SERVERS, ACT_READ },
+    { ROUTE_MCP_SERVER_GET, RES_MCP_SERVERS, ACT_READ },
+    { ROUTE_MCP_SERVER_UPDATE, RES_MCP_SERVERS, ACT_UPDATE },
+    { ROUTE_MCP_SERVER_DELETE, RES_MCP_SERVERS, ACT_DELETE },
+    { ROUTE_MCP_SERVER_REFRESH, RES_MCP_SERVERS, ACT_UPDATE },
 };
 
 /* Every route_id has an entry in rbac.c's table, and it is the one above;
@@ -240,6 +255,9 @@ static void test_public_routes_match_the_router(void **state)
         { VERB_POST, "/v1/models" }, { VERB_PATCH, "/v1/models/1" },
         { VERB_DELETE, "/v1/models/1" }, { VERB_GET, "/v1/tenants" },
         { VERB_GET, "/v1/tenants/t" }, { VERB_PATCH, "/v1/tenants/t" },
+        { VERB_POST, "/v1/mcp-servers" }, { VERB_GET, "/v1/mcp-servers" },
+        { VERB_GET, "/v1/mcp-servers/s" }, { VERB_PATCH, "/v1/mcp-servers/s" },
+        { VERB_DELETE, "/v1/mcp-servers/s" }, { VERB_POST, "/v1/mcp-servers/s/refresh" },
     };
     bool seen[ROUTE_COUNT] = { false };
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
@@ -256,6 +274,199 @@ static void test_public_routes_match_the_router(void **state)
         if (!seen[id]) fail_msg("route_id %d is not reached by any path in this test", id);
 }
 
+/* ---- jobs that belong to another resource ---------------------------------- */
+
+static principal with_roles_and_scope(unsigned roles, const char *scope)
+{
+    principal p = with_scope(scope);
+    p.roles = roles;
+    return p;
+}
+
+static const char ALL_SCOPES[] =
+    "agent-runs:read agent-runs:write jobs:read jobs:write tools:read tools:write "
+    "tenants:read tenants:write models:read models:write mcp-servers:read mcp-servers:write";
+
+/* What the job routes do: the route's own check, then the job's. */
+static bool job_route_allows(const principal *p, route_id route, const char *kind)
+{
+    char detail[160];
+    rbac_perm route_perm = rbac_route_perm(route);
+    return rbac_allows(p, route_perm, detail, sizeof detail) &&
+           rbac_allows(p, rbac_job_perm(route_perm, kind), detail, sizeof detail);
+}
+
+/*
+ * One cell per job route and job kind: which roles (alone, with every
+ * scope) reach a plain job and an agent run's job through it, written
+ * from the contract: an agent run's job needs what the run needs, so only
+ * admin may cancel one (agent-runs delete) while user and operator may
+ * cancel plain jobs. Roles: a(dmin) o(perator) u(ser) v(iewer).
+ */
+static const struct {
+    route_id route;
+    const char *kind;
+    const char *roles;
+} job_cells[] = {
+    { ROUTE_JOBS_LIST,  "demo",         "aouv" },
+    { ROUTE_JOBS_LIST,  "agent.run",    "aouv" },
+    { ROUTE_JOB_GET,    "demo",         "aouv" },
+    { ROUTE_JOB_GET,    "test",         "aouv" },
+    { ROUTE_JOB_GET,    "agent.run",    "aouv" },
+    { ROUTE_JOB_CANCEL, "demo",         "aou-" },
+    { ROUTE_JOB_CANCEL, "long-running", "aou-" },
+    { ROUTE_JOB_CANCEL, "agent.run",    "a---" },
+    { ROUTE_JOB_EVENTS, "demo",         "aouv" },
+    { ROUTE_JOB_EVENTS, "bench.ticker", "aouv" },
+    { ROUTE_JOB_EVENTS, "agent.run",    "aouv" },
+    /* An MCP server's discovery needs what the server needs: mcp-servers
+     * is admin's and operator's alone. */
+    { ROUTE_JOBS_LIST,  "mcp.discover", "ao--" },
+    { ROUTE_JOB_GET,    "mcp.discover", "ao--" },
+    { ROUTE_JOB_CANCEL, "mcp.discover", "ao--" },
+    { ROUTE_JOB_EVENTS, "mcp.discover", "ao--" },
+};
+
+static void test_job_routes_by_role_and_job_kind(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof job_cells / sizeof job_cells[0]; i++)
+        for (int ro = 0; ro < 4; ro++) {
+            principal p = with_roles_and_scope(role_bits[ro], ALL_SCOPES);
+            bool want = job_cells[i].roles[ro] != '-';
+            bool got = job_route_allows(&p, job_cells[i].route, job_cells[i].kind);
+            if (got != want)
+                fail_msg("route_id %d, job %s, role %s: %s, expected %s", job_cells[i].route,
+                         job_cells[i].kind, role_names[ro], got ? "allowed" : "refused",
+                         want ? "allowed" : "refused");
+        }
+}
+
+/* Scopes narrow the job routes the same way: an agent run's job needs the
+ * agent-runs scope of the action as well as the jobs one. */
+static void test_job_routes_by_scope_and_job_kind(void **state)
+{
+    (void)state;
+    static const struct {
+        route_id route;
+        const char *scope;
+        bool plain, run;     /* reaches a plain job, an agent run's job */
+    } cells[] = {
+        { ROUTE_JOB_GET,    "jobs:read",                   true,  false },
+        { ROUTE_JOB_GET,    "jobs:read agent-runs:read",   true,  true  },
+        { ROUTE_JOB_GET,    "jobs:read agent-runs:write",  true,  false },
+        { ROUTE_JOB_GET,    "agent-runs:read",             false, false },
+        { ROUTE_JOB_EVENTS, "jobs:read",                   true,  false },
+        { ROUTE_JOB_EVENTS, "jobs:read agent-runs:read",   true,  true  },
+        { ROUTE_JOBS_LIST,  "jobs:read",                   true,  false },
+        { ROUTE_JOBS_LIST,  "jobs:read agent-runs:read",   true,  true  },
+        { ROUTE_JOB_CANCEL, "jobs:write",                  true,  false },
+        { ROUTE_JOB_CANCEL, "jobs:write agent-runs:read",  true,  false },
+        { ROUTE_JOB_CANCEL, "jobs:write agent-runs:write", true,  true  },
+        { ROUTE_JOB_CANCEL, "agent-runs:write",            false, false },
+    };
+    for (size_t i = 0; i < sizeof cells / sizeof cells[0]; i++) {
+        principal p = with_roles_and_scope(ROLE_ADMIN, cells[i].scope);
+        bool plain = job_route_allows(&p, cells[i].route, "demo");
+        bool run = job_route_allows(&p, cells[i].route, "agent.run");
+        if (plain != cells[i].plain || run != cells[i].run)
+            fail_msg("route_id %d, scope \"%s\": plain job %d run's job %d, expected %d %d",
+                     cells[i].route, cells[i].scope, plain, run, cells[i].plain, cells[i].run);
+    }
+}
+
+/* The 403 of a job route names the agent-runs permission that was missing. */
+static void test_job_route_refusal_names_what_was_missing(void **state)
+{
+    (void)state;
+    char detail[160];
+    principal user = with_roles_and_scope(ROLE_USER, ALL_SCOPES);
+    rbac_perm need = rbac_job_perm(rbac_route_perm(ROUTE_JOB_CANCEL), "agent.run");
+    assert_int_equal(need.res, RES_AGENT_RUNS);
+    assert_int_equal(need.act, ACT_DELETE);
+    assert_false(rbac_allows(&user, need, detail, sizeof detail));
+    assert_string_equal(detail, "your roles do not allow delete on agent-runs");
+    principal narrow = with_roles_and_scope(ROLE_ADMIN, "jobs:read");
+    need = rbac_job_perm(rbac_route_perm(ROUTE_JOB_GET), "agent.run");
+    assert_false(rbac_allows(&narrow, need, detail, sizeof detail));
+    assert_string_equal(detail, "the token's scopes do not allow read on agent-runs");
+}
+
+/*
+ * Every registered type is either a plain job (the job routes' own check
+ * is the whole check) or belongs to another resource; one that does must
+ * be internal, so POST /v1/jobs cannot make one without that resource's
+ * create permission and record. Unknown names are plain jobs.
+ */
+static void test_job_owners_are_internal_types(void **state)
+{
+    (void)state;
+    assert_int_equal(jobtypes_init(), 0);
+    size_t n;
+    const job_type *types = jobtypes_all(&n);
+    rbac_perm read_jobs = { RES_JOBS, ACT_READ };
+    bool saw_run = false;
+    for (size_t i = 0; i < n; i++) {
+        rbac_perm need = rbac_job_perm(read_jobs, types[i].name);
+        assert_int_equal(need.act, ACT_READ);
+        if (need.res != RES_JOBS && !types[i].internal)
+            fail_msg("job type %s belongs to %s but POST /v1/jobs may create it",
+                     types[i].name, rbac_resource_name(need.res));
+        if (strcmp(types[i].name, "agent.run") == 0) {
+            saw_run = true;
+            assert_int_equal(need.res, RES_AGENT_RUNS);
+            assert_true(types[i].internal);
+        }
+    }
+    assert_true(saw_run);
+    assert_false(jobtypes_find("demo")->internal);
+    assert_int_equal(rbac_job_perm(read_jobs, "no.such.type").res, RES_JOBS);
+    assert_int_equal(rbac_job_perm(read_jobs, NULL).res, RES_JOBS);
+}
+
+/* The names the worker looks resources up by, both ways, and the scope
+ * each action needs. */
+static void test_permission_names(void **state)
+{
+    (void)state;
+    for (int re = 0; re < NRES; re++) {
+        assert_int_equal(permission_resource_by_name(resource_names[re]), resources[re]);
+        char want[40], got[40];
+        snprintf(want, sizeof want, "%s:read", resource_names[re]);
+        assert_int_equal(permission_scope_name(resources[re], ACT_READ, got, sizeof got),
+                         strlen(want));
+        assert_string_equal(got, want);
+        snprintf(want, sizeof want, "%s:write", resource_names[re]);
+        for (int ac = 0; ac < 4; ac++) {
+            if (actions[ac] == ACT_READ) continue;
+            assert_int_equal(permission_scope_name(resources[re], actions[ac], got, sizeof got),
+                             strlen(want));
+            assert_string_equal(got, want);
+        }
+    }
+    assert_int_equal(permission_resource_by_name(NULL), RES_NONE);
+    assert_int_equal(permission_resource_by_name(""), RES_NONE);
+    assert_int_equal(permission_resource_by_name("Graph"), RES_NONE);
+    assert_int_equal(permission_resource_by_name("graph "), RES_NONE);
+    assert_int_equal(permission_resource_by_name("mcp_servers"), RES_NONE);
+    char out[32] = "x";
+    assert_int_equal(permission_scope_name(RES_NONE, ACT_READ, out, sizeof out), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(permission_scope_name(RES_COUNT, ACT_READ, out, sizeof out), 0);
+    assert_int_equal(permission_scope_name(RES_JOBS, ACT_NONE, out, sizeof out), 0);
+    assert_int_equal(permission_scope_name(RES_JOBS, (rbac_action)(ACT_READ | ACT_CREATE),
+                                           out, sizeof out), 0);
+    char small[9];   /* "jobs:read" needs 10 */
+    assert_int_equal(permission_scope_name(RES_JOBS, ACT_READ, small, sizeof small), 0);
+    assert_string_equal(small, "");
+    /* rbac_roles_allow is the shared matrix, cell for cell. */
+    for (unsigned combo = 0; combo < 16; combo++)
+        for (int re = 0; re < NRES; re++)
+            for (int ac = 0; ac < 4; ac++)
+                assert_int_equal(permission_roles_allow(combo, resources[re], actions[ac]),
+                                 rbac_roles_allow(combo, resources[re], actions[ac]));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -264,9 +475,14 @@ int main(void)
         cmocka_unit_test(test_bad_resource_or_action_is_refused),
         cmocka_unit_test(test_scopes_narrow),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_permission_names),
         cmocka_unit_test(test_every_route_has_a_permission),
         cmocka_unit_test(test_unknown_route_fails_closed),
         cmocka_unit_test(test_public_routes_match_the_router),
+        cmocka_unit_test(test_job_routes_by_role_and_job_kind),
+        cmocka_unit_test(test_job_routes_by_scope_and_job_kind),
+        cmocka_unit_test(test_job_route_refusal_names_what_was_missing),
+        cmocka_unit_test(test_job_owners_are_internal_types),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

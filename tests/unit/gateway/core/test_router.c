@@ -1,5 +1,6 @@
 /*
- * test_router.c - routes, the id segment, 404 versus 405 and Allow.
+ * test_router.c - routes, the id segment, 404 versus 405 and Allow, and
+ * the MCP server routes.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -89,6 +90,45 @@ static void test_overlong_id_segment_is_404(void **state)
     assert_int_equal(match(VERB_GET, path, &m), 404);
 }
 
+static void test_mcp_server_routes(void **state)
+{
+    (void)state;
+    route_match m;
+    char allow[64];
+    assert_int_equal(match(VERB_POST, "/v1/mcp-servers", &m), 200);
+    assert_int_equal(m.id, ROUTE_MCP_SERVERS_CREATE);
+    assert_int_equal(m.needs_auth, 1);
+    assert_int_equal(match(VERB_GET, "/v1/mcp-servers", &m), 200);
+    assert_int_equal(m.id, ROUTE_MCP_SERVERS_LIST);
+    assert_int_equal(match(VERB_GET, "/v1/mcp-servers/everything", &m), 200);
+    assert_int_equal(m.id, ROUTE_MCP_SERVER_GET);
+    assert_string_equal(m.param, "everything");
+    assert_int_equal(match(VERB_PATCH, "/v1/mcp-servers/my-server_2", &m), 200);
+    assert_int_equal(m.id, ROUTE_MCP_SERVER_UPDATE);
+    assert_string_equal(m.param, "my-server_2");
+    assert_int_equal(match(VERB_DELETE, "/v1/mcp-servers/x", &m), 200);
+    assert_int_equal(m.id, ROUTE_MCP_SERVER_DELETE);
+    assert_int_equal(match(VERB_POST, "/v1/mcp-servers/x/refresh", &m), 200);
+    assert_int_equal(m.id, ROUTE_MCP_SERVER_REFRESH);
+    assert_string_equal(m.param, "x");
+    assert_int_equal(m.needs_auth, 1);
+
+    assert_int_equal(match(VERB_DELETE, "/v1/mcp-servers", &m), 405);
+    router_allow_header(m.allowed, allow, sizeof allow);
+    assert_string_equal(allow, "GET, POST");
+    assert_int_equal(match(VERB_POST, "/v1/mcp-servers/x", &m), 405);
+    router_allow_header(m.allowed, allow, sizeof allow);
+    assert_string_equal(allow, "GET, PATCH, DELETE");
+    assert_int_equal(match(VERB_GET, "/v1/mcp-servers/x/refresh", &m), 405);
+    router_allow_header(m.allowed, allow, sizeof allow);
+    assert_string_equal(allow, "POST");
+
+    const char *paths[] = { "/v1/mcp-servers/", "/v1/mcp-servers//refresh",
+                            "/v1/mcp-servers/x/refreshz", "/v1/mcp-servers/x/refresh/",
+                            "/v1/mcp-serversx", "/v1/mcp-servers/x/tools", NULL };
+    for (int i = 0; paths[i]; i++) assert_int_equal(match(VERB_POST, paths[i], &m), 404);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -98,6 +138,7 @@ int main(void)
         cmocka_unit_test(test_unknown_paths_are_404),
         cmocka_unit_test(test_wrong_method_is_405_with_allow),
         cmocka_unit_test(test_overlong_id_segment_is_404),
+        cmocka_unit_test(test_mcp_server_routes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

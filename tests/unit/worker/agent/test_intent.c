@@ -86,6 +86,23 @@ static void test_graph(void **state)
     expect_class("show the relationships between teams", INTENT_GRAPH);
 }
 
+static void test_knowledge_graph(void **state)
+{
+    (void)state;
+    expect_class("Who is Alice connected to in the knowledge graph?", INTENT_GRAPH);
+    expect_class("What is Acme Corp linked to?", INTENT_GRAPH);
+    expect_class("which entities mention the billing service", INTENT_GRAPH);
+    expect_class("list the observations about Bob", INTENT_GRAPH);
+    expect_class("what are the connections between Alice and Acme", INTENT_GRAPH);
+    expect_class("Search the knowledge base for Tokyo", INTENT_GRAPH);
+    intent_result r = classify("Who is Alice connected to in the knowledge graph?");
+    assert_true(intent_is_confident(&r));
+    /* "related to" alone is ordinary English, not a graph question. */
+    expect_class("tell me some facts related to lighthouses", INTENT_CHAT);
+    expect_class("who is connected to the VPN, and which TLS certificates and API keys "
+                 "do they use", INTENT_SECURITY);
+}
+
 static void test_security(void **state)
 {
     (void)state;
@@ -360,6 +377,7 @@ int main(void)
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_chat),
         cmocka_unit_test(test_graph),
+        cmocka_unit_test(test_knowledge_graph),
         cmocka_unit_test(test_security),
         cmocka_unit_test(test_admin),
         cmocka_unit_test(test_more_hits_more_confidence),

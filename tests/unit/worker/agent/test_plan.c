@@ -283,6 +283,27 @@ static void test_steps_refused(void **state)
     assert_int_equal(plan_parse_steps(one, strlen(one), NULL, NULL, &s, err, sizeof(err)), -1);
 }
 
+static void test_graph_terms(void **state)
+{
+    char t[PLAN_GRAPH_TERMS][PLAN_TERM_MAX + 1];
+
+    (void)state;
+    assert_int_equal(plan_graph_terms("Who is Alice connected to in the knowledge graph?", t,
+                                      PLAN_GRAPH_TERMS), 1);
+    assert_string_equal(t[0], "Alice");
+    /* Names first, then the other words; each once whatever its case. */
+    assert_int_equal(plan_graph_terms("what does the graph say about billing and Acme? acme!",
+                                      t, PLAN_GRAPH_TERMS), 2);
+    assert_string_equal(t[0], "Acme");
+    assert_string_equal(t[1], "billing");
+    assert_int_equal(plan_graph_terms("Show me the whole knowledge graph", t,
+                                      PLAN_GRAPH_TERMS), 0);
+    assert_int_equal(plan_graph_terms("What entities are in the graph?", t,
+                                      PLAN_GRAPH_TERMS), 0);
+    assert_int_equal(plan_graph_terms(NULL, t, PLAN_GRAPH_TERMS), 0);
+    assert_int_equal(plan_graph_terms("Alice", t, 0), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -294,6 +315,7 @@ int main(void)
         cmocka_unit_test(test_todos_refused),
         cmocka_unit_test(test_steps_parsed),
         cmocka_unit_test(test_steps_refused),
+        cmocka_unit_test(test_graph_terms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -64,6 +64,31 @@ static void test_blanks_trimmed_and_repeats_once(void **state)
     assert_queues(&qs, want, 2);
 }
 
+static void test_each_type_waits_on_its_ring(void **state)
+{
+    (void)state;
+    queue_set qs;
+    char err[256];
+    assert_int_equal(queues_parse("test, agent.run", &qs, err, sizeof err), 0);
+    assert_string_equal(qs.rings[0], "jobs:ready:test");
+    assert_string_equal(qs.rings[1], "jobs:ready:agent.run");
+    /* A BRPOP reply names the ring it took a tenant from: back to its type. */
+    assert_int_equal(queues_ring_index(&qs, "jobs:ready:agent.run", 20), 1);
+    assert_int_equal(queues_ring_index(&qs, "jobs:ready:test", 15), 0);
+    /* Not a prefix, not a longer name, not another type's or the old queue. */
+    assert_int_equal(queues_ring_index(&qs, "jobs:ready:tes", 14), -1);
+    assert_int_equal(queues_ring_index(&qs, "jobs:ready:testx", 16), -1);
+    assert_int_equal(queues_ring_index(&qs, "jobs:ready:demo", 15), -1);
+    assert_int_equal(queues_ring_index(&qs, "jobs:queue:test", 15), -1);
+    /* Every registered type has its ring when the list is empty. */
+    assert_int_equal(queues_parse("", &qs, err, sizeof err), 0);
+    for (size_t i = 0; i < qs.count; i++) {
+        char want[KEY_MAX];
+        assert_string_equal(qs.rings[i], key_ready(want, qs.names[i]));
+        assert_int_equal(queues_ring_index(&qs, qs.rings[i], strlen(qs.rings[i])), (int)i);
+    }
+}
+
 static void assert_refused(const char *list, const char *reason_part)
 {
     queue_set qs;
@@ -142,6 +167,7 @@ int main(void)
         cmocka_unit_test(test_empty_means_every_type),
         cmocka_unit_test(test_names_in_order),
         cmocka_unit_test(test_blanks_trimmed_and_repeats_once),
+        cmocka_unit_test(test_each_type_waits_on_its_ring),
         cmocka_unit_test(test_unknown_name_refused),
         cmocka_unit_test(test_empty_item_refused),
         cmocka_unit_test(test_overlong_name_refused),

@@ -13,7 +13,14 @@
  * (so no audit row, which the integration tests check) and no Redis (so
  * rate limits fail open for reading tools and closed for writing ones).
  * The stand-in replaces worker/runtime/job_ctx.o, which nothing else this
- * test links needs.
+ * test links needs; it defines every function of job_ctx.h, since the
+ * MCP stage (mcp_call.c) uses the ones tools.c does not.
+ *
+ * Manifests of MCP servers go through the same pipeline: refused while
+ * their server is not ready, refused when the caller's roles do not allow
+ * the action their scope stands for, offered to models only under a name
+ * a function name can have, and with no database the call itself fails
+ * with a reason (the integration tests call real servers).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -67,6 +74,21 @@ struct redisContext *job_redis_conn(job_ctx *ctx)
 
 void job_redis_conn_failed(job_ctx *ctx)
 {
+}
+
+bool job_cancelled(const job_ctx *ctx)
+{
+    return false;
+}
+
+long long job_progress(job_ctx *ctx, long long current, long long total, const char *message)
+{
+    return ++ctx->events;
+}
+
+const struct ag_config *job_config(const job_ctx *ctx)
+{
+    return NULL;
 }
 
 static int setup_ctx(void **state)
@@ -613,16 +635,16 @@ static tool_catalog *test_catalog(void)
     char err[200];
     tool_catalog *c = tools_catalog_new();
     const tool_manifest_row rows[] = {
-        {"system.time", "time", EMPTY_SCHEMA, none, 0, 0},
+        {"system.time", "time", EMPTY_SCHEMA, none, 0, 0, NULL},
         {"jobs.list", "list jobs", tools_builtin_find("jobs.list")->input_schema_json,
-         jobs_read, 1, 0},
-        {"custom.thing", "no handler here", NULL, NULL, 0, 0},
+         jobs_read, 1, 0, NULL},
+        {"custom.thing", "no handler here", NULL, NULL, 0, 0, NULL},
         {"cache.set", "store", tools_builtin_find("cache.set")->input_schema_json,
-         cache_write, 1, 5},
+         cache_write, 1, 5, NULL},
         {"cache.delete", "forget", tools_builtin_find("cache.delete")->input_schema_json,
-         NULL, 0, 0},
-        {"system.health", "health", "not json", NULL, 0, 0},
-        {"model.list", "models", "{\"type\":5}", NULL, 0, 0},
+         NULL, 0, 0, NULL},
+        {"system.health", "health", "not json", NULL, 0, 0, NULL},
+        {"model.list", "models", "{\"type\":5}", NULL, 0, 0, NULL},
     };
     assert_non_null(c);
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
@@ -644,18 +666,17 @@ static void test_catalog_defs_follow_scopes_and_handlers(void **state)
     size_t n;
 
     const llm_tool_def *d = tools_catalog_defs(c, &reader, &n);
-    /* system.time, jobs.list, cache.delete, and model.list (whose schema
-     * is JSON, so only a call finds it broken) */
-    assert_int_equal(n, 4);
+    /* system.time, jobs.list and cache.delete: not model.list, whose
+     * schema is JSON the validator refuses to compile */
+    assert_int_equal(n, 3);
     assert_string_equal(d[0].name, "system.time");
     assert_string_equal(d[1].name, "jobs.list");
     assert_string_equal(d[1].description, "list jobs");
     assert_string_equal(d[1].parameters_json,
                         tools_builtin_find("jobs.list")->input_schema_json);
     assert_string_equal(d[2].name, "cache.delete");
-    assert_string_equal(d[3].name, "model.list");
     const llm_tool_def *d2 = tools_catalog_defs(c, &nobody, &n);
-    assert_int_equal(n, 3);
+    assert_int_equal(n, 2);
     /* The first array stays valid alongside the second. */
     assert_string_equal(d[1].name, "jobs.list");
     assert_ptr_equal(tools_catalog_defs(c, &reader, &n), d);
@@ -664,7 +685,7 @@ static void test_catalog_defs_follow_scopes_and_handlers(void **state)
     assert_null(tools_catalog_defs(c, NULL, &n));
     assert_int_equal(n, 0);
     assert_ptr_equal(tools_catalog_defs(c, &nobody, &n), d2);
-    assert_int_equal(n, 3);
+    assert_int_equal(n, 2);
 
     assert_true(tools_catalog_has(c, "custom.thing"));
     assert_false(tools_catalog_has(c, "nothing"));
@@ -675,9 +696,9 @@ static void test_catalog_add_checks_and_replaces(void **state)
 {
     tool_catalog *c = tools_catalog_new();
     char err[200];
-    tool_manifest_row bad = {"bad name", "x", NULL, NULL, 0, 0};
-    tool_manifest_row first = {"system.time", "first", NULL, NULL, 0, 0};
-    tool_manifest_row second = {"system.time", "second", NULL, NULL, 0, 0};
+    tool_manifest_row bad = {"bad name", "x", NULL, NULL, 0, 0, NULL};
+    tool_manifest_row first = {"system.time", "first", NULL, NULL, 0, 0, NULL};
+    tool_manifest_row second = {"system.time", "second", NULL, NULL, 0, 0, NULL};
     size_t n;
 
     assert_int_equal(tools_catalog_add(c, &bad, err, sizeof(err)), -1);
@@ -709,7 +730,7 @@ static void test_scope_words_match_exactly(void **state)
 static void call(tool_catalog *c, const tool_principal *p, const char *name, const char *args,
                  tool_call_result *out)
 {
-    tool_run_env run = {"0190d2a4-7e1c-7cc3-9a4e-1f2b3c4d5e71", NULL};
+    tool_run_env run = {"0190d2a4-7e1c-7cc3-9a4e-1f2b3c4d5e71", NULL, 0};
     cJSON *a = args ? parse(args) : NULL;
     int before = fake.events;
 
@@ -774,7 +795,7 @@ static void test_call_invalid_arguments(void **state)
     tool_call_result r;
     char err[200];
     tool_manifest_row narrowed = {"system.time", "time with a zone",
-                                  "{\"type\":\"object\",\"required\":[\"tz\"]}", NULL, 0, 0};
+                                  "{\"type\":\"object\",\"required\":[\"tz\"]}", NULL, 0, 0, NULL};
 
     call(c, &p, "jobs.list", "{\"status\":\"exploded\"}", &r);
     assert_int_equal(r.status, TOOL_CALL_INVALID);
@@ -822,7 +843,7 @@ static void test_call_rate_limit_without_redis(void **state)
     tool_principal p = principal("cache:write");
     tool_call_result r;
     char err[200];
-    tool_manifest_row limited_time = {"system.time", "time", NULL, NULL, 0, 1};
+    tool_manifest_row limited_time = {"system.time", "time", NULL, NULL, 0, 1, NULL};
 
     /* A reading tool goes ahead when its limit cannot be checked... */
     assert_int_equal(tools_catalog_add(c, &limited_time, err, sizeof(err)), 0);
@@ -852,7 +873,203 @@ static void test_call_with_unusable_schema_fails(void **state)
     assert_non_null(strstr(r.message, "input schema is not usable JSON"));
     call(c, &p, "model.list", NULL, &r);
     assert_int_equal(r.status, TOOL_CALL_FAILED);
-    assert_non_null(strstr(r.message, "input schema is broken"));
+    assert_non_null(strstr(r.message, "cannot be called: its input schema cannot be checked: "
+                                      "invalid schema"));
+    tools_catalog_free(c);
+}
+
+/* ---- manifests of MCP servers ------------------------------------------------- */
+
+static const char *const graph_read[] = {"graph:read"};
+static const char *const graph_write[] = {"graph:write"};
+static const char *const widgets_write[] = {"widgets:write"};
+
+/* A catalog with the tools of a ready graph server, a pending server and
+ * a server whose resource the role matrix does not know. */
+static tool_catalog *mcp_catalog(void)
+{
+    char err[200];
+    tool_catalog *c = tools_catalog_new();
+    const char *search_schema = "{\"type\":\"object\",\"properties\":{\"query\":"
+                                "{\"type\":\"string\"}},\"required\":[\"query\"]}";
+    const tool_manifest_row rows[] = {
+        {"memory.search_nodes", "search", search_schema, graph_read, 1, 600,
+         &(tool_mcp_row){"memory", "search_nodes", "ready", "graph", "c1", true}},
+        {"memory.create_entities", "create", NULL, graph_write, 1, 600,
+         &(tool_mcp_row){"memory", "create_entities", "ready", "graph", "c1", false}},
+        {"late.echo", "echo", NULL, graph_read, 1, 600,
+         &(tool_mcp_row){"late", "echo", "pending", "graph", "c2", true}},
+        {"shop.order", "order", NULL, widgets_write, 1, 0,
+         &(tool_mcp_row){"shop", "order", "ready", "widgets", "c3", false}},
+        {"system.time", "time", EMPTY_SCHEMA, NULL, 0, 0, NULL},
+    };
+    assert_non_null(c);
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        assert_int_equal(tools_catalog_add(c, &rows[i], err, sizeof(err)), 0);
+    return c;
+}
+
+static tool_principal with_roles(const char *scope, const char *roles)
+{
+    tool_principal p = principal(scope);
+    snprintf(p.roles, sizeof(p.roles), "%s", roles);
+    return p;
+}
+
+static void test_mcp_tools_offered_by_scope_role_and_status(void **state)
+{
+    tool_catalog *c = mcp_catalog();
+    tool_principal user = with_roles("graph:read graph:write widgets:write", "user");
+    tool_principal admin = with_roles("graph:read graph:write widgets:write", "viewer admin");
+    size_t n;
+
+    /* A user may read the graph but not change it; the pending server's
+     * tool is offered to nobody; "widgets" is no resource of the matrix,
+     * so its scope alone decides. */
+    const llm_tool_def *d = tools_catalog_defs(c, &user, &n);
+    assert_int_equal(n, 3);
+    assert_string_equal(d[0].name, "memory.search_nodes");
+    assert_string_equal(d[1].name, "shop.order");
+    assert_string_equal(d[2].name, "system.time");
+    d = tools_catalog_defs(c, &admin, &n);
+    assert_int_equal(n, 4);
+    assert_string_equal(d[1].name, "memory.create_entities");
+
+    char name[130];
+    assert_true(tools_catalog_mcp_tool(c, "graph", "search_nodes", name, sizeof(name)));
+    assert_string_equal(name, "memory.search_nodes");
+    assert_false(tools_catalog_mcp_tool(c, "graph", "echo", name, sizeof(name)));
+    assert_false(tools_catalog_mcp_tool(c, "tools", "search_nodes", name, sizeof(name)));
+    tools_catalog_free(c);
+}
+
+static void test_mcp_call_refusals(void **state)
+{
+    tool_catalog *c = mcp_catalog();
+    tool_principal user = with_roles("graph:read graph:write", "user");
+    tool_principal reader = with_roles("", "admin");
+    tool_call_result r;
+
+    call(c, &user, "memory.create_entities", "{}", &r);
+    assert_int_equal(r.status, TOOL_CALL_DENIED);
+    assert_string_equal(r.message, "permission denied: the tool \"memory.create_entities\" "
+                        "needs \"graph:write\", and the caller's roles (user) do not allow "
+                        "changing data on graph");
+    call(c, &reader, "memory.search_nodes", "{\"query\":\"x\"}", &r);
+    assert_int_equal(r.status, TOOL_CALL_DENIED);
+    assert_non_null(strstr(r.message, "needs the scope \"graph:read\""));
+    call(c, &user, "late.echo", "{}", &r);
+    assert_int_equal(r.status, TOOL_CALL_FAILED);
+    assert_non_null(strstr(r.message, "its MCP server \"late\" is not ready (status "
+                                      "pending)"));
+    call(c, &user, "memory.search_nodes", "{}", &r);
+    assert_int_equal(r.status, TOOL_CALL_INVALID);
+    /* Allowed, but with no database its server cannot be read. */
+    call(c, &user, "memory.search_nodes", "{\"query\":\"x\"}", &r);
+    assert_int_equal(r.status, TOOL_CALL_FAILED);
+    assert_non_null(strstr(r.message, "the MCP server \"memory\" cannot be used"));
+    tools_catalog_free(c);
+}
+
+static void test_mcp_write_tool_fails_closed_without_redis(void **state)
+{
+    tool_catalog *c = mcp_catalog();
+    tool_principal admin = with_roles("graph:write", "admin");
+    tool_call_result r;
+
+    call(c, &admin, "memory.create_entities", "{}", &r);
+    assert_int_equal(r.status, TOOL_CALL_FAILED);
+    assert_non_null(strstr(r.message, "rate limit cannot be checked"));
+    tools_catalog_free(c);
+}
+
+static void test_mcp_schema_the_validator_cannot_check(void **state)
+{
+    static const char *const none[] = {NULL};
+    char err[200], why[200];
+    tool_catalog *c = tools_catalog_new();
+    tool_manifest_row row = {"srv.refy", "r", "{\"type\":\"object\",\"properties\":{\"a\":"
+                             "{\"if\":{\"type\":\"string\"}}}}", none, 0, 0,
+                             &(tool_mcp_row){"srv", "refy", "ready", "tools", "c", true}};
+    size_t n;
+    tool_principal p = with_roles("", "admin");
+    tool_call_result r;
+
+    assert_int_equal(tools_catalog_add(c, &row, err, sizeof(err)), 0);
+    tools_catalog_defs(c, &p, &n);
+    assert_int_equal(n, 0);
+    call(c, &p, "srv.refy", "{}", &r);
+    assert_int_equal(r.status, TOOL_CALL_FAILED);
+    assert_non_null(strstr(r.message, "cannot be called: its input schema cannot be checked"));
+    assert_non_null(strstr(r.message, "'if'"));
+    assert_false(tools_schema_check("{\"$ref\":\"https://example.com/s.json\"}", why,
+                                    sizeof(why)));
+    assert_non_null(strstr(why, "invalid schema"));
+    /* What the validator supports is usable: local $ref, anyOf, ... */
+    assert_true(tools_schema_check("{\"$schema\":\"http://json-schema.org/draft-07/schema#\","
+                                   "\"type\":\"object\",\"properties\":{\"q\":{\"anyOf\":"
+                                   "[{\"type\":\"string\"},{\"$ref\":\"#/$defs/n\"}]}},"
+                                   "\"$defs\":{\"n\":{\"type\":\"number\"}}}", why,
+                                   sizeof(why)));
+    assert_false(tools_schema_check("[1]", why, sizeof(why)));
+    tools_catalog_free(c);
+}
+
+static void test_model_names_fit_function_names(void **state)
+{
+    char err[200], longname[80];
+    tool_catalog *c = tools_catalog_new();
+    /* Two names a model would read as the same "srv__a__b": the first one
+     * is offered. 63 bytes with two dots are 65 characters as a function
+     * name: too long, never offered. */
+    memset(longname, 'a', sizeof(longname));
+    memcpy(longname, "srv.x.", 6);
+    longname[63] = '\0';
+    tool_manifest_row rows[] = {
+        {"srv.a__b", "one", NULL, NULL, 0, 0,
+         &(tool_mcp_row){"srv", "a__b", "ready", "tools", "c", true}},
+        {"srv.a.b", "same as a model reads it", NULL, NULL, 0, 0,
+         &(tool_mcp_row){"srv", "a.b", "ready", "tools", "c", true}},
+        {longname, "too long as a function name", NULL, NULL, 0, 0,
+         &(tool_mcp_row){"srv", longname + 4, "ready", "tools", "c", true}},
+    };
+    tool_principal p = with_roles("", "admin");
+    size_t n;
+
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        assert_int_equal(tools_catalog_add(c, &rows[i], err, sizeof(err)), 0);
+    const llm_tool_def *d = tools_catalog_defs(c, &p, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(d[0].name, "srv.a__b");
+    assert_true(tools_catalog_has(c, "srv.a.b"));
+    tools_catalog_free(c);
+}
+
+static void test_mcp_output_summaries(void **state)
+{
+    tool_catalog *c = mcp_catalog();
+    cJSON *graph = parse("{\"content\":\"{...}\",\"isError\":false,\"structuredContent\":"
+                         "{\"entities\":[{\"name\":\"Alice\",\"entityType\":\"person\","
+                         "\"observations\":[\"works at Acme\"]},{\"name\":\"Acme\","
+                         "\"entityType\":\"company\",\"observations\":[]}],\"relations\":"
+                         "[{\"from\":\"Alice\",\"to\":\"Acme\",\"relationType\":"
+                         "\"works_at\"}]}}");
+    char *s = tools_output_summary(c, "memory.search_nodes", graph);
+    assert_string_equal(s, "2 entities: Alice (person: works at Acme), Acme (company); "
+                           "1 relation: Alice works_at Acme");
+    free(s);
+    cJSON *text = parse("{\"content\":\"Echo: hi\\nthere\",\"isError\":false}");
+    s = tools_output_summary(c, "memory.search_nodes", text);
+    assert_string_equal(s, "Echo: hi there");
+    free(s);
+    /* A built-in tool keeps its own summary. */
+    cJSON *t = parse("{\"utc\":\"2026-01-01T00:00:00.000Z\"}");
+    s = tools_output_summary(c, "system.time", t);
+    assert_string_equal(s, "2026-01-01T00:00:00.000Z");
+    free(s);
+    cJSON_Delete(graph);
+    cJSON_Delete(text);
+    cJSON_Delete(t);
     tools_catalog_free(c);
 }
 
@@ -896,6 +1113,12 @@ int main(void)
         T(test_call_denied_without_scope),
         T(test_call_rate_limit_without_redis),
         T(test_call_with_unusable_schema_fails),
+        T(test_mcp_tools_offered_by_scope_role_and_status),
+        T(test_mcp_call_refusals),
+        T(test_mcp_write_tool_fails_closed_without_redis),
+        T(test_mcp_schema_the_validator_cannot_check),
+        T(test_model_names_fit_function_names),
+        T(test_mcp_output_summaries),
         T(test_status_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
