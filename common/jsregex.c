@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "jsregex.h"
 #include "utf8.h"
 
@@ -103,23 +104,9 @@ static int perr(parser *ps, const char *fmt, ...)
     return -1;
 }
 
-/* Makes room for one more element of size elem in *arr. */
-static int grow(void **arr, size_t *cap, size_t used, size_t elem)
-{
-    if (used < *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    void *n = realloc(*arr, ncap * elem);
-    if (n == NULL)
-        return -1;
-    *arr = n;
-    *cap = ncap;
-    return 0;
-}
-
 static int new_node(parser *ps, enum nkind kind, int32_t value)
 {
-    if (grow((void **)&ps->nodes, &ps->cap_nodes, ps->n_nodes, sizeof *ps->nodes) != 0)
+    if (array_grow((void **)&ps->nodes, &ps->cap_nodes, ps->n_nodes, sizeof *ps->nodes) != 0)
         return perr(ps, "out of memory");
     rnode *nd = &ps->nodes[ps->n_nodes];
     memset(nd, 0, sizeof *nd);
@@ -141,7 +128,7 @@ static void append_child(parser *ps, int parent, int child)
 
 static int add_range(parser *ps, uint32_t lo, uint32_t hi)
 {
-    if (grow((void **)&ps->ranges, &ps->cap_ranges, ps->n_ranges, sizeof *ps->ranges) != 0)
+    if (array_grow((void **)&ps->ranges, &ps->cap_ranges, ps->n_ranges, sizeof *ps->ranges) != 0)
         return perr(ps, "out of memory");
     ps->ranges[ps->n_ranges++] = (crange){lo, hi};
     return 0;
@@ -150,7 +137,7 @@ static int add_range(parser *ps, uint32_t lo, uint32_t hi)
 /* Starts a class whose ranges are the ones added next; returns its index. */
 static int new_class(parser *ps, bool negated)
 {
-    if (grow((void **)&ps->classes, &ps->cap_classes, ps->n_classes, sizeof *ps->classes) != 0)
+    if (array_grow((void **)&ps->classes, &ps->cap_classes, ps->n_classes, sizeof *ps->classes) != 0)
         return perr(ps, "out of memory");
     ps->classes[ps->n_classes] = (cclass){(uint32_t)ps->n_ranges, 0, negated};
     return (int)ps->n_classes++;
@@ -631,7 +618,7 @@ static int emit_inst(emitter *e, enum op op, int32_t x, int32_t y)
     if (e->re->n >= JSREGEX_MAX_PROGRAM)
         return perr(e->ps, "the pattern is too large once its repeats are expanded "
                     "(more than %d steps)", JSREGEX_MAX_PROGRAM);
-    if (grow((void **)&e->re->prog, &e->cap, e->re->n, sizeof *e->re->prog) != 0)
+    if (array_grow((void **)&e->re->prog, &e->cap, e->re->n, sizeof *e->re->prog) != 0)
         return perr(e->ps, "out of memory");
     e->re->prog[e->re->n] = (inst){(uint8_t)op, x, y};
     return (int)e->re->n++;

@@ -89,3 +89,41 @@ size_t permission_scope_name(rbac_resource res, rbac_action act, char *out, size
     }
     return (size_t)n;
 }
+
+/* Appends " word" (no space first) to out of size bytes holding *len; false
+ * when it does not fit. */
+static bool append_word(char *out, size_t size, size_t *len, const char *word)
+{
+    int n = snprintf(out + *len, size - *len, "%s%s", *len ? " " : "", word);
+    if (n < 0 || (size_t)n >= size - *len)
+        return false;
+    *len += (size_t)n;
+    return true;
+}
+
+size_t permission_role_scopes(unsigned roles, char *out, size_t size)
+{
+    static const rbac_action writes[] = { ACT_CREATE, ACT_UPDATE, ACT_DELETE };
+    size_t len = 0;
+    char scope[32];
+    if (size == 0)
+        return 0;
+    out[0] = '\0';
+    for (int res = RES_NONE + 1; res < RES_COUNT; res++) {
+        bool write = false;
+        for (size_t i = 0; i < sizeof writes / sizeof *writes; i++)
+            write = write || permission_roles_allow(roles, (rbac_resource)res, writes[i]);
+        if (permission_roles_allow(roles, (rbac_resource)res, ACT_READ) &&
+            (permission_scope_name((rbac_resource)res, ACT_READ, scope, sizeof scope) == 0 ||
+             !append_word(out, size, &len, scope)))
+            goto too_small;
+        if (write &&
+            (permission_scope_name((rbac_resource)res, ACT_CREATE, scope, sizeof scope) == 0 ||
+             !append_word(out, size, &len, scope)))
+            goto too_small;
+    }
+    return len;
+too_small:
+    out[0] = '\0';
+    return 0;
+}

@@ -66,4 +66,13 @@ bool permission_roles_allow(unsigned roles, rbac_resource res, rbac_action act);
  */
 size_t permission_scope_name(rbac_resource res, rbac_action act, char *out, size_t size);
 
+/*
+ * Writes into out (size bytes) the space-separated scopes that let roles
+ * (ROLE_* bits) do everything the matrix grants them: "<resource>:read"
+ * where they may read, "<resource>:write" where they may create, update
+ * or delete. Returns its length, or 0 with out "" when they may do nothing
+ * or size is too small (512 bytes are always enough).
+ */
+size_t permission_role_scopes(unsigned roles, char *out, size_t size);
+
 #endif

@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "jsregex.h"
 #include "schema.h"
 #include "schema_format.h"
@@ -345,19 +346,6 @@ static int refuse_plain(compiler *c, const char *message)
     return -1;
 }
 
-static int grow(void **arr, size_t *cap, size_t used, size_t elem)
-{
-    if (used < *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    void *n = realloc(*arr, ncap * elem);
-    if (n == NULL)
-        return -1;
-    *arr = n;
-    *cap = ncap;
-    return 0;
-}
-
 /* ---- compiling: nodes and the table of compiled items ---------------------------- */
 
 static size_t memo_slot(const compiler *c, const cJSON *json)
@@ -425,7 +413,7 @@ static snode *new_node(compiler *c, const cJSON *json)
     snode *n = alloc(c, sizeof *n);
     if (n == NULL)
         return NULL;
-    if (grow((void **)&c->nodes, &c->cap_nodes, c->n_nodes, sizeof *c->nodes) != 0) {
+    if (array_grow((void **)&c->nodes, &c->cap_nodes, c->n_nodes, sizeof *c->nodes) != 0) {
         refuse_plain(c, "out of memory");
         return NULL;
     }
@@ -674,7 +662,7 @@ static snode *ref_target(compiler *c, const cJSON *target, const char *ref)
         return n;
     if ((n = new_node(c, target)) == NULL)
         return NULL;
-    if (grow((void **)&c->queue, &c->cap_queue, c->n_queue, sizeof *c->queue) != 0) {
+    if (array_grow((void **)&c->queue, &c->cap_queue, c->n_queue, sizeof *c->queue) != 0) {
         refuse_plain(c, "out of memory");
         return NULL;
     }
@@ -810,7 +798,7 @@ static const jsregex *compile_pattern(compiler *c, const char *source)
         return NULL;
     }
     c->pattern_cost += jsregex_cost(re);
-    if (grow((void **)&c->s->regexes, &c->s->cap_regexes, c->s->n_regexes,
+    if (array_grow((void **)&c->s->regexes, &c->s->cap_regexes, c->s->n_regexes,
              sizeof *c->s->regexes) != 0) {
         jsregex_free(re);
         refuse_plain(c, "out of memory");

@@ -28,6 +28,7 @@
 #include "config.h"
 #include "jwks.h"
 #include "jwt.h"
+#include "permission.h"
 #include "version.h"
 
 #define PROG "agentgate-token"
@@ -74,7 +75,8 @@ static void usage(FILE *f) {
         "  -s, --sub S        subject: 1-%d bytes, no control characters\n"
         "  -t, --tenant T     tenant id: [A-Za-z0-9._-]{1,%d}\n"
         "  -r, --roles R      comma list of admin, operator, user, viewer (default: user)\n"
-        "      --scope S      space-separated scopes (default: none)\n"
+        "      --scope S      space-separated scopes (default: every scope the\n"
+        "                     roles may use, from the permission matrix; \"\" for none)\n"
         "      --ttl SECONDS  lifetime, 1 to %lld (default: %d)\n"
         "      --aud A        audience (default: AGENTGATE_JWT_AUDIENCE, if set)\n"
         "      --iss I        issuer (default: AGENTGATE_JWT_ISSUER, if set)\n"
@@ -164,6 +166,17 @@ static int add_roles(cJSON *array, const char *list) {
         if (!comma) return 0;
         p = comma + 1;
     }
+}
+
+/* The scopes that let the roles of a comma list already checked by
+ * valid_roles do all the permission matrix grants them, into out. */
+static const char *roles_scope(const char *list, char *out, size_t size) {
+    char names[128];
+    snprintf(names, sizeof names, "%s", list);
+    for (char *c = names; *c; c++)
+        if (*c == ',') *c = ' ';
+    permission_role_scopes(principal_role_bits(names), out, size);
+    return out;
 }
 
 /* Parses a whole decimal number in [1, MAX_TTL_S]. */
@@ -311,8 +324,10 @@ static cJSON *build_claims(const options *o, long long now_s) {
     ok = ok && cJSON_AddStringToObject(claims, "sub", o->sub)
             && cJSON_AddStringToObject(claims, "tenant_id", o->tenant);
     ok = ok && add_roles(cJSON_GetObjectItemCaseSensitive(claims, "roles"), o->roles) == 0;
-    if (ok && o->scope && *o->scope)
-        ok = cJSON_AddStringToObject(claims, "scope", o->scope) != NULL;
+    char role_scope[512];
+    const char *scope = o->scope ? o->scope : roles_scope(o->roles, role_scope, sizeof role_scope);
+    if (ok && *scope)
+        ok = cJSON_AddStringToObject(claims, "scope", scope) != NULL;
     if (ok && o->iss && *o->iss)
         ok = cJSON_AddStringToObject(claims, "iss", o->iss) != NULL;
     if (ok && o->aud && *o->aud)

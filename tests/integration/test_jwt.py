@@ -451,3 +451,32 @@ def test_jwks_url_rotation_rate_limit_and_failure(stack, keys):
         if gw:
             gw.stop()
         srv.close()
+
+
+def _token_tool(stack, *args):
+    """agentgate-token with the session stack's settings (its HS256 secret)."""
+    return _run([bin_path("agentgate-token"), "--config",
+                 os.path.join(stack.dir, "agentgate.env"), "--sub", "cli-user",
+                 "--tenant", "it-token-tool", *args])
+
+
+def _claims_of(token):
+    return json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+
+
+def test_token_tool_mints_the_roles_scopes_without_scope(stack):
+    """Without --scope a token may do what its roles may (the permission
+    matrix); --scope "" mints none, and every call is then 403."""
+    from agentgate_test.client import http_request
+    user = _token_tool(stack, "--roles", "user")
+    scopes = _claims_of(user)["scope"].split()
+    assert {"jobs:read", "jobs:write", "agent-runs:write", "graph:read"} <= set(scopes)
+    assert "graph:write" not in scopes and "tenants:write" not in scopes
+    assert http_request("GET", "/v1/jobs", headers={"Authorization": "Bearer " + user}).status == 200
+
+    admin = _claims_of(_token_tool(stack, "--roles", "admin,viewer"))["scope"].split()
+    assert {"graph:write", "mcp-servers:write", "tenants:write"} <= set(admin)
+
+    bare = _token_tool(stack, "--roles", "user", "--scope", "")
+    assert "scope" not in _claims_of(bare)
+    assert http_request("GET", "/v1/jobs", headers={"Authorization": "Bearer " + bare}).status == 403
