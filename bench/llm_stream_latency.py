@@ -19,7 +19,6 @@ client sees, so it is counted.) Both clocks are this machine's time.time().
 Prints one line: events, chunks, p50, p99, max (ms).
 """
 import argparse
-import base64
 import http.client
 import json
 import os
@@ -29,37 +28,8 @@ import time
 import urllib.parse
 import uuid
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-STANDIN = os.path.join(REPO, "tests", "fakes", "openai_standin.py")
-
-
-def tenant_of(token):
-    """The tenant_id claim of a JWT (not verified: it is our own token)."""
-    payload = token.split(".")[1]
-    payload += "=" * (-len(payload) % 4)
-    return json.loads(base64.urlsafe_b64decode(payload))["tenant_id"]
-
-
-def call(base, method, path, body=None, headers=None, timeout=30):
-    u = urllib.parse.urlsplit(base)
-    c = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
-    h = {"Content-Type": "application/json"}
-    h.update(headers or {})
-    c.request(method, path, None if body is None else json.dumps(body), h)
-    r = c.getresponse()
-    data = r.read()
-    c.close()
-    return r.status, data
-
-
-def start_standin():
-    p = subprocess.Popen([sys.executable, STANDIN, "--port", "0"],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    line = p.stdout.readline()
-    if not line.startswith("listening on "):
-        p.kill()
-        sys.exit(f"llm_stream_latency: the stand-in did not start: {line!r}")
-    return p, f"http://127.0.0.1:{int(line.split()[2])}"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import call, pct, start_standin, tenant_of  # noqa: E402
 
 
 def token(i):
@@ -71,10 +41,6 @@ def token(i):
         letters = chr(ord("a") + i % 26) + letters
         i //= 26
     return "w" + letters + " "
-
-
-def pct(xs, q):
-    return xs[min(len(xs) - 1, int(len(xs) * q))]
 
 
 def main():
@@ -92,7 +58,7 @@ def main():
     proc = None
     standin = a.standin
     if not standin:
-        proc, standin = start_standin()
+        proc, standin = start_standin("llm_stream_latency")
     try:
         model = f"bench-{uuid.uuid4().hex[:12]}"
         provider = f"bench-{uuid.uuid4().hex[:12]}"

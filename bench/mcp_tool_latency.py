@@ -25,49 +25,24 @@ whole milliseconds (so percentiles are too); the mean of many calls
 resolves below one.
 """
 import argparse
-import base64
-import http.client
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
-import urllib.parse
 import uuid
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-STANDIN = os.path.join(REPO, "tests", "fakes", "openai_standin.py")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import REPO, call, pct, start_standin, tenant_of  # noqa: E402
+
 EVERYTHING = os.path.join(REPO, "tests", "mcp", "node_modules", "@modelcontextprotocol",
                           "server-everything", "dist", "index.js")
 
 
-def tenant_of(token):
-    payload = token.split(".")[1]
-    payload += "=" * (-len(payload) % 4)
-    return json.loads(base64.urlsafe_b64decode(payload))["tenant_id"]
 
 
-def call(base, method, path, body=None, headers=None, timeout=60):
-    u = urllib.parse.urlsplit(base)
-    c = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
-    h = {"Content-Type": "application/json"}
-    h.update(headers or {})
-    c.request(method, path, None if body is None else json.dumps(body), h)
-    r = c.getresponse()
-    data = r.read()
-    c.close()
-    return r.status, data
 
-
-def start_standin():
-    p = subprocess.Popen([sys.executable, STANDIN, "--port", "0"],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    line = p.stdout.readline()
-    if not line.startswith("listening on "):
-        p.kill()
-        sys.exit(f"mcp_tool_latency: the stand-in did not start: {line!r}")
-    return p, f"http://127.0.0.1:{int(line.split()[2])}"
 
 
 def start_http_server(port):
@@ -145,9 +120,6 @@ def run_latencies(url, auth, model, calls):
     return [s["output"]["latency_ms"] for s in steps]
 
 
-def pct(xs, q):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(len(xs) * q))]
 
 
 def main():
@@ -170,7 +142,7 @@ def main():
     auth = {"Authorization": "Bearer " + a.token}
     tag = uuid.uuid4().hex[:6]
     stdio, http_name = f"bs{tag}", f"bh{tag}"
-    standin, standin_url = start_standin()
+    standin, standin_url = start_standin("mcp_tool_latency")
     server = start_http_server(a.mcp_port)
     try:
         model = f"bench-{uuid.uuid4().hex[:12]}"
