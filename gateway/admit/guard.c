@@ -407,6 +407,10 @@ head_verdict guard_scan_head(const char *buf, size_t len, const head_limits *lim
             out->head_len = i + 2;
             return check_framing(&f, out);
         }
+        /* A lone CR may be the head's last line starting: it counts
+         * towards no cap, or a head within them would be refused when
+         * its final CR and LF arrive apart. */
+        if (end == LINE_PARTIAL && n == 0) return HEAD_INCOMPLETE;
         v = scan_header_line(buf + i, n, end, lim, &f, out);
         if (v != HEAD_INCOMPLETE) return v;
         bytes += n + 2;

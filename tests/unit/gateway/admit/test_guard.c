@@ -190,6 +190,21 @@ static void test_head_header_caps(void **state)
     free(big);
 }
 
+/* A head whose header lines fill the byte cap to the last byte is kept
+ * when its final CR and LF arrive apart: the CR alone is no line yet. */
+static void test_head_at_the_byte_cap_split_before_its_last_lf(void **state)
+{
+    (void)state;
+    /* One header line of 4096 bytes with its CR LF: exactly the cap. */
+    char *h = repeat("GET / HTTP/1.1\r\nX: ", 'a', 4096 - 5, "\r\n\r\n");
+    size_t len = strlen(h), n = 0;
+    head_scan out;
+    assert_int_equal(guard_scan_head(h, len - 1, &lim, &out), HEAD_INCOMPLETE);
+    assert_int_equal(scan(h, &n), HEAD_COMPLETE);
+    assert_int_equal(n, len);
+    free(h);
+}
+
 static void test_head_field_over_parser_limit(void **state)
 {
     (void)state;
@@ -421,6 +436,7 @@ int main(void)
         cmocka_unit_test(test_head_methods_the_parser_takes_are_judged),
         cmocka_unit_test(test_head_uri_cap),
         cmocka_unit_test(test_head_header_caps),
+        cmocka_unit_test(test_head_at_the_byte_cap_split_before_its_last_lf),
         cmocka_unit_test(test_head_field_over_parser_limit),
         cmocka_unit_test(test_head_oversize_token_is_401_not_431),
         cmocka_unit_test(test_head_request_line_is_strict),
