@@ -1,9 +1,11 @@
 # agentgate - build, test and benchmark.
 #
-#   make               build bin/ (gateway, worker, migrate, token and MCP tools)
+#   make               build bin/ (gateway, worker, migrate, token and MCP tools,
+#                      and the agentgate client CLI)
 #   make asan          the same with AddressSanitizer + UBSan, into build-asan/
-#   make test          the layer check, unit tests, then integration tests
-#                      against real PostgreSQL, Redis, gateway and workers
+#   make test          the layer check, unit tests, the OpenAPI lint, then integration
+#                      tests against real PostgreSQL, Redis, gateway and workers
+#   make openapi-lint  lints GET /openapi.json's document with Redocly's CLI
 #   make test-asan     the whole suite on the sanitizer build
 #   make check         test, test-asan, fuzz, then three chaos runs (what CI runs)
 #   make layers        checks that no #include reaches up a layer or closes a circle
@@ -31,6 +33,7 @@ LDLIBS  := $(shell pkg-config --libs $(PKGS)) -lmbedcrypto -lpthread -lm
 # as the folder does.
 LAYERS_GATEWAY := common gateway/core gateway/store gateway/admit gateway/sse gateway/api gateway
 LAYERS_WORKER  := common worker/runtime worker/llm worker/tools worker/agent worker
+LAYERS_CLIENT  := common client
 # Command-line tools sit on the layer they use.
 LAYER_OF_gateway/cmd := common
 LAYER_OF_worker/cmd  := worker/tools
@@ -42,7 +45,8 @@ upto = $(if $(2),$(firstword $(2)) $(if $(filter $(1),$(firstword $(2))),,$(call
 layer_dirs = $(strip $(if $(LAYER_OF_$(1)),$(call layer_dirs,$(LAYER_OF_$(1))),\
              $(if $(filter $(1),$(LAYERS_GATEWAY)),$(call upto,$(1),$(LAYERS_GATEWAY)),\
              $(if $(filter $(1),$(LAYERS_WORKER)),$(call upto,$(1),$(LAYERS_WORKER)),\
-             $(error no layer for folder '$(1)': add it to the Makefile's layer lines)))))
+             $(if $(filter $(1),$(LAYERS_CLIENT)),$(call upto,$(1),$(LAYERS_CLIENT)),\
+             $(error no layer for folder '$(1)': add it to the Makefile's layer lines))))))
 # The -I flags for source file $(1) (a unit test compiles as the folder it tests).
 src_folder = $(patsubst tests/unit/%,%,$(patsubst %/,%,$(dir $(1))))
 layer_inc = $(addprefix -I,$(call layer_dirs,$(call src_folder,$(1))))
@@ -57,12 +61,15 @@ GATEWAY_SRC := $(wildcard gateway/core/*.c gateway/store/*.c gateway/admit/*.c \
                           gateway/sse/*.c gateway/api/*.c gateway/dispatch.c)
 WORKER_SRC  := $(wildcard worker/runtime/*.c worker/llm/*.c worker/tools/*.c worker/agent/*.c) \
                worker/handler_table.c
+CLIENT_SRC  := $(filter-out client/main.c,$(wildcard client/*.c))
 UNIT_SRC    := $(shell find tests/unit -name 'test_*.c' | sort)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+CONSOLE_OBJ := $(BUILD)/obj/gen/console_assets.o
 
 BINS := $(BUILD)/bin/agentgate-gateway $(BUILD)/bin/agentgate-worker \
-        $(BUILD)/bin/agentgate-migrate $(BUILD)/bin/agentgate-token $(BUILD)/bin/agentgate-mcp
+        $(BUILD)/bin/agentgate-migrate $(BUILD)/bin/agentgate-token $(BUILD)/bin/agentgate-mcp \
+        $(BUILD)/bin/agentgate
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .SECONDARY:
@@ -76,8 +83,23 @@ $(BUILD)/obj/%.o: %.c
 
 $(BUILD)/libcommon.a: $(call obj,$(COMMON_SRC))
 	@rm -f $@; ar rcs $@ $^
-$(BUILD)/libgateway.a: $(call obj,$(GATEWAY_SRC))
+$(BUILD)/libgateway.a: $(call obj,$(GATEWAY_SRC)) $(CONSOLE_OBJ)
 	@rm -f $@; ar rcs $@ $^
+
+# The web console's files (console/) are compiled into the gateway: a
+# generated source holds each file's bytes, media type and ETag
+# (gateway/api/console_embed.py), compiled as gateway/api code. The folder
+# itself is a prerequisite so that adding or removing a file regenerates.
+CONSOLE_FILES := $(sort $(wildcard console/*.html console/*.js console/*.css console/*.svg))
+CONSOLE_GEN   := $(BUILD)/gen/console_assets.c
+$(CONSOLE_GEN): gateway/api/console_embed.py $(CONSOLE_FILES) console
+	@mkdir -p $(dir $@)
+	@echo "  GEN     $@"
+	@$(PYTHON) gateway/api/console_embed.py $@ $(CONSOLE_FILES)
+$(CONSOLE_OBJ): $(CONSOLE_GEN)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) $(call layer_inc,gateway/api/api_console.c) -c $< -o $@
 $(BUILD)/libworker.a: $(call obj,$(WORKER_SRC))
 	@rm -f $@; ar rcs $@ $^
 
@@ -101,9 +123,16 @@ $(BUILD)/bin/agentgate-migrate: $(call obj,sql/migrate.c) $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+# The client CLI (client/): libcurl, cJSON and common only.
+$(BUILD)/libclient.a: $(call obj,$(CLIENT_SRC))
+	@rm -f $@; ar rcs $@ $^
+$(BUILD)/bin/agentgate: $(call obj,client/main.c) $(BUILD)/libclient.a $(BUILD)/libcommon.a
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 # A unit test links only the archive members it uses.
-$(BUILD)/tests/%: $(call obj,tests/unit/%.c) $(BUILD)/libgateway.a $(BUILD)/libworker.a $(BUILD)/libcommon.a
+$(BUILD)/tests/%: $(call obj,tests/unit/%.c) $(BUILD)/libgateway.a $(BUILD)/libworker.a $(BUILD)/libclient.a $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lcmocka
@@ -123,6 +152,7 @@ check:
 test:
 	$(MAKE) layers
 	$(MAKE) test-unit
+	$(MAKE) openapi-lint
 	$(MAKE) test-integration
 
 test-unit: $(UNIT_BINS)
@@ -138,6 +168,19 @@ mcp-servers: $(MCP_SERVERS)
 $(MCP_SERVERS): tests/mcp/package.json tests/mcp/package-lock.json
 	cd tests/mcp && npm ci --no-audit --no-fund --loglevel=error
 
+# Redocly's CLI, pinned by tests/openapi/package-lock.json, lints the
+# document GET /openapi.json serves (agentgate-gateway --openapi prints
+# the same bytes; indented here so that lint's line numbers mean something)
+# with tests/openapi/redocly.yaml: any error fails.
+REDOCLY := tests/openapi/node_modules/.package-lock.json
+.PHONY: openapi-lint
+$(REDOCLY): tests/openapi/package.json tests/openapi/package-lock.json
+	cd tests/openapi && npm ci --no-audit --no-fund --loglevel=error
+openapi-lint: $(BUILD)/bin/agentgate-gateway $(REDOCLY)
+	$(BUILD)/bin/agentgate-gateway --openapi | $(PYTHON) -m json.tool > $(BUILD)/openapi.json
+	cd tests/openapi && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+	    npx --no-install redocly lint --config redocly.yaml --format=stylish $(abspath $(BUILD)/openapi.json)
+
 test-asan:
 	$(MAKE) BUILD=build-asan SAN=1 test-unit test-integration
 
@@ -145,7 +188,7 @@ test-asan:
 # (as the compiler would) and no two files may include each other through
 # any chain; also checks docs/architecture.md shows the layer lines above.
 layers:
-	@$(PYTHON) tests/layers/check_layers.py --gateway "$(LAYERS_GATEWAY)" --worker "$(LAYERS_WORKER)" \
+	@$(PYTHON) tests/layers/check_layers.py --gateway "$(LAYERS_GATEWAY)" --worker "$(LAYERS_WORKER)" --client "$(LAYERS_CLIENT)" \
 	    --tool gateway/cmd=$(LAYER_OF_gateway/cmd) --tool worker/cmd=$(LAYER_OF_worker/cmd) --tool sql=$(LAYER_OF_sql)
 
 # The benchmark's own clients (bench/*.c), built with the same warnings.

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <libpq-fe.h>
 
 #include "config.h"
 #include "strbuf.h"
@@ -69,6 +70,7 @@ typedef struct setting {
 static const setting settings[] = {
     STR("AGENTGATE_DATABASE_URL", database_url, "postgresql://agentgate@127.0.0.1:5432/agentgate"),
     STR("AGENTGATE_MIGRATE_DATABASE_URL", migrate_database_url, ""),
+    INT("AGENTGATE_MIGRATE_WAIT_S", migrate_wait_s, "60", 0, 86400),
     SPECIAL("AGENTGATE_REDIS_URL", "redis://127.0.0.1:6379/0", SET_REDIS_URL),
     SPECIAL("AGENTGATE_LISTEN", "127.0.0.1:8080", SET_LISTEN),
     INT("AGENTGATE_GATEWAY_THREADS", gateway_threads, "", 1, 256),   /* "": the cores */
@@ -106,6 +108,7 @@ static const setting settings[] = {
     INT("AGENTGATE_WORKER_CONCURRENCY", worker_concurrency, "4", 1, 1024),
     INT("AGENTGATE_HEARTBEAT_MS", heartbeat_ms, "2000", 10, 600000),
     INT("AGENTGATE_LEASE_MS", lease_ms, "30000", 100, 3600000),
+    INT("AGENTGATE_WORKER_REGISTRY_TTL_MS", worker_registry_ttl_ms, "10000", 100, 3600000),
     INT("AGENTGATE_CANCEL_POLL_MS", cancel_poll_ms, "50", 1, 60000),
     INT("AGENTGATE_SHUTDOWN_GRACE_MS", shutdown_grace_ms, "30000", 0, 3600000),
     INT("AGENTGATE_REAPER_INTERVAL_MS", reaper_interval_ms, "10000", 10, 3600000),
@@ -552,9 +555,33 @@ static int environment_load(ag_config *cfg, char *err, size_t err_size)
     return 0;
 }
 
+/* A PostgreSQL connection string that libpq cannot parse is a settings
+ * error now, not a connection that fails forever later. Returns 0 or -1. */
+static int conninfo_check(const char *name, const char *url, char *err, size_t err_size)
+{
+    if (url[0] == '\0')
+        return 0;
+    char *why = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, &why);
+    if (opts != NULL) {
+        PQconninfoFree(opts);
+        return 0;
+    }
+    /* libpq's message ends with a newline. */
+    size_t n = why ? strcspn(why, "\n") : 0;
+    errbuf_printf(err, err_size, "%s is not a valid connection string: %.*s", name,
+                  (int)n, why ? why : "out of memory");
+    PQfreemem(why);
+    return -1;
+}
+
 /* Rules between settings, checked once everything is loaded. */
 static int config_check(const ag_config *cfg, char *err, size_t err_size)
 {
+    if (conninfo_check("AGENTGATE_DATABASE_URL", cfg->database_url, err, err_size) != 0 ||
+        conninfo_check("AGENTGATE_MIGRATE_DATABASE_URL", cfg->migrate_database_url,
+                       err, err_size) != 0)
+        return -1;
     /* A mistyped limit must stop the gateway, not silently limit nothing. */
     tenant_settings limits;
     char why[200];

@@ -20,6 +20,8 @@ typedef struct ag_config {
                                  services' non-owner role (row-level security applies) */
     char migrate_database_url[512]; /* AGENTGATE_MIGRATE_DATABASE_URL: the owner role that
                                  migrations run as; empty: database_url */
+    int  migrate_wait_s;      /* AGENTGATE_MIGRATE_WAIT_S: how long agentgate-migrate
+                                 waits for PostgreSQL to accept connections; 0: one try */
     char redis_host[256];     /* from AGENTGATE_REDIS_URL redis://host:port/db */
     int  redis_port;
     int  redis_db;
@@ -82,6 +84,10 @@ typedef struct ag_config {
     int  worker_concurrency;  /* AGENTGATE_WORKER_CONCURRENCY, jobs at once per process */
     int  heartbeat_ms;        /* AGENTGATE_HEARTBEAT_MS */
     int  lease_ms;            /* AGENTGATE_LEASE_MS */
+    int  worker_registry_ttl_ms; /* AGENTGATE_WORKER_REGISTRY_TTL_MS: a worker drops out
+                                 of the registry (GET /v1/workers) once it has not
+                                 renewed its entry for this long, at least three
+                                 heartbeats (worker_registry.h) */
     int  cancel_poll_ms;      /* AGENTGATE_CANCEL_POLL_MS */
     int  shutdown_grace_ms;   /* AGENTGATE_SHUTDOWN_GRACE_MS */
     int  reaper_interval_ms;  /* AGENTGATE_REAPER_INTERVAL_MS: how often expired leases

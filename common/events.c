@@ -48,6 +48,12 @@ static bool in_list(const char *s, const char *const *list, size_t n)
     return false;
 }
 
+const char *const *event_types_all(size_t *count)
+{
+    *count = sizeof known_types / sizeof *known_types;
+    return known_types;
+}
+
 bool event_type_known(const char *type)
 {
     return in_list(type, known_types, sizeof known_types / sizeof *known_types);
@@ -104,6 +110,13 @@ char *event_encode(const char *job_id, long long seq, const char *type,
     p = append(p, k_end);
     *p = '\0';
     return body;
+}
+
+char *job_queued_event(const char *job_id, const char *type, long long priority)
+{
+    char data[160];
+    snprintf(data, sizeof data, "{\"type\":\"%s\",\"priority\":%lld}", type, priority);
+    return event_encode(job_id, 1, "job.queued", clock_wall_ms(), data);
 }
 
 /* Reads a positive whole-number "id" member; returns 0 or -1. */

@@ -23,6 +23,10 @@ bool event_type_known(const char *type);
 /* True for job.succeeded, job.failed and job.cancelled. */
 bool event_type_terminal(const char *type);
 
+/* Every known event type, in the order DESIGN.md lists them (static
+ * strings); *count gets their number. */
+const char *const *event_types_all(size_t *count);
+
 /*
  * Encodes an event. data_json is the text of a JSON value (NULL means {}),
  * inserted as is: the caller passes JSON it produced itself. ts_ms is epoch
@@ -31,6 +35,11 @@ bool event_type_terminal(const char *type);
  */
 char *event_encode(const char *job_id, long long seq, const char *type,
                    long long ts_ms, const char *data_json);
+
+/* Encodes event 1 of a new job, now: job.queued {"type","priority"}.
+ * type is a registered type name. Returns the event body (caller frees),
+ * or NULL when out of memory. */
+char *job_queued_event(const char *job_id, const char *type, long long priority);
 
 /*
  * Reads the id and type of an encoded body (len bytes) from Redis or

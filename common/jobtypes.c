@@ -33,7 +33,8 @@ static const char test_schema[] =
         "\"additionalProperties\":false},"
       "\"sleep_ms\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":600000},"
       "\"retryable\":{\"type\":\"boolean\"},"
-      "\"fail_attempts\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":100}"
+      "\"fail_attempts\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":100},"
+      "\"fail_until_ms\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":100000000000000}"
     "},"
     "\"required\":[\"outcome\"],"
     "\"additionalProperties\":false}";
@@ -91,7 +92,8 @@ static job_type registry[] = {
     { "demo", "Emits `events` progress events over `duration_ms`, then succeeds.",
       demo_schema, 3, 300, false, NULL },
     { "test", "Succeeds or fails as its payload says, after `sleep_ms`. Its first "
-      "`fail_attempts` attempts fail retryably; `retryable` makes a failure retryable. "
+      "`fail_attempts` attempts fail retryably; any attempt before the wall-clock time "
+      "`fail_until_ms` (Unix ms) fails for good; `retryable` makes a failure retryable. "
       "With no `result` given, the result is {\"attempt\": N}.",
       test_schema, 1, 300, false, NULL },
     { "long-running", "Emits progress every `progress_interval_ms` for `duration_ms`.",
@@ -106,7 +108,8 @@ static job_type registry[] = {
      * .../refresh), with the server's row in the same transaction. */
     { "mcp.discover", "Connects to the tenant's MCP server `server`, lists its tools and "
       "records them (status, tools, tool manifests {server}.{tool}); queued by the gateway "
-      "for POST /v1/mcp-servers, PATCH and .../refresh.",
+      "for POST /v1/mcp-servers, PATCH and .../refresh, and by a worker whose client heard "
+      "notifications/tools/list_changed.",
       mcp_discover_schema, 3, 120, true, NULL },
 };
 

@@ -82,6 +82,25 @@ int key_delayed_member_split(const char *member, size_t len, char *tenant, char 
     return 0;
 }
 
+/* ---- the worker registry -------------------------------------------------- */
+
+int key_worker_id_valid(const char *s)
+{
+    size_t n = 0;
+    if (!s) return 0;
+    for (; s[n]; n++)
+        if (n >= KEY_WORKER_ID_MAX || s[n] < 0x21 || s[n] > 0x7e) return 0;
+    return n > 0;
+}
+
+char *key_worker(char *out, const char *worker_id)
+{
+    out[0] = '\0';
+    if (!key_worker_id_valid(worker_id)) return NULL;
+    snprintf(out, KEY_MAX, "%s%s", KEY_WORKER_PREFIX, worker_id);
+    return out;
+}
+
 /* ---- idempotency keys ---------------------------------------------------- */
 
 int key_idempotency_valid(const char *s)

@@ -23,6 +23,10 @@
  *                                  time (epoch ms)
  *   jobs:dead              LIST    ids of failed jobs, newest first, capped
  *   lock:reconciler        STRING  the worker running reconciliation, PX
+ *   workers                ZSET    the registered worker ids, scored by their
+ *                                  last heartbeat (epoch ms)
+ *   worker:{id}            HASH    one worker's registry record
+ *                                  (worker_reg.h), PX a few heartbeats
  *   idempotency:{tenant}:{sha256(key)}
  *                          STRING  an Idempotency-Key's record (gateway)
  */
@@ -86,6 +90,23 @@ char *key_idempotency(char *out, const char *tenant, const char *client_key);
 /* True when s is a valid Idempotency-Key value: 1..255 bytes 0x20..0x7e. */
 int key_idempotency_valid(const char *s);
 
+/* The longest worker id a registry key carries, NUL excluded: a worker id
+ * is the operator's setting (or host:pid), so it is checked, not trusted
+ * to fit. */
+#define KEY_WORKER_ID_MAX 127
+
+/* True when s is a worker id the registry may carry: 1..KEY_WORKER_ID_MAX
+ * bytes of visible ASCII (0x21..0x7e). */
+int key_worker_id_valid(const char *s);
+
+/* "worker:{id}" into out (KEY_MAX bytes): the worker's registry hash.
+ * Returns out, or NULL with out holding "" when worker_id breaks its rule. */
+char *key_worker(char *out, const char *worker_id);
+
+/* The prefix of key_worker's keys: the gateway's registry read builds
+ * them in Lua from the ids in KEY_WORKERS. */
+#define KEY_WORKER_PREFIX   "worker:"
+#define KEY_WORKERS         "workers"
 #define KEY_DEAD_LETTER     "jobs:dead"
 #define KEY_RECONCILE_LOCK  "lock:reconciler"
 

@@ -50,6 +50,19 @@ static const api_fn handlers[] = {
     [ROUTE_MCP_SERVER_UPDATE] = api_mcp_server_update,
     [ROUTE_MCP_SERVER_DELETE] = api_mcp_server_delete,
     [ROUTE_MCP_SERVER_REFRESH] = api_mcp_server_refresh,
+    [ROUTE_OPENAPI] = api_openapi,
+    [ROUTE_CONSOLE_REDIRECT] = api_console_redirect,
+    [ROUTE_CONSOLE_INDEX] = api_console_index,
+    [ROUTE_CONSOLE_ASSET] = api_console_asset,
+    [ROUTE_QUEUES_LIST] = api_queues_list,
+    [ROUTE_WORKERS_LIST] = api_workers_list,
+    [ROUTE_JOB_RETRY] = api_job_retry,
+    [ROUTE_RUNS_LIST] = api_runs_list,
+    [ROUTE_DEAD_LETTERS_LIST] = api_dead_letters_list,
+    [ROUTE_DEAD_LETTERS_RETRY_ALL] = api_dead_letters_retry_all,
+    [ROUTE_DEAD_LETTERS_DISCARD_ALL] = api_dead_letters_discard_all,
+    [ROUTE_DEAD_LETTER_RETRY] = api_dead_letter_retry,
+    [ROUTE_DEAD_LETTER_DISCARD] = api_dead_letter_discard,
 };
 
 static http_verb verb_of(evhtp_request_t *req)

@@ -14,6 +14,15 @@
  * else AGENTGATE_DATABASE_URL: since 006_security.sql the services log in
  * as a non-owner role that may not change the schema.
  *
+ * PostgreSQL may still be starting when this runs (at boot, in a fresh
+ * stack): while the server cannot be reached or is not yet accepting
+ * connections, it tries again with a doubling pause (100 ms up to 5 s) for
+ * up to --wait / AGENTGATE_MIGRATE_WAIT_S seconds, one line per try, and
+ * only then gives up. A server that answers and refuses (a password, an
+ * unknown database) is not waited for. A configuration error (bad option,
+ * settings that do not load, a connection string that does not parse)
+ * exits 2 at once, the status the systemd units do not restart on.
+ *
  * This is a tool run before the services start, so plain blocking libpq
  * calls are fine here.
  */
@@ -34,6 +43,7 @@
 #include <mbedtls/version.h>
 
 #include "cliopt.h"
+#include "clock.h"
 #include "config.h"
 #include "version.h"
 
@@ -47,6 +57,15 @@
 #define MAX_MIGRATION_BYTES (16 * 1024 * 1024)
 #define MAX_NAME            200
 #define CHECKSUM_HEX        65   /* 64 hex digits and the NUL */
+
+/* Waiting for PostgreSQL: the first pause, the longest, and the most
+ * seconds --wait takes (the setting's own bound). */
+#define WAIT_FIRST_MS       100
+#define WAIT_STEP_MAX_MS    5000
+#define WAIT_MAX_S          86400
+/* connect_timeout of one try, in seconds (libpq's floor is 2). */
+#define CONNECT_TIMEOUT_S   10
+#define CONNECT_TIMEOUT_MIN_S 2
 
 typedef struct migration {
     int    version;
@@ -102,7 +121,7 @@ static const char *one_line(const char *msg, char *out, size_t out_size) {
 
 static void usage(FILE *f) {
     fprintf(f,
-        "usage: " PROG " [--config FILE] [--dir DIR] [--status]\n"
+        "usage: " PROG " [--config FILE] [--dir DIR] [--wait SECONDS] [--status]\n"
         "       " PROG " --help | --version\n"
         "\n"
         "Applies the numbered migrations DIR/NNN_name.sql that the database\n"
@@ -115,12 +134,17 @@ static void usage(FILE *f) {
         "  -c, --config FILE  KEY=VALUE settings file (the environment overrides it)\n"
         "  -d, --dir DIR      migrations directory (default: $AGENTGATE_MIGRATIONS_DIR,\n"
         "                     else ./sql/migrations)\n"
+        "  -w, --wait SECONDS how long to wait for PostgreSQL to accept connections\n"
+        "                     (refused, starting up), trying again after 100 ms, then\n"
+        "                     twice as long each time up to 5 s; 0: one try (default:\n"
+        "                     $AGENTGATE_MIGRATE_WAIT_S, else 60)\n"
         "  -s, --status       list every migration as applied or pending; change nothing\n"
         "  -h, --help         this text\n"
         "  -V, --version      show the version\n"
         "\n"
-        "Exit status: 0 done, 1 failed (nothing of the failing migration kept),\n"
-        "2 bad arguments.\n");
+        "Exit status: 0 done, 1 failed (nothing of the failing migration kept, or\n"
+        "PostgreSQL still not accepting connections after the wait), 2 a\n"
+        "configuration error (bad arguments, settings, or connection string).\n");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -308,25 +332,86 @@ static int exec_command(PGconn *conn, const char *sql, const char *what) {
     return rc;
 }
 
-/* Connects to url with a bounded connect timeout (unless the URL sets its
- * own). Returns the connection, or NULL after printing why. */
-static PGconn *connect_db(const char *url) {
-    /* connect_timeout comes before dbname so that a value inside the
-     * expanded URL overrides it. */
-    const char *keys[] = { "connect_timeout", "fallback_application_name", "dbname", NULL };
-    const char *vals[] = { "10", PROG, url, NULL };
-    char msg[1024];
-    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+/* The keyword/value arrays of a connection to url with a connect timeout
+ * of timeout_s seconds, unless the URL sets its own: connect_timeout comes
+ * before dbname so that a value inside the expanded URL overrides it.
+ * timeout holds the number's text and must outlive the arrays' use. */
+static void conn_params(const char *url, int timeout_s, char timeout[16],
+                        const char *keys[4], const char *vals[4]) {
+    snprintf(timeout, 16, "%d", timeout_s);
+    keys[0] = "connect_timeout";           vals[0] = timeout;
+    keys[1] = "fallback_application_name"; vals[1] = PROG;
+    keys[2] = "dbname";                    vals[2] = url;
+    keys[3] = NULL;                        vals[3] = NULL;
+}
 
+/* One try at connecting. Returns the connection, or NULL with the reason
+ * in why. */
+static PGconn *try_connect(const char *url, int timeout_s, char *why, size_t why_size) {
+    const char *keys[4], *vals[4];
+    char timeout[16];
+    conn_params(url, timeout_s, timeout, keys, vals);
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
     if (!conn) {
-        fail("cannot connect to PostgreSQL: out of memory");
+        snprintf(why, why_size, "out of memory");
         return NULL;
     }
     if (PQstatus(conn) != CONNECTION_OK) {
-        fail("cannot connect to PostgreSQL: %s",
-             one_line(PQerrorMessage(conn), msg, sizeof msg));
+        one_line(PQerrorMessage(conn), why, why_size);
         PQfinish(conn);
         return NULL;
+    }
+    return conn;
+}
+
+/* Whether a failed try is worth another: the server could not be reached,
+ * or it answered that it does not accept connections yet (starting up,
+ * shutting down, recovering). Not when it answered and refused this
+ * client (password, role, database): waiting does not change that. */
+static bool server_not_ready(const char *url, int timeout_s) {
+    const char *keys[4], *vals[4];
+    char timeout[16];
+    conn_params(url, timeout_s, timeout, keys, vals);
+    PGPing ping = PQpingParams(keys, vals, 1);
+    return ping == PQPING_NO_RESPONSE || ping == PQPING_REJECT;
+}
+
+/*
+ * Connects to url, waiting up to wait_s seconds for PostgreSQL to accept
+ * connections: each failed try that server_not_ready calls worth another
+ * is logged in one line and followed by a pause, WAIT_FIRST_MS doubling up
+ * to WAIT_STEP_MAX_MS, never past the deadline. Returns the connection,
+ * or NULL after printing why it gave up.
+ */
+static PGconn *connect_db(const char *url, int wait_s) {
+    long long deadline = clock_mono_ms() + (long long)wait_s * 1000;
+    long long pause = WAIT_FIRST_MS;
+    char why[1024];
+    PGconn *conn;
+
+    for (int attempt = 1;; attempt++) {
+        /* A try never runs far past the deadline, within libpq's floor. */
+        long long left_s = (deadline - clock_mono_ms() + 999) / 1000;
+        int timeout_s = left_s < CONNECT_TIMEOUT_MIN_S ? CONNECT_TIMEOUT_MIN_S
+                      : left_s > CONNECT_TIMEOUT_S ? CONNECT_TIMEOUT_S : (int)left_s;
+        conn = try_connect(url, timeout_s, why, sizeof why);
+        if (conn) break;
+        if (!server_not_ready(url, timeout_s)) {
+            fail("cannot connect to PostgreSQL: %s", why);
+            return NULL;
+        }
+        long long left = deadline - clock_mono_ms();
+        if (left <= 0) {
+            fail("PostgreSQL is not accepting connections after %d s and %d tr%s; "
+                 "giving up: %s", wait_s, attempt, attempt == 1 ? "y" : "ies", why);
+            return NULL;
+        }
+        long long sleep_ms = pause < left ? pause : left;
+        fprintf(stderr, PROG ": PostgreSQL is not accepting connections yet (try %d: %s); "
+                "trying again in %lld ms\n", attempt, why, sleep_ms);
+        fflush(stderr);
+        clock_sleep_ms(sleep_ms);
+        pause = pause * 2 < WAIT_STEP_MAX_MS ? pause * 2 : WAIT_STEP_MAX_MS;
     }
     /* Files are UTF-8, and error positions are counted in characters. */
     if (PQsetClientEncoding(conn, "UTF8") != 0 ||
@@ -596,8 +681,22 @@ static int cmd_migrate(PGconn *conn, const char *dir, plan *p) {
 typedef struct options {
     const char *config;
     const char *dir;
+    int wait_s;         /* -1: the setting's */
     bool status;
 } options;
+
+/* Parses --wait's value, whole seconds 0..WAIT_MAX_S. Returns 0 or -1. */
+static int parse_wait(const char *v, int *out) {
+    long long n = 0;
+    if (*v == '\0') return -1;
+    for (const char *p = v; *p; p++) {
+        if (*p < '0' || *p > '9') return -1;
+        n = n * 10 + (*p - '0');
+        if (n > WAIT_MAX_S) return -1;
+    }
+    *out = (int)n;
+    return 0;
+}
 
 /* Returns 0 to go on, or the exit status (help, version: 0 via *done;
  * bad: 2, reported). */
@@ -605,6 +704,7 @@ static int parse_args(int argc, char **argv, options *o, bool *done) {
     static const struct option longopts[] = {
         { "config",  required_argument, NULL, 'c' },
         { "dir",     required_argument, NULL, 'd' },
+        { "wait",    required_argument, NULL, 'w' },
         { "status",  no_argument,       NULL, 's' },
         { "help",    no_argument,       NULL, 'h' },
         { "version", no_argument,       NULL, 'V' },
@@ -613,11 +713,17 @@ static int parse_args(int argc, char **argv, options *o, bool *done) {
     opterr = 0;
     for (;;) {
         const char *arg = optind < argc ? argv[optind] : NULL;
-        int c = getopt_long(argc, argv, "+:c:d:shV", longopts, NULL);
+        int c = getopt_long(argc, argv, "+:c:d:w:shV", longopts, NULL);
         if (c == -1) break;
         switch (c) {
         case 'c': o->config = optarg; break;
         case 'd': o->dir = optarg; break;
+        case 'w':
+            if (parse_wait(optarg, &o->wait_s) != 0) {
+                fail("option '--wait' needs whole seconds, 0 to %d (see --help)", WAIT_MAX_S);
+                return 2;
+            }
+            break;
         case 's': o->status = true; break;
         case 'h':
             usage(stdout);
@@ -645,7 +751,7 @@ static int parse_args(int argc, char **argv, options *o, bool *done) {
 }
 
 int main(int argc, char **argv) {
-    options o = { 0 };
+    options o = { .wait_s = -1 };
     bool done = false;
     ag_config cfg;
     char err[512];
@@ -660,9 +766,11 @@ int main(int argc, char **argv) {
         const char *env = getenv("AGENTGATE_MIGRATIONS_DIR");
         o.dir = env && *env ? env : "sql/migrations";
     }
+    /* Settings that do not load (a connection string libpq cannot parse
+     * among them) never will: exit 2 at once, no waiting. */
     if (config_load(&cfg, o.config, err, sizeof err) != 0) {
         fail("%s", err);
-        return 1;
+        return 2;
     }
     /* The owner's URL when there is one: the services' own role may not
      * change the schema (and is refused by 006_security.sql). */
@@ -670,13 +778,13 @@ int main(int argc, char **argv) {
                                                   : cfg.database_url;
     if (url[0] == '\0') {
         fail("neither AGENTGATE_MIGRATE_DATABASE_URL nor AGENTGATE_DATABASE_URL is set");
-        return 1;
+        return 2;
     }
     if (load_migrations(o.dir, &p) != 0) {
         free_plan(&p);
         return 1;
     }
-    conn = connect_db(url);
+    conn = connect_db(url, o.wait_s >= 0 ? o.wait_s : cfg.migrate_wait_s);
     if (!conn) {
         free_plan(&p);
         return 1;

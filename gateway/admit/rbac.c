@@ -58,6 +58,22 @@ static const route_perm_def route_perms[] = {
     [ROUTE_MCP_SERVER_UPDATE] = NEEDS(RES_MCP_SERVERS, ACT_UPDATE),
     [ROUTE_MCP_SERVER_DELETE] = NEEDS(RES_MCP_SERVERS, ACT_DELETE),
     [ROUTE_MCP_SERVER_REFRESH] = NEEDS(RES_MCP_SERVERS, ACT_UPDATE),
+    [ROUTE_OPENAPI]           = PUBLIC,
+    /* The console's files are public; its page signs in with a token. */
+    [ROUTE_CONSOLE_REDIRECT]  = PUBLIC,
+    [ROUTE_CONSOLE_INDEX]     = PUBLIC,
+    [ROUTE_CONSOLE_ASSET]     = PUBLIC,
+    [ROUTE_QUEUES_LIST]       = NEEDS(RES_JOBS, ACT_READ),
+    [ROUTE_WORKERS_LIST]      = NEEDS(RES_JOBS, ACT_READ),
+    /* A retry creates a job; discarding a dead letter is its delete. An
+     * agent run's job needs agent-runs as well (rbac_job_perm). */
+    [ROUTE_JOB_RETRY]         = NEEDS(RES_JOBS, ACT_CREATE),
+    [ROUTE_RUNS_LIST]         = NEEDS(RES_AGENT_RUNS, ACT_READ),
+    [ROUTE_DEAD_LETTERS_LIST] = NEEDS(RES_JOBS, ACT_READ),
+    [ROUTE_DEAD_LETTERS_RETRY_ALL] = NEEDS(RES_JOBS, ACT_CREATE),
+    [ROUTE_DEAD_LETTERS_DISCARD_ALL] = NEEDS(RES_JOBS, ACT_DELETE),
+    [ROUTE_DEAD_LETTER_RETRY] = NEEDS(RES_JOBS, ACT_CREATE),
+    [ROUTE_DEAD_LETTER_DISCARD] = NEEDS(RES_JOBS, ACT_DELETE),
 };
 
 #define N_ROUTE_PERMS (sizeof route_perms / sizeof route_perms[0])

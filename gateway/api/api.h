@@ -20,6 +20,10 @@ void api_run_get(gw_req *r);
 void api_run_cancel(gw_req *r);
 void api_run_events(gw_req *r);
 
+/* The JSON Schema (text, static) POST /v1/agent-runs checks its body
+ * against, for the OpenAPI document. */
+const char *api_runs_body_schema_json(void);
+
 void api_sessions_create(gw_req *r);
 void api_sessions_list(gw_req *r);
 void api_session_get(gw_req *r);
@@ -66,5 +70,30 @@ void api_health_live(gw_req *r);
 void api_health_ready(gw_req *r);
 void api_health_components(gw_req *r);
 void api_metrics(gw_req *r);
+
+/* GET /openapi.json: the API's OpenAPI document (openapi.h), built once. */
+void api_openapi(gw_req *r);
+
+/* The web console (api_console.c): /console redirects to /console/, which
+ * is its page; /console/{file} its other files. No token needed. */
+void api_console_redirect(gw_req *r);
+void api_console_index(gw_req *r);
+void api_console_asset(gw_req *r);
+
+/* The operator's view (api_ops.c): GET /v1/queues, the caller's tenant's
+ * jobs per type by state; GET /v1/workers, the live workers from the
+ * registry the workers keep in Redis. */
+void api_queues_list(gw_req *r);
+void api_workers_list(gw_req *r);
+
+/* Retries of finished jobs (api_retry.c) and the dead-letter list
+ * (api_dead_letters.c); the listing of agent runs (api_runs.c). */
+void api_job_retry(gw_req *r);
+void api_runs_list(gw_req *r);
+void api_dead_letters_list(gw_req *r);
+void api_dead_letters_retry_all(gw_req *r);
+void api_dead_letters_discard_all(gw_req *r);
+void api_dead_letter_retry(gw_req *r);
+void api_dead_letter_discard(gw_req *r);
 
 #endif

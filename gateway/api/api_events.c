@@ -4,7 +4,8 @@
  * Both check that the job is the caller's tenant's (404 otherwise) and
  * that the caller may read what the job belongs to (403), read
  * where the client resumes from (Last-Event-ID, else ?after=, else 0), and
- * hand the stream to the thread's SSE hub.
+ * hand the stream to the thread's SSE hub, or answer 204 No Content when
+ * the job has finished and the client already has its terminal event.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -54,9 +55,13 @@ static void on_job_found(gw_req *r, PGresult *res, const char *err, const char *
     bool finished = PQgetvalue(res, 0, 1)[0] == 't';
     long long last = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
     if (finished && after >= last) {
-        /* Nothing left to replay and nothing will come: end at once. */
-        http_start_event_stream(r);
-        http_end_event_stream(r);
+        /* Nothing left to replay and nothing will come. 204 is what tells
+         * an EventSource to stop reconnecting (an empty 200 would have it
+         * come back every second). The job's state is the one just read,
+         * after admission, so a job that ended while the request waited
+         * is seen as ended; one still running here gets a stream, which
+         * ends with the terminal event. */
+        http_reply_no_content(r, 204);
         return;
     }
     /* The hub takes over r->state for the stream. */

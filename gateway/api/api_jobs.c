@@ -9,7 +9,8 @@
  * A submission is validated whole before anything is written; then the
  * job and its job.queued event (id 1) are inserted together, in the loop
  * turn's group commit (job_batch.c), and only after that commit is the id
- * enqueued in Redis and 202 answered.
+ * enqueued in Redis and 202 answered. api_submit_job (api_submit.h) is
+ * that path, shared with the handlers that create jobs of their own.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 
 #include "api.h"
 #include "api_util.h"
+#include "api_submit.h"
 #include "http.h"
 #include "query.h"
 #include "job_publish.h"
@@ -33,34 +35,65 @@
 #include "uuid.h"
 #include "log.h"
 
-/* --- POST /v1/jobs ------------------------------------------------------ */
+/* --- creating a job ---------------------------------------------------- */
 
-typedef struct submit_state {
+/* One job on its way through the group commit; freed when it comes back. */
+typedef struct submit_call {
     char job_id[UUID_STR_LEN];
     char type[64];
     char *event_body;
     long long run_at_ms;        /* 0: run as soon as possible */
-} submit_state;
+    api_submit_fn done;
+    void *arg;
+} submit_call;
 
-static void submit_state_free(void *p)
-{
-    submit_state *s = p;
-    free(s->event_body);
-    free(s);
-}
-
-static void on_job_inserted(gw_req *r, const char *job_json, size_t len,
+static void on_job_inserted(gw_req *r, void *arg, const char *job_json, size_t len,
                             const char *err, const char *sqlstate)
 {
-    submit_state *s = r->state;
-    if (!job_json) { gw_reply_db_error(r, err, sqlstate); return; }
+    submit_call *c = arg;
     /* Committed: from here the job exists whether or not the client waits. */
-    gw_redis_append_event(r->thr, s->job_id, 1, s->event_body, "queued");
-    gw_redis_enqueue_at(r->thr, s->job_id, s->type, r->who.tenant_id, s->run_at_ms);
-    atomic_fetch_add_explicit(&r->thr->srv->jobs_submitted, 1, memory_order_relaxed);
-    log_debug("job %s (%s) queued", s->job_id, s->type);
+    if (job_json) {
+        gw_job_committed(r->thr, c->job_id, c->type, r->who.tenant_id, c->event_body,
+                         c->run_at_ms);
+        log_debug("job %s (%s) queued", c->job_id, c->type);
+    }
+    c->done(r, c->arg, c->job_id, job_json, len, err, sqlstate);
+    free(c->event_body);
+    free(c);
+}
+
+int api_submit_job(gw_req *r, const api_new_job *job, api_submit_fn done, void *arg,
+                   char id_out[UUID_STR_LEN])
+{
+    submit_call *c = calloc(1, sizeof *c);
+    if (!c) return -1;
+    uuid_v7(c->job_id);
+    snprintf(c->type, sizeof c->type, "%s", job->type);
+    c->run_at_ms = job->run_at_ms;
+    c->done = done;
+    c->arg = arg;
+    c->event_body = job_queued_event(c->job_id, job->type, job->priority);
+    if (!c->event_body) { free(c); return -1; }
+    if (id_out) memcpy(id_out, c->job_id, UUID_STR_LEN);
+    job_row row = { .type = job->type, .priority = job->priority,
+                    .payload_json = job->payload_json, .max_attempts = job->max_attempts,
+                    .timeout_s = job->timeout_s, .event_body = c->event_body,
+                    .run_at_ms = job->run_at_ms, .retry_of = job->retry_of };
+    memcpy(row.id, c->job_id, sizeof row.id);
+    job_batch_add(r->thr->batch, r, &row, on_job_inserted, c);
+    return 0;
+}
+
+/* --- POST /v1/jobs ------------------------------------------------------ */
+
+static void on_job_created(gw_req *r, void *arg, const char *job_id, const char *job_json,
+                           size_t len, const char *err, const char *sqlstate)
+{
+    (void)arg;
+    snprintf(r->audit_resource, sizeof r->audit_resource, "jobs/%s", job_id);
+    if (!job_json) { gw_reply_db_error(r, err, sqlstate); return; }
     char location[64];
-    snprintf(location, sizeof location, "/v1/jobs/%s", s->job_id);
+    snprintf(location, sizeof location, "/v1/jobs/%s", job_id);
     http_set_header(r, "Location", location);
     http_reply_json(r, 202, job_json, len);
 }
@@ -150,32 +183,13 @@ void api_jobs_create(gw_req *r)
         goto done;
     }
 
-    submit_state *s = calloc(1, sizeof *s);
     char *payload_text = json_print(payload);
     cJSON_Delete(empty);
-    if (!s || !payload_text) {
-        free(s); free(payload_text);
+    api_new_job job = { .type = type->name, .priority = priority,
+                        .payload_json = payload_text, .max_attempts = max_attempts,
+                        .timeout_s = timeout_s, .run_at_ms = run_at_ms };
+    if (!payload_text || api_submit_job(r, &job, on_job_created, NULL, NULL) != 0)
         http_reply_problem(r, 503, "unavailable", "out of memory", NULL);
-        goto done;
-    }
-    uuid_v7(s->job_id);
-    snprintf(r->audit_resource, sizeof r->audit_resource, "jobs/%s", s->job_id);
-    snprintf(s->type, sizeof s->type, "%s", type->name);
-    s->run_at_ms = run_at_ms;
-    s->event_body = job_queued_event(s->job_id, type->name, priority);
-    r->state = s;
-    r->state_free = submit_state_free;
-
-    if (!s->event_body) {
-        free(payload_text);
-        http_reply_problem(r, 503, "unavailable", "out of memory", NULL);
-        goto done;
-    }
-    job_row row = { .type = type->name, .priority = priority, .payload_json = payload_text,
-                    .max_attempts = max_attempts, .timeout_s = timeout_s,
-                    .event_body = s->event_body, .run_at_ms = run_at_ms };
-    memcpy(row.id, s->job_id, sizeof row.id);
-    job_batch_add(r->thr->batch, r, &row, on_job_inserted);
     free(payload_text);
 done:
     cJSON_Delete(body);
@@ -214,31 +228,6 @@ static const char SQL_JOB_LIST[] =
     "   AND NOT (j.type = ANY ($6::text[]))"
     " ORDER BY j.created_at DESC, j.id DESC LIMIT $7";
 
-/*
- * The registered types whose jobs the caller may not read, as a
- * PostgreSQL array literal ("{}" when none), for the listing to leave
- * out. Returns NULL when out of memory.
- */
-static char *unreadable_job_types(gw_req *r)
-{
-    size_t n;
-    const job_type *types = jobtypes_all(&n);
-    strbuf b = {0};
-    strbuf_add(&b, "{");
-    bool first = true;
-    for (size_t i = 0; i < n; i++) {
-        rbac_perm need = rbac_job_perm(r->perm, types[i].name);
-        char detail[160];
-        if (need.res == r->perm.res || rbac_allows(&r->who, need, detail, sizeof detail))
-            continue;
-        if (!first) strbuf_add(&b, ",");
-        pg_array_element_add(&b, types[i].name);
-        first = false;
-    }
-    strbuf_add(&b, "}");
-    return strbuf_take(&b, NULL);
-}
-
 void api_jobs_list(gw_req *r)
 {
     static const char *const statuses[] = { "queued", "running", "succeeded", "failed",
@@ -262,7 +251,7 @@ void api_jobs_list(gw_req *r)
     api_cursor cur;
     if (api_read_limit(r, &limit) != 0 || api_read_cursor(r, &cur) != 0) return;
 
-    char *hidden = unreadable_job_types(r);
+    char *hidden = api_job_types_array(r, false, NULL);
     if (!hidden) { http_reply_problem(r, 503, "unavailable", "out of memory", NULL); return; }
     const char *params[7] = { r->who.tenant_id, status, type,
                               cur.present ? cur.created_at : NULL,

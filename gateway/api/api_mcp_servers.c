@@ -32,7 +32,9 @@
 #include "api_util.h"
 #include "http.h"
 #include "query.h"
+#include "events.h"
 #include "job_json.h"
+#include "mcp_discovery_job.h"
 #include "job_publish.h"
 #include "jobtypes.h"
 #include "jsonutil.h"
@@ -42,7 +44,6 @@
 #include "schema.h"
 #include "uuid.h"
 
-#define DISCOVER_TYPE        "mcp.discover"
 #define MCP_URL_MAX_BYTES    2048
 #define MCP_HEADERS_MAX      16
 #define MCP_HEADER_NAME_MAX  128
@@ -242,54 +243,20 @@ static int check_resource(gw_req *r, const cJSON *v)
 
 /* A queued discovery: its id, payload and job.queued event, made before
  * the statement that inserts it. */
-typedef struct discovery {
-    char job_id[UUID_STR_LEN];
-    char *payload;
-    char *event;
-    char attempts[16], timeout[16];
-} discovery;
+typedef mcp_discovery_job discovery;
 
 static void discovery_free(discovery *d)
 {
-    free(d->payload);
-    free(d->event);
-    d->payload = d->event = NULL;
+    mcp_discovery_job_free(d);
 }
 
 /* Prepares the job for server name. Returns 0, or answers and -1. */
 static int discovery_make(gw_req *r, const char *name, discovery *d)
 {
-    memset(d, 0, sizeof *d);
-    const job_type *type = jobtypes_find(DISCOVER_TYPE);
-    if (!type) {
-        log_error("job type %s is not registered", DISCOVER_TYPE);
-        http_reply_problem(r, 500, "internal", "the request failed inside the gateway", NULL);
-        return -1;
-    }
-    uuid_v7(d->job_id);
-    snprintf(d->attempts, sizeof d->attempts, "%d", type->default_max_attempts);
-    snprintf(d->timeout, sizeof d->timeout, "%d", type->default_timeout_s);
-    cJSON *p = cJSON_CreateObject();
-    bool ok = p != NULL;
-    json_add_str(p, "server", name, &ok);
-    p = json_done(p, ok);
-    schema_error serr;
-    if (p && schema_validate(type->schema, p, &serr) != 0) {
-        log_error("%s payload outside its job schema: %s %s", DISCOVER_TYPE, serr.path,
-                  serr.message);
-        cJSON_Delete(p);
-        http_reply_problem(r, 500, "internal", "the request failed inside the gateway", NULL);
-        return -1;
-    }
-    d->payload = p ? json_print(p) : NULL;
-    cJSON_Delete(p);
-    d->event = job_queued_event(d->job_id, DISCOVER_TYPE, 0);
-    if (!d->payload || !d->event) {
-        discovery_free(d);
-        http_reply_problem(r, 503, "unavailable", "out of memory", NULL);
-        return -1;
-    }
-    return 0;
+    if (mcp_discovery_job_make(d, name) == 0)
+        return 0;
+    http_reply_problem(r, 500, "internal", "the request failed inside the gateway", NULL);
+    return -1;
 }
 
 /* After the commit: the job's first event and its place in the queue. */
@@ -297,7 +264,7 @@ static void discovery_publish(gw_req *r, const char *job_id, const char *event,
                               const char *name)
 {
     gw_redis_append_event(r->thr, job_id, 1, event, "queued");
-    gw_redis_enqueue(r->thr, job_id, DISCOVER_TYPE, r->who.tenant_id);
+    gw_redis_enqueue(r->thr, job_id, MCP_DISCOVER_TYPE, r->who.tenant_id);
     atomic_fetch_add_explicit(&r->thr->srv->jobs_submitted, 1, memory_order_relaxed);
     log_info("mcp server %s of tenant %s: discovery queued as job %s", name,
              r->who.tenant_id, job_id);
@@ -379,7 +346,7 @@ static const char SQL_MCP_INSERT[] =
     "   ON CONFLICT (tenant_id, name) DO NOTHING"
     "   RETURNING mcp_server_json(mcp_servers) AS server_json),"
     " j AS (INSERT INTO jobs " JOB_COLUMNS
-    "   SELECT $10::uuid, $1, '" DISCOVER_TYPE "', 'queued', 0, $11::jsonb, $12::int,"
+    "   SELECT $10::uuid, $1, '" MCP_DISCOVER_TYPE "', 'queued', 0, $11::jsonb, $12::int,"
     "     $13::int, $8, 1, $14, $15 FROM s"
     "   RETURNING id, tenant_id),"
     " e AS (INSERT INTO job_events (job_id, tenant_id, seq, type, body)"
@@ -404,7 +371,7 @@ static void on_created(gw_req *r, PGresult *res, const char *err, const char *sq
                            "registered", "/name");
         return;
     }
-    discovery_publish(r, s->job.job_id, s->job.event, s->name);
+    discovery_publish(r, s->job.id, s->job.event, s->name);
     char location[96];
     snprintf(location, sizeof location, "/v1/mcp-servers/%s", s->name);
     http_set_header(r, "Location", location);
@@ -470,7 +437,7 @@ void api_mcp_servers_create(gw_req *r)
     snprintf(cap, sizeof cap, "%d", r->thr->srv->cfg.mcp_max_servers);
     const char *params[16] = {
         r->who.tenant_id, s->name, transport, url, server, headers ? headers : "{}",
-        resource, r->who.sub, cap, s->job.job_id, s->job.payload, s->job.attempts,
+        resource, r->who.sub, cap, s->job.id, s->job.payload, s->job.attempts,
         s->job.timeout, r->request_id, r->traceparent, s->job.event,
     };
     gw_query(r, SQL_MCP_INSERT, 16, params, on_created);
@@ -546,7 +513,7 @@ static const char SQL_MCP_UPDATE[] =
     " d AS (SELECT (o.url IS DISTINCT FROM $4 OR o.server IS DISTINCT FROM $5"
     "   OR ($6::jsonb IS NOT NULL AND o.headers <> $6::jsonb)) AS rediscover FROM o),"
     " j AS (INSERT INTO jobs " JOB_COLUMNS
-    "   SELECT $8::uuid, $1, '" DISCOVER_TYPE "', 'queued', 0, $9::jsonb, $10::int,"
+    "   SELECT $8::uuid, $1, '" MCP_DISCOVER_TYPE "', 'queued', 0, $9::jsonb, $10::int,"
     "     $11::int, $12, 1, $13, $14 FROM d WHERE d.rediscover"
     "   RETURNING id, tenant_id),"
     " e AS (INSERT INTO job_events (job_id, tenant_id, seq, type, body)"
@@ -575,7 +542,7 @@ static void on_updated(gw_req *r, PGresult *res, const char *err, const char *sq
         return;
     }
     bool queued = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
-    if (queued) discovery_publish(r, s->job.job_id, s->job.event, s->name);
+    if (queued) discovery_publish(r, s->job.id, s->job.event, s->name);
     api_reply_row(r, queued ? 202 : 200, res, 0, 0);
 }
 
@@ -644,7 +611,7 @@ static void on_read_for_patch(gw_req *r, PGresult *res, const char *err, const c
     if (merge_patch(r, s->patch, &row, &url, &server, &headers, &resource) != 0) return;
     const char *params[15] = {
         r->who.tenant_id, s->name, row.xmin, url, server, headers, resource,
-        s->job.job_id, s->job.payload, s->job.attempts, s->job.timeout, r->who.sub,
+        s->job.id, s->job.payload, s->job.attempts, s->job.timeout, r->who.sub,
         r->request_id, r->traceparent, s->job.event,
     };
     gw_query(r, SQL_MCP_UPDATE, 15, params, on_updated);
@@ -732,9 +699,9 @@ void api_mcp_server_delete(gw_req *r)
 /* ------------------------------------------------------------------ */
 
 /*
- * A new discovery, unless the server's latest one is still queued: that
- * one reads the row when it runs, so a second would only repeat it (and a
- * client retrying in a loop cannot pile up jobs).
+ * A new discovery, unless the server's latest one is still queued
+ * (mcp_server_refresh, sql/migrations/015_mcp_refresh.sql, the rule a
+ * worker that hears notifications/tools/list_changed follows too).
  *
  * $1 tenant, $2 name, $3 job id, $4 payload, $5 max_attempts,
  * $6 timeout_s, $7 sub, $8 request id, $9 traceparent, $10 event.
@@ -742,21 +709,8 @@ void api_mcp_server_delete(gw_req *r)
  * or no row when there is no such server.
  */
 static const char SQL_MCP_REFRESH[] =
-    "WITH o AS (SELECT s AS srv, s.refresh_job_id FROM mcp_servers s"
-    "   WHERE s.tenant_id = $1 AND s.name = $2 FOR UPDATE),"
-    " q AS (SELECT jb.id FROM jobs jb, o WHERE jb.id = o.refresh_job_id"
-    "   AND jb.tenant_id = $1 AND jb.status = 'queued'),"
-    " j AS (INSERT INTO jobs " JOB_COLUMNS
-    "   SELECT $3::uuid, $1, '" DISCOVER_TYPE "', 'queued', 0, $4::jsonb, $5::int, $6::int,"
-    "     $7, 1, $8, $9 FROM o WHERE NOT EXISTS (SELECT 1 FROM q)"
-    "   RETURNING id, tenant_id),"
-    " e AS (INSERT INTO job_events (job_id, tenant_id, seq, type, body)"
-    "   SELECT id, tenant_id, 1, 'job.queued', $10 FROM j),"
-    " u AS (UPDATE mcp_servers s SET refresh_job_id = j.id, updated_at = now() FROM j"
-    "   WHERE s.tenant_id = $1 AND s.name = $2 RETURNING mcp_server_json(s) AS js)"
-    " SELECT coalesce((SELECT js FROM u), mcp_server_json(o.srv)),"
-    "   EXISTS (SELECT 1 FROM j), coalesce((SELECT id FROM j), o.refresh_job_id)"
-    " FROM o";
+    "SELECT server, queued, job_id FROM mcp_server_refresh($1, $2, $3::uuid, $4::jsonb,"
+    " $5::int, $6::int, $7, $8, $9, $10)";
 
 static void on_refreshed(gw_req *r, PGresult *res, const char *err, const char *sqlstate)
 {
@@ -764,7 +718,7 @@ static void on_refreshed(gw_req *r, PGresult *res, const char *err, const char *
     if (!res) { gw_reply_db_error(r, err, sqlstate); return; }
     if (PQntuples(res) == 0) { reply_not_found(r); return; }
     if (strcmp(PQgetvalue(res, 0, 1), "t") == 0)
-        discovery_publish(r, s->job.job_id, s->job.event, s->name);
+        discovery_publish(r, s->job.id, s->job.event, s->name);
     char location[64];
     snprintf(location, sizeof location, "/v1/jobs/%s", PQgetvalue(res, 0, 2));
     http_set_header(r, "Location", location);
@@ -778,7 +732,7 @@ void api_mcp_server_refresh(gw_req *r)
     mcp_state *s = state_new(r, name);
     if (!s || discovery_make(r, s->name, &s->job) != 0) return;
     const char *params[10] = {
-        r->who.tenant_id, s->name, s->job.job_id, s->job.payload, s->job.attempts,
+        r->who.tenant_id, s->name, s->job.id, s->job.payload, s->job.attempts,
         s->job.timeout, r->who.sub, r->request_id, r->traceparent, s->job.event,
     };
     gw_query(r, SQL_MCP_REFRESH, 10, params, on_refreshed);

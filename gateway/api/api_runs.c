@@ -1,5 +1,6 @@
 /*
- * api_runs.c - POST /v1/agent-runs and GET /v1/agent-runs/{id}.
+ * api_runs.c - POST /v1/agent-runs, GET /v1/agent-runs/{id} and the
+ * listing GET /v1/agent-runs.
  *
  * A run is a job of type agent.run plus its agent_runs row, inserted with
  * the job's job.queued event in one statement. The body is checked against
@@ -20,8 +21,10 @@
 
 #include "api.h"
 #include "api_util.h"
+#include "api_submit.h"
 #include "http.h"
 #include "query.h"
+#include "events.h"
 #include "job_json.h"
 #include "job_publish.h"
 #include "jobtypes.h"
@@ -51,6 +54,11 @@ static const char run_body_schema_json[] =
     "},"
     "\"required\":[\"prompt\"],"
     "\"additionalProperties\":false}";
+
+const char *api_runs_body_schema_json(void)
+{
+    return run_body_schema_json;
+}
 
 static cJSON *run_body_schema;
 static pthread_once_t run_body_schema_once = PTHREAD_ONCE_INIT;
@@ -135,9 +143,7 @@ static void on_run_inserted(gw_req *r, PGresult *res, const char *err, const cha
         reply_session_not_found(r);
         return;
     }
-    gw_redis_append_event(r->thr, s->job_id, 1, s->event_body, "queued");
-    gw_redis_enqueue(r->thr, s->job_id, "agent.run", r->who.tenant_id);
-    atomic_fetch_add_explicit(&r->thr->srv->jobs_submitted, 1, memory_order_relaxed);
+    gw_job_committed(r->thr, s->job_id, "agent.run", r->who.tenant_id, s->event_body, 0);
     log_info("agent run %s queued as job %s", s->run_id, s->job_id);
 
     char location[64], body[512];
@@ -204,8 +210,7 @@ static int check_tool_names(gw_req *r, const cJSON *tools)
     return 0;
 }
 
-/* The submitter as agent_runs.principal records it. Caller frees. */
-static char *principal_json(const principal *who)
+char *api_run_principal_json(const principal *who)
 {
     static const struct { unsigned bit; const char *name; } role_names[] = {
         { ROLE_ADMIN, "admin" }, { ROLE_OPERATOR, "operator" },
@@ -311,7 +316,7 @@ void api_runs_create(gw_req *r)
     if (!payload_text) goto done;
     s->event_body = job_queued_event(s->job_id, "agent.run", 0);
     tools_text = tools ? json_print(tools) : NULL;
-    principal_text = principal_json(&r->who);
+    principal_text = api_run_principal_json(&r->who);
     if (!s->event_body || (tools && !tools_text) || !principal_text) {
         http_reply_problem(r, 503, "unavailable", "out of memory", NULL);
         goto done;
@@ -362,4 +367,55 @@ void api_run_get(gw_req *r)
              " JOIN jobs j ON j.id = r.job_id AND j.tenant_id = r.tenant_id"
              " WHERE r.id = $1 AND r.tenant_id = $2",
              2, params, on_run_row);
+}
+
+/* --- GET /v1/agent-runs --------------------------------------------------- */
+
+/*
+ * A run as the listing shows it: a summary (the first 1000 characters of
+ * its prompt), with links.self to the whole of it. The status is its
+ * job's, as GET /v1/agent-runs/{id} shows it; ?status= filters on the
+ * job's stored status, as GET /v1/jobs does.
+ */
+static const char SQL_RUN_LIST[] =
+    "SELECT json_build_object("
+    "   'id', r.id, 'job_id', r.job_id, 'session_id', r.session_id,"
+    "   'status', api_job_status(j), 'prompt', left(r.prompt, 1000), 'model', r.model,"
+    "   'created_at', api_ts(r.created_at),"
+    "   'started_at', api_ts(coalesce(r.started_at, j.started_at)),"
+    "   'finished_at', api_ts(coalesce(r.finished_at, j.finished_at)),"
+    "   'links', json_build_object('self', '/v1/agent-runs/' || r.id,"
+    "                              'events', '/v1/agent-runs/' || r.id || '/events',"
+    "                              'job', '/v1/jobs/' || r.job_id)),"
+    " r.created_at::text, r.id"
+    " FROM agent_runs r JOIN jobs j ON j.id = r.job_id AND j.tenant_id = r.tenant_id"
+    " WHERE r.tenant_id = $1"
+    "   AND ($2::text IS NULL OR j.status = $2)"
+    "   AND ($3::uuid IS NULL OR r.session_id = $3::uuid)"
+    "   AND ($4::timestamptz IS NULL OR (r.created_at, r.id) < ($4::timestamptz, $5::uuid))"
+    " ORDER BY r.created_at DESC, r.id DESC LIMIT $6";
+
+void api_runs_list(gw_req *r)
+{
+    static const char *const statuses[] = { "queued", "running", "succeeded", "failed",
+                                            "cancelled", NULL };
+    const char *status = http_query(r, "status");
+    const char *session = http_query(r, "session_id");
+    if (status && !api_one_of(status, statuses)) {
+        http_reply_problem(r, 400, "bad-query",
+                           "status must be one of queued, running, succeeded, failed, cancelled", NULL);
+        return;
+    }
+    char session_id[UUID_STR_LEN];
+    if (session && !uuid_parse(session, session_id)) {
+        http_reply_problem(r, 400, "bad-query", "session_id must be a UUID", NULL);
+        return;
+    }
+    int limit;
+    api_cursor cur;
+    if (api_read_limit(r, &limit) != 0 || api_read_cursor(r, &cur) != 0) return;
+    const char *params[6] = { r->who.tenant_id, status, session ? session_id : NULL,
+                              cur.present ? cur.created_at : NULL,
+                              cur.present ? cur.id : NULL, NULL };
+    api_query_page(r, SQL_RUN_LIST, 6, params, limit);
 }

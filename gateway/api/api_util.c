@@ -18,6 +18,8 @@
 #include "jwt.h"
 #include "events.h"
 #include "clock.h"
+#include "jobtypes.h"
+#include "pg_array.h"
 
 static bool content_type_is_json(const char *ct)
 {
@@ -127,14 +129,35 @@ bool api_one_of(const char *s, const char *const *words)
     return false;
 }
 
-int api_require_job_access(gw_req *r, const char *job_type)
+int api_require_job_access(gw_req *r, const char *type)
 {
-    rbac_perm need = rbac_job_perm(r->perm, job_type);
+    rbac_perm need = rbac_job_perm(r->perm, type);
     if (need.res == r->perm.res) return 0;      /* the route's check was the whole check */
     char detail[160];
     if (rbac_allows(&r->who, need, detail, sizeof detail)) return 0;
     http_reply_problem(r, 403, "forbidden", detail, NULL);
     return -1;
+}
+
+char *api_job_types_array(gw_req *r, bool reach, bool (*skip)(const job_type *t))
+{
+    size_t n;
+    const job_type *types = jobtypes_all(&n);
+    strbuf b = {0};
+    strbuf_add(&b, "{");
+    bool first = true;
+    for (size_t i = 0; i < n; i++) {
+        if (skip && skip(&types[i])) continue;
+        rbac_perm need = rbac_job_perm(r->perm, types[i].name);
+        char detail[160];
+        bool reached = need.res == r->perm.res || rbac_allows(&r->who, need, detail, sizeof detail);
+        if (reached != reach) continue;
+        if (!first) strbuf_add(&b, ",");
+        pg_array_element_add(&b, types[i].name);
+        first = false;
+    }
+    strbuf_add(&b, "}");
+    return strbuf_take(&b, NULL);
 }
 
 int api_read_limit(gw_req *r, int *limit)

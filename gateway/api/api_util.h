@@ -34,6 +34,17 @@ bool api_one_of(const char *s, const char *const *words);
  */
 int api_require_job_access(gw_req *r, const char *job_type);
 
+/*
+ * The registered job types whose jobs the route's permission (r->perm,
+ * through rbac_job_perm) reaches for the caller when reach is true, or
+ * does not reach when it is false, as a PostgreSQL array literal ("{}"
+ * when none), for a query to keep or leave out. A type for which skip
+ * returns true is left out of the answer either way (skip may be NULL).
+ * Returns a malloc'd string, or NULL when out of memory.
+ */
+struct job_type;
+char *api_job_types_array(gw_req *r, bool reach, bool (*skip)(const struct job_type *t));
+
 /* Reads ?limit= (1..200, default 50). Returns 0, or answers 400 and -1. */
 int api_read_limit(gw_req *r, int *limit);
 

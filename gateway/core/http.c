@@ -751,7 +751,9 @@ void http_reply(gw_req *r, int status, const char *content_type, const char *bod
 {
     if (r->replied) return;
     http_set_header(r, "Content-Type", content_type);
-    http_set_header(r, "Cache-Control", "no-store");
+    /* A handler that set its own (the console's files) keeps it. */
+    if (!r->req || !evhtp_header_find(r->req->headers_out, "Cache-Control"))
+        http_set_header(r, "Cache-Control", "no-store");
     if (r->req) evbuffer_add(r->req->buffer_out, body, len);
     send_reply(r, status, body, len);
 }
@@ -809,34 +811,6 @@ static void set_event_stream_headers(gw_req *r)
 static bool head_only(evhtp_request_t *req)
 {
     return evhtp_request_get_method(req) == htp_method_HEAD;
-}
-
-void http_start_event_stream(gw_req *r)
-{
-    if (!r->req || r->replied) return;
-    r->replied = true;
-    count_response(r, 200);
-    hook_replied(r, 200);
-    set_event_stream_headers(r);
-    evhtp_request_t *req = r->req;
-    body_framing framing = req->proto == EVHTP_PROTO_10 ? FRAMED_BY_CLOSE : FRAMED_BY_CHUNKS;
-    if (framing == FRAMED_BY_CLOSE) req->flags &= ~EVHTP_REQ_FLAG_KEEPALIVE;
-    /* libevhtp's flag, read back by http_end_event_stream. */
-    if (framing == FRAMED_BY_CHUNKS && !head_only(req)) req->flags |= EVHTP_REQ_FLAG_CHUNKED;
-    if (write_head(req, 200, bufferevent_get_output(evhtp_request_get_bev(req)), framing, 0) != 0) {
-        log_error("out of memory writing an event stream's head: closing its connection");
-        req->flags &= ~EVHTP_REQ_FLAG_KEEPALIVE;
-    }
-}
-
-void http_end_event_stream(gw_req *r)
-{
-    if (!r->req) return;
-    evhtp_request_t *req = r->req;
-    if (req->flags & EVHTP_REQ_FLAG_CHUNKED)
-        evbuffer_add(bufferevent_get_output(evhtp_request_get_bev(req)), "0\r\n\r\n", 5);
-    evhtp_send_reply_end(req);
-    reply_written(r);
 }
 
 /* --- event streams that own their socket --------------------------------- */

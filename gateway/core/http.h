@@ -26,7 +26,8 @@ const char *http_body(gw_req *r, size_t *len);
 /* Adds a response header; name and value are copied. */
 void http_set_header(gw_req *r, const char *name, const char *value);
 
-/* Sends status with body (len bytes) of the given media type. */
+/* Sends status with body (len bytes) of the given media type, with
+ * Cache-Control: no-store unless the handler set a Cache-Control. */
 void http_reply(gw_req *r, int status, const char *content_type, const char *body, size_t len);
 
 /* Sends status (204, 304) with no body and no Content-Type. */
@@ -56,12 +57,6 @@ void http_reply_json(gw_req *r, int status, const char *body, size_t len);
  */
 void http_reply_problem(gw_req *r, int status, const char *slug,
                         const char *detail, const char *pointer);
-
-/* Starts a text/event-stream response (200, chunked where HTTP/1.1). */
-void http_start_event_stream(gw_req *r);
-
-/* Ends the event stream; the request completes. */
-void http_end_event_stream(gw_req *r);
 
 /*
  * An event stream that has taken its socket from libevhtp. Once the

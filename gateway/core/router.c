@@ -12,13 +12,6 @@
 
 #include "router.h"
 
-typedef struct route_def {
-    http_verb verb;
-    const char *pattern;
-    route_id id;
-    int needs_auth;
-} route_def;
-
 static const route_def routes[] = {
     { VERB_POST,   "/v1/jobs",                 ROUTE_JOBS_CREATE, 1 },
     { VERB_GET,    "/v1/jobs",                 ROUTE_JOBS_LIST, 1 },
@@ -52,6 +45,19 @@ static const route_def routes[] = {
     { VERB_PATCH,  "/v1/mcp-servers/*",        ROUTE_MCP_SERVER_UPDATE, 1 },
     { VERB_DELETE, "/v1/mcp-servers/*",        ROUTE_MCP_SERVER_DELETE, 1 },
     { VERB_POST,   "/v1/mcp-servers/*/refresh", ROUTE_MCP_SERVER_REFRESH, 1 },
+    { VERB_GET,    "/openapi.json",            ROUTE_OPENAPI, 0 },
+    { VERB_GET,    "/console",                 ROUTE_CONSOLE_REDIRECT, 0 },
+    { VERB_GET,    "/console/",                ROUTE_CONSOLE_INDEX, 0 },
+    { VERB_GET,    "/console/*",               ROUTE_CONSOLE_ASSET, 0 },
+    { VERB_GET,    "/v1/queues",               ROUTE_QUEUES_LIST, 1 },
+    { VERB_GET,    "/v1/workers",              ROUTE_WORKERS_LIST, 1 },
+    { VERB_POST,   "/v1/jobs/*/retry",         ROUTE_JOB_RETRY, 1 },
+    { VERB_GET,    "/v1/agent-runs",           ROUTE_RUNS_LIST, 1 },
+    { VERB_GET,    "/v1/dead-letters",         ROUTE_DEAD_LETTERS_LIST, 1 },
+    { VERB_POST,   "/v1/dead-letters/retry",   ROUTE_DEAD_LETTERS_RETRY_ALL, 1 },
+    { VERB_DELETE, "/v1/dead-letters",         ROUTE_DEAD_LETTERS_DISCARD_ALL, 1 },
+    { VERB_POST,   "/v1/dead-letters/*/retry", ROUTE_DEAD_LETTER_RETRY, 1 },
+    { VERB_DELETE, "/v1/dead-letters/*",       ROUTE_DEAD_LETTER_DISCARD, 1 },
 };
 
 /* Matches path against pattern; on success copies the "*" segment into
@@ -102,6 +108,16 @@ int router_match(http_verb verb, const char *path, size_t len, route_match *m)
     }
     if (matched) return 200;
     return m->allowed ? 405 : 404;
+}
+
+size_t router_route_count(void)
+{
+    return sizeof routes / sizeof routes[0];
+}
+
+const route_def *router_route_at(size_t i)
+{
+    return i < router_route_count() ? &routes[i] : NULL;
 }
 
 void router_allow_header(unsigned allowed, char *out, size_t size)

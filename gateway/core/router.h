@@ -41,6 +41,19 @@ typedef enum route_id {
     ROUTE_MCP_SERVER_UPDATE,
     ROUTE_MCP_SERVER_DELETE,
     ROUTE_MCP_SERVER_REFRESH,
+    ROUTE_OPENAPI,
+    ROUTE_CONSOLE_REDIRECT,
+    ROUTE_CONSOLE_INDEX,
+    ROUTE_CONSOLE_ASSET,
+    ROUTE_QUEUES_LIST,
+    ROUTE_WORKERS_LIST,
+    ROUTE_JOB_RETRY,
+    ROUTE_RUNS_LIST,
+    ROUTE_DEAD_LETTERS_LIST,
+    ROUTE_DEAD_LETTERS_RETRY_ALL,
+    ROUTE_DEAD_LETTERS_DISCARD_ALL,
+    ROUTE_DEAD_LETTER_RETRY,
+    ROUTE_DEAD_LETTER_DISCARD,
     ROUTE_COUNT            /* not a route: one past the last, for tables and tests */
 } route_id;
 
@@ -74,5 +87,23 @@ int router_match(http_verb verb, const char *path, size_t len, route_match *m);
 
 /* Writes the Allow header value for allowed ("GET, DELETE") into out. */
 void router_allow_header(unsigned allowed, char *out, size_t size);
+
+/* One row of the route table: a verb, a path pattern ("*" a segment that
+ * is an id, "+" a segment that is a name), the route and whether it needs
+ * a token. */
+typedef struct route_def {
+    http_verb verb;
+    const char *pattern;
+    route_id id;
+    int needs_auth;
+} route_def;
+
+/* The number of rows in the route table. */
+size_t router_route_count(void);
+
+/* Row i of the route table (static, never freed), or NULL when i is not
+ * below router_route_count(). For what describes the API (openapi.c) and
+ * the tests that check every route is described. */
+const route_def *router_route_at(size_t i);
 
 #endif

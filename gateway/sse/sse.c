@@ -205,6 +205,18 @@ static void sub_end(sse_hub *hub, sse_sub *s)
 }
 
 /*
+ * An event s already has (its id is at or below the resume point). If it
+ * is the terminal one, the client resumed at or past the job's end while
+ * the job was still running when the stream started: nothing more will
+ * come, so the stream ends rather than waits forever; the client's next
+ * request is answered 204.
+ */
+static void sub_skip(sse_hub *hub, sse_sub *s, const char *type)
+{
+    if (event_type_terminal(type)) sub_end(hub, s);
+}
+
+/*
  * Sends body if it is the next id s expects. Returns 1 when sent, 0 when
  * already sent (or s is gone), -1 when it is ahead (a gap to fill first).
  */
@@ -212,7 +224,7 @@ static int sub_offer(sse_hub *hub, sse_sub *s, long long seq, const char *type,
                      const char *frame, size_t frame_len)
 {
     if (!sub_live(s)) return 0;
-    if (seq <= s->last_sent) return 0;
+    if (seq <= s->last_sent) { sub_skip(hub, s, type); return 0; }
     if (seq > s->last_sent + 1) return -1;
     sub_write(s, frame, frame_len);
     if (s->ended) return 0;
@@ -231,7 +243,7 @@ static int sub_offer_body(sse_hub *hub, sse_sub *s, const char *body, size_t len
         log_warn("skipping a malformed stored event of job %s", s->t ? s->t->job_id : "?");
         return 0;
     }
-    if (seq <= s->last_sent) return 0;
+    if (seq <= s->last_sent) { sub_skip(hub, s, type); return 0; }
     if (seq > s->last_sent + 1) return -1;
     size_t flen;
     char *frame = sse_frame(seq, type, body, len, &flen);

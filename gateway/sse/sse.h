@@ -22,7 +22,8 @@ void sse_hub_free(sse_hub *hub);
 /*
  * Streams the events of job_id after the id `after` to r, which has been
  * authenticated and checked to belong to tenant_id; the stream ends after
- * the job's terminal event. finished says the job had already ended in
+ * the job's terminal event (without sending it when `after` is already at
+ * or past it). finished says the job had already ended in
  * PostgreSQL, so its events are replayed from there, not from Redis.
  * r must be deferred (an asynchronous step's callback): the stream takes
  * its socket (http_stream_open) and lets libevhtp's request go, so the

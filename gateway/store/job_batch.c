@@ -39,16 +39,20 @@
 enum {
     COL_ID, COL_TENANT, COL_TYPE, COL_PRIORITY, COL_PAYLOAD, COL_MAX_ATTEMPTS,
     COL_TIMEOUT, COL_CREATED_BY, COL_REQUEST_ID, COL_TRACEPARENT, COL_EVENT, COL_RUN_AT,
-    NCOLS
+    COL_RETRY_OF, NCOLS
 };
 
-/* jobs_submit_rows (sql/migrations/009_submit.sql) inserts each tenant's rows
- * under that tenant's row-level security setting, all in this one
- * statement's transaction. */
+/* jobs_submit_rows (sql/migrations/014_retry_dead_letters.sql) inserts each
+ * tenant's rows under that tenant's row-level security setting, all in
+ * this one statement's transaction. */
 static const char SQL_BATCH_INSERT[] =
     "SELECT ord, o_created_at, o_run_at, o_payload FROM jobs_submit_rows($1::uuid[],"
     " $2::text[], $3::text[], $4::int[], $5::jsonb[], $6::int[], $7::int[], $8::text[],"
-    " $9::text[], $10::text[], $11::text[], $12::bigint[])";
+    " $9::text[], $10::text[], $11::text[], $12::bigint[], $13::uuid[])";
+
+/* An empty value of this column is sent as NULL (a plain submission
+ * retries nothing); every other column's text is sent as it is. */
+static bool null_when_empty(int col) { return col == COL_RETRY_OF; }
 
 /* PostgreSQL's binary timestamps count microseconds from 2000-01-01 UTC. */
 #define PG_EPOCH_OFFSET_US 946684800000000LL
@@ -59,6 +63,7 @@ static const char SQL_BATCH_INSERT[] =
 typedef struct batch_entry {
     gw_req *r;
     job_batch_fn done;
+    void *arg;
     char *cols[NCOLS];
     unsigned lens[NCOLS];
     unsigned quoted[NCOLS];
@@ -100,6 +105,11 @@ static char *array_literal(const batch_entry *entries, int n, int col)
     *o++ = '{';
     for (int i = 0; i < n; i++) {
         if (i) *o++ = ',';
+        if (null_when_empty(col) && entries[i].lens[col] == 0) {
+            memcpy(o, "NULL", 4);
+            o += 4;
+            continue;
+        }
         o += pg_array_element_write(o, entries[i].cols[col], entries[i].lens[col]);
     }
     *o++ = '}';
@@ -137,13 +147,14 @@ static bool answer_row(batch_send *s, const PGresult *res, int i, bool *answered
         .payload = PQgetvalue(res, i, 3), .payload_len = (size_t)PQgetlength(res, i, 3),
         .created_at_us = created + PG_EPOCH_OFFSET_US,
         .has_run_at = has_run_at, .run_at_us = run_at + PG_EPOCH_OFFSET_US,
+        .retry_of = e->lens[COL_RETRY_OF] ? e->cols[COL_RETRY_OF] : NULL,
     };
     size_t len;
     char *json = job_json_queued(&j, &len);
     if (!json) return false;
     answered[ord - 1] = true;
     gw_req_log_context(e->r);
-    e->done(e->r, json, len, NULL, NULL);
+    e->done(e->r, e->arg, json, len, NULL, NULL);
     free(json);
     return true;
 }
@@ -158,7 +169,8 @@ static void answer_all(batch_send *s, PGresult *res, const char *err, const char
         batch_entry *e = &s->entries[i];
         if (!answered || !answered[i]) {
             gw_req_log_context(e->r);
-            e->done(e->r, NULL, 0, err ? err : "the job was not inserted", sqlstate ? sqlstate : "XX000");
+            e->done(e->r, e->arg, NULL, 0, err ? err : "the job was not inserted",
+                    sqlstate ? sqlstate : "XX000");
         }
         entry_clear(e);
         gw_req_release(e->r);
@@ -253,7 +265,8 @@ static int entry_fill(batch_entry *e, const char *const *vals)
     for (int c = 0; c < NCOLS; c++) {
         size_t len = strlen(vals[c]);
         e->lens[c] = (unsigned)len;
-        e->quoted[c] = (unsigned)pg_array_element_size(vals[c], len);
+        e->quoted[c] = null_when_empty(c) && len == 0
+                       ? 4 : (unsigned)pg_array_element_size(vals[c], len);
         total += len + 1;
     }
     char *buf = malloc(total);
@@ -266,11 +279,11 @@ static int entry_fill(batch_entry *e, const char *const *vals)
     return 0;
 }
 
-void job_batch_add(job_batch *b, gw_req *r, const job_row *row, job_batch_fn done)
+void job_batch_add(job_batch *b, gw_req *r, const job_row *row, job_batch_fn done, void *arg)
 {
     if (b->n % 16 == 0) {
         batch_entry *grown = realloc(b->entries, (size_t)(b->n + 16) * sizeof *grown);
-        if (!grown) { done(r, NULL, 0, "out of memory", "53200"); return; }
+        if (!grown) { done(r, arg, NULL, 0, "out of memory", "53200"); return; }
         b->entries = grown;
     }
     batch_entry *e = &b->entries[b->n];
@@ -286,14 +299,15 @@ void job_batch_add(job_batch *b, gw_req *r, const job_row *row, job_batch_fn don
         [COL_MAX_ATTEMPTS] = max_attempts, [COL_TIMEOUT] = timeout,
         [COL_CREATED_BY] = r->who.sub, [COL_REQUEST_ID] = r->request_id,
         [COL_TRACEPARENT] = r->traceparent, [COL_EVENT] = row->event_body,
-        [COL_RUN_AT] = run_at,
+        [COL_RUN_AT] = run_at, [COL_RETRY_OF] = row->retry_of ? row->retry_of : "",
     };
     if (entry_fill(e, vals) != 0) {
-        done(r, NULL, 0, "out of memory", "53200");
+        done(r, arg, NULL, 0, "out of memory", "53200");
         return;
     }
     e->r = r;
     e->done = done;
+    e->arg = arg;
     gw_req_hold(r);
     gw_req_defer(r);
     if (++b->n == 1 && b->in_flight < b->max_in_flight) event_active(b->flush_ev, EV_TIMEOUT, 1);

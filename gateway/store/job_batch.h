@@ -25,14 +25,16 @@ typedef struct job_row {
     long long timeout_s;
     const char *event_body;      /* job.queued, id 1 */
     long long run_at_ms;         /* epoch ms before which it must not run; 0: none */
+    const char *retry_of;        /* canonical id of the job this one retries, or NULL */
 } job_row;
 
 /*
- * Receives the outcome for one request: job_json is the inserted job as
- * the API shows it (len bytes), or NULL with err/sqlstate when the batch
- * failed. Called even when the client has gone.
+ * Receives the outcome for one row: job_json is the inserted job as the
+ * API shows it (len bytes), or NULL with err/sqlstate when the batch
+ * failed; arg is what job_batch_add was given with the row (one request
+ * may add several rows). Called even when the client has gone.
  */
-typedef void (*job_batch_fn)(gw_req *r, const char *job_json, size_t len,
+typedef void (*job_batch_fn)(gw_req *r, void *arg, const char *job_json, size_t len,
                              const char *err, const char *sqlstate);
 
 /* Creates thr's batcher. NULL on allocation failure. */
@@ -42,7 +44,10 @@ job_batch *job_batch_new(gw_thread *thr);
 void job_batch_free(job_batch *b);
 
 /* Adds row for request r (tenant, subject, request id and traceparent come
- * from r). done runs once the batch's statement answers. */
-void job_batch_add(job_batch *b, gw_req *r, const job_row *row, job_batch_fn done);
+ * from r). done(r, arg, ...) runs once the batch's statement answers, or
+ * at once when the row cannot be added. A row with retry_of also resolves
+ * that job's dead letter in the same transaction (jobs_submit_rows). */
+void job_batch_add(job_batch *b, gw_req *r, const job_row *row, job_batch_fn done,
+                   void *arg);
 
 #endif

@@ -19,13 +19,6 @@
 #include "job_json.h"
 #include "jsonutil.h"
 
-char *job_queued_event(const char *job_id, const char *type, long long priority)
-{
-    char data[160];
-    snprintf(data, sizeof data, "{\"type\":\"%s\",\"priority\":%lld}", type, priority);
-    return event_encode(job_id, 1, "job.queued", clock_wall_ms(), data);
-}
-
 void job_json_ts(long long ts_us, char out[32])
 {
     /* Floor division, as PostgreSQL's own split of a timestamp into
@@ -46,7 +39,7 @@ void job_json_ts(long long ts_us, char out[32])
 
 char *job_json_queued(const queued_job *j, size_t *len)
 {
-    char type[256], created[32], run_at[34] = "null";
+    char type[256], created[32], run_at[34] = "null", retry_of[48] = "null";
     if (json_quote(j->type, type, sizeof type) == 0) return NULL;
     job_json_ts(j->created_at_us, created);
     if (j->has_run_at) {
@@ -54,9 +47,11 @@ char *job_json_queued(const queued_job *j, size_t *len)
         job_json_ts(j->run_at_us, ts);
         snprintf(run_at, sizeof run_at, "\"%s\"", ts);
     }
+    if (j->retry_of && strlen(j->retry_of) < sizeof retry_of - 2)
+        snprintf(retry_of, sizeof retry_of, "\"%s\"", j->retry_of);
     /* Compact, as every answer: the id is a canonical uuid and needs no
      * escaping; the payload is compacted where it lands. */
-    char head[512], tail[768];
+    char head[512], tail[832];
     int hn = snprintf(head, sizeof head,
                       "{\"id\":\"%s\",\"type\":%s,\"status\":\"queued\","
                       "\"priority\":%lld,\"payload\":", j->id, type, j->priority);
@@ -65,9 +60,9 @@ char *job_json_queued(const queued_job *j, size_t *len)
                       "\"max_attempts\":%lld,\"timeout_s\":%lld,\"progress\":null,"
                       "\"run_at\":%s,\"created_at\":\"%s\",\"started_at\":null,"
                       "\"finished_at\":null,\"heartbeat_at\":null,\"worker_id\":null,"
-                      "\"last_event_id\":1,\"links\":{\"self\":\"/v1/jobs/%s\","
+                      "\"last_event_id\":1,\"retry_of\":%s,\"links\":{\"self\":\"/v1/jobs/%s\","
                       "\"events\":\"/v1/jobs/%s/events\"}}",
-                      j->max_attempts, j->timeout_s, run_at, created, j->id, j->id);
+                      j->max_attempts, j->timeout_s, run_at, created, retry_of, j->id, j->id);
     if (hn < 0 || tn < 0 || (size_t)hn >= sizeof head || (size_t)tn >= sizeof tail) return NULL;
     char *out = malloc((size_t)hn + j->payload_len + (size_t)tn + 1);
     if (!out) return NULL;

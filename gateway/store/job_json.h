@@ -8,10 +8,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Encodes event 1 of a new job: job.queued {"type","priority"}. Returns
- * the event body (caller frees), or NULL when out of memory. */
-char *job_queued_event(const char *job_id, const char *type, long long priority);
-
 /* What only the insert of a new job decides, and what it already knew. */
 typedef struct queued_job {
     const char *id;               /* canonical text form */
@@ -22,6 +18,7 @@ typedef struct queued_job {
     long long created_at_us;      /* microseconds since the Unix epoch, UTC */
     bool has_run_at;
     long long run_at_us;
+    const char *retry_of;         /* the job this one retries (canonical uuid), or NULL */
 } queued_job;
 
 /*

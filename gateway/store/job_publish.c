@@ -159,6 +159,14 @@ void gw_redis_enqueue_at(gw_thread *thr, const char *job_id, const char *type,
     send_or_log(thr, &cmd);
 }
 
+void gw_job_committed(gw_thread *thr, const char *job_id, const char *type,
+                      const char *tenant, const char *event_body, long long run_at_ms)
+{
+    gw_redis_append_event(thr, job_id, 1, event_body, "queued");
+    gw_redis_enqueue_at(thr, job_id, type, tenant, run_at_ms);
+    atomic_fetch_add_explicit(&thr->srv->jobs_submitted, 1, memory_order_relaxed);
+}
+
 void gw_redis_flag_cancel(gw_thread *thr, const char *job_id)
 {
     char key[KEY_MAX], ttl[24];

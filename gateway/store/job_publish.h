@@ -27,6 +27,15 @@ void gw_redis_enqueue(gw_thread *thr, const char *job_id, const char *type,
 void gw_redis_enqueue_at(gw_thread *thr, const char *job_id, const char *type,
                          const char *tenant, long long run_at_ms);
 
+/*
+ * What follows the commit of a new job (a submission, an agent run, a
+ * retry): its job.queued event (event_body, id 1) appended to its ring,
+ * its id enqueued for run_at_ms (0: now; gw_redis_enqueue_at), and the
+ * gateway's count of submitted jobs. tenant is the job's tenant id.
+ */
+void gw_job_committed(gw_thread *thr, const char *job_id, const char *type,
+                      const char *tenant, const char *event_body, long long run_at_ms);
+
 /* Sets cancel:{job_id} for the job's worker to see, and publishes the id
  * on CHANNEL_CANCEL_REQUESTS so the worker sees it at once. */
 void gw_redis_flag_cancel(gw_thread *thr, const char *job_id);

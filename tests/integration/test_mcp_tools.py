@@ -15,7 +15,10 @@ server-everything itself.
   calls           a model (the OpenAI stand-in) calls an MCP tool through
                   the pipeline and reads its result (tool.called, audit);
                   progress notifications become job.progress events and
-                  log messages `log` events; a cancelled run cancels the
+                  log messages `log` events, also those the server sends
+                  outside any request (the GET stream of Streamable HTTP);
+                  a server announcing notifications/tools/list_changed
+                  gets a discovery queued; a cancelled run cancels the
                   call (the server gets notifications/cancelled); a server
                   killed mid-call fails that call and the next one
                   restarts it; a hung server times out
@@ -47,7 +50,7 @@ import uuid
 import pytest
 
 from agentgate_test.client import check_frames
-from agentgate_test.stack import MCP_HTTP_PORT, MCP_HTTP_URL, MCP_MODULES
+from agentgate_test.stack import MCP_CHANGING_FLAG, MCP_HTTP_PORT, MCP_HTTP_URL, MCP_MODULES
 from agentgate_test.tokens import DEFAULT_SCOPE
 from agentgate_test.waiting import TIMEOUT, wait_for
 
@@ -329,6 +332,52 @@ def test_progress_notifications_become_progress_events(stack, tenant, llm_standi
     assert "Long running operation completed" in done["output"], done["output"]
     progress = [p for p in _events_of(events, "job.progress") if p["total"] == 4]
     assert [p["current"] for p in progress] == [1, 2, 3, 4], _events_of(events, "job.progress")
+
+
+def test_server_messages_on_the_get_stream_reach_the_run(stack, tenant, llm_standin,
+                                                        http_everything):
+    # server-everything's simulated logging sends a log message every 5 s
+    # to the session, outside any request: only the GET stream carries it.
+    # The first call starts it; the second, a 7 s operation on the same
+    # session (the worker's pooled client), sees messages arrive.
+    admin = _admin(tenant)
+    _register(admin, "evh", transport="http", url=MCP_HTTP_URL)
+    model = _model(stack, admin, llm_standin, [
+        CLASSIFY_CHAT,
+        _calls(_call("evh.toggle-simulated-logging", {})),
+        _calls(_call("evh.trigger-long-running-operation", {"duration": 7, "steps": 7})),
+        QUOTE_RESULTS,
+    ])
+    done, events = _finish(admin, _submit(admin, model))
+    assert done["status"] == "succeeded", done
+    assert "Started simulated" in done["output"], done["output"]
+    logs = [e["message"] for e in _events_of(events, "log")]
+    assert any("SessionId" in m for m in logs), logs
+
+
+def test_tool_list_change_announced_by_the_server_queues_a_discovery(stack, tenant,
+                                                                      llm_standin):
+    # "changing" sends notifications/tools/list_changed during its first
+    # call and lists a second tool, "added", from then on.
+    flag = os.path.join(stack.dir, MCP_CHANGING_FLAG)
+    if os.path.exists(flag):
+        os.remove(flag)
+    admin = _admin(tenant)
+    first = _register(admin, "ch", transport="stdio", server="changing")
+    assert "ch.echo" in _tool_names(admin) and "ch.added" not in _tool_names(admin)
+    model = _model(stack, admin, llm_standin, [
+        CLASSIFY_CHAT, _calls(_call("ch.echo", {})), QUOTE_RESULTS])
+    done, _ = _finish(admin, _submit(admin, model))
+    assert done["status"] == "succeeded", done
+
+    def rediscovered():
+        s = _server(admin, "ch")
+        fresh = s["refresh_job_id"] != first["refresh_job_id"] and s["status"] == "ready"
+        return s if fresh and "ch.added" in _tool_names(admin) else None
+    s = wait_for(rediscovered, timeout=30, what="the discovery the server's notification asked for")
+    job = admin.request("GET", f"/v1/jobs/{s['refresh_job_id']}").expect_json(200)
+    assert (job["type"], job["status"]) == ("mcp.discover", "succeeded"), job
+    assert "ch.added" in {t["manifest"] for t in s["tools"]}, s
 
 
 def test_cancel_mid_call_cancels_the_call_on_the_server(stack, tenant, llm_standin):

@@ -2,8 +2,9 @@
 """check_layers.py - the layer rules of the source tree, checked as text.
 
 The Makefile gives each program's folders lowest first (LAYERS_GATEWAY,
-LAYERS_WORKER) and compiles a folder with the include paths of itself and
-the folders below it only, so an upward #include already fails the build.
+LAYERS_WORKER, LAYERS_CLIENT) and compiles a folder with the include
+paths of itself and the folders below it only, so an upward #include
+already fails the build.
 This check says so in words before the compiler does, and checks what the
 compiler cannot see:
 
@@ -29,7 +30,7 @@ import sys
 import tempfile
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
-SOURCE_ROOTS = ("common", "gateway", "worker", "sql")
+SOURCE_ROOTS = ("common", "gateway", "worker", "sql", "client")
 
 
 def parse_args(argv):
@@ -37,6 +38,7 @@ def parse_args(argv):
     ap.add_argument("--root", default=".", help="the repository (default: .)")
     ap.add_argument("--gateway", help="the gateway's layer folders, lowest first")
     ap.add_argument("--worker", help="the worker's layer folders, lowest first")
+    ap.add_argument("--client", help="the client CLI's layer folders, lowest first")
     ap.add_argument("--tool", action="append", default=[],
                     help="FOLDER=LAYER: a tool folder and the folder it sits on")
     ap.add_argument("--self-test", action="store_true",
@@ -200,6 +202,8 @@ def main(argv):
             return 2
         tools[folder] = base
     lines = {"gateway": a.gateway.split(), "worker": a.worker.split()}
+    if a.client:
+        lines["client"] = a.client.split()
     problems = check(a.root, lines, tools)
     for p in problems:
         print(p)

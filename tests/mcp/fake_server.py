@@ -17,7 +17,9 @@ stdio modes:
                      client answered as the tool's text
   version V          answers initialize with protocol version V
   crash-on-call      exits with status 7 when tools/call arrives
-  list-changed       sends notifications/tools/list_changed before answering
+  list-changed [F]   sends notifications/tools/list_changed before answering;
+                     from then on tools/list also lists the tool "added"
+                     (every process of it, when F names a file it creates)
   log                sends notifications/message before answering
   slow               on tools/call sends a log message and a progress report,
                      then never answers; a notifications/cancelled for the
@@ -38,10 +40,12 @@ server saw, so the tests can check the client's side of the exchange.
 
 import http.server
 import json
+import os
 import sys
 import threading
 
 PROTOCOL = "2025-11-25"
+LIST_CHANGED_SENT = False       # list-changed: the notification went out
 
 
 def result(mid, res):
@@ -160,7 +164,10 @@ def stdio_main(mode, args):
             elif mode == "cursor-loop":
                 io.send(result(mid, {"tools": [], "nextCursor": "again"}))
             else:
-                io.send(result(mid, {"tools": [tool("echo")]}))
+                changed = LIST_CHANGED_SENT or (mode == "list-changed" and args and
+                                                os.path.exists(args[0]))
+                tools = [tool("echo")] + ([tool("added")] if changed else [])
+                io.send(result(mid, {"tools": tools}))
         elif method == "tools/call":
             stdio_call(io, mode, args, m)
         else:
@@ -186,6 +193,10 @@ def stdio_call(io, mode, args, m):
         seen.append("ping=%s" % ("result" if "result" in pong else "error"))
         io.send(result(mid, text_result(" ".join(seen))))
     elif mode == "list-changed":
+        global LIST_CHANGED_SENT
+        LIST_CHANGED_SENT = True
+        if args:
+            open(args[0], "w").close()
         io.send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
         io.send(result(mid, text_result("list changed sent")))
     elif mode == "log":

@@ -100,6 +100,14 @@ job_outcome handle_test(job_ctx *ctx, job_result *out)
     if (job_sleep_ms(ctx, sleep_ms))
         return JOB_CANCELLED;
 
+    /* A failure that lasts until a moment passes, as an outage of
+     * something a job depends on would: what a later retry outlives. */
+    long long fail_until_ms;
+    if (payload_int(ctx, "fail_until_ms", 0, 100000000000000LL, 0, &fail_until_ms) < 0)
+        return bad_field(out, "fail_until_ms");
+    if (clock_wall_ms() < fail_until_ms)
+        return fail(out, "test_unavailable", "asked to fail until fail_until_ms");
+
     if (ji->attempt <= fail_attempts) {
         char msg[96];
         snprintf(msg, sizeof msg, "attempt %d of the first %lld asked to fail", ji->attempt,

@@ -528,7 +528,7 @@ void job_run(job_thread *t, const job_origin *from, const char *id)
     log_set_context(cj.request_id, cj.traceparent);
     log_info("job %s claimed: type=%s attempt=%d/%d timeout_s=%d", id, cj.type,
              cj.attempt, cj.max_attempts, cj.timeout_s);
-    ctx.slot = worker_slot_begin(t->w, t->index, id, cj.attempt, cj.timeout_s);
+    ctx.slot = worker_slot_begin(t->w, t->index, id, cj.tenant_id, cj.attempt, cj.timeout_s);
 
     final_plan plan = { 0 };
     job_result res = { 0 };

@@ -16,7 +16,8 @@
  * (cancel_requested_at) every PG_CANCEL_POLL_MS instead. Every
  * heartbeat_ms the heartbeat UPDATE also reports cancellations and jobs
  * that are no longer this worker's, which covers a cancel flag lost with
- * a Redis restart.
+ * a Redis restart. The worker's registry entry is renewed on that beat
+ * too, also while no job runs: an idle worker is a live one.
  */
 #include <poll.h>
 #include <stdlib.h>
@@ -205,7 +206,7 @@ static void *supervisor_main(void *arg)
     const ag_config *cfg = w->cfg;
     long long poll_ms = cfg->cancel_poll_ms > 0 ? cfg->cancel_poll_ms : 50;
     long long heartbeat_ms = cfg->heartbeat_ms > 0 ? cfg->heartbeat_ms : 2000;
-    long long next_heartbeat = 0, next_pg_cancel = 0;
+    long long next_heartbeat = 0, next_pg_cancel = 0, next_registry = 0;
 
     round_buf b;
     if (round_buf_init(&b, (size_t)w->nthreads) < 0) {
@@ -232,6 +233,10 @@ static void *supervisor_main(void *arg)
                 next_heartbeat = now + heartbeat_ms;
             }
         }
+        if (now >= next_registry) {
+            worker_registry_beat(&s->reg, &s->rd, w);
+            next_registry = now + heartbeat_ms;
+        }
 
         wait_between_rounds(s, now + poll_ms - clock_mono_ms());
     }
@@ -244,6 +249,7 @@ int supervisor_start(supervisor *s, worker *w)
     memset(s, 0, sizeof *s);
     s->w = w;
     atomic_init(&s->stop, 0);
+    worker_registry_init(&s->reg, w);
     pg_link_init(&s->pg, w->cfg->database_url, "supervisor", SUPERVISOR_CONNECT_TIMEOUT_S);
     redis_link_init(&s->rd, w->cfg, "supervisor");
     redis_link_init(&s->sub, w->cfg, "supervisor (cancel requests)");
@@ -262,6 +268,8 @@ void supervisor_stop(supervisor *s)
         atomic_store(&s->stop, 1);
         pthread_join(s->tid, NULL);
         s->started = false;
+        /* The thread is gone, so no beat can put the entry back. */
+        worker_registry_remove(&s->reg, &s->rd, s->w);
     }
     pg_link_close(&s->pg);
     redis_link_close(&s->rd);

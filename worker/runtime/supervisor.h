@@ -3,7 +3,8 @@
  * process runs it keeps the heartbeat in PostgreSQL and the lease in
  * Redis fresh, and tells a job's handler to stop when its cancellation is
  * requested, when it passes its timeout, or when it is no longer this
- * worker's.
+ * worker's. On the same beat, jobs or none, it renews the worker's entry
+ * in the worker registry (worker_registry.h).
  */
 #ifndef AG_WORKER_SUPERVISOR_H
 #define AG_WORKER_SUPERVISOR_H
@@ -14,6 +15,7 @@
 
 #include "job_redis.h"
 #include "job_store.h"
+#include "worker_registry.h"
 #include "worker_state.h"
 
 typedef struct supervisor {
@@ -28,13 +30,15 @@ typedef struct supervisor {
      * can run no other command. */
     redis_link sub;
     bool subscribed;
+    worker_registry reg;    /* this worker's entry, renewed every heartbeat */
 } supervisor;
 
 /* Starts the supervisor thread for w. Returns 0, or -1 when the thread
  * cannot be created (logged). */
 int supervisor_start(supervisor *s, worker *w);
 
-/* Stops the thread, waits for it and closes its connections. */
+/* Stops the thread, waits for it, removes the worker's registry entry
+ * and closes its connections. */
 void supervisor_stop(supervisor *s);
 
 #endif

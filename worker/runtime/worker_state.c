@@ -38,13 +38,14 @@ long long worker_hard_stop_ms(const worker *w)
     return atomic_load(&w->hard_stop_ms);
 }
 
-run_slot *worker_slot_begin(worker *w, int index, const char *job_id, int attempt,
-                            int timeout_s)
+run_slot *worker_slot_begin(worker *w, int index, const char *job_id, const char *tenant_id,
+                            int attempt, int timeout_s)
 {
     run_slot *s = &w->slots[index];
     pthread_mutex_lock(&w->lock);
     s->generation++;
     snprintf(s->job_id, sizeof s->job_id, "%s", job_id);
+    snprintf(s->tenant_id, sizeof s->tenant_id, "%s", tenant_id);
     s->attempt = attempt;
     s->timeout_s = timeout_s;
     s->deadline_ms = clock_mono_ms() + (long long)timeout_s * 1000;
@@ -86,6 +87,7 @@ size_t worker_running(worker *w, running_job *out, size_t max)
         rj->slot = i;
         rj->generation = s->generation;
         memcpy(rj->job_id, s->job_id, sizeof rj->job_id);
+        memcpy(rj->tenant_id, s->tenant_id, sizeof rj->tenant_id);
         rj->deadline_ms = s->deadline_ms;
         rj->timeout_s = s->timeout_s;
     }

@@ -46,6 +46,7 @@ typedef struct run_slot {
     int state;                      /* SLOT_*; under worker.lock */
     unsigned long generation;       /* bumped for each job; under the lock */
     char job_id[UUID_STR_LEN];      /* under the lock */
+    char tenant_id[KEY_TENANT_MAX + 1]; /* the job's tenant; under the lock */
     int attempt;                    /* under the lock */
     int timeout_s;                  /* under the lock */
     long long deadline_ms;          /* monotonic; written before RUNNING */
@@ -93,6 +94,7 @@ typedef struct running_job {
     int slot;
     unsigned long generation;
     char job_id[UUID_STR_LEN];
+    char tenant_id[KEY_TENANT_MAX + 1];
     long long deadline_ms;
     int timeout_s;
 } running_job;
@@ -110,10 +112,10 @@ long long worker_hard_stop_ms(const worker *w);
  */
 void worker_wait_stop(worker *w, run_slot *slot, long long ms);
 
-/* The job thread at index marks its slot running job_id (attempt,
- * timeout_s from now). Returns the slot. */
-run_slot *worker_slot_begin(worker *w, int index, const char *job_id, int attempt,
-                            int timeout_s);
+/* The job thread at index marks its slot running job_id of tenant_id
+ * (attempt, timeout_s from now). Returns the slot. */
+run_slot *worker_slot_begin(worker *w, int index, const char *job_id, const char *tenant_id,
+                            int attempt, int timeout_s);
 
 /* The job's handler returned: the slot stops taking stop reasons, and the
  * reason it ended with is returned. */

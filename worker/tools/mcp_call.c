@@ -18,6 +18,11 @@
  * the next call. A server that died (stdio) is restarted by its
  * transport on the next call, with backoff; the call in flight fails
  * with the reason ("was killed by signal 9").
+ *
+ * A client that heard notifications/tools/list_changed (during this call,
+ * or while earlier ones on it ran) has a discovery of the server queued
+ * after the call (mcp_refresh_queue), so the tenant's manifests follow
+ * what the server lists now without holding this call up.
  */
 #include "mcp_call.h"
 
@@ -30,6 +35,7 @@
 #include "config.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "mcp_refresh.h"
 #include "mcp_server.h"
 #include "strbuf.h"
 #include "utf8.h"
@@ -395,8 +401,12 @@ mcp_call_outcome mcp_call_tool_for_job(job_ctx *ctx, const mcp_call_target *t,
     mcp_call_result r;
     memset(&r, 0, sizeof(r));
     rc = mcp_client_call_tool(c, t->tool, args, &co, &r, err, sizeof(err));
+    /* Heard during this call or the ones before it on this client. */
+    bool tools_changed = mcp_client_tools_changed(c, true);
     mcp_pool_release(lease, rc == MCP_ERR_TIMEOUT || rc == MCP_ERR_PROTOCOL ||
                             rc == MCP_ERR_VERSION);
+    if (tools_changed)
+        mcp_refresh_queue(ctx, t->server);
     if (rc != MCP_OK) {
         failure_message(rc, t->server, t->tool, co.timeout_ms, bound, err, msg, msg_size);
         return MCP_CALL_FAILED;

@@ -19,6 +19,16 @@
  *
  * Notifications and responses are sent as "one-shot" transfers that
  * send drives to completion (202 expected).
+ *
+ * Once the session is set up (the first request after initialize), a GET
+ * opens "the listen stream", where the server sends what belongs to no
+ * request (notifications/tools/list_changed, log messages, pings). Its
+ * messages join the same queue. It stays open as long as the transport
+ * and is opened again when it ends: after the server's "retry:" delay
+ * with Last-Event-ID when it closed it, after a doubling back-off when it
+ * failed, never again on this transport when the server answered 405
+ * (it offers none). Like every transfer it moves only inside send and
+ * receive, so what the server sends between calls waits in the socket.
  */
 #include <ctype.h>
 #include <pthread.h>
@@ -39,6 +49,7 @@
 #define HTTP_ERROR_BODY_MAX   2048      /* bytes of an error answer kept */
 #define HTTP_POLL_SLICE_MS    1000
 #define HTTP_XFER_MARGIN_MS   5000      /* curl's own timeout past the caller's */
+#define LISTEN_BACKOFF_MAX_MS 30000     /* the longest wait before the listen stream reopens */
 
 typedef enum body_kind {
     BODY_UNKNOWN = 0,
@@ -50,12 +61,21 @@ typedef enum body_kind {
 
 typedef struct mcp_http mcp_http;
 
+/* What a transfer is for. */
+typedef enum xfer_role {
+    XFER_ONESHOT,               /* a notification, a response or the DELETE */
+    XFER_STREAM,                /* a request, or the GET resuming its stream */
+    XFER_INITIALIZE,            /* the initialize request (no session yet) */
+    XFER_LISTEN,                /* the GET stream of the server's own messages */
+} xfer_role;
+
 typedef struct http_xfer {
     mcp_http *h;
     CURL *easy;
     struct curl_slist *hdrs;
     bool is_stream;             /* its messages go to the queue */
     bool is_initialize;
+    bool is_listen;
     bool sent_session;          /* it carried an Mcp-Session-Id */
     long status;
     body_kind kind;
@@ -98,6 +118,13 @@ struct mcp_http {
     long long retry_ms;         /* the server's "retry:", -1 when none */
     long long resume_at;        /* > 0: resume the stream at this time */
     int resumes;
+
+    http_xfer *listen;          /* the GET stream, or NULL */
+    bool listen_wanted;         /* the session is set up: keep a listen stream */
+    bool listen_refused;        /* the server answered 405: it offers none */
+    long long listen_at;        /* when it may open again (monotonic ms) */
+    int listen_failures;        /* in a row, for the back-off */
+    char listen_event_id[MCP_SSE_ID_MAX + 1];
 
     inbox_item *head, *tail;
     size_t inbox_bytes;
@@ -236,7 +263,9 @@ static int on_sse_event(void *user, const char *type, const char *data, size_t l
 {
     http_xfer *x = user;
     mcp_http *h = x->h;
-    if (last_id[0])
+    if (last_id[0] && x->is_listen)
+        snprintf(h->listen_event_id, sizeof h->listen_event_id, "%s", last_id);
+    else if (last_id[0])
         snprintf(h->last_event_id, sizeof h->last_event_id, "%s", last_id);
     if (strcmp(type, "message") != 0)
         return MCP_OK;                  /* MCP sends only message events */
@@ -344,9 +373,10 @@ static bool build_headers(mcp_http *h, http_xfer *x, const char *method)
 {
     bool ok = true;
     if (strcmp(method, "GET") == 0) {
+        const char *resume_from = x->is_listen ? h->listen_event_id : h->last_event_id;
         ok = add_header(&x->hdrs, "Accept: text/event-stream", "");
-        if (ok && h->last_event_id[0])
-            ok = add_header(&x->hdrs, "Last-Event-ID: ", h->last_event_id);
+        if (ok && resume_from[0])
+            ok = add_header(&x->hdrs, "Last-Event-ID: ", resume_from);
     } else if (strcmp(method, "POST") == 0) {
         ok = add_header(&x->hdrs, "Accept: application/json, text/event-stream", "") &&
              add_header(&x->hdrs, "Content-Type: application/json", "");
@@ -365,20 +395,21 @@ static bool build_headers(mcp_http *h, http_xfer *x, const char *method)
 }
 
 /*
- * Makes a transfer ("GET", "POST" with body, or "DELETE") and adds it to
- * the multi handle; curl gives up deadline_ms plus a margin, the caller
- * normally sooner. Returns NULL when memory or curl fails.
+ * Makes a transfer ("GET", "POST" with body, or "DELETE") for role and
+ * adds it to the multi handle; curl gives up deadline_ms plus a margin,
+ * the caller normally sooner (the listen stream has no deadline). Returns
+ * NULL when memory or curl fails.
  */
 static http_xfer *start_xfer(mcp_http *h, const char *method, const char *body,
-                             size_t body_len, bool is_stream, bool is_initialize,
-                             long long deadline_ms)
+                             size_t body_len, xfer_role role, long long deadline_ms)
 {
     http_xfer *x = calloc(1, sizeof *x);
     if (!x)
         return NULL;
     x->h = h;
-    x->is_stream = is_stream;
-    x->is_initialize = is_initialize;
+    x->is_stream = role != XFER_ONESHOT;
+    x->is_initialize = role == XFER_INITIALIZE;
+    x->is_listen = role == XFER_LISTEN;
     x->easy = curl_easy_init();
     if (!x->easy || !build_headers(h, x, method)) {
         free_xfer(x);
@@ -387,6 +418,7 @@ static http_xfer *start_xfer(mcp_http *h, const char *method, const char *body,
     long long total = deadline_ms - clock_mono_ms();
     if (total < 1)
         total = 1;
+    long curl_timeout = x->is_listen ? 0L : (long)(total + HTTP_XFER_MARGIN_MS);
     CURL *e = x->easy;
     bool ok =
         curl_easy_setopt(e, CURLOPT_URL, h->url) == CURLE_OK &&
@@ -395,7 +427,7 @@ static http_xfer *start_xfer(mcp_http *h, const char *method, const char *body,
         curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK &&
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)h->connect_timeout_ms) == CURLE_OK &&
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(total + HTTP_XFER_MARGIN_MS)) == CURLE_OK &&
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, curl_timeout) == CURLE_OK &&
         curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->max_body) == CURLE_OK &&
         curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L) == CURLE_OK &&
         curl_easy_setopt(e, CURLOPT_USERAGENT, h->user_agent) == CURLE_OK &&
@@ -562,13 +594,77 @@ static int finish_stream(mcp_http *h, char *err, size_t err_size)
 static int start_resume(mcp_http *h, char *err, size_t err_size)
 {
     h->resume_at = 0;
-    h->stream = start_xfer(h, "GET", NULL, 0, true, false, h->pending_deadline);
+    h->stream = start_xfer(h, "GET", NULL, 0, XFER_STREAM, h->pending_deadline);
     if (!h->stream) {
         errbuf_printf(err, err_size, "cannot start an HTTP request (out of memory)");
         h->pending = false;
         return MCP_ERR_NOMEM;
     }
     return MCP_OK;
+}
+
+/* ---------- the listen stream ---------- */
+
+static void drop_listen(mcp_http *h)
+{
+    free_xfer(h->listen);
+    h->listen = NULL;
+}
+
+/* Forgets the listen stream of a session that ended. */
+static void forget_listen(mcp_http *h)
+{
+    drop_listen(h);
+    h->listen_wanted = false;
+    h->listen_at = 0;
+    h->listen_failures = 0;
+    h->listen_event_id[0] = '\0';
+}
+
+/* The listen stream ended: decide when, or whether, it opens again. */
+static void finish_listen(mcp_http *h)
+{
+    http_xfer *x = h->listen;
+    h->listen = NULL;
+    long long delay;
+    if (x->kind == BODY_SSE && x->sse.last_id[0])
+        memcpy(h->listen_event_id, x->sse.last_id, sizeof h->listen_event_id);
+    if (x->status == 405 || (x->status >= 200 && x->status <= 299 && x->kind != BODY_SSE &&
+                             x->result == CURLE_OK && x->error == MCP_OK)) {
+        h->listen_refused = true;
+        log_debug("mcp server %s offers no GET stream (HTTP %ld)", h->base.name, x->status);
+        free_xfer(x);
+        return;
+    }
+    if (x->kind == BODY_SSE && x->error == MCP_OK) {
+        /* The server closed it (or the connection dropped): reopen after
+         * its retry delay, as an EventSource would. */
+        h->listen_failures = 0;
+        delay = x->sse.retry_ms >= 0 ? x->sse.retry_ms : h->retry_default_ms;
+    } else {
+        h->listen_failures++;
+        delay = h->retry_default_ms;
+        for (int i = 1; i < h->listen_failures && delay < LISTEN_BACKOFF_MAX_MS; i++)
+            delay *= 2;
+        if (delay > LISTEN_BACKOFF_MAX_MS)
+            delay = LISTEN_BACKOFF_MAX_MS;
+        log_debug("mcp server %s: GET stream failed (HTTP %ld%s%s), reopening in %lld ms",
+                  h->base.name, x->status, x->error_text[0] ? ", " : "", x->error_text, delay);
+    }
+    h->listen_at = clock_mono_ms() + (delay > 0 ? delay : 1);
+    free_xfer(x);
+}
+
+/* Keeps the listen stream open while the session wants one. */
+static void tend_listen(mcp_http *h)
+{
+    if (h->listen && h->listen->done)
+        finish_listen(h);
+    if (h->listen || !h->listen_wanted || h->listen_refused || clock_mono_ms() < h->listen_at)
+        return;
+    h->listen = start_xfer(h, "GET", NULL, 0, XFER_LISTEN, 0);
+    if (!h->listen)
+        h->listen_at = clock_mono_ms() + LISTEN_BACKOFF_MAX_MS;
 }
 
 /* ---------- transport operations ---------- */
@@ -587,7 +683,7 @@ static int http_connect(mcp_transport *t, long long deadline_ms, char *err, size
 static int send_oneshot(mcp_http *h, const char *msg, size_t len, long long deadline_ms,
                         char *err, size_t err_size)
 {
-    http_xfer *x = start_xfer(h, "POST", msg, len, false, false, deadline_ms);
+    http_xfer *x = start_xfer(h, "POST", msg, len, XFER_ONESHOT, deadline_ms);
     if (!x) {
         errbuf_printf(err, err_size, "cannot start an HTTP request (out of memory)");
         return MCP_ERR_NOMEM;
@@ -631,6 +727,7 @@ static int http_send(mcp_transport *t, const char *msg, size_t len, long long de
      * client gave up on. */
     drop_stream(h);
     if (is_init) {
+        forget_listen(h);
         h->session_id[0] = '\0';
         h->protocol_version[0] = '\0';
     }
@@ -640,12 +737,15 @@ static int http_send(mcp_transport *t, const char *msg, size_t len, long long de
     h->last_event_id[0] = '\0';
     h->retry_ms = -1;
     h->resumes = 0;
-    h->stream = start_xfer(h, "POST", msg, len, true, is_init, deadline_ms);
+    h->stream = start_xfer(h, "POST", msg, len, is_init ? XFER_INITIALIZE : XFER_STREAM,
+                           deadline_ms);
     if (!h->stream) {
         h->pending = false;
         errbuf_printf(err, err_size, "cannot start an HTTP request (out of memory)");
         return MCP_ERR_NOMEM;
     }
+    h->listen_wanted = h->listen_wanted || !is_init;
+    tend_listen(h);
     pump(h);
     return MCP_OK;
 }
@@ -670,6 +770,7 @@ static int http_receive(mcp_transport *t, char **msg, size_t *len, long long dea
                 return rc;
             continue;
         }
+        tend_listen(h);
         long long now = clock_mono_ms();
         if (!h->stream && h->resume_at > 0 && now >= h->resume_at) {
             int rc = start_resume(h, err, err_size);
@@ -679,11 +780,13 @@ static int http_receive(mcp_transport *t, char **msg, size_t *len, long long dea
         if (now >= deadline_ms)
             return 0;
         pump(h);
-        if (h->head || (h->stream && h->stream->done))
+        if (h->head || (h->stream && h->stream->done) || (h->listen && h->listen->done))
             continue;
         long long until = deadline_ms;
         if (h->resume_at > 0 && h->resume_at < until)
             until = h->resume_at;
+        if (!h->listen && h->listen_wanted && !h->listen_refused && h->listen_at < until)
+            until = h->listen_at;
         wait_for_activity(h, until);
     }
 }
@@ -698,6 +801,7 @@ static void http_reset(mcp_transport *t)
 {
     mcp_http *h = (mcp_http *)t;
     drop_stream(h);
+    forget_listen(h);
     clear_inbox(h);
     h->pending = false;
     h->session_id[0] = '\0';
@@ -712,7 +816,7 @@ static void delete_session(mcp_http *h)
     if (!h->session_id[0] || !h->multi)
         return;
     long long deadline = clock_mono_ms() + h->close_timeout_ms;
-    http_xfer *x = start_xfer(h, "DELETE", NULL, 0, false, false, deadline);
+    http_xfer *x = start_xfer(h, "DELETE", NULL, 0, XFER_ONESHOT, deadline);
     if (!x)
         return;
     while (!x->done && clock_mono_ms() < deadline) {
@@ -731,6 +835,7 @@ static void http_close(mcp_transport *t)
     if (!h)
         return;
     drop_stream(h);
+    drop_listen(h);
     delete_session(h);
     clear_inbox(h);
     if (h->multi)

@@ -15,7 +15,10 @@
  * MCP_ERR_SESSION_LOST, and the client initializes again. When an event
  * stream closes before the response, the transport resumes it with a GET
  * carrying Last-Event-ID, after the delay the server's "retry:" asked for.
- * Closing sends DELETE for the session.
+ * Once the session is set up, a GET stream stays open for what the server
+ * sends outside any request (notifications/tools/list_changed, log
+ * messages), unless the server answers it 405. Closing sends DELETE for
+ * the session.
  *
  * Safety: redirects are not followed, only http and https are allowed,
  * connect and per-call timeouts and a response size cap apply, and the

@@ -59,10 +59,14 @@ SESSION_ENV = [
 # reference servers of tests/mcp/node_modules (`make mcp-servers`),
 # "everything" and "memory" for every tenant, "restricted" (the
 # everything server again) for tenant MCP_RESTRICTED_TENANT alone, and
-# "slow" (tests/mcp/fake_server.py slow) for every tenant.
+# "slow" (tests/mcp/fake_server.py slow) and "changing" (fake_server.py
+# list-changed) for every tenant.
 MCP_HTTP_PORT = pick_port("AGENTGATE_TEST_MCP_PORT", 18590)
 MCP_HTTP_URL = f"http://127.0.0.1:{MCP_HTTP_PORT}/mcp"
 MCP_RESTRICTED_TENANT = "it-mcp-restricted"
+# The file "changing" creates when it announces its new tool, in the
+# stack directory: every process of it lists the tool from then on.
+MCP_CHANGING_FLAG = "mcp-changing.flag"
 MCP_SERVERS_FILE_NAME = "mcp-servers.json"
 MCP_MODULES = os.path.join(REPO, "tests", "mcp", "node_modules", "@modelcontextprotocol")
 SESSION_ENV += [
@@ -118,6 +122,12 @@ def mcp_servers_file(d):
         # stderr (the worker's log): test_mcp_tools.py.
         {"name": "slow", "command": sys.executable,
          "args": [os.path.join(REPO, "tests", "mcp", "fake_server.py"), "stdio", "slow"],
+         "tenants": ["*"]},
+        # Announces notifications/tools/list_changed on its first call and
+        # lists one more tool from then on: test_mcp_tools.py.
+        {"name": "changing", "command": sys.executable,
+         "args": [os.path.join(REPO, "tests", "mcp", "fake_server.py"), "stdio",
+                  "list-changed", os.path.join(d, MCP_CHANGING_FLAG)],
          "tenants": ["*"]},
     ]}
     path = os.path.join(d, MCP_SERVERS_FILE_NAME)

@@ -519,6 +519,34 @@ static void test_lease_exceeds_heartbeat(void **state)
                       "AGENTGATE_LEASE_MS", "AGENTGATE_HEARTBEAT_MS", NULL);
 }
 
+/* A connection string libpq cannot parse is refused when the settings
+ * load, naming the variable; one it can parse (URI or keyword form) is
+ * taken as it is, whether or not a server is there. */
+static void test_connection_strings(void **state)
+{
+    (void)state;
+    const char *bad[] = { "host=127.0.0.1 port", "postgresql://a@h/db?nope=1",
+                          "host='unterminated", "postgresql://[::1/db" };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        expect_env_error("AGENTGATE_DATABASE_URL", bad[i]);
+        expect_env_error("AGENTGATE_MIGRATE_DATABASE_URL", bad[i]);
+    }
+    ag_config c;
+    char err[512] = "";
+    assert_int_equal(setenv("AGENTGATE_DATABASE_URL", "host=db.example port=5433 dbname=x", 1), 0);
+    assert_int_equal(setenv("AGENTGATE_MIGRATE_DATABASE_URL", "postgresql://o:p@db.example/x", 1), 0);
+    int rc = config_load(&c, NULL, err, sizeof err);
+    unsetenv("AGENTGATE_DATABASE_URL");
+    unsetenv("AGENTGATE_MIGRATE_DATABASE_URL");
+    if (rc != 0)
+        fail_msg("valid connection strings refused: %s", err);
+    assert_string_equal(c.database_url, "host=db.example port=5433 dbname=x");
+    assert_int_equal(c.migrate_wait_s, 60);
+    expect_env_int("AGENTGATE_MIGRATE_WAIT_S", "0", offsetof(ag_config, migrate_wait_s), 0);
+    expect_env_error("AGENTGATE_MIGRATE_WAIT_S", "-1");
+    expect_env_error("AGENTGATE_MIGRATE_WAIT_S", "86401");
+}
+
 static void expect_listen(const char *value, const char *host, int port)
 {
     ag_config c;
@@ -631,6 +659,7 @@ int main(void)
         cmocka_unit_test_setup(test_listen, clear_env),
         cmocka_unit_test_setup(test_redis_url, clear_env),
         cmocka_unit_test_setup(test_mcp_settings, clear_env),
+        cmocka_unit_test_setup(test_connection_strings, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

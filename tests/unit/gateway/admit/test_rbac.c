@@ -200,6 +200,19 @@ static const struct {
     { ROUTE_MCP_SERVER_UPDATE, RES_MCP_SERVERS, ACT_UPDATE },
     { ROUTE_MCP_SERVER_DELETE, RES_MCP_SERVERS, ACT_DELETE },
     { ROUTE_MCP_SERVER_REFRESH, RES_MCP_SERVERS, ACT_UPDATE },
+    { ROUTE_OPENAPI, RES_NONE, ACT_NONE },
+    { ROUTE_QUEUES_LIST, RES_JOBS, ACT_READ },
+    { ROUTE_WORKERS_LIST, RES_JOBS, ACT_READ },
+    { ROUTE_JOB_RETRY, RES_JOBS, ACT_CREATE },
+    { ROUTE_RUNS_LIST, RES_AGENT_RUNS, ACT_READ },
+    { ROUTE_DEAD_LETTERS_LIST, RES_JOBS, ACT_READ },
+    { ROUTE_DEAD_LETTERS_RETRY_ALL, RES_JOBS, ACT_CREATE },
+    { ROUTE_DEAD_LETTERS_DISCARD_ALL, RES_JOBS, ACT_DELETE },
+    { ROUTE_DEAD_LETTER_RETRY, RES_JOBS, ACT_CREATE },
+    { ROUTE_DEAD_LETTER_DISCARD, RES_JOBS, ACT_DELETE },
+    { ROUTE_CONSOLE_REDIRECT, RES_NONE, ACT_NONE },
+    { ROUTE_CONSOLE_INDEX, RES_NONE, ACT_NONE },
+    { ROUTE_CONSOLE_ASSET, RES_NONE, ACT_NONE },
 };
 
 /* Every route_id has an entry in rbac.c's table, and it is the one above;
@@ -258,6 +271,13 @@ static void test_public_routes_match_the_router(void **state)
         { VERB_POST, "/v1/mcp-servers" }, { VERB_GET, "/v1/mcp-servers" },
         { VERB_GET, "/v1/mcp-servers/s" }, { VERB_PATCH, "/v1/mcp-servers/s" },
         { VERB_DELETE, "/v1/mcp-servers/s" }, { VERB_POST, "/v1/mcp-servers/s/refresh" },
+        { VERB_GET, "/openapi.json" },
+        { VERB_GET, "/v1/queues" }, { VERB_GET, "/v1/workers" },
+        { VERB_POST, "/v1/jobs/x/retry" }, { VERB_GET, "/v1/agent-runs" },
+        { VERB_GET, "/v1/dead-letters" }, { VERB_POST, "/v1/dead-letters/retry" },
+        { VERB_DELETE, "/v1/dead-letters" }, { VERB_POST, "/v1/dead-letters/x/retry" },
+        { VERB_DELETE, "/v1/dead-letters/x" },
+        { VERB_GET, "/console" }, { VERB_GET, "/console/" }, { VERB_GET, "/console/app.js" },
     };
     bool seen[ROUTE_COUNT] = { false };
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {

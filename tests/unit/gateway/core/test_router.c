@@ -55,6 +55,9 @@ static void test_health_needs_no_auth(void **state)
     assert_int_equal(m.needs_auth, 0);
     assert_int_equal(match(VERB_HEAD, "/v1/health/ready", &m), 200);
     assert_int_equal(m.id, ROUTE_HEALTH_READY);
+    assert_int_equal(match(VERB_GET, "/openapi.json", &m), 200);
+    assert_int_equal(m.id, ROUTE_OPENAPI);
+    assert_int_equal(m.needs_auth, 0);
 }
 
 static void test_unknown_paths_are_404(void **state)
@@ -129,6 +132,103 @@ static void test_mcp_server_routes(void **state)
     for (int i = 0; paths[i]; i++) assert_int_equal(match(VERB_POST, paths[i], &m), 404);
 }
 
+/* The operator's collections: GET only, a token needed, nothing below them. */
+static void test_operator_routes(void **state)
+{
+    (void)state;
+    route_match m;
+    char allow[64];
+    assert_int_equal(match(VERB_GET, "/v1/queues", &m), 200);
+    assert_int_equal(m.id, ROUTE_QUEUES_LIST);
+    assert_int_equal(m.needs_auth, 1);
+    assert_int_equal(match(VERB_GET, "/v1/workers", &m), 200);
+    assert_int_equal(m.id, ROUTE_WORKERS_LIST);
+    assert_int_equal(m.needs_auth, 1);
+    assert_int_equal(match(VERB_HEAD, "/v1/workers", &m), 200);
+    assert_int_equal(m.id, ROUTE_WORKERS_LIST);
+
+    assert_int_equal(match(VERB_POST, "/v1/queues", &m), 405);
+    router_allow_header(m.allowed, allow, sizeof allow);
+    assert_string_equal(allow, "GET");
+    assert_int_equal(match(VERB_DELETE, "/v1/workers", &m), 405);
+
+    const char *paths[] = { "/v1/queues/", "/v1/queues/demo", "/v1/workers/",
+                            "/v1/workers/w-1", "/v1/queuesx", "/v1/worker", NULL };
+    for (int i = 0; paths[i]; i++) assert_int_equal(match(VERB_GET, paths[i], &m), 404);
+}
+
+/* Retries and the dead-letter list: the word "retry" after the collection
+ * is the retry of all, after an id the retry of one. */
+static void test_retry_and_dead_letter_routes(void **state)
+{
+    (void)state;
+    route_match m;
+    char allow[64];
+    assert_int_equal(match(VERB_POST, "/v1/jobs/j1/retry", &m), 200);
+    assert_int_equal(m.id, ROUTE_JOB_RETRY);
+    assert_string_equal(m.param, "j1");
+    assert_int_equal(m.needs_auth, 1);
+    assert_int_equal(match(VERB_GET, "/v1/agent-runs", &m), 200);
+    assert_int_equal(m.id, ROUTE_RUNS_LIST);
+    assert_int_equal(match(VERB_GET, "/v1/dead-letters", &m), 200);
+    assert_int_equal(m.id, ROUTE_DEAD_LETTERS_LIST);
+    assert_int_equal(match(VERB_DELETE, "/v1/dead-letters", &m), 200);
+    assert_int_equal(m.id, ROUTE_DEAD_LETTERS_DISCARD_ALL);
+    assert_int_equal(match(VERB_POST, "/v1/dead-letters/retry", &m), 200);
+    assert_int_equal(m.id, ROUTE_DEAD_LETTERS_RETRY_ALL);
+    assert_int_equal(match(VERB_POST, "/v1/dead-letters/d1/retry", &m), 200);
+    assert_int_equal(m.id, ROUTE_DEAD_LETTER_RETRY);
+    assert_string_equal(m.param, "d1");
+    assert_int_equal(match(VERB_DELETE, "/v1/dead-letters/d1", &m), 200);
+    assert_int_equal(m.id, ROUTE_DEAD_LETTER_DISCARD);
+    assert_string_equal(m.param, "d1");
+
+    assert_int_equal(match(VERB_GET, "/v1/jobs/j1/retry", &m), 405);
+    router_allow_header(m.allowed, allow, sizeof allow);
+    assert_string_equal(allow, "POST");
+    assert_int_equal(match(VERB_POST, "/v1/dead-letters", &m), 405);
+    router_allow_header(m.allowed, allow, sizeof allow);
+    assert_string_equal(allow, "GET, DELETE");
+    assert_int_equal(match(VERB_GET, "/v1/dead-letters/d1", &m), 405);
+    router_allow_header(m.allowed, allow, sizeof allow);
+    assert_string_equal(allow, "DELETE");
+
+    const char *paths[] = { "/v1/jobs//retry", "/v1/jobs/j1/retry/", "/v1/jobs/j1/retryz",
+                            "/v1/dead-letters/", "/v1/dead-letters/d1/retry/",
+                            "/v1/dead-lettersx", NULL };
+    for (int i = 0; paths[i]; i++) assert_int_equal(match(VERB_POST, paths[i], &m), 404);
+}
+
+/* The console: /console (a redirect), /console/ (its page) and one file
+ * name below it, each needing no token; nothing deeper, GET only. */
+static void test_console_routes(void **state)
+{
+    (void)state;
+    route_match m;
+    char allow[64];
+    assert_int_equal(match(VERB_GET, "/console", &m), 200);
+    assert_int_equal(m.id, ROUTE_CONSOLE_REDIRECT);
+    assert_int_equal(m.needs_auth, 0);
+    assert_int_equal(match(VERB_GET, "/console/", &m), 200);
+    assert_int_equal(m.id, ROUTE_CONSOLE_INDEX);
+    assert_int_equal(m.needs_auth, 0);
+    assert_int_equal(match(VERB_HEAD, "/console/", &m), 200);
+    assert_int_equal(m.id, ROUTE_CONSOLE_INDEX);
+    assert_int_equal(match(VERB_GET, "/console/app.js", &m), 200);
+    assert_int_equal(m.id, ROUTE_CONSOLE_ASSET);
+    assert_string_equal(m.param, "app.js");
+    assert_int_equal(m.needs_auth, 0);
+
+    assert_int_equal(match(VERB_POST, "/console/", &m), 405);
+    router_allow_header(m.allowed, allow, sizeof allow);
+    assert_string_equal(allow, "GET");
+    assert_int_equal(match(VERB_DELETE, "/console/app.js", &m), 405);
+
+    const char *paths[] = { "/console//", "/console/a/b.js", "/console/app.js/", "/consolex",
+                            "/console//app.js", "/v1/console/", NULL };
+    for (int i = 0; paths[i]; i++) assert_int_equal(match(VERB_GET, paths[i], &m), 404);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -139,6 +239,9 @@ int main(void)
         cmocka_unit_test(test_wrong_method_is_405_with_allow),
         cmocka_unit_test(test_overlong_id_segment_is_404),
         cmocka_unit_test(test_mcp_server_routes),
+        cmocka_unit_test(test_operator_routes),
+        cmocka_unit_test(test_retry_and_dead_letter_routes),
+        cmocka_unit_test(test_console_routes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

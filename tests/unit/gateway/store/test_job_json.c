@@ -94,7 +94,7 @@ static void test_job_renders_as_job_json(void **state)
         "\"progress\":null,\"run_at\":\"2027-01-01T00:00:00.123Z\","
         "\"created_at\":\"2026-11-21T15:53:53.450Z\",\"started_at\":null,"
         "\"finished_at\":null,\"heartbeat_at\":null,\"worker_id\":null,"
-        "\"last_event_id\":1,\"links\":{\"self\":"
+        "\"last_event_id\":1,\"retry_of\":null,\"links\":{\"self\":"
         "\"/v1/jobs/01a1fed0-682a-77cc-b5fa-cdc93e71cf07\",\"events\":"
         "\"/v1/jobs/01a1fed0-682a-77cc-b5fa-cdc93e71cf07/events\"}}";
     size_t len = 0;
@@ -123,6 +123,24 @@ static void test_job_without_run_at_has_null(void **state)
     free(got);
 }
 
+static void test_retry_names_the_job_it_retries(void **state)
+{
+    (void)state;
+    queued_job j = {
+        .id = "01a1fedb-450e-7134-8baa-939f38820210", .type = "demo",
+        .priority = 0, .max_attempts = 3, .timeout_s = 60,
+        .payload = "{}", .payload_len = 2, .created_at_us = 0,
+        .retry_of = "01a1fed0-682a-77cc-b5fa-cdc93e71cf07",
+    };
+    size_t len = 0;
+    char *got = job_json_queued(&j, &len);
+    assert_non_null(got);
+    assert_non_null(strstr(got, "\"last_event_id\":1,"
+                                "\"retry_of\":\"01a1fed0-682a-77cc-b5fa-cdc93e71cf07\","
+                                "\"links\":"));
+    free(got);
+}
+
 static void test_job_with_an_unrenderable_type_is_refused(void **state)
 {
     (void)state;
@@ -144,6 +162,7 @@ int main(void)
         cmocka_unit_test(test_json_string_refuses_a_short_buffer),
         cmocka_unit_test(test_job_renders_as_job_json),
         cmocka_unit_test(test_job_without_run_at_has_null),
+        cmocka_unit_test(test_retry_names_the_job_it_retries),
         cmocka_unit_test(test_job_with_an_unrenderable_type_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
