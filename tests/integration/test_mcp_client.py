@@ -402,6 +402,20 @@ def test_http_session_lost_reinitializes():
     assert out == "session 2, version header 2025-11-25\n"
 
 
+def test_http_get_stream_reopened_no_faster_than_the_floor():
+    # The server closes the GET stream at once, asking "retry: 0": the
+    # client opens it again while a 2 s call waits, but at most every
+    # 0.5 s, not in a loop.
+    proc, url = fake_http("listen-retry0")
+    try:
+        rc, out, _, _ = run("call", "x", "{}", url)
+    finally:
+        stop(proc)
+    assert rc == 0
+    n = int(out.strip().rsplit(" ", 1)[1])
+    assert 2 <= n <= 6, out
+
+
 def test_http_stream_resumed_with_last_event_id():
     proc, url = fake_http("resume")
     try:

@@ -33,6 +33,9 @@ http modes:
                      after a priming event and one progress event; the
                      response comes on the GET that resumes with
                      Last-Event-ID
+  listen-retry0      the GET stream (a GET without Last-Event-ID) is
+                     answered with "retry: 0" and closed at once; tools/call
+                     answers after 2 s with how many such GETs came
 
 Every tools/call that succeeds answers with text describing what the
 server saw, so the tests can check the client's side of the exchange.
@@ -43,6 +46,7 @@ import json
 import os
 import sys
 import threading
+import time
 
 PROTOCOL = "2025-11-25"
 LIST_CHANGED_SENT = False       # list-changed: the notification went out
@@ -241,6 +245,7 @@ class HttpState:
         self.lost_once = False
         self.current = None
         self.pending = {}       # last event id -> message to replay
+        self.listens = 0        # GET streams opened (listen-retry0)
 
 
 def make_handler(state):
@@ -279,6 +284,12 @@ def make_handler(state):
         def do_GET(self):
             last = self.headers.get("Last-Event-ID")
             sid = self.headers.get("Mcp-Session-Id")
+            if state.mode == "listen-retry0" and not last and sid == state.current:
+                with state.lock:
+                    state.listens += 1
+                self.sse_start()
+                self.sse("retry: 0\n\n")
+                return
             with state.lock:
                 msg = state.pending.pop(last, None) if last else None
             if msg is None or sid != state.current:
@@ -313,6 +324,12 @@ def make_handler(state):
                     state.lost_once = True
                     state.current = None
                 self.reply_json(404, error(None, -32001, "Session not found"))
+                return
+            if state.mode == "listen-retry0":
+                time.sleep(2)
+                with state.lock:
+                    n = state.listens
+                self.reply_json(200, result(m["id"], text_result("GET streams: %d" % n)))
                 return
             if state.mode == "resume":
                 token = m["params"].get("_meta", {}).get("progressToken")

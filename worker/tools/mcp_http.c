@@ -50,6 +50,7 @@
 #define HTTP_POLL_SLICE_MS    1000
 #define HTTP_XFER_MARGIN_MS   5000      /* curl's own timeout past the caller's */
 #define LISTEN_BACKOFF_MAX_MS 30000     /* the longest wait before the listen stream reopens */
+#define LISTEN_REOPEN_MIN_MS  500       /* the shortest, whatever "retry:" asks */
 
 typedef enum body_kind {
     BODY_UNKNOWN = 0,
@@ -641,6 +642,8 @@ static void finish_listen(mcp_http *h)
          * its retry delay, as an EventSource would. */
         h->listen_failures = 0;
         delay = x->sse.retry_ms >= 0 ? x->sse.retry_ms : h->retry_default_ms;
+        if (delay < LISTEN_REOPEN_MIN_MS)
+            delay = LISTEN_REOPEN_MIN_MS;       /* "retry: 0" must not make a GET loop */
     } else {
         h->listen_failures++;
         delay = h->retry_default_ms;
@@ -651,7 +654,7 @@ static void finish_listen(mcp_http *h)
         log_debug("mcp server %s: GET stream failed (HTTP %ld%s%s), reopening in %lld ms",
                   h->base.name, x->status, x->error_text[0] ? ", " : "", x->error_text, delay);
     }
-    h->listen_at = clock_mono_ms() + (delay > 0 ? delay : 1);
+    h->listen_at = clock_mono_ms() + delay;
     free_xfer(x);
 }
 
