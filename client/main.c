@@ -276,6 +276,26 @@ static int call(cli *c, const char *method, const char *path, const char *body,
     return EXIT_OK;
 }
 
+/*
+ * POSTs body (taken over and freed; ok false when building it ran out of
+ * memory) to path as call() does. *resp is always set, for the caller to
+ * free.
+ */
+static int post_json(cli *c, const char *path, cJSON *body, bool ok, agc_response *resp,
+                     cJSON **json)
+{
+    memset(resp, 0, sizeof *resp);
+    char *text = ok ? cJSON_PrintUnformatted(body) : NULL;
+    cJSON_Delete(body);
+    if (text == NULL) {
+        fail("out of memory");
+        return EXIT_HTTP;
+    }
+    int rc = call(c, "POST", path, text, resp, json);
+    free(text);
+    return rc;
+}
+
 /* Prints an answer's body as it came (--json). */
 static void print_raw(const agc_response *r)
 {
@@ -464,17 +484,10 @@ static int cmd_run(cli *c)
         json_add_str(body, "response_mode", c->response, &ok);
     if (c->session != NULL)
         json_add_str(body, "session_id", session, &ok);
-    char *text = ok ? cJSON_PrintUnformatted(body) : NULL;
-    cJSON_Delete(body);
-    if (text == NULL) {
-        fail("out of memory");
-        return EXIT_HTTP;
-    }
 
     agc_response r;
     cJSON *run = NULL;
-    int rc = call(c, "POST", "/v1/agent-runs", text, &r, &run);
-    free(text);
+    int rc = post_json(c, "/v1/agent-runs", body, ok, &r, &run);
     const char *id = json_get_string(run, "id");
     const char *job = json_get_string(run, "job_id");
     char run_id[UUID_STR_LEN], job_id[UUID_STR_LEN];
@@ -553,16 +566,9 @@ static int cmd_jobs_submit(cli *c)
     bool ok = body != NULL;
     json_add_str(body, "type", c->args[2], &ok);
     json_add_item(body, "payload", payload, &ok);
-    char *text = ok ? cJSON_PrintUnformatted(body) : NULL;
-    cJSON_Delete(body);
-    if (text == NULL) {
-        fail("out of memory");
-        return EXIT_HTTP;
-    }
     agc_response r;
     cJSON *job = NULL;
-    int rc = call(c, "POST", "/v1/jobs", text, &r, &job);
-    free(text);
+    int rc = post_json(c, "/v1/jobs", body, ok, &r, &job);
     if (rc == EXIT_OK)
         rc = job_started(c, &r, job);
     cJSON_Delete(job);

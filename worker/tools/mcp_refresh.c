@@ -58,7 +58,7 @@ static void publish(job_ctx *ctx, const mcp_discovery_job *j, const char *tenant
 int mcp_refresh_queue(job_ctx *ctx, const char *server)
 {
     static const char sql[] =
-        "SELECT queued, job_id FROM mcp_server_refresh($1, $2, $3::uuid, $4::jsonb,"
+        "SELECT queued FROM mcp_server_refresh($1, $2, $3::uuid, $4::jsonb,"
         " $5::int, $6::int, $7, $8, $9, $10)";
     const job_info *job = job_get_info(ctx);
     PGconn *pg = job_db(ctx);
