@@ -370,14 +370,17 @@ def test_tool_list_change_announced_by_the_server_queues_a_discovery(stack, tena
     done, _ = _finish(admin, _submit(admin, model))
     assert done["status"] == "succeeded", done
 
+    # The row points at the new discovery as soon as it is queued, and its
+    # status stays "ready" meanwhile: wait for the row that lists the tool.
     def rediscovered():
         s = _server(admin, "ch")
         fresh = s["refresh_job_id"] != first["refresh_job_id"] and s["status"] == "ready"
-        return s if fresh and "ch.added" in _tool_names(admin) else None
+        return s if fresh and "ch.added" in {t["manifest"] for t in s["tools"]} else None
     s = wait_for(rediscovered, timeout=30, what="the discovery the server's notification asked for")
-    job = admin.request("GET", f"/v1/jobs/{s['refresh_job_id']}").expect_json(200)
+    # The job ends just after its handler has recorded the tools.
+    job = admin.wait_job(s["refresh_job_id"])
     assert (job["type"], job["status"]) == ("mcp.discover", "succeeded"), job
-    assert "ch.added" in {t["manifest"] for t in s["tools"]}, s
+    assert "ch.added" in _tool_names(admin), s
 
 
 def test_cancel_mid_call_cancels_the_call_on_the_server(stack, tenant, llm_standin):
