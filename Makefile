@@ -18,7 +18,7 @@ BUILD   ?= build
 # Debian's interpreter, which has python3-pytest, before any user-local one.
 PYTHON  ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 CC      ?= cc
-PKGS    := evhtp libevent libevent_pthreads hiredis libpq libcjson libcurl
+PKGS    := evhtp libevent libevent_pthreads hiredis libpq libcjson libcurl libsystemd
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread $(WARN) \
@@ -58,7 +58,8 @@ endif
 
 COMMON_SRC  := $(wildcard common/*.c)
 GATEWAY_SRC := $(wildcard gateway/core/*.c gateway/store/*.c gateway/admit/*.c \
-                          gateway/sse/*.c gateway/api/*.c gateway/dispatch.c)
+                          gateway/sse/*.c gateway/api/*.c gateway/dispatch.c \
+                          gateway/notify.c)
 WORKER_SRC  := $(wildcard worker/runtime/*.c worker/llm/*.c worker/tools/*.c worker/agent/*.c) \
                worker/handler_table.c
 CLIENT_SRC  := $(filter-out client/main.c,$(wildcard client/*.c))

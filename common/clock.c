@@ -31,6 +31,13 @@ long long clock_mono_ms(void)
     return timespec_to_ms(&ts);
 }
 
+double clock_mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 char *clock_format_rfc3339(long long epoch_ms, char *out, size_t out_size)
 {
     /* Floor division, so times before 1970 still get a 0..999 fraction. */

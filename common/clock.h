@@ -13,6 +13,11 @@ long long clock_wall_ms(void);
 /* Milliseconds from an arbitrary origin that never goes back (CLOCK_MONOTONIC). */
 long long clock_mono_ms(void);
 
+/* Seconds, with nanosecond resolution, on the clock_mono_ms clock: for
+ * durations that metrics report in seconds, where whole milliseconds
+ * would round fast operations to zero. */
+double clock_mono_s(void);
+
 /* Formats epoch milliseconds as RFC 3339 UTC with milliseconds,
  * "2026-11-21T10:30:00.123Z", into out (at least 25 bytes). Returns out. */
 char *clock_format_rfc3339(long long epoch_ms, char *out, size_t out_size);

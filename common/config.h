@@ -9,7 +9,11 @@
 #ifndef AG_CONFIG_H
 #define AG_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+/* The most sentinels AGENTGATE_REDIS_SENTINELS may list. */
+#define CONFIG_REDIS_SENTINELS_MAX 8
 
 /* One field per setting. The defaults are written once, in the settings
  * table of config.c (config_setting_default), and shown with every
@@ -20,11 +24,29 @@ typedef struct ag_config {
                                  services' non-owner role (row-level security applies) */
     char migrate_database_url[512]; /* AGENTGATE_MIGRATE_DATABASE_URL: the owner role that
                                  migrations run as; empty: database_url */
+    char database_password[256]; /* AGENTGATE_DATABASE_PASSWORD: the services' password
+                                 apart from the URL (a file or credential); config_load
+                                 merges it into database_url and wipes this field */
     int  migrate_wait_s;      /* AGENTGATE_MIGRATE_WAIT_S: how long agentgate-migrate
                                  waits for PostgreSQL to accept connections; 0: one try */
-    char redis_host[256];     /* from AGENTGATE_REDIS_URL redis://host:port/db */
+    char redis_host[256];     /* from AGENTGATE_REDIS_URL
+                                 redis://[user:password@]host:port/db */
     int  redis_port;
     int  redis_db;
+    char redis_url_username[128]; /* the URL's user, percent-decoded; "" when none */
+    char redis_url_password[512]; /* the URL's password, percent-decoded */
+
+    /* Redis credentials and Sentinel (common/redis_conn.h uses them). */
+    char redis_username[128]; /* AGENTGATE_REDIS_USERNAME: ACL user; "" sends AUTH
+                                 with the password alone (the default user) */
+    char redis_password[512]; /* AGENTGATE_REDIS_PASSWORD (or _FILE): "" is no AUTH;
+                                 set either these two or the URL's user:password */
+    char redis_sentinels[1024]; /* AGENTGATE_REDIS_SENTINELS: "host:port,..."; when set,
+                                 the master is asked of them and the URL's host
+                                 and port are not used */
+    char redis_sentinel_master[128]; /* AGENTGATE_REDIS_SENTINEL_MASTER: its name */
+    char redis_sentinel_password[512]; /* AGENTGATE_REDIS_SENTINEL_PASSWORD (or _FILE):
+                                 the sentinels' own requirepass; "" is none */
 
     /* Gateway. */
     char listen_addr[128];    /* AGENTGATE_LISTEN host:port */
@@ -98,6 +120,26 @@ typedef struct ag_config {
     int  retry_max_ms;        /* AGENTGATE_RETRY_MAX_MS: retry delay cap */
     int  dead_letter_max;     /* AGENTGATE_DEAD_LETTER_MAX: ids kept in jobs:dead */
 
+    /* Retention (worker maintenance; sql/migrations/016_retention.sql). */
+    int  retention_days;      /* AGENTGATE_RETENTION_DAYS: finished jobs, their events,
+                                 runs and steps kept this long, unless the tenant's
+                                 settings.retention_days says otherwise */
+    int  audit_retention_days;/* AGENTGATE_AUDIT_RETENTION_DAYS: audit rows kept */
+    int  retention_interval_ms; /* AGENTGATE_RETENTION_INTERVAL_MS: how often a worker
+                                 deletes what is past retention; 0: never (off) */
+    int  retention_batch;     /* AGENTGATE_RETENTION_BATCH: jobs (or audit rows) per
+                                 deleting transaction */
+
+    /* Worker metrics endpoint. */
+    char worker_metrics_listen[160]; /* AGENTGATE_WORKER_METRICS_LISTEN: host:port the
+                                 worker serves GET /metrics on; empty: off */
+    char worker_metrics_port_offset_text[8]; /* AGENTGATE_WORKER_METRICS_PORT_OFFSET
+                                 as given: 0..65534, empty for 0. Empty by default
+                                 so that the env file need not set it, as a value
+                                 there would override every worker@N unit's %i */
+    int  worker_metrics_port_offset; /* the same, parsed by config_load: added to that
+                                 port, so worker@N units each get their own port */
+
     /* Language-model providers (worker). */
     char llm_providers[1024]; /* AGENTGATE_LLM_PROVIDERS: "name=base_url,..." in
                                  fallback order; empty: built-in provider only */
@@ -133,8 +175,25 @@ typedef struct ag_config {
     int  mcp_max_servers;     /* AGENTGATE_MCP_MAX_SERVERS: servers one tenant may
                                  register */
 
+    /* Traces: OpenTelemetry spans exported over OTLP/HTTP (common/otlp_export.h). */
+    char otlp_endpoint[512];  /* AGENTGATE_OTLP_ENDPOINT: collector base URL
+                                 ("http://127.0.0.1:4318"), /v1/traces appended;
+                                 empty: tracing off */
+    char otlp_headers[2048];  /* AGENTGATE_OTLP_HEADERS (or _FILE): "name=value,..."
+                                 sent with every export (a collector's API key) */
+    int  otlp_sample_percent; /* AGENTGATE_OTLP_SAMPLE_PERCENT: share of new traces
+                                 kept; a caller's traceparent decides for its own */
+    int  otlp_queue_size;     /* AGENTGATE_OTLP_QUEUE_SIZE: ended spans waiting for
+                                 export; more are dropped and counted */
+    int  otlp_batch_size;     /* AGENTGATE_OTLP_BATCH_SIZE: spans per POST */
+    int  otlp_interval_ms;    /* AGENTGATE_OTLP_INTERVAL_MS: a partial batch waits at most */
+    int  otlp_timeout_ms;     /* AGENTGATE_OTLP_TIMEOUT_MS: one POST, connect included */
+
     /* Logging. */
     char log_level[16];       /* AGENTGATE_LOG_LEVEL: debug|info|warn|error */
+    char access_log[4];       /* AGENTGATE_ACCESS_LOG: on|off; on: the gateway logs
+                                 every answer at info (method, route, status,
+                                 latency_ms) */
 } ag_config;
 
 /*
@@ -145,10 +204,20 @@ typedef struct ag_config {
 int config_load(ag_config *cfg, const char *env_file, char *err, size_t err_size);
 
 /*
- * Parses "redis://host:port/db" (port and db optional) into cfg.
- * Returns 0, or -1 when the URL is malformed.
+ * Parses "redis://[user:password@]host:port/db" (credentials, port and db
+ * optional; user and password percent-decoded, user may be empty as in
+ * "redis://:password@host") into cfg's redis_host, redis_port, redis_db,
+ * redis_url_username and redis_url_password. Returns 0, or -1 when the URL
+ * is malformed (a "rediss://" URL too: TLS goes through a local tunnel).
  */
 int config_parse_redis_url(ag_config *cfg, const char *url);
+
+/*
+ * Splits "host:port" or "[v6addr]:port" (port 1..65535 required) into host
+ * (without brackets, host_size bytes) and *port. Returns 0, or -1 when s
+ * is malformed or the host does not fit.
+ */
+int config_parse_host_port(const char *s, char *host, size_t host_size, int *port);
 
 /*
  * The settings table, read-only: for documentation, the example env file's
@@ -169,5 +238,13 @@ const char *config_setting_name(size_t i);
  * out of range. Static storage; never freed.
  */
 const char *config_setting_default(size_t i);
+
+/*
+ * True when setting i is a secret: besides its variable it may be read
+ * from the file named by its NAME_FILE variable or from the systemd
+ * credential NAME ($CREDENTIALS_DIRECTORY/NAME), and is never echoed in
+ * an error. False when i is out of range.
+ */
+bool config_setting_secret(size_t i);
 
 #endif

@@ -18,6 +18,8 @@
 #include "permission.h"
 
 #define MAX_RUNNING_MAX 1000000
+/* Ten years: as tenant_retention_days() in sql/migrations/016_retention.sql. */
+#define RETENTION_DAYS_MAX 3650
 #define CAPACITY_MAX    1000000000LL
 #define PERIOD_MS_MAX   10000000000LL
 
@@ -26,6 +28,7 @@ static void settings_init(tenant_settings *out)
 {
     memset(out, 0, sizeof *out);
     out->max_running = -1;
+    out->retention_days = -1;
 }
 
 static int fail(char *err, size_t err_size, const char *fmt, const char *what)
@@ -165,7 +168,7 @@ int tenant_settings_parse(const cJSON *settings, tenant_settings *out, char *err
     if (!settings) return 0;
     if (!cJSON_IsObject(settings))
         return fail(err, err_size, "%s: must be a JSON object", "settings");
-    bool seen_mr = false, seen_rl = false;
+    bool seen_mr = false, seen_rl = false, seen_rd = false;
     for (const cJSON *m = settings->child; m; m = m->next) {
         if (strcmp(m->string, "max_running") == 0 && !seen_mr) {
             seen_mr = true;
@@ -174,14 +177,21 @@ int tenant_settings_parse(const cJSON *settings, tenant_settings *out, char *err
                 return fail(err, err_size, "%s: must be a whole number in 0..1000000 "
                             "(0: no cap)", "max_running");
             out->max_running = (int)v;
+        } else if (strcmp(m->string, "retention_days") == 0 && !seen_rd) {
+            seen_rd = true;
+            long long v;
+            if (!json_whole(m, 1, RETENTION_DAYS_MAX, &v))
+                return fail(err, err_size, "%s: must be a whole number of days in 1..3650",
+                            "retention_days");
+            out->retention_days = (int)v;
         } else if (strcmp(m->string, "rate_limits") == 0 && !seen_rl) {
             seen_rl = true;
             if (parse_rate_limits(m, out, err, err_size) != 0) return -1;
         } else {
             char name[64];
             snprintf(name, sizeof name, "%.40s", m->string);
-            return fail(err, err_size, "%s: unknown or repeated member (only max_running "
-                        "and rate_limits)", name);
+            return fail(err, err_size, "%s: unknown or repeated member (only max_running, "
+                        "retention_days and rate_limits)", name);
         }
     }
     return 0;

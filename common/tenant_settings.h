@@ -7,6 +7,7 @@
  * The JSON (every member optional; unknown members are refused):
  *   {
  *     "max_running": 64,                       // 0: no cap of its own; 0..1000000
+ *     "retention_days": 30,                    // finished jobs kept; 1..3650
  *     "rate_limits": {
  *       "principal": { "jobs.create": {"capacity": 100, "period_ms": 1000},
  *                      "*":           {"capacity": 1000, "period_ms": 1000} },
@@ -34,6 +35,8 @@ typedef struct tenant_limit {
 
 typedef struct tenant_settings {
     int max_running;                  /* -1: not set (use the config's) */
+    int retention_days;               /* days finished jobs are kept (1..3650);
+                                         -1: not set (AGENTGATE_RETENTION_DAYS) */
     int n_principal, n_tenant;
     tenant_limit principal[TENANT_LIMITS_MAX];
     tenant_limit tenant[TENANT_LIMITS_MAX];

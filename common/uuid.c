@@ -107,6 +107,11 @@ static void random_take(unsigned char *buf, size_t len)
     pool.used += len;
 }
 
+void uuid_random_bytes(unsigned char *buf, size_t len)
+{
+    random_take(buf, len);
+}
+
 static void uuid_format(const unsigned char b[16], char out[UUID_STR_LEN])
 {
     static const char hex[] = "0123456789abcdef";

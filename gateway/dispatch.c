@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "rbac.h"
 #include "guard.h"
+#include "gw_metrics.h"
 #include "http.h"
 #include "log.h"
 
@@ -110,7 +111,7 @@ static void serve(evhtp_request_t *req)
     gw_thread *thr = evthr_get_aux(req->conn->thread);
     gw_req *r = http_request_begin(req, thr);
     if (!r) return;     /* out of memory: answered 500 */
-    atomic_fetch_add_explicit(&thr->srv->requests_total, 1, memory_order_relaxed);
+    series_inc(gw_metric.requests);
 
     if (guard_request(r) != 0) return;
 
@@ -131,6 +132,7 @@ static void serve(evhtp_request_t *req)
     if (r->route.needs_auth) {
         if (auth_require(r, is_event_stream(r->route.id)) != 0) return;
         r->authenticated = true;
+        log_set_job(NULL, r->who.tenant_id);
         if (authorize(r) != 0) return;
     }
     limits_admit(r, after_limits);

@@ -31,6 +31,10 @@
 #include "mcp_config.h"
 #include "api.h"
 #include "openapi.h"
+#include "notify.h"
+#include "access_log.h"
+#include "otlp_export.h"
+#include "gw_metrics.h"
 
 #define PROG "agentgate-gateway"
 
@@ -89,10 +93,11 @@ static void thread_init(evhtp_t *htp, evthr_t *thr, void *arg)
                        .on_unsubscribed = sse_on_unsubscribed,
                        .on_resubscribe = sse_on_resubscribe, .arg = t->hub,
                        .on_pubsub_lost = sse_on_pubsub_lost };
-    t->redis = rds_new(t->base, srv->cfg.redis_host, srv->cfg.redis_port, srv->cfg.redis_db, &h);
+    t->redis = rds_new(t->base, &srv->cfg, &h);
     if (!t->pg || !t->hub || !t->batch || !t->redis) { log_error("out of memory starting a loop thread"); abort(); }
     evthr_set_aux(thr, t);
     srv->threads[t->index] = t;
+    gw_notify_thread_start(t);
     atomic_fetch_add(&srv->nthreads, 1);
 }
 
@@ -101,6 +106,7 @@ static void thread_exit(evhtp_t *htp, evthr_t *thr, void *arg)
     (void)htp; (void)arg;
     gw_thread *t = evthr_get_aux(thr);
     if (!t) return;
+    gw_notify_thread_stop(t);
     sse_hub_free(t->hub);
     job_batch_free(t->batch);
     audit_thread_done();
@@ -134,6 +140,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     gw_server *srv = arg;
     log_info("signal %d: draining for %d ms, then stopping", (int)sig, DRAIN_MS);
+    gw_notify_stopping(srv);
     evhtp_unbind_socket(srv->htp);
     struct timeval now = { 0, 0 }, last = { 0, (DRAIN_MS - 100) * 1000 },
                    drain = { 0, DRAIN_MS * 1000 };
@@ -238,6 +245,7 @@ int main(int argc, char **argv)
         return 2;
     }
     log_init("gateway", srv.cfg.log_level);
+    access_log_enable(strcmp(srv.cfg.access_log, "on") == 0);
     static mcp_servers_file mcp_servers;
     char mcp_err[768];
     if (setup_mcp(&srv.cfg, &mcp_servers, mcp_err, sizeof mcp_err) != 0) {
@@ -251,6 +259,12 @@ int main(int argc, char **argv)
     if (!openapi_document(NULL)) log_error("the OpenAPI document could not be built");
     signal(SIGPIPE, SIG_IGN);
     srv.started_ms = clock_mono_ms();
+    gw_metrics_init(&srv);
+    if (otlp_export_start(&srv.cfg, "agentgate-gateway", err, sizeof err) != 0) {
+        fprintf(stderr, "agentgate-gateway: %s\n", err);
+        auth_teardown();
+        return 1;
+    }
 
     evthread_use_pthreads(); /* the signal handler posts work to loop threads */
     srv.base = event_base_new();
@@ -272,12 +286,15 @@ int main(int argc, char **argv)
     log_info("listening on %s:%d with %d loop threads", srv.cfg.listen_addr,
              srv.cfg.listen_port, srv.cfg.gateway_threads);
 
+    if (gw_notify_start(&srv) != 0) { auth_teardown(); return 1; }
     event_base_loop(srv.base, 0);
 
+    gw_notify_stop();
     event_free(sigterm);
     event_free(sigint);
     evhtp_free(srv.htp);
     event_base_free(srv.base);
+    otlp_export_stop();   /* after the loops: their last spans go out too */
     auth_teardown();
     mcp_servers_file_free(&mcp_servers);
     log_info("stopped");

@@ -21,8 +21,12 @@
 #include "log.h"
 #include "mcp_pool.h"
 #include "mcp_server.h"
+#include "otlp_export.h"
 #include "queues.h"
+#include "sd_notify.h"
 #include "worker.h"
+#include "worker_metrics.h"
+#include "worker_metrics_http.h"
 
 #define PROG "agentgate-worker"
 
@@ -44,7 +48,9 @@ static void usage(FILE *out)
             "(default host:pid), AGENTGATE_WORKER_QUEUES (comma list of job types;\n"
             "default all), AGENTGATE_WORKER_CONCURRENCY, AGENTGATE_HEARTBEAT_MS,\n"
             "AGENTGATE_LEASE_MS, AGENTGATE_CANCEL_POLL_MS, AGENTGATE_SHUTDOWN_GRACE_MS,\n"
-            "AGENTGATE_EVENT_RING_SIZE, AGENTGATE_EVENT_TTL_S, AGENTGATE_LOG_LEVEL.\n"
+            "AGENTGATE_EVENT_RING_SIZE, AGENTGATE_EVENT_TTL_S, AGENTGATE_LOG_LEVEL,\n"
+            "AGENTGATE_WORKER_METRICS_LISTEN (host:port for GET /metrics; default off),\n"
+            "AGENTGATE_WORKER_METRICS_PORT_OFFSET (added to that port).\n"
             "SIGTERM/SIGINT: stop taking jobs, let running ones finish within the\n"
             "grace, then hand the rest back to their queues; a second signal hands\n"
             "them back at once.\n");
@@ -96,6 +102,9 @@ int main(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    /* Test hook (sd_notify.h): SIGUSR2 stalls the supervisor. */
+    if (sdn_test_hooks())
+        sigaddset(&sigs, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     /* A write to a Redis socket the server closed must fail, not kill. */
     signal(SIGPIPE, SIG_IGN);
@@ -113,18 +122,41 @@ int main(int argc, char **argv)
     }
 
     handler_table_register();
-    static worker w;
-    if (worker_init(&w, &cfg, worker_id, &queues) < 0) {
+    if (otlp_export_start(&cfg, "agentgate-worker", err, sizeof err) < 0) {
+        fprintf(stderr, "agentgate-worker: %s\n", err);
         mcp_servers_teardown();
         llm_router_shutdown();
         return 1;
     }
+    /* Every series exists before the listener serves them and before any
+     * thread reports; the listener is up before the worker says it is. */
+    worker_metrics_init();
+    metrics_http *metrics = metrics_http_start(&cfg, err, sizeof err);
+    if (metrics == NULL && err[0] != '\0') {
+        fprintf(stderr, "agentgate-worker: %s\n", err);
+        otlp_export_stop();
+        mcp_servers_teardown();
+        llm_router_shutdown();
+        return 1;
+    }
+    static worker w;
+    if (worker_init(&w, &cfg, worker_id, &queues) < 0) {
+        metrics_http_stop(metrics);
+        otlp_export_stop();
+        mcp_servers_teardown();
+        llm_router_shutdown();
+        return 1;
+    }
+    worker_metrics_watch(&w);
     rc = worker_run(&w, &sigs);
+    /* Before worker_free: a scrape reads the worker's running jobs. */
+    metrics_http_stop(metrics);
     worker_free(&w);
     /* Every job thread has stopped: no client is leased any more, so each
      * stdio server is stopped and each HTTP session deleted now. */
     mcp_pool_shutdown();
     mcp_servers_teardown();
     llm_router_shutdown();
+    otlp_export_stop();   /* after the job threads: their last spans go out too */
     return rc;
 }

@@ -30,6 +30,7 @@
 #include <event2/event.h>
 
 #include "guard.h"
+#include "gw_metrics.h"
 #include "http.h"
 #include "jwt.h"
 #include "log.h"
@@ -554,8 +555,8 @@ static void answer_and_close(guard_conn *g, struct bufferevent *bev, int status,
     uuid_v4(rid);
     log_set_context(rid, NULL);
     log_info("%s with %d: %s", what, status, detail);
-    atomic_fetch_add_explicit(&g->srv->requests_total, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&g->srv->responses_by_class[status / 100], 1, memory_order_relaxed);
+    series_inc(gw_metric.requests);
+    series_inc(gw_metric.responses[status / 100]);
 
     struct evbuffer *in = bufferevent_get_input(bev);
     evbuffer_drain(in, evbuffer_get_length(in));

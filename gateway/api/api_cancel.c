@@ -15,6 +15,7 @@
 #include "api.h"
 #include "api_util.h"
 #include "http.h"
+#include "gw_metrics.h"
 #include "query.h"
 #include "job_publish.h"
 #include "events.h"
@@ -147,7 +148,7 @@ static void read_job(gw_req *r)
 
 static cancel_state *cancel_begin(gw_req *r)
 {
-    atomic_fetch_add_explicit(&r->thr->srv->jobs_cancel_requests, 1, memory_order_relaxed);
+    series_inc(gw_metric.cancel_requests);
     cancel_state *s = calloc(1, sizeof *s);
     if (!s) { http_reply_problem(r, 503, "unavailable", "out of memory", NULL); return NULL; }
     r->state = s;

@@ -1,17 +1,25 @@
 /*
  * api_health.c - /v1/health/live, /v1/health/ready, /v1/health/components
- * and /metrics. Each answers from the state of the loop thread it runs on
- * (its own PostgreSQL pool and Redis links), without any I/O.
+ * and /metrics. The health checks answer from the state of the loop thread
+ * they run on (its own PostgreSQL pool and Redis links), without any I/O;
+ * /metrics renders the process's metrics registry (gw_metrics.h) after one
+ * read of the queue depths (below).
  */
-#include <malloc.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <event2/buffer.h>
 
 #include "api.h"
 #include "http.h"
 #include "sse.h"
 #include "clock.h"
+#include "gw_metrics.h"
+#include "jobtypes.h"
+#include "log.h"
+#include "metrics.h"
+#include "query.h"
+#include "strbuf.h"
 #include "pg_async.h"
 #include "redis_async.h"
 
@@ -54,55 +62,80 @@ void api_health_components(gw_req *r)
     http_reply_json(r, pg && redis && sub ? 200 : 503, body, (size_t)n);
 }
 
-/* Bytes the process holds through malloc: what its structures cost, apart
- * from the pages freed memory keeps resident (which is what RSS adds). Why
- * both arenas and mmapped blocks: large buffers bypass the arenas. */
-static size_t heap_in_use_bytes(void)
+/*
+ * GET /metrics. The queue depth gauges come from PostgreSQL, the source
+ * GET /v1/queues reads, through agentgate_queue_depths() (every tenant's
+ * jobs, counted per type: no tenant's data shows). The statement is sent
+ * like any other, so the loop goes on while it runs; a scrape that finds a
+ * read younger than DEPTHS_FRESH_MS (any thread's) reuses it, so scraping
+ * fast, or from many places, costs the database one count a second at
+ * most. When the database cannot be asked, the answer still goes out with
+ * the depths last read.
+ */
+#define DEPTHS_FRESH_MS 1000
+
+static const char SQL_QUEUE_DEPTHS[] =
+    "SELECT o_type, o_queued, o_running FROM agentgate_queue_depths()";
+
+static atomic_llong depths_read_ms = -DEPTHS_FRESH_MS;
+
+static void reply_metrics(gw_req *r)
 {
-    struct mallinfo2 mi = mallinfo2();
-    return mi.uordblks + mi.hblkhd;
+    strbuf b = {0};
+    if (metrics_render(&b) != 0) {
+        strbuf_free(&b);
+        http_reply_problem(r, 503, "unavailable", "out of memory", NULL);
+        return;
+    }
+    http_reply(r, 200, METRICS_CONTENT_TYPE, b.s ? b.s : "", b.len);
+    strbuf_free(&b);
+}
+
+/* The row of type in res, or -1. */
+static int depth_row(const PGresult *res, const char *type)
+{
+    for (int i = 0; i < PQntuples(res); i++)
+        if (strcmp(PQgetvalue(res, i, 0), type) == 0)
+            return i;
+    return -1;
+}
+
+static void on_depths(gw_req *r, PGresult *res, const char *err, const char *sqlstate)
+{
+    (void)sqlstate;
+    if (!res) {
+        log_warn("queue depths for /metrics not read: %s", err ? err : "no answer");
+        reply_metrics(r);
+        return;
+    }
+    /* Every registered type, 0 when it has no jobs; then any other type
+     * the table still holds jobs of. */
+    size_t n;
+    const job_type *types = jobtypes_all(&n);
+    for (size_t i = 0; i < n; i++) {
+        int row = depth_row(res, types[i].name);
+        metric_set(gw_metric.queue_depth, row < 0 ? 0 : atof(PQgetvalue(res, row, 1)),
+                   types[i].name);
+        metric_set(gw_metric.jobs_running, row < 0 ? 0 : atof(PQgetvalue(res, row, 2)),
+                   types[i].name);
+    }
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *type = PQgetvalue(res, i, 0);
+        if (jobtypes_find(type))
+            continue;
+        metric_set(gw_metric.queue_depth, atof(PQgetvalue(res, i, 1)), type);
+        metric_set(gw_metric.jobs_running, atof(PQgetvalue(res, i, 2)), type);
+    }
+    atomic_store_explicit(&depths_read_ms, clock_mono_ms(), memory_order_relaxed);
+    reply_metrics(r);
 }
 
 void api_metrics(gw_req *r)
 {
-    gw_server *s = r->thr->srv;
-    struct evbuffer *b = evbuffer_new();
-    if (!b) { http_reply_problem(r, 503, "unavailable", "out of memory", NULL); return; }
-#define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
-    evbuffer_add_printf(b,
-        "# HELP agentgate_http_requests_total HTTP requests received.\n"
-        "# TYPE agentgate_http_requests_total counter\n"
-        "agentgate_http_requests_total %lld\n"
-        "# HELP agentgate_http_responses_total HTTP responses sent, by status class.\n"
-        "# TYPE agentgate_http_responses_total counter\n",
-        LOAD(s->requests_total));
-    for (int c = 1; c < 6; c++)
-        evbuffer_add_printf(b, "agentgate_http_responses_total{class=\"%dxx\"} %lld\n", c,
-                            LOAD(s->responses_by_class[c]));
-    evbuffer_add_printf(b,
-        "# HELP agentgate_jobs_submitted_total Jobs accepted (202).\n"
-        "# TYPE agentgate_jobs_submitted_total counter\n"
-        "agentgate_jobs_submitted_total %lld\n"
-        "# HELP agentgate_job_cancel_requests_total Cancellation requests received.\n"
-        "# TYPE agentgate_job_cancel_requests_total counter\n"
-        "agentgate_job_cancel_requests_total %lld\n"
-        "# HELP agentgate_sse_streams_open Event streams currently open.\n"
-        "# TYPE agentgate_sse_streams_open gauge\n"
-        "agentgate_sse_streams_open %lld\n"
-        "# HELP agentgate_sse_events_sent_total Events written to event streams.\n"
-        "# TYPE agentgate_sse_events_sent_total counter\n"
-        "agentgate_sse_events_sent_total %lld\n"
-        "# HELP agentgate_uptime_seconds Seconds since the gateway started.\n"
-        "# TYPE agentgate_uptime_seconds gauge\n"
-        "agentgate_uptime_seconds %lld\n"
-        "# HELP agentgate_heap_in_use_bytes Heap bytes allocated and not yet freed.\n"
-        "# TYPE agentgate_heap_in_use_bytes gauge\n"
-        "agentgate_heap_in_use_bytes %zu\n",
-        LOAD(s->jobs_submitted), LOAD(s->jobs_cancel_requests), LOAD(s->sse_streams_open),
-        LOAD(s->sse_events_sent), (clock_mono_ms() - s->started_ms) / 1000,
-        heap_in_use_bytes());
-#undef LOAD
-    size_t len = evbuffer_get_length(b);
-    http_reply(r, 200, "text/plain; version=0.0.4", (const char *)evbuffer_pullup(b, -1), len);
-    evbuffer_free(b);
+    long long age = clock_mono_ms() - atomic_load_explicit(&depths_read_ms, memory_order_relaxed);
+    if (age < DEPTHS_FRESH_MS || !pg_pool_ready(r->thr->pg)) {
+        reply_metrics(r);
+        return;
+    }
+    gw_query_static(r, SQL_QUEUE_DEPTHS, 0, NULL, on_depths);
 }

@@ -31,6 +31,7 @@
 #include "api.h"
 #include "api_util.h"
 #include "http.h"
+#include "gw_metrics.h"
 #include "query.h"
 #include "events.h"
 #include "job_json.h"
@@ -265,7 +266,7 @@ static void discovery_publish(gw_req *r, const char *job_id, const char *event,
 {
     gw_redis_append_event(r->thr, job_id, 1, event, "queued");
     gw_redis_enqueue(r->thr, job_id, MCP_DISCOVER_TYPE, r->who.tenant_id);
-    atomic_fetch_add_explicit(&r->thr->srv->jobs_submitted, 1, memory_order_relaxed);
+    metric_inc(gw_metric.jobs_submitted, MCP_DISCOVER_TYPE);
     log_info("mcp server %s of tenant %s: discovery queued as job %s", name,
              r->who.tenant_id, job_id);
 }

@@ -323,6 +323,7 @@ static const struct {
       "'name':{'type':'string','minLength':1,'maxLength':256},"
       "'settings':{'type':['object','null'],'properties':{"
         "'max_running':{'type':'integer','minimum':0,'maximum':1000000},"
+        "'retention_days':{'type':'integer','minimum':1,'maximum':3650},"
         "'rate_limits':{'type':'object'}}}},'additionalProperties':false}" },
     { "McpServerCreate", "{'type':'object','required':['name','transport'],'properties':{"
       "'name':{'type':'string','pattern':'^[a-z0-9][a-z0-9_-]*$','minLength':1,'maxLength':48},"

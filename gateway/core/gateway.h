@@ -36,13 +36,6 @@ typedef struct gw_server {
     long long started_ms;
     gw_thread *threads[GW_MAX_THREADS];   /* set as each loop thread starts */
     atomic_int nthreads;
-    /* Counters for /metrics, updated with relaxed atomics. */
-    atomic_llong requests_total;
-    atomic_llong responses_by_class[6];   /* index status/100 */
-    atomic_llong jobs_submitted;
-    atomic_llong jobs_cancel_requests;
-    atomic_llong sse_streams_open;
-    atomic_llong sse_events_sent;
 } gw_server;
 
 struct gw_thread {
@@ -71,7 +64,8 @@ typedef struct gw_req {
                                  has left (deferred, or with bytes pipelined behind) */
     bool replied;
     char request_id[65];
-    char traceparent[56];
+    char traceparent[56];     /* this request's own span (req_span.h) */
+    struct span *span;        /* its server span until the answer; NULL after */
     principal who;
     bool authenticated;       /* who holds a verified principal */
     route_match route;
@@ -79,6 +73,7 @@ typedef struct gw_req {
     char audit_resource[160]; /* "jobs/<id>": set by handlers that know it;
                                  else audit uses the route's resource/param */
     long long started_ms;
+    double started_s;         /* clock_mono_s() at arrival, for the duration histogram */
     void *state;              /* the handler's own step state */
     void (*state_free)(void *state);
     void (*on_close)(struct gw_req *r); /* called once when the request is freed */

@@ -66,9 +66,12 @@
 #include <event2/bufferevent.h>
 
 #include "http.h"
+#include "access_log.h"
 #include "clock.h"
+#include "gw_metrics.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "req_span.h"
 #include "uuid.h"
 
 /* What the layers above do at points of a connection's and a reply's life
@@ -226,6 +229,7 @@ void gw_req_hold(gw_req *r) { r->refs++; }
 void gw_req_release(gw_req *r)
 {
     if (--r->refs > 0) return;
+    req_span_end(r, 0);   /* never answered: the client left */
     if (r->state_free && r->state) r->state_free(r->state);
     free(r->idem);
     free(r);
@@ -457,38 +461,6 @@ static int request_id_acceptable(const char *s)
     return 1;
 }
 
-static int all_hex(const char *s, size_t n, int *nonzero)
-{
-    *nonzero = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isxdigit((unsigned char)s[i]) || isupper((unsigned char)s[i])) return 0;
-        if (s[i] != '0') *nonzero = 1;
-    }
-    return 1;
-}
-
-/* W3C Trace Context version 00: 00-<32 hex>-<16 hex>-<2 hex>. */
-static int traceparent_valid(const char *s)
-{
-    int nz_trace, nz_span, nz_flags;
-    return strlen(s) == 55 && s[0] == '0' && s[1] == '0' && s[2] == '-' &&
-           s[35] == '-' && s[52] == '-' &&
-           all_hex(s + 3, 32, &nz_trace) && nz_trace &&
-           all_hex(s + 36, 16, &nz_span) && nz_span &&
-           all_hex(s + 53, 2, &nz_flags);
-}
-
-static void traceparent_new(char out[56])
-{
-    char a[UUID_STR_LEN], b[UUID_STR_LEN], hex[48];
-    uuid_v4(a);
-    uuid_v4(b);
-    size_t n = 0;
-    for (const char *p = a; *p && n < 32; p++) if (*p != '-') hex[n++] = *p;
-    for (const char *p = b; *p && n < 48; p++) if (*p != '-') hex[n++] = *p;
-    snprintf(out, 56, "00-%.32s-%.16s-01", hex, hex + 32);
-}
-
 /*
  * libevhtp answers an over-limit body by dropping the connection. Instead,
  * the body is read and discarded past the limit, and the request is marked
@@ -572,6 +544,7 @@ gw_req *http_request_begin(evhtp_request_t *req, gw_thread *thr)
     r->thr = thr;
     r->refs = 1;
     r->started_ms = clock_mono_ms();
+    r->started_s = clock_mono_s();
     evhtp_request_set_hook(req, evhtp_hook_on_request_fini, (evhtp_hook)on_request_fini, r);
     /* A request that came with bytes after it (or may have: a body) is
      * paused until answered, even when that is at once: libevhtp would
@@ -584,9 +557,7 @@ gw_req *http_request_begin(evhtp_request_t *req, gw_thread *thr)
     if (rid && request_id_acceptable(rid)) snprintf(r->request_id, sizeof r->request_id, "%s", rid);
     else uuid_v4(r->request_id);
 
-    const char *tp = evhtp_header_find(req->headers_in, "traceparent");
-    if (tp && traceparent_valid(tp)) snprintf(r->traceparent, sizeof r->traceparent, "%s", tp);
-    else traceparent_new(r->traceparent);
+    req_span_begin(r, evhtp_header_find(req->headers_in, "traceparent"));
 
     log_set_context(r->request_id, r->traceparent);
     http_set_header(r, "X-Request-Id", r->request_id);
@@ -597,6 +568,7 @@ gw_req *http_request_begin(evhtp_request_t *req, gw_thread *thr)
 void gw_req_log_context(const gw_req *r)
 {
     log_set_context(r->request_id, r->traceparent);
+    if (r->authenticated) log_set_job(NULL, r->who.tenant_id);
 }
 
 const char *http_header(gw_req *r, const char *name)
@@ -632,10 +604,10 @@ void http_set_header(gw_req *r, const char *name, const char *value)
 
 static void count_response(gw_req *r, int status)
 {
-    gw_server *srv = r->thr->srv;
-    int cls = status / 100;
-    if (cls >= 0 && cls < 6) atomic_fetch_add_explicit(&srv->responses_by_class[cls], 1, memory_order_relaxed);
+    gw_metrics_answered(r, status);
+    access_log_request(r, status);
     if (status >= 500) log_warn("%d answered in %lld ms", status, clock_mono_ms() - r->started_ms);
+    req_span_end(r, status);
 }
 
 /* Every reply, errors and event streams included, tells browsers not to

@@ -7,6 +7,7 @@
  * than any id). Matching is by whole segments, so "/v1/jobs/x/eventsz"
  * or a trailing slash never reaches a handler by accident.
  */
+#include <pthread.h>
 #include <string.h>
 #include <stdio.h>
 
@@ -118,6 +119,33 @@ size_t router_route_count(void)
 const route_def *router_route_at(size_t i)
 {
     return i < router_route_count() ? &routes[i] : NULL;
+}
+
+/* Filled once from the table (routes sharing a path share a template). */
+static char templates[ROUTE_COUNT][64];
+static pthread_once_t templates_once = PTHREAD_ONCE_INIT;
+
+static void templates_fill(void)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        char *out = templates[routes[i].id];
+        size_t n = 0;
+        for (const char *p = routes[i].pattern; *p; p++) {
+            const char *piece = *p == '*' ? "{id}" : *p == '+' ? "{name}" : NULL;
+            size_t len = piece ? strlen(piece) : 1;
+            if (n + len >= sizeof templates[0]) break;
+            memcpy(out + n, piece ? piece : p, len);
+            n += len;
+        }
+        out[n] = '\0';
+    }
+}
+
+const char *router_route_template(route_id id)
+{
+    if (id <= ROUTE_NONE || id >= ROUTE_COUNT) return "";
+    pthread_once(&templates_once, templates_fill);
+    return templates[id];
 }
 
 void router_allow_header(unsigned allowed, char *out, size_t size)

@@ -85,6 +85,11 @@ typedef struct route_match {
  */
 int router_match(http_verb verb, const char *path, size_t len, route_match *m);
 
+/* The path template of route id for labels and span names, "*" written
+ * "{id}" and "+" "{name}" ("/v1/jobs/{id}/events"); "" for ROUTE_NONE
+ * (no route matched). Static storage, safe from any thread. */
+const char *router_route_template(route_id id);
+
 /* Writes the Allow header value for allowed ("GET, DELETE") into out. */
 void router_allow_header(unsigned allowed, char *out, size_t size);
 

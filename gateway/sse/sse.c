@@ -26,6 +26,7 @@
 #include "sse_frame.h"
 #include "sse_quota.h"
 #include "http.h"
+#include "gw_metrics.h"
 #include "query.h"
 #include "events.h"
 #include "keys.h"
@@ -144,7 +145,7 @@ static void topic_unlink(sse_hub *hub, sse_sub *s)
     s->t = NULL;
     t->nsubs--;
     hub->streams--;
-    atomic_fetch_sub_explicit(&hub->thr->srv->sse_streams_open, 1, memory_order_relaxed);
+    series_add(gw_metric.sse_open, -1);
     topic_free_if_empty(hub, t);
 }
 
@@ -229,7 +230,7 @@ static int sub_offer(sse_hub *hub, sse_sub *s, long long seq, const char *type,
     sub_write(s, frame, frame_len);
     if (s->ended) return 0;
     s->last_sent = seq;
-    atomic_fetch_add_explicit(&hub->thr->srv->sse_events_sent, 1, memory_order_relaxed);
+    series_inc(gw_metric.sse_events);
     if (event_type_terminal(type)) sub_end(hub, s);
     return 1;
 }
@@ -450,7 +451,7 @@ void sse_subscribe(sse_hub *hub, gw_req *r, const char *job_id,
     t->subs = s;
     t->nsubs++;
     hub->streams++;
-    atomic_fetch_add_explicit(&hub->thr->srv->sse_streams_open, 1, memory_order_relaxed);
+    series_add(gw_metric.sse_open, 1);
 
     static const char hello[] = "retry: 1000\n\n";
     sub_write(s, hello, sizeof hello - 1);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "job_publish.h"
+#include "gw_metrics.h"
 #include "clock.h"
 #include "events.h"
 #include "jobq.h"
@@ -164,7 +165,7 @@ void gw_job_committed(gw_thread *thr, const char *job_id, const char *type,
 {
     gw_redis_append_event(thr, job_id, 1, event_body, "queued");
     gw_redis_enqueue_at(thr, job_id, type, tenant, run_at_ms);
-    atomic_fetch_add_explicit(&thr->srv->jobs_submitted, 1, memory_order_relaxed);
+    metric_inc(gw_metric.jobs_submitted, type);
 }
 
 void gw_redis_flag_cancel(gw_thread *thr, const char *job_id)

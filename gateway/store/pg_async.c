@@ -209,6 +209,11 @@ static void on_connected(pg_conn *c)
 
 static void on_connect_progress(pg_conn *c)
 {
+    /* While connecting, libpq may close its socket and open another (the
+     * next host of a multi-host URL, or of a host's addresses), which can
+     * get the same descriptor number; epoll forgot the old one when it was
+     * closed, so the event is made anew at every step. */
+    if (c->io) { event_free(c->io); c->io = NULL; }
     switch (PQconnectPoll(c->conn)) {
     case PGRES_POLLING_READING: conn_watch(c, EV_READ); break;
     case PGRES_POLLING_WRITING: conn_watch(c, EV_WRITE); break;

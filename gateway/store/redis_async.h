@@ -11,6 +11,7 @@
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
+#include "config.h"
 #include "events.h"
 
 typedef struct rds rds;
@@ -43,10 +44,11 @@ typedef struct rds_handlers {
     rds_lost_fn on_pubsub_lost;     /* may be NULL */
 } rds_handlers;
 
-/* Starts connecting both connections on base. Returns NULL on allocation
- * failure only; connection failures are retried in the background. */
-rds *rds_new(struct event_base *base, const char *host, int port, int db,
-             const rds_handlers *handlers);
+/* Starts connecting both connections on base, to the Redis cfg names
+ * (borrowed: it must outlive the rds; address or Sentinel, credentials and
+ * db, see common/redis_conn.h). Returns NULL on allocation failure only;
+ * connection failures are retried in the background. */
+rds *rds_new(struct event_base *base, const ag_config *cfg, const rds_handlers *handlers);
 
 /* Disconnects and frees; pending command callbacks get a NULL reply. */
 void rds_free(rds *r);

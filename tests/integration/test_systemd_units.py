@@ -1,7 +1,9 @@
 """The systemd units in deploy/systemd: they pass `systemd-analyze verify`
 (with ExecStart pointed at the binaries under test, so the commands exist);
 the migration unit is restarted when it fails, without a start limit, and
-the gateway and the workers start after it and require it; no unit is
+the gateway and the workers start after it and require it; the gateway
+and the workers are Type=notify with a watchdog, and every unit is
+started and stopped with agentgate.target; no unit is
 restarted after exit status 2, and each daemon does exit 2 on a
 configuration error (a bad option, a setting that does not load, a
 connection string libpq cannot parse), so an operator's mistake stops the
@@ -19,6 +21,7 @@ from agentgate_test.paths import REPO, bin_dir, bin_path
 UNIT_DIR = os.path.join(REPO, "deploy", "systemd")
 UNITS = ("agentgate-migrate.service", "agentgate-gateway.service",
          "agentgate-worker@.service")
+TARGET = "agentgate.target"
 DAEMONS = {"agentgate-migrate.service": "agentgate-migrate",
            "agentgate-gateway.service": "agentgate-gateway",
            "agentgate-worker@.service": "agentgate-worker"}
@@ -81,13 +84,43 @@ def test_services_order_after_and_require_migrate(units, name):
     assert "agentgate-migrate.service" in words(u, "Unit", "Requires"), name
 
 
+@pytest.mark.parametrize("name", ["agentgate-gateway.service", "agentgate-worker@.service"])
+def test_daemons_notify_systemd_and_keep_a_watchdog(units, name):
+    u = units[name]
+    assert one(u, "Service", "Type") == "notify", name
+    assert one(u, "Service", "NotifyAccess") == "main", name
+    # Long enough that a loop busy with one slow callback is not taken for
+    # a hung one; a watchdog timeout counts as a failure, so it restarts.
+    wd = one(u, "Service", "WatchdogSec")
+    assert wd.endswith("s") and int(wd[:-1]) >= 10, f"{name}: WatchdogSec={wd}"
+    assert one(u, "Service", "Restart") == "on-failure"
+
+
+def test_the_target_starts_and_stops_the_fleet(units):
+    target = parse_unit(os.path.join(UNIT_DIR, TARGET))
+    assert "multi-user.target" in words(target, "Install", "WantedBy")
+    for name, u in units.items():
+        assert TARGET in words(u, "Unit", "PartOf"), f"{name}: not PartOf={TARGET}"
+        assert words(u, "Install", "WantedBy") == [TARGET], (
+            f"{name}: WantedBy={words(u, 'Install', 'WantedBy')}, wanted only {TARGET}")
+
+
+def test_units_show_secrets_as_credentials():
+    """Each unit shows (commented out) how its secrets come as systemd
+    credentials, named as the settings they fill."""
+    for name in UNITS:
+        with open(os.path.join(UNIT_DIR, name), encoding="utf-8") as f:
+            creds = [ln for ln in f if ln.startswith("#LoadCredential=AGENTGATE_")]
+        assert creds, f"{name} shows no LoadCredential= example"
+
+
 def test_systemd_analyze_verify():
     tool = shutil.which("systemd-analyze")
     assert tool, "systemd-analyze is not installed (deploy/local/install-deps installs systemd)"
     d = tempfile.mkdtemp(prefix="agentgate-units-")
     try:
         paths = []
-        for u in UNITS:
+        for u in UNITS + (TARGET,):
             with open(os.path.join(UNIT_DIR, u), encoding="utf-8") as f:
                 text = f.read()
             # The units name the installed binaries; point them at the ones

@@ -33,6 +33,8 @@ http modes:
                      after a priming event and one progress event; the
                      response comes on the GET that resumes with
                      Last-Event-ID
+  trace              tools/call answers "traceparent: T" with the traceparent
+                     header the call came with ("none" without one)
   listen-retry0      the GET stream (a GET without Last-Event-ID) is
                      answered with "retry: 0" and closed at once; tools/call
                      answers after 2 s with how many such GETs came
@@ -324,6 +326,10 @@ def make_handler(state):
                     state.lost_once = True
                     state.current = None
                 self.reply_json(404, error(None, -32001, "Session not found"))
+                return
+            if state.mode == "trace":
+                self.reply_json(200, result(m["id"], text_result(
+                    "traceparent: %s" % (self.headers.get("traceparent") or "none"))))
                 return
             if state.mode == "listen-retry0":
                 time.sleep(2)

@@ -5,7 +5,8 @@
  * capped), the steps themselves (a steps row, written through
  * run_db_command, and a pair of events step.started / step.completed
  * each), and cleaning text (personal data scrubbed, output guard) before
- * the run stores or sends it.
+ * the run stores or sends it. Each step is a trace span too, a child of
+ * the job attempt's.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "run_state.h"
 #include "run_steps.h"
 #include "run_store.h"
+#include "trace.h"
 #include "uuid.h"
 
 #define MAX_RUN_STEPS      200  /* step rows per run: a backstop under the iteration cap */
@@ -61,6 +63,27 @@ int run_emit(run *r, const char *type, const cJSON *data)
     return 0;
 }
 
+/* A step's span ("step <action>"), started once its row is in so that
+ * every span started is ended by step_end. */
+static void step_span_begin(const run *r, step *s)
+{
+    char name[96];
+    snprintf(name, sizeof name, "step %s", s->action);
+    s->span = span_start_current(name, SPAN_KIND_INTERNAL);
+    span_set_str(s->span, "agentgate.step.action", s->action);
+    span_set_int(s->span, "agentgate.step.index", s->idx);
+    span_set_str(s->span, "agentgate.step.id", s->id);
+    span_set_str(s->span, "agentgate.run_id", r->id);
+}
+
+static void step_span_end(step *s, const char *status)
+{
+    span_set_str(s->span, "agentgate.step.status", status);
+    if (strcmp(status, "failed") == 0) span_set_error(s->span, NULL);
+    span_end(s->span);
+    s->span = NULL;
+}
+
 /*
  * Starts a step: its row, status 'running', and step.started. Takes
  * ownership of input. Returns 0, or -1 with the run stopped.
@@ -100,6 +123,7 @@ int step_begin(run *r, step *s, const char *action, cJSON *input)
         return -1;
     }
     s->open = true;
+    step_span_begin(r, s);
 
     cJSON *ev = cJSON_CreateObject();
     bool ok = ev != NULL;
@@ -132,6 +156,7 @@ int step_end(run *r, step *s, const char *status, cJSON *output)
         return 0;
     }
     s->open = false;
+    step_span_end(s, status);
     if (!output)
         return run_oom(r);
     long long latency = clock_mono_ms() - s->t0;

@@ -25,6 +25,9 @@ typedef struct step {
     const char *action;
     long long t0;
     bool open;                  /* inserted, not yet ended */
+    struct span *span;          /* its trace span while open (the thread's
+                                   current context: model and tool calls
+                                   made during the step are its children) */
 } step;
 
 /* ---- may the run go on ---------------------------------------------------- */

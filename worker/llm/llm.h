@@ -189,6 +189,25 @@ static inline const char *llm_strerror(llm_err err)
     return "unknown error";
 }
 
+/* A stable one-word name of err ("ok", "timeout", "rate_limited"...), for
+ * metric labels and trace attributes, where llm_strerror's words would
+ * not do. */
+static inline const char *llm_err_name(llm_err err)
+{
+    switch (err) {
+    case LLM_OK: return "ok";
+    case LLM_ERR_INVALID_REQUEST: return "invalid_request";
+    case LLM_ERR_NOMEM: return "out_of_memory";
+    case LLM_ERR_ABORTED: return "aborted";
+    case LLM_ERR_UNAVAILABLE: return "unavailable";
+    case LLM_ERR_TIMEOUT: return "timeout";
+    case LLM_ERR_RATE_LIMITED: return "rate_limited";
+    case LLM_ERR_BAD_REPLY: return "bad_reply";
+    case LLM_ERR_PROVIDER: return "provider_error";
+    }
+    return "unknown";
+}
+
 /* Counts whitespace-separated words in s (NULL counts 0): the token
  * measure of the built-in provider and the fallback path. */
 static inline long long llm_count_words(const char *s)

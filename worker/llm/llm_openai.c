@@ -55,6 +55,7 @@
 #include "jsonutil.h"
 #include "llm_stream.h"
 #include "strbuf.h"
+#include "trace.h"
 
 #define LLM_POLL_MS          50          /* longest wait between abort checks */
 #define DONE_GRACE_MS        250         /* after [DONE], for the body's end */
@@ -528,6 +529,13 @@ static struct curl_slist *request_headers(const llm_openai_endpoint *ep)
             memset(auth.s, 0, auth.len);    /* the key, gone */
         strbuf_free(&auth);
         if (!n)
+            goto fail;
+        h = n;
+    }
+    /* The model call's span (llm_span.h), for a provider that traces. */
+    char tp[TRACE_HEADER_LEN + 1];
+    if (trace_current_header(tp)) {
+        if (!(n = curl_slist_append(h, tp)))
             goto fail;
         h = n;
     }

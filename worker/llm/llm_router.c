@@ -74,6 +74,8 @@
 #include "log.h"
 #include "redis_script.h"
 #include "strbuf.h"
+#include "llm_span.h"
+#include "worker_metrics.h"
 
 #define PROVIDER_NAME_MAX  31     /* fits llm_response.provider */
 #define BASE_URL_MAX       512
@@ -597,7 +599,9 @@ static int local_allow(const char *name, long long now, long long probe_ms)
             verdict = ALLOW_PROBE;
         }
     }
+    int state = c->state;
     pthread_mutex_unlock(&R.lock);
+    worker_metrics_llm_circuit(name, state);
     return verdict;
 }
 
@@ -619,6 +623,7 @@ static void local_record(const char *name, bool ok, long long now, int *from, in
     }
     *to = c->state;
     pthread_mutex_unlock(&R.lock);
+    worker_metrics_llm_circuit(name, *to);
 }
 
 /* Mirrors Redis's answer into the local view, so a Redis outage starts
@@ -631,6 +636,7 @@ static void local_mirror(const char *name, int state, int failures, long long op
     c->failures = failures;
     c->open_until_ms = open_until;
     pthread_mutex_unlock(&R.lock);
+    worker_metrics_llm_circuit(name, state);
 }
 
 /*
@@ -839,11 +845,14 @@ typedef struct delta_tap {
     llm_delta_fn fn;
     void *user;
     size_t delivered;
+    double first_s;             /* clock_mono_s of this request's first text; 0: none */
 } delta_tap;
 
 static int tap_delta(void *user, const char *delta, size_t len)
 {
     delta_tap *t = user;
+    if (t->first_s == 0 && len > 0)
+        t->first_s = clock_mono_s();
     t->delivered += len;
     return t->fn ? t->fn(t->user, delta, len) : 0;
 }
@@ -875,7 +884,28 @@ typedef struct chain_state {
     llm_err last;
     char last_error[256];
     char last_provider[PROVIDER_NAME_MAX + 1];
+    span *call_span;            /* the request to a provider in flight (llm_span.h) */
 } chain_state;
+
+/* Starts timing (and tracing) one request to a provider. Returns its start. */
+static double call_begin(chain_state *cs)
+{
+    cs->tap.first_s = 0;
+    cs->call_span = llm_span_begin(cs->req, cs->model);
+    return clock_mono_s();
+}
+
+/* Reports one request to a provider, started at t0, to the metrics and
+ * ends its span. */
+static void call_end(const chain_state *cs, const char *provider, double t0, llm_err e,
+                     const llm_response *out)
+{
+    double now = clock_mono_s();
+    double first = cs->tap.first_s > 0 ? cs->tap.first_s - t0 : -1;
+    worker_metrics_llm_call(provider, cs->model, llm_err_name(e), now - t0, first,
+                            out->usage.tokens_in, out->usage.tokens_out);
+    llm_span_end(cs->call_span, provider, e, out, first);
+}
 
 static void note_failure(chain_state *cs, const candidate *c, llm_err e, const char *why)
 {
@@ -889,7 +919,9 @@ static llm_err ask_builtin(chain_state *cs, const candidate *c, llm_response *ou
 {
     const llm_provider *b = llm_builtin_provider();
     memset(out, 0, sizeof *out);
+    double t0 = call_begin(cs);
     llm_err e = b->complete(b, cs->req, tap_delta, &cs->tap, out);
+    call_end(cs, BUILTIN_NAME, t0, e, out);
     if (e == LLM_OK)
         snprintf(out->provider, sizeof out->provider, "%s", BUILTIN_NAME);
     else
@@ -939,7 +971,9 @@ static int ask_http(chain_state *cs, redisContext *rd, const candidate *c, llm_r
         llm_call_status st;
         memset(out, 0, sizeof *out);
         size_t before = cs->tap.delivered;
+        double t0 = call_begin(cs);
         llm_err e = llm_openai_call(&ep, cs->req, tap_delta, &cs->tap, out, &st);
+        call_end(cs, c->provider, t0, e, out);
         if (e == LLM_OK) {
             circuit_record(rd, c->provider, true);
             memcpy(out->provider, c->provider, sizeof c->provider);

@@ -11,11 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include "clock.h"
 #include "job_redis.h"
 #include "log.h"
+#include "redis_conn.h"
 #include "redis_script.h"
 
 #define REDIS_CONNECT_TIMEOUT_MS 2000
@@ -38,28 +38,6 @@ void redis_link_init(redis_link *l, const ag_config *cfg, const char *who)
     backoff_reset(&l->bo);
 }
 
-static struct timeval ms_to_timeval(long long ms)
-{
-    struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
-    return tv;
-}
-
-/* SELECTs the configured database on a new connection. Returns 0 or -1
- * with the reason in why. */
-static int redis_select_db(redisContext *c, int db, char *why, size_t why_size)
-{
-    if (db == 0)
-        return 0;
-    redisReply *r = redisCommand(c, "SELECT %d", db);
-    int ok = r != NULL && r->type == REDIS_REPLY_STATUS;
-    if (!ok)
-        snprintf(why, why_size, "SELECT %d: %s", db,
-                 r == NULL ? c->errstr : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-    if (r)
-        freeReplyObject(r);
-    return ok ? 0 : -1;
-}
-
 /* Caches the event append and queue scripts on a new connection, so
  * EVALSHA finds them; a failure only means a first call falls back to
  * EVAL. */
@@ -79,38 +57,51 @@ static void redis_load_scripts(redisContext *c)
     }
 }
 
+/* One connect: the master's address (asked of Sentinel when configured),
+ * AUTH, SELECT and the role check (common/redis_conn.h), then the
+ * scripts. */
 static int redis_link_attempt(redis_link *l)
 {
-    char why[256] = "out of memory";
-    redisContext *c = redisConnectWithTimeout(l->cfg->redis_host, l->cfg->redis_port,
-                                              ms_to_timeval(REDIS_CONNECT_TIMEOUT_MS));
-    if (c != NULL && c->err == 0
-        && redisSetTimeout(c, ms_to_timeval(REDIS_IO_TIMEOUT_MS)) == REDIS_OK) {
-        redisEnableKeepAlive(c);
-        if (redis_select_db(c, l->cfg->redis_db, why, sizeof why) == 0) {
-            redis_load_scripts(c);
-            if (l->down_logged)
-                log_info("%s: connected to Redis again", l->who);
-            l->c = c;
-            l->down_logged = false;
-            backoff_reset(&l->bo);
-            return 0;
-        }
-    } else if (c != NULL) {
-        snprintf(why, sizeof why, "%s", c->errstr);
+    char why[256];
+    redis_addr at;
+    redis_sentinel_watch(l->cfg);
+    unsigned long epoch = redis_master_epoch();
+    redisContext *c = redis_connect_sync(l->cfg, REDIS_CONNECT_TIMEOUT_MS,
+                                         REDIS_IO_TIMEOUT_MS, &at, why, sizeof why);
+    if (c != NULL) {
+        redis_load_scripts(c);
+        l->epoch = epoch;
+        if (l->down_logged)
+            log_info("%s: connected to Redis again at %s:%d", l->who, at.host, at.port);
+        l->c = c;
+        l->down_logged = false;
+        backoff_reset(&l->bo);
+        return 0;
     }
 
     long long delay = backoff_failed(&l->bo, clock_mono_ms());
     log_warn("%s: cannot connect to Redis at %s:%d (%s); retrying in %lld ms", l->who,
-             l->cfg->redis_host, l->cfg->redis_port, why, delay);
+             at.host, at.port, why, delay);
     l->down_logged = true;
-    if (c != NULL)
-        redisFree(c);
     return -1;
+}
+
+bool redis_link_stale(const redis_link *l)
+{
+    return l->c != NULL && l->epoch != redis_master_epoch();
+}
+
+/* Closes a connection made before Sentinel's latest master switch: its
+ * server may be a demoted master that still answers. */
+static void redis_link_check_epoch(redis_link *l)
+{
+    if (redis_link_stale(l))
+        redis_link_drop(l, "Sentinel switched the master");
 }
 
 redisContext *redis_link_wait(redis_link *l, stop_fn stop, void *arg)
 {
+    redis_link_check_epoch(l);
     while (l->c == NULL) {
         if (!backoff_wait(&l->bo, stop, arg))
             return NULL;
@@ -121,6 +112,7 @@ redisContext *redis_link_wait(redis_link *l, stop_fn stop, void *arg)
 
 redisContext *redis_link_try(redis_link *l)
 {
+    redis_link_check_epoch(l);
     if (l->c == NULL && backoff_due(&l->bo, clock_mono_ms()))
         redis_link_attempt(l);
     return l->c;
@@ -177,6 +169,7 @@ static int redis_pipeline_quiet(redis_link *l, const redis_argv *cmds, int n,
     }
 
     int rc = 0;
+    bool readonly = false;
     for (int i = 0; i < n; i++) {
         redisReply *r = NULL;
         if (redisGetReply(l->c, (void **)&r) != REDIS_OK || r == NULL) {
@@ -197,6 +190,7 @@ static int redis_pipeline_quiet(redis_link *l, const redis_argv *cmds, int n,
         } else if (r->type == REDIS_REPLY_ERROR) {
             log_warn("%s: Redis %.*s refused: %s", l->who, (int)cmds[i].argvlen[0],
                      cmds[i].argv[0], r->str);
+            readonly = readonly || redis_reply_readonly(r);
             rc = -1;
         }
         if (replies)
@@ -204,6 +198,9 @@ static int redis_pipeline_quiet(redis_link *l, const redis_argv *cmds, int n,
         else
             freeReplyObject(r);
     }
+    /* A failover demoted the server: the next connect asks Sentinel anew. */
+    if (readonly)
+        redis_link_drop(l, "the server became a replica (READONLY)");
     return rc;
 }
 

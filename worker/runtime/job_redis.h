@@ -30,18 +30,26 @@ typedef struct redis_link {
     const char *who;        /* borrowed: names the owner in log lines */
     backoff bo;
     bool down_logged;       /* a failure was logged since the last success */
+    unsigned long epoch;    /* redis_master_epoch() when c was made: a later
+                               Sentinel switch closes c (common/redis_conn.h) */
 } redis_link;
 
 void redis_link_init(redis_link *l, const ag_config *cfg, const char *who);
 
 /* Returns the connection, connecting first (retrying on the backoff
  * schedule, each failure logged) until it succeeds or stop(arg) is true;
- * NULL then. */
+ * NULL then. A connection made before Sentinel's latest master switch is
+ * closed first, here and in redis_link_try. */
 redisContext *redis_link_wait(redis_link *l, stop_fn stop, void *arg);
 
 /* Returns the connection, or makes one attempt when the schedule says one
  * is due; NULL when down. Never waits for the schedule. */
 redisContext *redis_link_try(redis_link *l);
+
+/* True when l's connection was made before Sentinel's latest master
+ * switch (the next wait or try replaces it): for a holder that reads a
+ * connection without asking for it each time (a subscription). */
+bool redis_link_stale(const redis_link *l);
 
 /* Closes a connection found broken (why goes to the log), so the next
  * wait or try reconnects. */

@@ -33,11 +33,13 @@
 #include "job_ctx.h"
 #include "job_ctx_internal.h"
 #include "job_run.h"
+#include "job_span.h"
 #include "jobtypes.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "schema.h"
 #include "terminal_commit.h"
+#include "worker_metrics.h"
 #include "worker_state.h"
 
 #define CLAIM_ERRORS_MAX 3
@@ -373,6 +375,9 @@ static void write_terminal(job_ctx *ctx, final_plan *p)
         ctx->seq = seq;
         job_redis_state st = { .status = p->status, .lease = LEASE_DELETE,
                                .dead_letter = strcmp(p->status, "failed") == 0 };
+        worker_metrics_job_finished(ctx->info.type, p->status, run_ms(ctx) / 1000.0);
+        if (st.dead_letter)
+            worker_metrics_dead_letter(ctx->info.type);
         job_ctx_mirror(ctx, seq, body, &st, TERMINAL_REDIS_WAIT_MS);
         if (f.error_code != NULL)
             log_info("job %s %s: type=%s attempt=%d duration_ms=%lld code=%s message=%s",
@@ -397,8 +402,10 @@ static store_rc requeue_fn(PGconn *c, job_ctx *ctx, const void *arg)
 }
 
 /* Puts the job back in its queue, at once (delay_ms 0) or after a delay,
- * with its job.retrying event; code/message name the failure, if any. */
-static void requeue(job_ctx *ctx, const char *reason, long long delay_ms,
+ * with its job.retrying event; code/message name the failure, if any.
+ * shutdown: handed back by a stopping worker, else a retryable failure
+ * (how the metrics tell them apart). */
+static void requeue(job_ctx *ctx, const char *reason, bool shutdown, long long delay_ms,
                     const char *code, const char *message)
 {
     char *data = event_retrying_data(ctx->info.attempt, reason, delay_ms, code, message);
@@ -425,6 +432,9 @@ static void requeue(job_ctx *ctx, const char *reason, long long delay_ms,
     store_rc rc = final_write(ctx, requeue_fn, &q, "queued", seq);
     if (rc == STORE_OK) {
         ctx->seq = seq;
+        worker_metrics_job_finished(ctx->info.type, shutdown ? "handed_back" : "retried",
+                                    run_ms(ctx) / 1000.0);
+        worker_metrics_job_retried(ctx->info.type, shutdown ? "shutdown" : "failure");
         job_redis_state st = { .status = "queued", .lease = LEASE_DELETE,
                                .requeue_type = ctx->info.type,
                                .requeue_tenant = ctx->info.tenant_id,
@@ -525,7 +535,15 @@ void job_run(job_thread *t, const job_origin *from, const char *id)
 
     job_ctx ctx;
     ctx_fill(&ctx, t, id, &cj);
-    log_set_context(cj.request_id, cj.traceparent);
+    worker_metrics_job_started(cj.type, cj.queue_wait_s);
+    /* The attempt's span: the thread's trace context until it ends, and
+     * what its log lines carry. */
+    span *attempt_span = job_span_begin(&ctx.info);
+    char attempt_tp[TRACEPARENT_LEN + 1];
+    span_traceparent(attempt_span, attempt_tp);
+    log_set_context(cj.request_id, attempt_span ? attempt_tp : cj.traceparent);
+    log_set_job(id, cj.tenant_id);
+    const char *ended = "lost";
     log_info("job %s claimed: type=%s attempt=%d/%d timeout_s=%d", id, cj.type,
              cj.attempt, cj.max_attempts, cj.timeout_s);
     ctx.slot = worker_slot_begin(t->w, t->index, id, cj.tenant_id, cj.attempt, cj.timeout_s);
@@ -554,22 +572,26 @@ void job_run(job_thread *t, const job_origin *from, const char *id)
 
     int reason = worker_slot_finishing(t->w, t->index);
     if (ctx.lost) {
+        worker_metrics_job_finished(ctx.info.type, "lost", run_ms(&ctx) / 1000.0);
         log_warn("job %s: lost to another attempt while running; nothing recorded "
                  "(type=%s attempt=%d duration_ms=%lld)", id, ctx.info.type,
                  ctx.info.attempt, run_ms(&ctx));
     } else if (reason == STOP_SHUTDOWN && !planned && outcome != JOB_SUCCEEDED) {
-        requeue(&ctx, "worker shutdown", 0, NULL, NULL);
+        requeue(&ctx, "worker shutdown", true, 0, NULL, NULL);
+        ended = "handed_back";
     } else {
         if (!planned)
             plan_outcome(&plan, &ctx, outcome, &res, reason);
         if (plan.retry)
-            requeue(&ctx, "retryable failure", plan.retry_delay_ms, plan.error_code,
+            requeue(&ctx, "retryable failure", false, plan.retry_delay_ms, plan.error_code,
                     plan.error_message);
         else
             write_terminal(&ctx, &plan);
+        ended = plan.retry ? "retried" : plan.status;
     }
 
 done:
+    job_span_end(attempt_span, ended, plan.error_code);
     worker_slot_end(t->w, t->index);
     free(plan.result_json);
     cJSON_Delete(res.result);

@@ -380,14 +380,15 @@ void claimed_job_free(claimed_job *job)
     job->payload = job->request_id = job->traceparent = NULL;
 }
 
-/* agentgate_claim_job (006_security.sql, its cap from 013): a worker
- * knows only the id it popped; the function finds the tenant, applies its
- * running cap (the stricter of the tenant's and the operator's) and
- * claims, as the owner role. */
+/* agentgate_claim_job (006_security.sql, its cap from 013, the queue wait
+ * from 017): a worker knows only the id it popped; the function finds the
+ * tenant, applies its running cap (the stricter of the tenant's and the
+ * operator's) and claims, as the owner role, and says how long the job
+ * waited. */
 static const char sql_claim[] =
     "SELECT o_outcome, o_tenant_id, o_type, o_payload, o_attempts, o_max_attempts, "
-    "o_timeout_s, o_last_event_id, o_created_by, o_request_id, o_traceparent "
-    "FROM agentgate_claim_job($1, $2, $3, $4)";
+    "o_timeout_s, o_last_event_id, o_created_by, o_request_id, o_traceparent, "
+    "o_queue_wait_s FROM agentgate_claim_job($1, $2, $3, $4)";
 
 store_rc store_claim(PGconn *conn, const char *id, const char *worker_id,
                      claimed_job *out)
@@ -439,6 +440,7 @@ store_rc store_claim_capped(PGconn *conn, const char *id, const char *worker_id,
     snprintf(out->created_by, sizeof out->created_by, "%s", PQgetvalue(res, 0, 8));
     out->request_id = dup_or_null(res, 9);
     out->traceparent = dup_or_null(res, 10);
+    out->queue_wait_s = PQgetisnull(res, 0, 11) ? -1 : strtod(PQgetvalue(res, 0, 11), NULL);
     bool lost = out->payload == NULL
              || (!PQgetisnull(res, 0, 9) && out->request_id == NULL)
              || (!PQgetisnull(res, 0, 10) && out->traceparent == NULL);

@@ -80,6 +80,7 @@ typedef struct claimed_job {
     long long last_event_id;
     char *request_id;       /* malloc'd, NULL when none */
     char *traceparent;      /* malloc'd, NULL when none */
+    double queue_wait_s;    /* from due (queued or run_at) to this claim; < 0: unknown */
 } claimed_job;
 
 /* Frees the strings of *job (not job itself). */

@@ -1,8 +1,9 @@
 /*
- * maintenance.c - promotion of delayed jobs, the lease reaper and
- * reconciliation of Redis with PostgreSQL (see maintenance.h).
+ * maintenance.c - promotion of delayed jobs, the lease reaper,
+ * reconciliation of Redis with PostgreSQL, and the retention rounds (see
+ * maintenance.h; retention's own work is in retention.c).
  *
- * All three are idempotent and safe to run in every worker at once; a
+ * All four are idempotent and safe to run in every worker at once; a
  * round that fails (a dependency down) is simply tried again at its next
  * interval, so an outage costs log lines, never a crash or a busy loop.
  */
@@ -19,6 +20,8 @@
 #include "log.h"
 #include "maintenance.h"
 #include "redis_script.h"
+#include "retention.h"
+#include "worker_metrics.h"
 
 #define TICK_MS               50
 #define PROMOTE_INTERVAL_MS   200
@@ -251,6 +254,13 @@ static int reap_batch(maintenance *m, PGconn *c, const char *orphans_of)
                  e->worker_id[0] ? e->worker_id : "(unknown)", e->attempt, e->max_attempts);
         reaped_mirror(m, &done[i]);
         free(done[i].body);
+        if (orphans_of == NULL)
+            worker_metrics_lease_expired(e->type);
+        if (strcmp(done[i].status, "queued") == 0)
+            worker_metrics_job_retried(e->type, orphans_of ? "worker_restarted"
+                                                           : "lease_expired");
+        else if (strcmp(done[i].status, "failed") == 0)
+            worker_metrics_dead_letter(e->type);
     }
     return n == REAP_BATCH && n_done == 0 ? -1 : n_done;
 }
@@ -702,6 +712,7 @@ static void reconcile(maintenance *m, PGconn *c)
 
     /* Each type once: the first row of each type reconciles all of them
      * (against a snapshot of its own, see reconcile_type). */
+    int requeued = 0;
     for (int r = 0; r < rows; r++) {
         const char *type = PQgetvalue(res, r, 2);
         bool seen = false;
@@ -714,10 +725,29 @@ static void reconcile(maintenance *m, PGconn *c)
                      type);
             continue;
         }
-        if (reconcile_type(m, c, type, res) < 0)
+        int n = reconcile_type(m, c, type, res);
+        if (n < 0)
             break;
+        requeued += n;
     }
     PQclear(res);
+    worker_metrics_reconciled(requeued);
+}
+
+/* ---------------------------------------------------------------------------
+ * Retention
+ * ------------------------------------------------------------------------- */
+
+/* One round of retention (retention.h). Returns when the next is due, in
+ * ms from now. */
+static long long run_retention(maintenance *m, PGconn *c)
+{
+    const ag_config *cfg = m->w->cfg;
+    retention_counts counts;
+    int rc = retention_round(c, &m->rd, cfg, &m->stop, &counts);
+    if (rc < 0 && store_conn_broken(c))
+        pg_link_drop(&m->pg);
+    return rc == 2 ? RETENTION_AGAIN_MS : cfg->retention_interval_ms;
 }
 
 /* ---------------------------------------------------------------------------
@@ -731,6 +761,7 @@ static void *maintenance_main(void *arg)
     long long now = clock_mono_ms();
     long long next_promote = now, next_reap = now + cfg->reaper_interval_ms;
     long long next_reconcile = now + cfg->reconcile_interval_ms;
+    long long next_retention = now + cfg->retention_interval_ms;
 
     while (!atomic_load(&m->stop)) {
         now = clock_mono_ms();
@@ -750,6 +781,11 @@ static void *maintenance_main(void *arg)
             if (now >= next_reconcile)
                 next_reconcile = now + cfg->reconcile_interval_ms;
         }
+        if (cfg->retention_interval_ms > 0 && now >= next_retention) {
+            PGconn *c = pg_link_try(&m->pg);
+            next_retention = now + (c != NULL ? run_retention(m, c)
+                                              : cfg->retention_interval_ms);
+        }
         clock_sleep_ms(TICK_MS);
     }
     return NULL;
@@ -762,6 +798,7 @@ void maintenance_init(maintenance *m, worker *w)
     atomic_init(&m->stop, 0);
     pg_link_init(&m->pg, w->cfg->database_url, "maintenance", CONNECT_TIMEOUT_S);
     redis_link_init(&m->rd, w->cfg, "maintenance");
+    retention_metrics_init();
 }
 
 static bool past_deadline(void *arg)

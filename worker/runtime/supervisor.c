@@ -25,6 +25,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "sd_notify.h"
 #include "supervisor.h"
 
 #define PG_CANCEL_POLL_MS 500
@@ -139,7 +140,7 @@ static void heartbeat(supervisor *s, round_buf *b, size_t n)
  * whether it is subscribed. */
 static bool cancel_subscription(supervisor *s)
 {
-    if (s->subscribed && s->sub.c != NULL)
+    if (s->subscribed && s->sub.c != NULL && !redis_link_stale(&s->sub))
         return true;
     s->subscribed = false;
     redisContext *c = redis_link_try(&s->sub);
@@ -184,19 +185,21 @@ static int drain_cancel_messages(supervisor *s)
 }
 
 /* Waits up to ms for a cancellation message (at once when one arrives);
- * without a subscription it just sleeps. */
-static void wait_between_rounds(supervisor *s, long long ms)
+ * without a subscription it just sleeps. Returns true when something
+ * arrived on the subscription, which ends the wait for the next round. */
+static bool wait_between_rounds(supervisor *s, long long ms)
 {
     if (ms <= 0)
-        return;
+        return false;
     if (!cancel_subscription(s)) {
         clock_sleep_ms(ms);
-        return;
+        return false;
     }
     struct pollfd pfd = { .fd = s->sub.c->fd, .events = POLLIN };
     int rc = poll(&pfd, 1, (int)ms);
     if (rc > 0 && drain_cancel_messages(s) < 0)
         clock_sleep_ms(ms);     /* the link is down: no hot loop until it is back */
+    return rc > 0;
 }
 
 static void *supervisor_main(void *arg)
@@ -215,7 +218,15 @@ static void *supervisor_main(void *arg)
         return NULL;
     }
 
+    /* The watchdog vouches for this loop: every round ticks it. */
+    sdn_loop *wd = sdn_loop_register("worker supervisor");
+    long long tick_ms = sdn_tick_interval_ms();
+    bool ready = false;
+
     while (!atomic_load(&s->stop)) {
+        sdn_loop_tick(wd);
+        while (atomic_load(&s->stall) && !atomic_load(&s->stop))
+            clock_sleep_ms(10);
         long long now = clock_mono_ms();
         size_t n = worker_running(w, b.jobs, b.cap);
         for (size_t i = 0; i < n; i++)
@@ -234,11 +245,28 @@ static void *supervisor_main(void *arg)
             }
         }
         if (now >= next_registry) {
-            worker_registry_beat(&s->reg, &s->rd, w);
+            int beat_rc = worker_registry_beat(&s->reg, &s->rd, w);
             next_registry = now + heartbeat_ms;
+            /* Ready once both stores answer: Redis took the registry
+             * beat, and PostgreSQL has a connection. */
+            if (!ready && beat_rc == 0 && pg_link_try(&s->pg) != NULL) {
+                ready = true;
+                log_info("ready: worker %s takes jobs", w->worker_id);
+                sdn_ready("taking jobs");
+            }
         }
 
-        wait_between_rounds(s, now + poll_ms - clock_mono_ms());
+        /* The wait is cut into watchdog ticks: a long poll interval is not
+         * a hung loop. */
+        long long until = now + poll_ms, left;
+        while ((left = until - clock_mono_ms()) > 0 && !atomic_load(&s->stop)) {
+            if (tick_ms > 0 && left > tick_ms)
+                left = tick_ms;
+            bool woke = wait_between_rounds(s, left);
+            sdn_loop_tick(wd);
+            if (woke)
+                break;
+        }
     }
     round_buf_free(&b);
     return NULL;
@@ -260,6 +288,12 @@ int supervisor_start(supervisor *s, worker *w)
     }
     s->started = true;
     return 0;
+}
+
+void supervisor_test_stall(supervisor *s)
+{
+    log_warn("test hook: the supervisor stalls until the worker stops");
+    atomic_store(&s->stall, true);
 }
 
 void supervisor_stop(supervisor *s)

@@ -31,6 +31,7 @@ typedef struct supervisor {
     redis_link sub;
     bool subscribed;
     worker_registry reg;    /* this worker's entry, renewed every heartbeat */
+    atomic_bool stall;      /* test hook: the thread hangs while set */
 } supervisor;
 
 /* Starts the supervisor thread for w. Returns 0, or -1 when the thread
@@ -40,5 +41,12 @@ int supervisor_start(supervisor *s, worker *w);
 /* Stops the thread, waits for it, removes the worker's registry entry
  * and closes its connections. */
 void supervisor_stop(supervisor *s);
+
+/*
+ * Test hook (AGENTGATE_TEST_HOOKS=1, sd_notify.h): makes the supervisor
+ * thread hang, as a stuck loop would, until supervisor_stop. Its watchdog
+ * ticks stop with it, so systemd's pings end.
+ */
+void supervisor_test_stall(supervisor *s);
 
 #endif

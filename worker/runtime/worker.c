@@ -14,6 +14,7 @@
  * are blocked everywhere), so no work happens in a signal handler.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include "job_run.h"
 #include "log.h"
 #include "maintenance.h"
+#include "sd_notify.h"
 #include "supervisor.h"
 #include "terminal_commit.h"
 #include "worker.h"
@@ -205,14 +207,21 @@ int worker_run(worker *w, const sigset_t *sigs)
     } else {
         log_info("worker %s started: %d job threads, %zu queues", w->worker_id,
                  w->nthreads, w->queues.count);
+        if (sdn_watchdog_start() < 0)
+            log_warn("running without the systemd watchdog");
     }
 
     int signals = 0;
     long long grace_end = 0;
     while (atomic_load(&w->threads_live) > 0) {
         int sig = wait_signal(sigs);
+        if (sig == SIGUSR2) {   /* only in sigs with AGENTGATE_TEST_HOOKS=1 */
+            supervisor_test_stall(w->sup);
+            sig = 0;
+        }
         if (sig != 0 && ++signals == 1) {
             atomic_store(&w->stopping, 1);
+            sdn_stopping("draining");
             grace_end = clock_mono_ms() + (w->cfg->shutdown_grace_ms > 0
                                            ? w->cfg->shutdown_grace_ms : 0);
             log_info("%s: taking no more jobs; %d running get %d ms to finish",
@@ -233,6 +242,7 @@ int worker_run(worker *w, const sigset_t *sigs)
         }
     }
 
+    sdn_watchdog_stop();
     join_threads(w);
     log_info("worker %s stopped", w->worker_id);
     return exit_code;

@@ -45,6 +45,7 @@
 #include "mcp_http.h"
 #include "mcp_sse.h"
 #include "strbuf.h"
+#include "trace.h"
 
 #define HTTP_ERROR_BODY_MAX   2048      /* bytes of an error answer kept */
 #define HTTP_POLL_SLICE_MS    1000
@@ -390,6 +391,11 @@ static bool build_headers(mcp_http *h, http_xfer *x, const char *method)
         ok = add_header(&x->hdrs, "MCP-Protocol-Version: ", h->protocol_version);
     if (ok)
         ok = add_header(&x->hdrs, "Expect:", "");     /* no 100-continue round trip */
+    /* The caller's span (a tool call's), for a server that traces; the
+     * listen stream belongs to no call and has none. */
+    char tp[TRACE_HEADER_LEN + 1];
+    if (ok && !x->is_listen && trace_current_header(tp))
+        ok = add_header(&x->hdrs, tp, "");
     for (const struct curl_slist *e = h->extra; ok && e; e = e->next)
         ok = add_header(&x->hdrs, e->data, "");
     return ok;

@@ -41,7 +41,9 @@
 #include "strbuf.h"
 #include "tool_env.h"
 #include "tools_builtin.h"
+#include "trace.h"
 #include "job_store.h"
+#include "worker_metrics.h"
 
 #define NAME_MAX_BYTES     128      /* as the gateway's /v1/tools/{name} */
 #define DESCRIPTION_MAX    2000     /* bytes kept of a manifest's description */
@@ -912,11 +914,39 @@ static void emit_called(const call *k)
     cJSON_Delete(d);
 }
 
+/* A tool call's span ("execute_tool <name>", as the generative-AI
+ * conventions name it), the thread's current context while the tool runs,
+ * so an MCP server is sent its traceparent. */
+static span *tool_span_begin(const char *name)
+{
+    char title[sizeof ((call *)0)->name + 16];
+    snprintf(title, sizeof title, "execute_tool %s", name);
+    span *sp = span_start_current(title, SPAN_KIND_INTERNAL);
+    span_set_str(sp, "gen_ai.operation.name", "execute_tool");
+    span_set_str(sp, "gen_ai.tool.name", name);
+    return sp;
+}
+
+static void tool_span_end(span *sp, const call *k)
+{
+    if (k->m && k->m->mcp_server) {
+        span_set_str(sp, "agentgate.mcp.server", k->m->mcp_server);
+        span_set_str(sp, "agentgate.mcp.tool", k->m->mcp_tool);
+    }
+    span_set_str(sp, "agentgate.tool.status", tool_status_name(k->out->status));
+    if (k->out->status != TOOL_CALL_OK) {
+        span_set_str(sp, "error.type", tool_status_name(k->out->status));
+        span_set_error(sp, k->out->message);
+    }
+    span_end(sp);
+}
+
 void tools_call(job_ctx *ctx, tool_catalog *c, const tool_principal *p,
                 const tool_run_env *run, const char *name, const cJSON *args,
                 tool_call_result *out)
 {
     long long t0 = clock_mono_ms();
+    double t0_s = clock_mono_s();
     call k = {.ctx = ctx, .job = job_get_info(ctx), .c = c, .p = p, .run = run,
               .args = args, .out = out};
     strbuf shown = {0};
@@ -935,6 +965,7 @@ void tools_call(job_ctx *ctx, tool_catalog *c, const tool_principal *p,
     snprintf(k.name, sizeof(k.name), "%s", shown.s && !shown.oom ? shown.s : "");
     strbuf_free(&shown);
 
+    span *sp = tool_span_begin(k.name);
     tool_status st = stage_lookup(&k);
     if (st == TOOL_CALL_OK)
         st = stage_validate(&k);
@@ -951,10 +982,15 @@ void tools_call(job_ctx *ctx, tool_catalog *c, const tool_principal *p,
         flatten_message(out);
     }
     out->latency_ms = clock_mono_ms() - t0;
+    /* By manifest name: a name the model made up has none, and must not
+     * become a series of its own. */
+    worker_metrics_tool_call(k.m ? k.m->name : NULL, tool_status_name(st),
+                             clock_mono_s() - t0_s);
     if (st == TOOL_CALL_OK)
         log_debug("tool %s: ok in %lld ms", k.name, out->latency_ms);
     else
         log_info("tool %s: %s: %s", k.name, tool_status_name(st), out->message);
     write_audit(&k);
     emit_called(&k);
+    tool_span_end(sp, &k);
 }

@@ -612,7 +612,9 @@ static void test_redis_url(void **state)
                           "redis://", "redis:///0", "redis://:6379", "redis://cache:",
                           "redis://cache:0", "redis://cache:65536", "redis://cache:abc",
                           "redis://cache/x", "redis://cache/-1", "redis://cache/1/2",
-                          "redis://cache/1?x=y", "redis://user:pw@cache",
+                          "redis://cache/1?x=y", "redis://user@cache",
+                          "redis://user:@cache", "redis://u:p%4@cache", "redis://u:p%zz@cache",
+                          "redis://u:p%00@cache", "redis://u:pw@", "rediss://u:pw@cache",
                           "redis://[::1", "redis://::1:6379" };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         ag_config c;
@@ -637,6 +639,98 @@ static void test_redis_url(void **state)
     assert_int_equal(d.redis_db, 2);
 }
 
+static void expect_redis_auth(const char *url, const char *host, const char *user,
+                              const char *password)
+{
+    ag_config c;
+    memset(&c, 0, sizeof c);
+    if (config_parse_redis_url(&c, url) != 0)
+        fail_msg("%s refused", url);
+    assert_string_equal(c.redis_host, host);
+    assert_string_equal(c.redis_url_username, user);
+    assert_string_equal(c.redis_url_password, password);
+}
+
+/* Expects config_load to refuse the settings given as name, value pairs
+ * (NULL-terminated), with an error containing want and never secret. */
+static void expect_env_refused(const char *want, const char *secret, ...)
+{
+    va_list ap;
+    va_start(ap, secret);
+    for (const char *n; (n = va_arg(ap, const char *)) != NULL;)
+        assert_int_equal(setenv(n, va_arg(ap, const char *), 1), 0);
+    va_end(ap);
+    ag_config c;
+    char err[512] = "";
+    int rc = config_load(&c, NULL, err, sizeof err);
+    clear_env(NULL);
+    if (rc != -1)
+        fail_msg("accepted; wanted an error with \"%s\"", want);
+    if (strstr(err, want) == NULL)
+        fail_msg("error \"%s\" does not say \"%s\"", err, want);
+    if (secret != NULL && strstr(err, secret) != NULL)
+        fail_msg("error \"%s\" shows the secret", err);
+}
+
+static void test_redis_credentials(void **state)
+{
+    (void)state;
+    expect_redis_auth("redis://cache", "cache", "", "");
+    expect_redis_auth("redis://app:s3cret@cache:6380/1", "cache", "app", "s3cret");
+    expect_redis_auth("redis://:s3cret@cache", "cache", "", "s3cret");
+    /* Percent-escapes, and an '@' or ':' left unescaped in the password. */
+    expect_redis_auth("redis://a%40b:p%2Fw%3a@cache", "cache", "a@b", "p/w:");
+    expect_redis_auth("redis://app:p@ss:w@cache", "cache", "app", "p@ss:w");
+
+    /* A refused URL never shows its password. */
+    expect_env_refused("AGENTGATE_REDIS_URL", "hunter22",
+                      "AGENTGATE_REDIS_URL", "redis://app:hunter22@cache:0", NULL);
+    /* Credentials come from one place. */
+    expect_env_refused("must be unset", "hunter22",
+                      "AGENTGATE_REDIS_URL", "redis://app:hunter22@cache",
+                      "AGENTGATE_REDIS_PASSWORD", "other", NULL);
+    expect_env_refused("needs AGENTGATE_REDIS_PASSWORD", NULL,
+                      "AGENTGATE_REDIS_USERNAME", "app", NULL);
+
+    ag_config c;
+    char err[256] = "";
+    assert_int_equal(setenv("AGENTGATE_REDIS_USERNAME", "app", 1), 0);
+    assert_int_equal(setenv("AGENTGATE_REDIS_PASSWORD", "pw", 1), 0);
+    assert_int_equal(config_load(&c, NULL, err, sizeof err), 0);
+    clear_env(NULL);
+    assert_string_equal(c.redis_username, "app");
+    assert_string_equal(c.redis_password, "pw");
+    assert_string_equal(c.redis_url_password, "");
+}
+
+static void test_redis_sentinels(void **state)
+{
+    (void)state;
+    ag_config c;
+    char err[256] = "";
+    assert_int_equal(setenv("AGENTGATE_REDIS_SENTINELS", "s1:26379,[::1]:26380,10.0.0.3:26381", 1), 0);
+    assert_int_equal(setenv("AGENTGATE_REDIS_SENTINEL_MASTER", "mymaster", 1), 0);
+    assert_int_equal(setenv("AGENTGATE_REDIS_SENTINEL_PASSWORD", "spw", 1), 0);
+    if (config_load(&c, NULL, err, sizeof err) != 0)
+        fail_msg("refused: %s", err);
+    clear_env(NULL);
+    assert_string_equal(c.redis_sentinel_master, "mymaster");
+    assert_string_equal(c.redis_sentinel_password, "spw");
+
+    expect_env_refused("go together", NULL, "AGENTGATE_REDIS_SENTINELS", "s1:26379", NULL);
+    expect_env_refused("go together", NULL, "AGENTGATE_REDIS_SENTINEL_MASTER", "m", NULL);
+    expect_env_refused("AGENTGATE_REDIS_SENTINELS is not", "spw",
+                      "AGENTGATE_REDIS_SENTINEL_PASSWORD", "spw", NULL);
+    const char *bad[] = { "s1", "s1:0", "s1:26379,", ",s1:26379", "s1:26379,,s2:26379",
+                          "s1:26379 s2:26379", "[::1]" };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        expect_env_refused("AGENTGATE_REDIS_SENTINELS", NULL, "AGENTGATE_REDIS_SENTINELS",
+                          bad[i], "AGENTGATE_REDIS_SENTINEL_MASTER", "m", NULL);
+    expect_env_refused("more than 8 sentinels", NULL, "AGENTGATE_REDIS_SENTINELS",
+                      "a:1,b:1,c:1,d:1,e:1,f:1,g:1,h:1,i:1",
+                      "AGENTGATE_REDIS_SENTINEL_MASTER", "m", NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -658,6 +752,8 @@ int main(void)
         cmocka_unit_test_setup(test_lease_exceeds_heartbeat, clear_env),
         cmocka_unit_test_setup(test_listen, clear_env),
         cmocka_unit_test_setup(test_redis_url, clear_env),
+        cmocka_unit_test_setup(test_redis_credentials, clear_env),
+        cmocka_unit_test_setup(test_redis_sentinels, clear_env),
         cmocka_unit_test_setup(test_mcp_settings, clear_env),
         cmocka_unit_test_setup(test_connection_strings, clear_env),
     };

@@ -85,6 +85,27 @@ static void test_max_running_bounds(void **state)
     expect_refused("{\"max_running\": 1, \"max_running\": 2}", "max_running");
 }
 
+static void test_retention_days_bounds(void **state)
+{
+    (void)state;
+    tenant_settings s;
+    char err[128];
+    assert_int_equal(parse_text("{}", &s, err, sizeof err), 0);
+    assert_int_equal(s.retention_days, -1);
+    assert_int_equal(parse_text("{\"retention_days\": 1}", &s, err, sizeof err), 0);
+    assert_int_equal(s.retention_days, 1);
+    assert_int_equal(parse_text("{\"retention_days\": 3650, \"max_running\": 2}", &s, err,
+                                sizeof err), 0);
+    assert_int_equal(s.retention_days, 3650);
+    assert_int_equal(s.max_running, 2);
+    expect_refused("{\"retention_days\": 0}", "retention_days");
+    expect_refused("{\"retention_days\": 3651}", "retention_days");
+    expect_refused("{\"retention_days\": 7.5}", "retention_days");
+    expect_refused("{\"retention_days\": \"30\"}", "retention_days");
+    expect_refused("{\"retention_days\": null}", "retention_days");
+    expect_refused("{\"retention_days\": 1, \"retention_days\": 2}", "retention_days");
+}
+
 static void test_unknown_members_refused(void **state)
 {
     (void)state;
@@ -386,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_empty_and_null),
         cmocka_unit_test(test_full_document),
         cmocka_unit_test(test_max_running_bounds),
+        cmocka_unit_test(test_retention_days_bounds),
         cmocka_unit_test(test_unknown_members_refused),
         cmocka_unit_test(test_actions_checked),
         cmocka_unit_test(test_limit_ranges),

@@ -1,6 +1,6 @@
 /*
- * test_router.c - routes, the id segment, 404 versus 405 and Allow, and
- * the MCP server routes.
+ * test_router.c - routes, the id segment, 404 versus 405 and Allow, the
+ * MCP server routes, and the routes' templates.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -229,10 +229,31 @@ static void test_console_routes(void **state)
     for (int i = 0; paths[i]; i++) assert_int_equal(match(VERB_GET, paths[i], &m), 404);
 }
 
+/* Labels and span names use the template, never the path as sent. */
+static void test_route_templates(void **state)
+{
+    (void)state;
+    assert_string_equal(router_route_template(ROUTE_NONE), "");
+    assert_string_equal(router_route_template(ROUTE_COUNT), "");
+    assert_string_equal(router_route_template(ROUTE_JOBS_CREATE), "/v1/jobs");
+    assert_string_equal(router_route_template(ROUTE_JOB_EVENTS), "/v1/jobs/{id}/events");
+    assert_string_equal(router_route_template(ROUTE_TOOL_GET), "/v1/tools/{name}");
+    assert_string_equal(router_route_template(ROUTE_DEAD_LETTER_RETRY),
+                        "/v1/dead-letters/{id}/retry");
+    for (size_t i = 0; i < router_route_count(); i++) {
+        const route_def *d = router_route_at(i);
+        const char *t = router_route_template(d->id);
+        assert_true(t[0] == '/');
+        assert_null(strchr(t, '*'));
+        assert_null(strchr(t, '+'));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_collection_routes),
+        cmocka_unit_test(test_route_templates),
         cmocka_unit_test(test_item_routes_capture_the_id),
         cmocka_unit_test(test_health_needs_no_auth),
         cmocka_unit_test(test_unknown_paths_are_404),
