@@ -116,6 +116,7 @@ static const setting settings[] = {
     INT("AGENTGATE_RETRY_BASE_MS", retry_base_ms, "1000", 1, 86400000),
     INT("AGENTGATE_RETRY_MAX_MS", retry_max_ms, "300000", 1, 86400000),
     INT("AGENTGATE_DEAD_LETTER_MAX", dead_letter_max, "10000", 1, 100000000),
+    INT("AGENTGATE_PRIORITY_FAIR_EVERY", priority_fair_every, "10", 0, 1000000),
     STR("AGENTGATE_LLM_PROVIDERS", llm_providers, ""),
     STR("AGENTGATE_LLM_API_KEYS", llm_api_keys, ""),
     STR("AGENTGATE_LLM_MODEL", llm_model, ""),
