@@ -16,8 +16,9 @@
  *   take     a worker rotates the first ring of its types that is not
  *            empty (LMOVE from its right end to its left): the tenant whose
  *            turn it is, who stays on the ring, now last in line.
- *   pop      RPOP that tenant's oldest id; when its list is then empty,
- *            the tenant leaves the ring and the active set. A take told
+ *   pop      RPOP that tenant's oldest id (of its highest priority band
+ *            with one, see below); when its lists are then empty, the
+ *            tenant leaves the ring and the active set. A take told
  *            which tenant to expect (the one the thread served last) pops
  *            in the same call when that tenant's turn is the one it got:
  *            at one tenant, every time, so a job costs one call, as the
