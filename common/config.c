@@ -140,6 +140,7 @@ static const setting settings[] = {
     /* A string parsed in worker_metrics_check: an empty default keeps it out
      * of the env file, where it would override the worker@N units' value. */
     STR("AGENTGATE_WORKER_METRICS_PORT_OFFSET", worker_metrics_port_offset_text, ""),
+    INT("AGENTGATE_PRIORITY_FAIR_EVERY", priority_fair_every, "10", 0, 1000000),
     STR("AGENTGATE_LLM_PROVIDERS", llm_providers, ""),
     SECRET("AGENTGATE_LLM_API_KEYS", llm_api_keys, ""),
     STR("AGENTGATE_LLM_MODEL", llm_model, ""),

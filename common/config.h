@@ -119,6 +119,9 @@ typedef struct ag_config {
     int  retry_base_ms;       /* AGENTGATE_RETRY_BASE_MS: first retry delay */
     int  retry_max_ms;        /* AGENTGATE_RETRY_MAX_MS: retry delay cap */
     int  dead_letter_max;     /* AGENTGATE_DEAD_LETTER_MAX: ids kept in jobs:dead */
+    int  priority_fair_every; /* AGENTGATE_PRIORITY_FAIR_EVERY: every Nth job a tenant
+                                 takes of a type comes from its lowest waiting
+                                 priority band (common/jobq.h); 0: strictly by band */
 
     /* Retention (worker maintenance; sql/migrations/016_retention.sql). */
     int  retention_days;      /* AGENTGATE_RETENTION_DAYS: finished jobs, their events,

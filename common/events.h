@@ -63,7 +63,7 @@ char *event_retrying_data(int attempt, const char *reason, long long delay_ms,
                           const char *code, const char *message);
 
 /* The most arguments one redis_argv holds. */
-#define REDIS_ARGV_MAX 12
+#define REDIS_ARGV_MAX 16
 
 /* One Redis command as an argv array over caller-owned strings, the shape
  * redisAppendCommandArgv and redisAsyncCommandArgv take. */

@@ -16,8 +16,9 @@
  *   take     a worker rotates the first ring of its types that is not
  *            empty (LMOVE from its right end to its left): the tenant whose
  *            turn it is, who stays on the ring, now last in line.
- *   pop      RPOP that tenant's oldest id; when its list is then empty,
- *            the tenant leaves the ring and the active set. A take told
+ *   pop      RPOP that tenant's oldest id (of its highest priority band
+ *            with one, see below); when its lists are then empty, the
+ *            tenant leaves the ring and the active set. A take told
  *            which tenant to expect (the one the thread served last) pops
  *            in the same call when that tenant's turn is the one it got:
  *            at one tenant, every time, so a job costs one call, as the
@@ -39,11 +40,25 @@
  * between the two commands does no harm: a held pop puts the tenant back
  * only if it is not on the ring already, so a tenant never has two places.
  *
- * Priority bands, when they come, belong inside a tenant's turn: one list
- * per (type, tenant, band), enqueue given the band's list, and pop given
- * the tenant's lists from the highest band down, taking from the first
- * that is not empty and leaving the ring when all are. The ring and its
+ * Priority orders work inside a tenant's turn. A job's priority
+ * (-1000..1000) puts it in one of JOBQ_BANDS bands, each a list of its
+ * own per (type, tenant): urgent (100..1000), high (1..99), normal (0, the
+ * list named as before bands existed), low (-99..-1) and bulk
+ * (-1000..-100). A pop takes the oldest id of the tenant's highest band
+ * that is not empty, and the tenant leaves the ring when all its bands
+ * are. So among one tenant's queued jobs of a type a higher band is
+ * always taken first, and FIFO holds inside a band; the ring and its
  * fairness between tenants stay as they are.
+ *
+ * Bands would starve the lowest forever while higher ones refill, so a
+ * tenant's pops of a type are counted (jobs:turns:{type}, reset when all
+ * its bands are empty) and every Nth one (the worker's
+ * AGENTGATE_PRIORITY_FAIR_EVERY; 0 turns it off) reads the bands the
+ * other way round: it takes the oldest id of the lowest band that is not
+ * empty. A low job therefore waits at most about N times the jobs queued
+ * ahead of it in its own and lower bands, however many higher ones come.
+ * The count and the bands live in the same script call as the pop: a job
+ * still costs one call.
  */
 #ifndef AG_JOBQ_H
 #define AG_JOBQ_H
@@ -54,12 +69,40 @@
 #include "events.h"
 #include "keys.h"
 
+/* The priority bands, from JOBQ_BAND_MIN (bulk) to JOBQ_BAND_MAX
+ * (urgent); band 0, the normal one, holds priority 0, so a band left at
+ * zero is the normal one. */
+#define JOBQ_BANDS 5
+#define JOBQ_BAND_MAX 2
+#define JOBQ_BAND_MIN (-2)
+#define JOBQ_BAND_NORMAL 0
+
+/* The band (JOBQ_BAND_MIN..JOBQ_BAND_MAX) of a job's priority. */
+int jobq_band_of(long long priority);
+
+/* The band's name ("urgent", "high", "normal", "low", "bulk"), or NULL
+ * when band is out of range. */
+const char *jobq_band_name(int band);
+
+/* The band whose name (jobq_band_name) is name, or JOBQ_BANDS when none
+ * is. */
+int jobq_band_named(const char *name);
+
+/* The band of k->lists[at]: what a take or pop answers as its index. */
+#define jobq_band_at(at) (JOBQ_BAND_MAX - (at))
+
+/* The name a key or a delayed member gives band: NULL for the normal
+ * band, whose keys and members keep their names from before bands. */
+const char *jobq_band_suffix(int band);
+
 /* The keys of one tenant's queue of one type, as the scripts name them. */
 typedef struct jobq_keys {
-    char list[KEY_MAX];         /* jobs:queue:{type}:{tenant} */
+    char lists[JOBQ_BANDS][KEY_MAX]; /* jobs:queue:{type}:{tenant}[:{band}]: lists[i] holds
+                                        band JOBQ_BAND_MAX - i, highest first */
     char ready[KEY_MAX];        /* jobs:ready:{type} */
     char active[KEY_MAX];       /* jobs:active:{type} */
     char delayed[KEY_MAX];      /* jobs:delayed:{type} */
+    char turns[KEY_MAX];        /* jobs:turns:{type} */
     char tenant[KEY_TENANT_MAX + 1];
 } jobq_keys;
 
@@ -73,9 +116,10 @@ int jobq_keys_of(jobq_keys *k, const char *type, const char *tenant);
 typedef enum { JOBQ_BACK, JOBQ_FRONT } jobq_end;
 
 /*
- * Fills cmd with the enqueue script's call for job id (a checked UUID):
- * EVALSHA when use_sha, else EVAL with its text (the fallback after a
- * NOSCRIPT). With member (a delayed set's "{tenant}:{id}", see
+ * Fills cmd with the enqueue script's call for job id (a checked UUID)
+ * onto the list of band (jobq_band_of the job's priority; one out of
+ * range counts as the normal band): EVALSHA when use_sha, else EVAL with its
+ * text (the fallback after a NOSCRIPT). With member (a delayed set's "{tenant}:{id}", see
  * key_delayed_member), the id moves from k->delayed only if member is
  * still there, atomically: of several workers promoting it, one wins.
  * cmd points into k, id and member, which must outlive it. The reply is
@@ -83,17 +127,18 @@ typedef enum { JOBQ_BACK, JOBQ_FRONT } jobq_end;
  * was gone: nothing done).
  */
 void jobq_enqueue_command(redis_argv *cmd, bool use_sha, const jobq_keys *k,
-                          const char *id, jobq_end end, const char *member);
+                          const char *id, int band, jobq_end end, const char *member);
 
 /* The most rings one take names, and the most words of its call. */
 #define JOBQ_TAKE_RINGS_MAX 32
-#define JOBQ_TAKE_WORDS_MAX (JOBQ_TAKE_RINGS_MAX + 8)
+#define JOBQ_TAKE_WORDS_MAX (JOBQ_TAKE_RINGS_MAX + JOBQ_BANDS + 10)
 
 /* Numbers a take's call points at. */
 typedef struct jobq_take_bufs {
     char nkeys[16];
     char n[16];
     char ring[16];
+    char every[16];
 } jobq_take_bufs;
 
 /*
@@ -102,16 +147,17 @@ typedef struct jobq_take_bufs {
  * worker prefers its types), by SHA-1 or by text. hint (may be NULL) is a
  * tenant whose turn on ring hint_ring (an index into rings) the caller
  * expects, usually the one it served last: when that turn comes, the
- * script pops the tenant's job itself, saving the pop's round trip. The
- * call points into rings, hint and bufs. Returns the number of words, or
- * -1 when n is 0 or above JOBQ_TAKE_RINGS_MAX. The reply is nil when
- * every ring is empty, else [i, tenant]: ring i (from 1) gave the
- * tenant's turn, or [i, tenant, id] when it was the hint's (id nil when
- * its list was empty), popped as jobq_pop_command pops a rotated turn.
+ * script pops the tenant's job itself, saving the pop's round trip, with
+ * every as jobq_pop_command's. The call points into rings, hint and bufs.
+ * Returns the number of words, or -1 when n is 0 or above
+ * JOBQ_TAKE_RINGS_MAX. The reply is nil when every ring is empty, else
+ * [i, tenant]: ring i (from 1) gave the tenant's turn, or
+ * [i, tenant, id, at] when it was the hint's (id nil and at -1 when its
+ * lists were empty), popped as jobq_pop_command pops a rotated turn.
  */
 int jobq_take_argv(const char **argv, size_t *argvlen, jobq_take_bufs *bufs, bool use_sha,
                    const char (*rings)[KEY_MAX], size_t n, const jobq_keys *hint,
-                   int hint_ring);
+                   int hint_ring, int every);
 
 /* How the caller came by the tenant's turn. */
 typedef enum {
@@ -120,14 +166,17 @@ typedef enum {
 } jobq_turn;
 
 /* Fills cmd with the pop script's call for the tenant whose turn the
- * caller got as turn says. The reply is the tenant's oldest id, or nil
- * when its list was empty (the turn is spent; the worker takes the
- * next). */
-void jobq_pop_command(redis_argv *cmd, bool use_sha, const jobq_keys *k, jobq_turn turn);
+ * caller got as turn says; every is the bands' rule's N (0: strictly by
+ * band). numbuf[0] of cmd holds every. The reply is [id, at]: the oldest
+ * id of the tenant's highest band that is not empty (of the lowest on
+ * every Nth pop) and its list's index in k->lists (jobq_band_at), or nil
+ * when all were empty (the turn is spent; the worker takes the next). */
+void jobq_pop_command(redis_argv *cmd, bool use_sha, const jobq_keys *k, jobq_turn turn,
+                      int every);
 
 /* Fills cmd with the repair script's call: puts the tenant back on the
- * ring when it is not on it and has ids waiting or is still active. The
- * reply is 1 when it did, else 0. */
+ * ring when it is not on it and has ids waiting in any band or is still
+ * active. The reply is 1 when it did, else 0. */
 void jobq_repair_command(redis_argv *cmd, bool use_sha, const jobq_keys *k);
 
 /* The scripts' texts, for SCRIPT LOAD on a new connection. */

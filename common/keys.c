@@ -28,6 +28,7 @@ char *key_notify(char *out, const char *job_id) { return key_build(out, "jobs:no
 char *key_lease(char *out, const char *job_id)  { return key_build(out, "jobs:lease:", job_id); }
 char *key_cancel(char *out, const char *job_id) { return key_build(out, "cancel:", job_id); }
 char *key_delayed(char *out, const char *type)  { return key_build(out, "jobs:delayed:", type); }
+char *key_turns(char *out, const char *type)    { return key_build(out, "jobs:turns:", type); }
 
 int key_tenant_valid(const char *s)
 {
@@ -44,28 +45,84 @@ int key_tenant_valid(const char *s)
 
 /* ---- queues of tenants --------------------------------------------------- */
 
-/* The tenant goes last, after the type: a tenant id has no ':', so the
- * key reads back unambiguously from its right end. */
+/* The tenant follows the type, and a band's name the tenant: neither a
+ * tenant id nor a band name has a ':' (nor has a registered type name),
+ * so the key reads back unambiguously. */
 char *key_queue(char *out, const char *type, const char *tenant)
 {
+    return key_queue_band(out, type, tenant, NULL);
+}
+
+/* A band name is a short run of lowercase letters: never a ':' or a '/'. */
+static int band_valid(const char *s, size_t n)
+{
+    if (n == 0 || n > KEY_BAND_MAX) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < 'a' || s[i] > 'z') return 0;
+    return 1;
+}
+
+char *key_queue_band(char *out, const char *type, const char *tenant, const char *band)
+{
     out[0] = '\0';
-    if (!key_tenant_valid(tenant)) return NULL;
-    snprintf(out, KEY_MAX, "jobs:queue:%s:%s", type ? type : "", tenant);
+    if (!key_tenant_valid(tenant) || (band && !band_valid(band, strlen(band)))) return NULL;
+    if (band)
+        snprintf(out, KEY_MAX, "jobs:queue:%s:%s:%s", type ? type : "", tenant, band);
+    else
+        snprintf(out, KEY_MAX, "jobs:queue:%s:%s", type ? type : "", tenant);
     return out;
 }
 
 char *key_delayed_member(char *out, const char *tenant, const char *id)
 {
+    return key_delayed_member_band(out, NULL, tenant, id);
+}
+
+char *key_delayed_member_band(char *out, const char *band, const char *tenant,
+                              const char *id)
+{
     out[0] = '\0';
-    if (!key_tenant_valid(tenant)) return NULL;
-    snprintf(out, KEY_MEMBER_MAX, "%s:%s", tenant, id ? id : "");
+    if (!key_tenant_valid(tenant) || (band && !band_valid(band, strlen(band)))) return NULL;
+    snprintf(out, KEY_MEMBER_MAX, "%s%s%s:%s", band ? band : "", band ? "/" : "", tenant,
+             id ? id : "");
     return out;
 }
 
 int key_delayed_member_split(const char *member, size_t len, char *tenant, char *id)
 {
+    char band[KEY_BAND_MAX + 1];
+    return key_delayed_member_parse(member, len, band, tenant, id);
+}
+
+static int member_parse(const char *member, size_t len, char *band, char *tenant, char *id);
+
+int key_delayed_member_parse(const char *member, size_t len, char *band, char *tenant,
+                             char *id)
+{
+    int rc = member_parse(member, len, band, tenant, id);
+    if (rc != 0) {
+        band[0] = '\0';
+        tenant[0] = '\0';
+    }
+    return rc;
+}
+
+static int member_parse(const char *member, size_t len, char *band, char *tenant, char *id)
+{
     const size_t id_len = UUID_STR_LEN - 1;
     tenant[0] = '\0';
+    band[0] = '\0';
+    /* A tenant id has no '/': one there ends the band's name. */
+    const char *slash = member ? memchr(member, '/', len) : NULL;
+    if (slash != NULL) {
+        size_t blen = (size_t)(slash - member);
+        if (!band_valid(member, blen))
+            return -1;
+        memcpy(band, member, blen);
+        band[blen] = '\0';
+        len -= blen + 1;
+        member = slash + 1;
+    }
     /* "{tenant}:" then exactly a UUID: the colon sits id_len + 1 from the end. */
     if (member == NULL || len < id_len + 2 || len - id_len - 1 > KEY_TENANT_MAX
         || member[len - id_len - 1] != ':')

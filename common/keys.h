@@ -11,6 +11,8 @@
  *   jobs:ready:{type}      LIST    the ring: tenants of the type with ids
  *                                  waiting, each once, next turn at the right
  *   jobs:active:{type}     SET     the tenants with ids waiting
+ *   jobs:turns:{type}      HASH    per tenant, the jobs it took since its
+                                  lists were last empty (the bands' rule)
  *   jobs:state:{id}        HASH    status, last_event_id, worker_id (cache)
  *   jobs:events:{id}       LIST    capped ring of encoded events
  *   jobs:notify:{id}       channel one message per appended event (its body)
@@ -54,6 +56,10 @@ int key_tenant_valid(const char *s);
  * tenant breaks its rule. */
 char *key_queue(char *out, const char *type, const char *tenant);
 
+/* key_queue, then ":{band}" when band (a priority band's name, from
+ * jobq.c) is not NULL. Returns out, or NULL with out holding "". */
+char *key_queue_band(char *out, const char *type, const char *tenant, const char *band);
+
 /* Each writes the key into out (KEY_MAX bytes) and returns out. */
 char *key_ready(char *out, const char *type);
 char *key_active(char *out, const char *type);
@@ -63,9 +69,14 @@ char *key_notify(char *out, const char *job_id);
 char *key_lease(char *out, const char *job_id);
 char *key_cancel(char *out, const char *job_id);
 char *key_delayed(char *out, const char *type);
+char *key_turns(char *out, const char *type);
 
-/* The bytes of a delayed set's member: "{tenant}:{id}", NUL included. */
-#define KEY_MEMBER_MAX (KEY_TENANT_MAX + 1 + 36 + 1)
+/* The longest priority band name a key or member carries, NUL excluded. */
+#define KEY_BAND_MAX 15
+
+/* The bytes of a delayed set's member: "[{band}/]{tenant}:{id}", NUL
+ * included. */
+#define KEY_MEMBER_MAX (KEY_BAND_MAX + 1 + KEY_TENANT_MAX + 1 + 36 + 1)
 
 /* A delayed set's member for job id (a checked UUID) of tenant, into out
  * (KEY_MEMBER_MAX bytes): the promotion needs the tenant to know which
@@ -73,10 +84,21 @@ char *key_delayed(char *out, const char *type);
  * tenant breaks its rule. */
 char *key_delayed_member(char *out, const char *tenant, const char *id);
 
+/* key_delayed_member with band's name (1..KEY_BAND_MAX of [a-z], NULL for
+ * none) and a '/' in front, so the promotion knows which of the tenant's
+ * lists the id joins. Returns out, or NULL with out holding "". */
+char *key_delayed_member_band(char *out, const char *band, const char *tenant,
+                              const char *id);
+
 /* Splits a delayed set's member (len bytes, outside input) into tenant
  * (KEY_TENANT_MAX + 1 bytes) and id (37 bytes, lowercase). Returns 0, or
  * -1 when it is not "{tenant}:{uuid}" (the tenant then holds ""). */
 int key_delayed_member_split(const char *member, size_t len, char *tenant, char *id);
+
+/* key_delayed_member_split for members that may name a band: band
+ * (KEY_BAND_MAX + 1 bytes) gets it, or "" when the member names none. */
+int key_delayed_member_parse(const char *member, size_t len, char *band, char *tenant,
+                             char *id);
 
 /*
  * "idempotency:{tenant}:{h}", h the SHA-256 of client_key in 64 lowercase

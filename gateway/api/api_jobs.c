@@ -42,6 +42,7 @@ typedef struct submit_call {
     char job_id[UUID_STR_LEN];
     char type[64];
     char *event_body;
+    long long priority;
     long long run_at_ms;        /* 0: run as soon as possible */
     api_submit_fn done;
     void *arg;
@@ -53,8 +54,8 @@ static void on_job_inserted(gw_req *r, void *arg, const char *job_json, size_t l
     submit_call *c = arg;
     /* Committed: from here the job exists whether or not the client waits. */
     if (job_json) {
-        gw_job_committed(r->thr, c->job_id, c->type, r->who.tenant_id, c->event_body,
-                         c->run_at_ms);
+        gw_job_committed(r->thr, c->job_id, c->type, r->who.tenant_id, c->priority,
+                         c->event_body, c->run_at_ms);
         log_debug("job %s (%s) queued", c->job_id, c->type);
     }
     c->done(r, c->arg, c->job_id, job_json, len, err, sqlstate);
@@ -70,6 +71,7 @@ int api_submit_job(gw_req *r, const api_new_job *job, api_submit_fn done, void *
     uuid_v7(c->job_id);
     snprintf(c->type, sizeof c->type, "%s", job->type);
     c->run_at_ms = job->run_at_ms;
+    c->priority = job->priority;
     c->done = done;
     c->arg = arg;
     c->event_body = job_queued_event(c->job_id, job->type, job->priority);

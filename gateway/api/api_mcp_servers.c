@@ -265,7 +265,7 @@ static void discovery_publish(gw_req *r, const char *job_id, const char *event,
                               const char *name)
 {
     gw_redis_append_event(r->thr, job_id, 1, event, "queued");
-    gw_redis_enqueue(r->thr, job_id, MCP_DISCOVER_TYPE, r->who.tenant_id);
+    gw_redis_enqueue(r->thr, job_id, MCP_DISCOVER_TYPE, r->who.tenant_id, 0);
     metric_inc(gw_metric.jobs_submitted, MCP_DISCOVER_TYPE);
     log_info("mcp server %s of tenant %s: discovery queued as job %s", name,
              r->who.tenant_id, job_id);

@@ -44,8 +44,14 @@
  * jobs nobody has retried or discarded yet (dead_resolved_at NULL), the
  * entries of GET /v1/dead-letters. Both parts read partial indexes
  * (jobs_unfinished, jobs_dead_letters) rather than the tenant's whole
- * history.
+ * history. "bands" splits "queued" by priority band, with the bounds of
+ * common/jobq.c (jobq_band_of): the order workers take them in.
  */
+/* One band's entry of "bands": its name and its due queued jobs. */
+#define BAND_COUNT(name, cond) \
+    " '" name "', count(*) FILTER (WHERE j.status = 'queued'" \
+    "   AND (j.run_at IS NULL OR j.run_at <= now()) AND " cond ")"
+
 static const char SQL_QUEUES[] =
     "WITH t AS (SELECT type, ord FROM unnest($2::text[]) WITH ORDINALITY AS u(type, ord)),"
     " live AS (SELECT j.type,"
@@ -55,7 +61,13 @@ static const char SQL_QUEUES[] =
     "   count(*) FILTER (WHERE j.status = 'running') AS running,"
     "   min(greatest(j.queued_at, coalesce(j.run_at, j.queued_at)))"
     "     FILTER (WHERE j.status = 'queued'"
-    "               AND (j.run_at IS NULL OR j.run_at <= now())) AS oldest"
+    "               AND (j.run_at IS NULL OR j.run_at <= now())) AS oldest,"
+    "   json_build_object("
+    BAND_COUNT("urgent", "j.priority >= 100") ","
+    BAND_COUNT("high", "j.priority BETWEEN 1 AND 99") ","
+    BAND_COUNT("normal", "j.priority = 0") ","
+    BAND_COUNT("low", "j.priority BETWEEN -99 AND -1") ","
+    BAND_COUNT("bulk", "j.priority <= -100") ") AS bands"
     "   FROM jobs j WHERE j.tenant_id = $1 AND j.status IN ('queued', 'running')"
     "   GROUP BY j.type),"
     " dead AS (SELECT j.type, count(*) AS dead FROM jobs j"
@@ -64,6 +76,8 @@ static const char SQL_QUEUES[] =
     " SELECT json_build_object('items', coalesce(json_agg(json_build_object("
     "   'type', t.type,"
     "   'queued', coalesce(live.queued, 0),"
+    "   'bands', coalesce(live.bands, json_build_object("
+    "     'urgent', 0, 'high', 0, 'normal', 0, 'low', 0, 'bulk', 0)),"
     "   'delayed', coalesce(live.delayed, 0),"
     "   'running', coalesce(live.running, 0),"
     "   'dead', coalesce(dead.dead, 0),"

@@ -231,7 +231,7 @@ static void on_runs_created(gw_req *r, PGresult *res, const char *err, const cha
         if (ord < 1 || ord > c->n) continue;
         retry_item *it = &set->items[c->index[ord - 1]];
         /* Committed: publish whatever happens to the answer. */
-        gw_job_committed(r->thr, it->new_id, "agent.run", r->who.tenant_id,
+        gw_job_committed(r->thr, it->new_id, "agent.run", r->who.tenant_id, it->priority,
                          c->events[ord - 1], 0);
         log_info("agent run %s queued as job %s, retrying job %s", it->run_id, it->new_id,
                  it->old_id);

@@ -143,7 +143,7 @@ static void on_run_inserted(gw_req *r, PGresult *res, const char *err, const cha
         reply_session_not_found(r);
         return;
     }
-    gw_job_committed(r->thr, s->job_id, "agent.run", r->who.tenant_id, s->event_body, 0);
+    gw_job_committed(r->thr, s->job_id, "agent.run", r->who.tenant_id, 0, s->event_body, 0);
     log_info("agent run %s queued as job %s", s->run_id, s->job_id);
 
     char location[64], body[512];

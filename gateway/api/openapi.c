@@ -349,10 +349,17 @@ static const struct {
       "'refresh_job_id':" UUID_OR_NULL ",'created_by':{'type':['string','null']},"
       "'created_at':" TS ",'updated_at':" TS ",'links':" LINKS "}}" },
     { "McpServerList", LIST("McpServer") },
-    { "Queue", "{'type':'object','required':['type','queued','delayed','running','dead',"
+    { "Queue", "{'type':'object','required':['type','queued','bands','delayed','running','dead',"
       "'oldest_queued_age_ms'],'properties':{'type':{'type':'string'},"
-      "'queued':{'type':'integer'},'delayed':{'type':'integer'},'running':{'type':'integer'},"
+      "'queued':{'type':'integer'},'bands':" REF("QueueBands") ","
+      "'delayed':{'type':'integer'},'running':{'type':'integer'},"
       "'dead':{'type':'integer'},'oldest_queued_age_ms':{'type':['integer','null']}}}" },
+    { "QueueBands", "{'type':'object','description':'queued split by priority band, in the "
+      "order workers take them: urgent (priority 100..1000), high (1..99), normal (0), "
+      "low (-99..-1), bulk (-1000..-100)','required':['urgent','high','normal','low','bulk'],"
+      "'properties':{'urgent':{'type':'integer'},'high':{'type':'integer'},"
+      "'normal':{'type':'integer'},'low':{'type':'integer'},'bulk':{'type':'integer'}},"
+      "'additionalProperties':false}" },
     { "QueueList", "{'type':'object','required':['items'],'properties':{"
       "'items':{'type':'array','items':" REF("Queue") "}}}" },
     { "Worker", "{'type':'object','required':['id'],'properties':{'id':{'type':'string'},"
@@ -682,7 +689,9 @@ static bool add_job_create(cJSON *components_schemas)
         cJSON *s = parse_quoted(
             "{'type':'object','required':['type'],'properties':{"
             "'type':{'type':'string'},"
-            "'priority':{'type':'integer','minimum':-1000,'maximum':1000,'default':0},"
+            "'priority':{'type':'integer','minimum':-1000,'maximum':1000,'default':0,"
+            "'description':'orders work among queued jobs of one tenant and type, by "
+            "band: urgent 100..1000, high 1..99, normal 0, low -99..-1, bulk -1000..-100'},"
             "'max_attempts':{'type':'integer','minimum':1,'maximum':100},"
             "'timeout_s':{'type':'integer','minimum':1,'maximum':86400},"
             "'run_at':{'type':['string','null'],'format':'date-time'}},"

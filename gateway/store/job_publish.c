@@ -96,13 +96,14 @@ void gw_redis_append_event(gw_thread *thr, const char *job_id, long long seq,
 typedef struct enqueue_retry {
     gw_thread *thr;
     jobq_keys keys;
+    int band;
     char job_id[UUID_STR_LEN];
 } enqueue_retry;
 
 static void send_enqueue(enqueue_retry *e, bool use_sha, redisCallbackFn *cb)
 {
     redis_argv cmd;
-    jobq_enqueue_command(&cmd, use_sha, &e->keys, e->job_id, JOBQ_BACK, NULL);
+    jobq_enqueue_command(&cmd, use_sha, &e->keys, e->job_id, e->band, JOBQ_BACK, NULL);
     if (rds_command(e->thr->redis, cb, cb ? e : NULL, &cmd) != 0) {
         log_warn("redis unavailable: job %s not enqueued", e->job_id);
         free(e);
@@ -126,7 +127,7 @@ static void on_enqueue_reply(redisAsyncContext *c, void *reply, void *privdata)
 }
 
 void gw_redis_enqueue(gw_thread *thr, const char *job_id, const char *type,
-                      const char *tenant)
+                      const char *tenant, long long priority)
 {
     enqueue_retry *e = malloc(sizeof *e);
     if (e == NULL || strlen(job_id) >= sizeof e->job_id
@@ -137,19 +138,21 @@ void gw_redis_enqueue(gw_thread *thr, const char *job_id, const char *type,
         return;
     }
     e->thr = thr;
+    e->band = jobq_band_of(priority);
     snprintf(e->job_id, sizeof e->job_id, "%s", job_id);
     send_enqueue(e, true, on_enqueue_reply);
 }
 
 void gw_redis_enqueue_at(gw_thread *thr, const char *job_id, const char *type,
-                         const char *tenant, long long run_at_ms)
+                         const char *tenant, long long priority, long long run_at_ms)
 {
     if (run_at_ms <= clock_wall_ms()) {
-        gw_redis_enqueue(thr, job_id, type, tenant);
+        gw_redis_enqueue(thr, job_id, type, tenant, priority);
         return;
     }
     char key[KEY_MAX], member[KEY_MEMBER_MAX], score[24];
-    if (key_delayed_member(member, tenant, job_id) == NULL) {
+    if (key_delayed_member_band(member, jobq_band_suffix(jobq_band_of(priority)), tenant,
+                                job_id) == NULL) {
         log_error("job %s not put in its delayed set: bad tenant id", job_id);
         return;
     }
@@ -161,10 +164,11 @@ void gw_redis_enqueue_at(gw_thread *thr, const char *job_id, const char *type,
 }
 
 void gw_job_committed(gw_thread *thr, const char *job_id, const char *type,
-                      const char *tenant, const char *event_body, long long run_at_ms)
+                      const char *tenant, long long priority, const char *event_body,
+                      long long run_at_ms)
 {
     gw_redis_append_event(thr, job_id, 1, event_body, "queued");
-    gw_redis_enqueue_at(thr, job_id, type, tenant, run_at_ms);
+    gw_redis_enqueue_at(thr, job_id, type, tenant, priority, run_at_ms);
     metric_inc(gw_metric.jobs_submitted, type);
 }
 

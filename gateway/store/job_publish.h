@@ -15,26 +15,30 @@
 void gw_redis_append_event(gw_thread *thr, const char *job_id, long long seq,
                            const char *body, const char *status);
 
-/* Enqueues job_id of tenant: onto the tenant's list of its type, and the
- * tenant onto the type's ring when it was not on it (the enqueue script of
- * common/jobq.h). tenant is the job's tenant id, as the row has it. */
+/* Enqueues job_id of tenant: onto the tenant's list of its type and of
+ * the band of priority (the job's), and the tenant onto the type's ring
+ * when it was not on it (the enqueue script of common/jobq.h). tenant is
+ * the job's tenant id, as the row has it. */
 void gw_redis_enqueue(gw_thread *thr, const char *job_id, const char *type,
-                      const char *tenant);
+                      const char *tenant, long long priority);
 
 /* Enqueues job_id of tenant to run at epoch ms run_at_ms: as
  * gw_redis_enqueue at once when that has come, else in
- * jobs:delayed:{type} (as "{tenant}:{id}") until the workers move it. */
+ * jobs:delayed:{type} (as "[{band}/]{tenant}:{id}") until the workers move
+ * it. */
 void gw_redis_enqueue_at(gw_thread *thr, const char *job_id, const char *type,
-                         const char *tenant, long long run_at_ms);
+                         const char *tenant, long long priority, long long run_at_ms);
 
 /*
  * What follows the commit of a new job (a submission, an agent run, a
  * retry): its job.queued event (event_body, id 1) appended to its ring,
  * its id enqueued for run_at_ms (0: now; gw_redis_enqueue_at), and the
- * gateway's count of submitted jobs. tenant is the job's tenant id.
+ * gateway's count of submitted jobs. tenant is the job's tenant id,
+ * priority its priority (-1000..1000).
  */
 void gw_job_committed(gw_thread *thr, const char *job_id, const char *type,
-                      const char *tenant, const char *event_body, long long run_at_ms);
+                      const char *tenant, long long priority, const char *event_body,
+                      long long run_at_ms);
 
 /* Sets cancel:{job_id} for the job's worker to see, and publishes the id
  * on CHANNEL_CANCEL_REQUESTS so the worker sees it at once. */

@@ -177,16 +177,36 @@ def test_tenant_lost_from_its_ring_is_put_back(stack, tenant):
 # --------------------------------------------------------------------------
 
 def lua_scripts():
-    """{name: text} of the jobq_*_lua scripts, as common/jobq.c spells them."""
+    """{name: text} of the jobq_*_lua scripts, as common/jobq.c spells them:
+    string literals, the macros of literals they include, and STR(X) of a
+    number jobq.h defines."""
     with open(os.path.join(REPO, "common", "jobq.c"), encoding="utf-8") as f:
         src = f.read()
-    scripts = {}
-    for m in re.finditer(r'const char (jobq_\w+_lua)\[\] =\s*((?:"(?:[^"\\]|\\.)*"\s*)+);', src):
-        pieces = re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(2))
-        scripts[m.group(1)] = "".join(codecs.decode(p, "unicode_escape") for p in pieces)
+    with open(os.path.join(REPO, "common", "jobq.h"), encoding="utf-8") as f:
+        numbers = dict(re.findall(r"#define (\w+) (\d+)\n", f.read()))
+    macros = {m.group(1): m.group(2).replace("\\\n", "\n")
+              for m in re.finditer(r"#define (\w+) \\\n((?:.*\\\n)*.*\n)", src)}
+    token = re.compile(r'"((?:[^"\\]|\\.)*)"|STR\((\w+)\)|(\w+)')
+
+    def expand(text):
+        out = []
+        for lit, num, name in token.findall(text):
+            if num:
+                out.append(numbers[num])
+            elif name:
+                out.append(expand(macros[name]))
+            else:
+                out.append(codecs.decode(lit, "unicode_escape"))
+        return "".join(out)
+
+    scripts = {m.group(1): expand(m.group(2)) for m in re.finditer(
+        r"const char (jobq_\w+_lua)\[\] =\s*((?:(?:\"(?:[^\"\\]|\\.)*\"|STR\(\w+\)|\w+)\s*)+);", src)}
     assert set(scripts) == {"jobq_enqueue_lua", "jobq_take_lua", "jobq_pop_lua",
                             "jobq_repair_lua"}, scripts
     return scripts
+
+
+BANDS = ("urgent", "high", "", "low", "bulk")     # highest first; "" the normal list
 
 
 class Probe:
@@ -199,24 +219,30 @@ class Probe:
         self.ready = f"jobs:ready:{self.TYPE}"
         self.active = f"jobs:active:{self.TYPE}"
         self.delayed = f"jobs:delayed:{self.TYPE}"
+        self.turns = f"jobs:turns:{self.TYPE}"
 
-    def list(self, tenant):
-        return f"jobs:queue:{self.TYPE}:{tenant}"
+    def list(self, tenant, band=""):
+        """The tenant's list of band ("" the normal band's)."""
+        return f"jobs:queue:{self.TYPE}:{tenant}" + (f":{band}" if band else "")
 
-    def enqueue(self, tenant, jid, end="back", member=None):
-        keys = [self.list(tenant), self.ready, self.active] + ([self.delayed] if member else [])
+    def lists(self, tenant):
+        return [self.list(tenant, b) for b in BANDS]
+
+    def enqueue(self, tenant, jid, end="back", member=None, band=""):
+        keys = [self.list(tenant, band), self.ready, self.active] + (
+            [self.delayed] if member else [])
         args = [jid, tenant, end] + ([member] if member else [])
         return redis_cli("EVAL", self.s["jobq_enqueue_lua"], len(keys), *keys, *args)[0]
 
-    def take(self, hint=None):
+    def take(self, hint=None, every=0):
         """A busy worker's turn: the tenant stays on the ring. With a hint
         (the tenant the thread served last), (tenant, id) when the turn is
         the hint's and the script popped its job."""
-        keys = [self.ready] + ([self.list(hint), self.active] if hint else [])
+        keys = [self.ready] + (self.lists(hint) + [self.active, self.turns] if hint else [])
         out = redis_cli("EVAL", self.s["jobq_take_lua"], len(keys), *keys,
-                        1, 1 if hint else 0, hint or "")
+                        1, 1 if hint else 0, hint or "", every)
         assert out == [""] or out[0] == "1", out
-        if len(out) == 3:
+        if len(out) == 4:
             return out[1], out[2]
         return out[1] if len(out) == 2 else ""
 
@@ -224,13 +250,16 @@ class Probe:
         """An idle worker's BRPOP of the ring, without blocking."""
         return redis_cli("RPOP", self.ready)[0]
 
-    def pop(self, tenant, turn="rotated"):
-        return redis_cli("EVAL", self.s["jobq_pop_lua"], 3, self.list(tenant), self.ready,
-                         self.active, tenant, turn)[0]
+    def pop(self, tenant, turn="rotated", every=0, band=False):
+        """The id popped ("" for none), or with band, (id, its list's index)."""
+        keys = self.lists(tenant) + [self.ready, self.active, self.turns]
+        out = redis_cli("EVAL", self.s["jobq_pop_lua"], len(keys), *keys, tenant, turn,
+                        every)
+        return (out[0], out[1] if len(out) > 1 else "") if band else out[0]
 
     def repair(self, tenant):
-        return redis_cli("EVAL", self.s["jobq_repair_lua"], 3, self.list(tenant), self.ready,
-                         self.active, tenant)[0]
+        keys = self.lists(tenant) + [self.ready, self.active]
+        return redis_cli("EVAL", self.s["jobq_repair_lua"], len(keys), *keys, tenant)[0]
 
     def ring(self):
         return [t for t in redis_cli("LRANGE", self.ready, 0, -1) if t]
@@ -239,8 +268,8 @@ class Probe:
         return [t for t in redis_cli("SMEMBERS", self.active) if t]
 
     def clean(self):
-        redis("DEL", self.list("probe-a"), self.list("probe-b"), self.ready, self.active,
-              self.delayed)
+        redis("DEL", *self.lists("probe-a"), *self.lists("probe-b"), self.ready, self.active,
+              self.delayed, self.turns)
 
 
 def ids(n):
@@ -343,5 +372,43 @@ def test_scripts_take_turns_and_keep_one_place_per_tenant(stack):
         assert q.enqueue(A, jid, member=member) == "-1"     # another worker was first
         assert redis_cli("LRANGE", q.list(A), 0, -1) == [jid]
         assert redis_cli("ZCARD", q.delayed) == ["0"]
+    finally:
+        q.clean()
+
+
+def test_scripts_take_the_highest_band_first_and_every_nth_the_lowest(stack):
+    q = Probe()
+    A = "probe-a"
+    q.clean()
+    try:
+        low, normal, high = ids(3), ids(2), ids(3)
+        for j in low:
+            q.enqueue(A, j, band="low")
+        for j in normal:
+            q.enqueue(A, j)
+        for j in high:
+            q.enqueue(A, j, band="high")
+        assert q.ring() == [A]
+        # Strictly by band (every 0), oldest first; the answer names the list.
+        assert q.pop(q.take(), band=True) == (high[0], "1")
+        assert q.take(hint=A) == (A, high[1])
+        # Every 3rd pop of the tenant reads the lowest band first; the
+        # count is the tenant's, whichever script pops.
+        got = [q.pop(q.take(), every=3)]
+        got.append(q.take(hint=A, every=3)[1])
+        got.append(q.pop(q.take(), every=3))
+        got.append(q.take(hint=A, every=3)[1])
+        got.append(q.pop(q.take(), every=3))
+        got.append(q.pop(q.take(), every=3))
+        assert got == [high[2], normal[0], low[0], normal[1], low[1], low[2]], got
+        # Empty in every band: the tenant leaves the ring, the active set
+        # and the count.
+        assert q.ring() == [] and q.actives() == []
+        assert redis_cli("HEXISTS", q.turns, A) == ["0"]
+        # A repair sees ids in any band.
+        jid = ids(1)[0]
+        q.enqueue(A, jid, band="bulk")
+        assert q.hold() == A and q.repair(A) == "1" and q.ring() == [A]
+        assert q.pop(q.take(), band=True) == (jid, "4")
     finally:
         q.clean()

@@ -291,5 +291,6 @@ def test_tenant_owned_redis_keys_are_namespaced(stack, tenant):
             parts = k.split(":")
             assert len(parts) >= 3 and parts[1], f"tenant-owned key without tenant: {k}"
         elif k.startswith("jobs:") and k.count(":") >= 2 and not k.startswith(
-                ("jobs:queue:", "jobs:delayed:", "jobs:ready:", "jobs:active:")):
+                ("jobs:queue:", "jobs:delayed:", "jobs:ready:", "jobs:active:",
+                 "jobs:turns:")):
             uuid.UUID(k.split(":")[2])  # per-job keys end in the job's UUID

@@ -75,7 +75,9 @@ def test_queues_list_every_readable_type_with_zero_counts(tenant):
     assert [item["type"] for item in q] == DEFAULT_TYPES
     for item in q:
         assert item == {"type": item["type"], "queued": 0, "delayed": 0, "running": 0,
-                        "dead": 0, "oldest_queued_age_ms": None}, item
+                        "dead": 0, "oldest_queued_age_ms": None,
+                        "bands": {"urgent": 0, "high": 0, "normal": 0, "low": 0,
+                                  "bulk": 0}}, item
     # Only jobs read: the agent runs' type is left out, as GET /v1/jobs
     # leaves out their jobs.
     jobs_only = tenant.make_token(scope="jobs:read")

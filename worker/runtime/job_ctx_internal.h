@@ -28,6 +28,8 @@ struct job_ctx {
     long long redis_seq;        /* the last event id appended to the Redis ring */
     bool lost;                  /* a fenced write matched nothing: not ours */
     long long started_ms;       /* monotonic, at the claim */
+    int band;                   /* the priority band it was taken from (jobq.h):
+                                   a retry waits in the same one */
     event_buffer buf;           /* the newest events, up to seq: sent to Redis,
                                    not yet stored in PostgreSQL */
 };

@@ -232,18 +232,40 @@ redisReply *redis_script_run(redis_link *l, const redis_argv *by_sha,
     return r;
 }
 
-/* Runs the pop script for the tenant of type whose turn the caller got
- * as turn says. Returns 1 with the id in value, 0 when the tenant's list
- * was empty or its entry unusable, -1 when Redis failed. */
-static int pop_turn(redis_link *l, const char *type, const char *tenant, jobq_turn turn,
-                    char *value, size_t value_size)
+/* Reads the id and band a pop gave (the script's id, or nil, and its list's index)
+ * into value and *band. Returns 1, or 0 when the lists were empty or the
+ * entry unusable. */
+static int popped_id(redis_link *l, const redisReply *id, const redisReply *b,
+                     char *value, size_t value_size, int *band)
 {
+    if (id == NULL || id->type != REDIS_REPLY_STRING)
+        return 0;
+    /* A queue entry is outside input: refuse what no id could be,
+     * including a string with a NUL inside. */
+    if (id->len >= value_size || memchr(id->str, '\0', id->len)) {
+        log_warn("%s: dropped an unusable queue entry (%zu bytes)", l->who, id->len);
+        return 0;
+    }
+    memcpy(value, id->str, id->len + 1);
+    *band = b != NULL && b->type == REDIS_REPLY_INTEGER && b->integer >= 0
+            && b->integer < JOBQ_BANDS ? jobq_band_at((int)b->integer) : JOBQ_BAND_NORMAL;
+    return 1;
+}
+
+/* Runs the pop script for the tenant of from's type whose turn the
+ * caller got as turn says. Returns 1 with the id in value and its band
+ * in from, 0 when the tenant's lists were empty or the entry unusable,
+ * -1 when Redis failed. */
+static int pop_turn(redis_link *l, job_origin *from, jobq_turn turn, char *value,
+                    size_t value_size)
+{
+    const char *type = from->type, *tenant = from->tenant;
     jobq_keys k;
     if (jobq_keys_of(&k, type, tenant) != 0)
         return 0;
     redis_argv by_sha, by_text;
-    jobq_pop_command(&by_sha, true, &k, turn);
-    jobq_pop_command(&by_text, false, &k, turn);
+    jobq_pop_command(&by_sha, true, &k, turn, l->cfg->priority_fair_every);
+    jobq_pop_command(&by_text, false, &k, turn, l->cfg->priority_fair_every);
     redisReply *r = redis_script_run(l, &by_sha, &by_text);
     if (r == NULL) {
         if (turn == JOBQ_HELD)
@@ -253,16 +275,8 @@ static int pop_turn(redis_link *l, const char *type, const char *tenant, jobq_tu
         return -1;
     }
     int rc = 0;
-    if (r->type == REDIS_REPLY_STRING) {
-        /* A queue entry is outside input: refuse what no id could be,
-         * including a string with a NUL inside. */
-        if (r->len >= value_size || memchr(r->str, '\0', r->len)) {
-            log_warn("%s: dropped an unusable queue entry (%zu bytes)", l->who, r->len);
-        } else {
-            memcpy(value, r->str, r->len + 1);
-            rc = 1;
-        }
-    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2)
+        rc = popped_id(l, r->element[0], r->element[1], value, value_size, &from->band);
     freeReplyObject(r);
     return rc;
 }
@@ -282,23 +296,6 @@ static int turn_of(redis_link *l, const queue_set *qs, long long i, const redisR
     snprintf(from->type, sizeof from->type, "%s", qs->names[i]);
     memcpy(from->tenant, t->str, t->len + 1);
     return 0;
-}
-
-/* Reads the id a take popped for the hinted tenant (r, a string or nil)
- * into value. Returns 1, or 0 when the list was empty or the entry
- * unusable. */
-static int taken_id(redis_link *l, const redisReply *r, char *value, size_t value_size)
-{
-    if (r->type != REDIS_REPLY_STRING)
-        return 0;
-    /* A queue entry is outside input: refuse what no id could be,
-     * including a string with a NUL inside. */
-    if (r->len >= value_size || memchr(r->str, '\0', r->len)) {
-        log_warn("%s: dropped an unusable queue entry (%zu bytes)", l->who, r->len);
-        return 0;
-    }
-    memcpy(value, r->str, r->len + 1);
-    return 1;
 }
 
 /* What a take came back with. */
@@ -330,15 +327,16 @@ static int take_turn(redis_link *l, const queue_set *qs, const job_origin *hint,
             hint_ring = (int)i;
     if (hint_ring >= 0 && jobq_keys_of(&hk, hint->type, hint->tenant) != 0)
         hint_ring = -1;
+    int every = l->cfg->priority_fair_every;
     int argc = jobq_take_argv(argv, argvlen, &bufs, true, qs->rings, qs->count,
-                              hint_ring >= 0 ? &hk : NULL, hint_ring);
+                              hint_ring >= 0 ? &hk : NULL, hint_ring, every);
     if (argc < 0)
         return TAKE_NONE;
     redisReply *r = redisCommandArgv(l->c, argc, argv, argvlen);
     if (r != NULL && r->type == REDIS_REPLY_ERROR && redis_script_missing(r->str, r->len)) {
         freeReplyObject(r);
         jobq_take_argv(text, textlen, &bufs, false, qs->rings, qs->count,
-                       hint_ring >= 0 ? &hk : NULL, hint_ring);
+                       hint_ring >= 0 ? &hk : NULL, hint_ring, every);
         r = redisCommandArgv(l->c, argc, text, textlen);
     }
     if (r == NULL) {
@@ -346,7 +344,7 @@ static int take_turn(redis_link *l, const queue_set *qs, const job_origin *hint,
         return TAKE_FAILED;
     }
     int rc = TAKE_NONE;
-    if (r->type == REDIS_REPLY_ARRAY && (r->elements == 2 || r->elements == 3)
+    if (r->type == REDIS_REPLY_ARRAY && (r->elements == 2 || r->elements == 4)
         && r->element[0]->type == REDIS_REPLY_INTEGER) {
         long long i = r->element[0]->integer - 1;
         const redisReply *t = r->element[1];
@@ -354,7 +352,8 @@ static int take_turn(redis_link *l, const queue_set *qs, const job_origin *hint,
             if (r->elements == 2)
                 rc = TAKE_TURN;
             else
-                rc = taken_id(l, r->element[2], value, value_size) ? TAKE_POPPED : TAKE_SPENT;
+                rc = popped_id(l, r->element[2], r->element[3], value, value_size, &from->band)
+                         ? TAKE_POPPED : TAKE_SPENT;
         } else if (i >= 0 && (size_t)i < qs->count && t->type == REDIS_REPLY_STRING) {
             /* Rotated, it would come round again: it leaves the ring. */
             redis_argv lrem;
@@ -385,7 +384,7 @@ int redis_pop_job(redis_link *l, const queue_set *qs, int timeout_s, job_origin 
     case TAKE_SPENT:
         return 0;       /* the turn found no job: the caller takes the next */
     case TAKE_TURN:
-        return pop_turn(l, from->type, from->tenant, JOBQ_ROTATED, value, value_size);
+        return pop_turn(l, from, JOBQ_ROTATED, value, value_size);
     default:
         break;
     }
@@ -426,7 +425,7 @@ int redis_pop_job(redis_link *l, const queue_set *qs, int timeout_s, job_origin 
     freeReplyObject(r);
     if (got < 0)
         return 0;
-    return pop_turn(l, from->type, from->tenant, JOBQ_HELD, value, value_size);
+    return pop_turn(l, from, JOBQ_HELD, value, value_size);
 }
 
 int redis_push_back(redis_link *l, const job_origin *from, const char *id)
@@ -435,8 +434,8 @@ int redis_push_back(redis_link *l, const job_origin *from, const char *id)
     if (jobq_keys_of(&k, from->type, from->tenant) != 0)
         return -1;
     redis_argv by_sha, by_text;
-    jobq_enqueue_command(&by_sha, true, &k, id, JOBQ_FRONT, NULL);
-    jobq_enqueue_command(&by_text, false, &k, id, JOBQ_FRONT, NULL);
+    jobq_enqueue_command(&by_sha, true, &k, id, from->band, JOBQ_FRONT, NULL);
+    jobq_enqueue_command(&by_text, false, &k, id, from->band, JOBQ_FRONT, NULL);
     redisReply *r = redis_script_run(l, &by_sha, &by_text);
     if (r == NULL)
         return -1;
@@ -465,6 +464,7 @@ struct state_keys {
     char lease[KEY_MAX];
     jobq_keys queue;
     char member[KEY_MEMBER_MAX];
+    int band;
     int enqueue_at;         /* the index of the enqueue command, or -1 */
 };
 
@@ -536,10 +536,13 @@ static int state_commands(const ag_config *cfg, const char *job_id, bool events_
                   job_id);
     } else if (st != NULL && st->requeue_type != NULL && st->requeue_at_ms <= 0) {
         keys->enqueue_at = n;
-        jobq_enqueue_command(&out[n++], true, &keys->queue, job_id, JOBQ_BACK, NULL);
+        keys->band = st->requeue_band;
+        jobq_enqueue_command(&out[n++], true, &keys->queue, job_id, keys->band, JOBQ_BACK,
+                             NULL);
     } else if (st != NULL && st->requeue_type != NULL) {
         redis_argv *c = &out[n++];
-        key_delayed_member(keys->member, st->requeue_tenant, job_id);
+        key_delayed_member_band(keys->member, jobq_band_suffix(st->requeue_band),
+                                st->requeue_tenant, job_id);
         argv_add(c, "ZADD");
         argv_add(c, keys->queue.delayed);
         argv_add_num(c, 0, st->requeue_at_ms);
@@ -586,7 +589,7 @@ static int resend_missing_scripts(redis_link *l, const char *job_id,
     if (rc == 0 && sk->enqueue_at >= 0
         && reply_missing_script(replies[n + (size_t)sk->enqueue_at])) {
         redis_argv cmd;
-        jobq_enqueue_command(&cmd, false, &sk->queue, job_id, JOBQ_BACK, NULL);
+        jobq_enqueue_command(&cmd, false, &sk->queue, job_id, sk->band, JOBQ_BACK, NULL);
         rc = redis_pipeline(l, &cmd, 1, NULL);
     }
     return rc;

@@ -66,21 +66,24 @@ void redis_link_close(redis_link *l);
  */
 int redis_pipeline(redis_link *l, const redis_argv *cmds, int n, redisReply **replies);
 
-/* Where a popped id waited: its type and its tenant's list, so it can be
- * handed back to the front of the same list. */
+/* Where a popped id waited: its type, its tenant's list and the list's
+ * priority band, so it can be handed back to the front of the same list
+ * or queued again in the same band. */
 typedef struct job_origin {
     char type[QUEUE_NAME_MAX];
     char tenant[KEY_TENANT_MAX + 1];
+    int band;               /* jobq.h; JOBQ_BAND_NORMAL when unknown */
 } job_origin;
 
 /*
  * Takes the next job of the types of qs, fairly between tenants
  * (common/jobq.h): the take script gives the next tenant's turn and the
- * pop script that tenant's oldest id; only when every ring is empty does
+ * pop script the oldest id of that tenant's highest priority band (of its
+ * lowest, every AGENTGATE_PRIORITY_FAIR_EVERY-th pop); only when every ring is empty does
  * it wait, in BRPOP over the rings, at most timeout_s seconds. On entry
  * *from is the turn this thread took last (type "" for none): when that
  * tenant's turn comes again, the take pops its job in the same call. On a
- * pop, *from gets the type and tenant and value (value_size bytes) the id
+ * pop, *from gets the type, tenant and band and value (value_size bytes) the id
  * as a string. Returns 1 popped, 0 nothing (the wait ran out, the
  * tenant's list was empty, an entry unusable as a tenant or an id was
  * dropped, or Redis refused the BRPOP, which is logged and followed by a
@@ -119,6 +122,8 @@ typedef struct job_redis_state {
     int lease;                /* LEASE_*: SET jobs:lease:{id} PX lease_ms, or DEL */
     const char *requeue_type; /* enqueue id again (jobq.h), NULL: don't */
     const char *requeue_tenant; /* with requeue_type: the job's tenant */
+    int requeue_band;         /* with requeue_type: its priority band (jobq.h;
+                                 0, the normal band, when not set) */
     long long requeue_at_ms;  /* with requeue_type: 0 enqueues it now; else
                                  it waits in jobs:delayed:{type} until this
                                  epoch ms */

@@ -88,6 +88,7 @@ static void delay_capped(job_thread *t, const job_origin *from, const char *id,
         return;
     }
     job_redis_state st = { .requeue_type = cj->type, .requeue_tenant = cj->tenant_id,
+                           .requeue_band = from->band,
                            .requeue_at_ms = clock_wall_ms() + retry_ms };
     if (redis_link_try(&t->rd) == NULL || redis_write_job(&t->rd, id, NULL, 0, &st) != 0)
         log_warn("job %s: held back by its tenant's running cap but not put in the "
@@ -438,6 +439,7 @@ static void requeue(job_ctx *ctx, const char *reason, bool shutdown, long long d
         job_redis_state st = { .status = "queued", .lease = LEASE_DELETE,
                                .requeue_type = ctx->info.type,
                                .requeue_tenant = ctx->info.tenant_id,
+                               .requeue_band = ctx->band,
                                .requeue_at_ms = delay_ms > 0 ? clock_wall_ms() + delay_ms : 0 };
         if (job_ctx_mirror(ctx, seq, body, &st, HAND_BACK_REDIS_WAIT_MS) == 0)
             log_info("job %s queued again (%s): type=%s attempt=%d delay_ms=%lld "
@@ -535,6 +537,7 @@ void job_run(job_thread *t, const job_origin *from, const char *id)
 
     job_ctx ctx;
     ctx_fill(&ctx, t, id, &cj);
+    ctx.band = from->band;
     worker_metrics_job_started(cj.type, cj.queue_wait_s);
     /* The attempt's span: the thread's trace context until it ends, and
      * what its log lines carry. */

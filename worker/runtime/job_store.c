@@ -767,7 +767,7 @@ store_rc store_exec(PGconn *conn, const char *sql)
  * agentgate_lock_expired (006_security.sql). */
 static const char sql_expired[] =
     "SELECT o_id, o_tenant_id, o_type, o_attempts, o_max_attempts, o_last_event_id, "
-    "o_worker_id, o_cancel_requested FROM agentgate_lock_expired($1, $2, $3)";
+    "o_worker_id, o_cancel_requested, o_priority FROM agentgate_lock_expired($1, $2, $3)";
 
 int store_lock_expired(PGconn *conn, long long lease_ms, const char *orphans_of,
                        int limit, expired_job *out)
@@ -797,6 +797,7 @@ int store_lock_expired(PGconn *conn, long long lease_ms, const char *orphans_of,
         e->last_event_id = strtoll(PQgetvalue(res, r, 5), NULL, 10);
         snprintf(e->worker_id, sizeof e->worker_id, "%s", PQgetvalue(res, r, 6));
         e->cancel_requested = PQgetvalue(res, r, 7)[0] == 't';
+        e->priority = atoi(PQgetvalue(res, r, 8));
         n++;
     }
     PQclear(res);
@@ -808,7 +809,7 @@ int store_lock_expired(PGconn *conn, long long lease_ms, const char *orphans_of,
  * requested while they ran come along: they are to be cancelled. */
 static const char sql_queued[] =
     "SELECT o_id, o_tenant_id, o_type, o_attempts, o_last_event_id, o_due_ms, "
-    "o_cancel_requested FROM agentgate_queued_jobs($1, $2)";
+    "o_cancel_requested, o_priority FROM agentgate_queued_jobs($1, $2)";
 
 PGresult *store_queued_jobs(PGconn *conn, long long grace_ms, int limit)
 {

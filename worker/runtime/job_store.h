@@ -213,6 +213,7 @@ typedef struct expired_job {
     int max_attempts;
     long long last_event_id;
     bool cancel_requested;
+    int priority;               /* queued again: in its band (jobq.h) */
 } expired_job;
 
 /*
@@ -228,7 +229,7 @@ int store_lock_expired(PGconn *conn, long long lease_ms, const char *orphans_of,
  * Queued jobs that have waited longer than grace_ms since they were
  * queued, oldest first, at most limit: a PGresult the caller clears, with
  * columns (id, tenant_id, type, attempts, last_event_id, due_ms (0 when
- * due now, else run_at in epoch ms), cancel_requested ('t'/'f')), or NULL
+ * due now, else run_at in epoch ms), cancel_requested ('t'/'f'), priority), or NULL
  * on error (logged).
  */
 PGresult *store_queued_jobs(PGconn *conn, long long grace_ms, int limit);

@@ -41,7 +41,8 @@
  * moved (a call answering 1 or 0; -1 means another worker moved it
  * first), or -1 when Redis failed. */
 static int run_enqueues(maintenance *m, const redis_argv *cmds, const jobq_keys *keys,
-                        char (*ids)[UUID_STR_LEN], char (*members)[KEY_MEMBER_MAX], int n)
+                        char (*ids)[UUID_STR_LEN], char (*members)[KEY_MEMBER_MAX],
+                        const int *bands, int n)
 {
     redisReply **replies = calloc((size_t)n, sizeof *replies);
     if (replies == NULL)
@@ -54,7 +55,8 @@ static int run_enqueues(maintenance *m, const redis_argv *cmds, const jobq_keys 
         redisReply *r = replies[i];
         if (r != NULL && r->type == REDIS_REPLY_ERROR && redis_script_missing(r->str, r->len)) {
             redis_argv by_text;
-            jobq_enqueue_command(&by_text, false, &keys[i], ids[i], JOBQ_BACK, members[i]);
+            jobq_enqueue_command(&by_text, false, &keys[i], ids[i], bands[i], JOBQ_BACK,
+                                 members[i]);
             freeReplyObject(r);
             replies[i] = NULL;
             if (redis_pipeline(&m->rd, &by_text, 1, &replies[i]) < 0 && m->rd.c == NULL)
@@ -71,11 +73,11 @@ static int run_enqueues(maintenance *m, const redis_argv *cmds, const jobq_keys 
 }
 
 /* Moves the due members of the delayed set of type (at most
- * PROMOTE_BATCH) to their tenants' lists, each with the enqueue script
- * guarded by its ZREM: an id is never in both or in neither, and of
- * workers promoting the same id one wins. A member that is not
- * "{tenant}:{id}" is dropped: PostgreSQL still has the job queued, so
- * reconciliation puts it back as it should be. */
+ * PROMOTE_BATCH) to their tenants' lists of the band each names, each
+ * with the enqueue script guarded by its ZREM: an id is never in both or
+ * in neither, and of workers promoting the same id one wins. A member
+ * that is not "[{band}/]{tenant}:{id}" is dropped: PostgreSQL still has
+ * the job queued, so reconciliation puts it back as it should be. */
 static void promote_type(maintenance *m, const char *type, const char *now)
 {
     char delayed[KEY_MAX], batch[16];
@@ -96,15 +98,18 @@ static void promote_type(maintenance *m, const char *type, const char *now)
     jobq_keys *keys = calloc(n, sizeof *keys);
     char (*ids)[UUID_STR_LEN] = calloc(n, sizeof *ids);
     char (*members)[KEY_MEMBER_MAX] = calloc(n, sizeof *members);
+    int *bands = calloc(n, sizeof *bands);
     int count = 0;
-    for (size_t i = 0; cmds && keys && ids && members && i < n; i++) {
+    for (size_t i = 0; cmds && keys && ids && members && bands && i < n; i++) {
         const redisReply *e = due->element[i];
         if (e->type != REDIS_REPLY_STRING)
             continue;
-        char tenant[KEY_TENANT_MAX + 1];
-        if (key_delayed_member_split(e->str, e->len, tenant, ids[count]) != 0
+        char tenant[KEY_TENANT_MAX + 1], band[KEY_BAND_MAX + 1];
+        bool parsed = key_delayed_member_parse(e->str, e->len, band, tenant, ids[count]) == 0;
+        bands[count] = band[0] ? jobq_band_named(band) : JOBQ_BAND_NORMAL;
+        if (!parsed || bands[count] == JOBQ_BANDS
             || jobq_keys_of(&keys[count], type, tenant) != 0) {
-            log_warn("promotion: dropped %.80s from %s: not \"{tenant}:{id}\"; "
+            log_warn("promotion: dropped %.80s from %s: not \"[{band}/]{tenant}:{id}\"; "
                      "reconciliation enqueues its job if it is still queued", e->str, delayed);
             redis_argv zrem;
             redis_argv_of(&zrem, "ZREM", delayed, e->str, (const char *)NULL);
@@ -113,13 +118,14 @@ static void promote_type(maintenance *m, const char *type, const char *now)
             continue;
         }
         memcpy(members[count], e->str, e->len + 1);
-        jobq_enqueue_command(&cmds[count], true, &keys[count], ids[count], JOBQ_BACK,
-                             members[count]);
+        jobq_enqueue_command(&cmds[count], true, &keys[count], ids[count], bands[count],
+                             JOBQ_BACK, members[count]);
         count++;
     }
-    int moved = count > 0 ? run_enqueues(m, cmds, keys, ids, members, count) : 0;
+    int moved = count > 0 ? run_enqueues(m, cmds, keys, ids, members, bands, count) : 0;
     if (moved > 0)
         log_debug("%d delayed %s jobs due: queued", moved, type);
+    free(bands);
     free(members);
     free(ids);
     free(keys);
@@ -216,6 +222,7 @@ static void reaped_mirror(maintenance *m, const reaped *r)
     job_redis_state st = { .status = r->status, .lease = LEASE_DELETE,
                            .requeue_type = queued ? r->job->type : NULL,
                            .requeue_tenant = r->job->tenant_id,
+                           .requeue_band = jobq_band_of(r->job->priority),
                            .dead_letter = strcmp(r->status, "failed") == 0 };
     job_mirror(&m->rd, m->pg.conn, r->job->id, r->job->tenant_id, JOB_MIRROR_ASK_REDIS,
                r->seq, r->body, &st);
@@ -348,13 +355,13 @@ typedef struct type_listing {
     const char *type;
     char **tenants;             /* sorted, unique: PostgreSQL's and the active set's */
     size_t n_tenants;
-    long long *lens;            /* each tenant's list length */
+    long long *lens;            /* each tenant's length over its band lists */
     char **ids;                 /* ids in the lists and the delayed set, sorted; */
     size_t n_ids;               /* NULL when the type was too long to list */
     char **adrift;              /* tenants off the ring though active or with ids */
     size_t n_adrift;
     redisReply *ring_state[2];  /* SMEMBERS active, LRANGE ring */
-    redisReply **lists;         /* LRANGE of each tenant with ids */
+    redisReply **lists;         /* LRANGE of each tenant's band lists */
     redisReply *delayed;        /* ZRANGE of the delayed set */
     char (*own)[KEY_TENANT_MAX + 1]; /* PostgreSQL's tenant ids, copied */
 } type_listing;
@@ -364,7 +371,7 @@ static void listing_free(type_listing *L)
     for (int i = 0; i < 2; i++)
         freeReplyObject(L->ring_state[i]);
     if (L->lists)
-        for (size_t i = 0; i < L->n_tenants; i++)
+        for (size_t i = 0; i < L->n_tenants * JOBQ_BANDS; i++)
             freeReplyObject(L->lists[i]);
     freeReplyObject(L->delayed);
     free(L->lists);
@@ -389,17 +396,23 @@ static int read_ring(maintenance *m, const char *type, redisReply *out[2])
     return 0;
 }
 
+/* Command i of a listing names band i % JOBQ_BANDS (as an index into a
+ * jobq_keys' lists) of tenant i / JOBQ_BANDS. */
+static void band_list_key(char *key, const type_listing *L, size_t i)
+{
+    int band = jobq_band_at((int)(i % JOBQ_BANDS));
+    key_queue_band(key, L->type, L->tenants[i / JOBQ_BANDS], jobq_band_suffix(band));
+}
+
 static void build_llen(redis_argv *cmd, char *key, size_t i, void *arg)
 {
-    type_listing *L = arg;
-    key_queue(key, L->type, L->tenants[i]);
+    band_list_key(key, arg, i);
     redis_argv_of(cmd, "LLEN", key, (const char *)NULL);
 }
 
 static void build_lrange(redis_argv *cmd, char *key, size_t i, void *arg)
 {
-    type_listing *L = arg;
-    key_queue(key, L->type, L->tenants[i]);
+    band_list_key(key, arg, i);
     redis_argv_of(cmd, "LRANGE", key, "0", "-1", (const char *)NULL);
 }
 
@@ -470,19 +483,20 @@ static int list_type(maintenance *m, const char *type, PGresult *first, type_lis
     L->type = type;
     if (read_ring(m, type, L->ring_state) < 0 || listing_tenants(L, first) < 0)
         return -1;
-    size_t n = L->n_tenants;
-    redisReply **lens = calloc(n + 1, sizeof *lens);
+    size_t n = L->n_tenants, nb = n * JOBQ_BANDS;
+    redisReply **lens = calloc(nb + 1, sizeof *lens);
     L->lens = calloc(n + 1, sizeof *L->lens);
     if (lens == NULL || L->lens == NULL) {
         free(lens);
         return -1;
     }
     /* Lengths first: a huge queue is not pulled over. */
-    int rc = pipeline_chunks(m, n, build_llen, L, lens);
+    int rc = pipeline_chunks(m, nb, build_llen, L, lens);
     long long total = 0;
-    for (size_t i = 0; i < n; i++) {
-        L->lens[i] = lens[i] && lens[i]->type == REDIS_REPLY_INTEGER ? lens[i]->integer : 0;
-        total += L->lens[i];
+    for (size_t i = 0; i < nb; i++) {
+        long long len = lens[i] && lens[i]->type == REDIS_REPLY_INTEGER ? lens[i]->integer : 0;
+        L->lens[i / JOBQ_BANDS] += len;
+        total += len;
         freeReplyObject(lens[i]);
     }
     free(lens);
@@ -493,28 +507,28 @@ static int list_type(maintenance *m, const char *type, PGresult *first, type_lis
         return 0;
     }
 
-    L->lists = calloc(n + 1, sizeof *L->lists);
+    L->lists = calloc(nb + 1, sizeof *L->lists);
     char delayed[KEY_MAX];
     redis_argv zr;
     redis_argv_of(&zr, "ZRANGE", key_delayed(delayed, type), "0", "-1", (const char *)NULL);
-    if (L->lists == NULL || pipeline_chunks(m, n, build_lrange, L, L->lists) < 0
+    if (L->lists == NULL || pipeline_chunks(m, nb, build_lrange, L, L->lists) < 0
         || redis_pipeline(&m->rd, &zr, 1, &L->delayed) < 0
         || L->delayed->type != REDIS_REPLY_ARRAY)
         return -1;
 
     size_t cap = L->delayed->elements + 1;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < nb; i++)
         cap += L->lists[i]->type == REDIS_REPLY_ARRAY ? L->lists[i]->elements : 0;
     L->ids = malloc(cap * sizeof *L->ids);
     if (L->ids == NULL)
         return -1;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < nb; i++) {
         const redisReply *r = L->lists[i];
         for (size_t j = 0; r->type == REDIS_REPLY_ARRAY && j < r->elements; j++)
             if (r->element[j]->type == REDIS_REPLY_STRING)
                 L->ids[L->n_ids++] = r->element[j]->str;
     }
-    /* A delayed member is "{tenant}:{id}": its id is its last 36 bytes. */
+    /* A delayed member is "[{band}/]{tenant}:{id}": its id is its last 36 bytes. */
     for (size_t j = 0; j < L->delayed->elements; j++) {
         redisReply *e = L->delayed->element[j];
         char tenant[KEY_TENANT_MAX + 1], id[UUID_STR_LEN];
@@ -572,12 +586,19 @@ static int repair_ring(maintenance *m, type_listing *L)
     return repaired;
 }
 
+/* The priority band of row r of store_queued_jobs's res. */
+static int row_band(PGresult *res, int r)
+{
+    return jobq_band_of(strtoll(PQgetvalue(res, r, 7), NULL, 10));
+}
+
 /* Enqueues row r of res (a due job Redis lost) at the front of its
- * tenant's list: it has waited already. Returns 0, 1 when the row's
- * tenant cannot be keyed (skipped), or -1 when Redis failed. */
+ * tenant's list of its band: it has waited already. Returns 0, 1 when the
+ * row's tenant cannot be keyed (skipped), or -1 when Redis failed. */
 static int enqueue_lost(maintenance *m, PGresult *res, int r, const char *type)
 {
     const char *id = PQgetvalue(res, r, 0), *tenant = PQgetvalue(res, r, 1);
+    int band = row_band(res, r);
     jobq_keys k;
     if (jobq_keys_of(&k, type, tenant) != 0) {
         log_warn("reconciliation: job %s left alone: tenant id %.80s cannot be keyed", id,
@@ -585,8 +606,8 @@ static int enqueue_lost(maintenance *m, PGresult *res, int r, const char *type)
         return 1;
     }
     redis_argv by_sha, by_text;
-    jobq_enqueue_command(&by_sha, true, &k, id, JOBQ_FRONT, NULL);
-    jobq_enqueue_command(&by_text, false, &k, id, JOBQ_FRONT, NULL);
+    jobq_enqueue_command(&by_sha, true, &k, id, band, JOBQ_FRONT, NULL);
+    jobq_enqueue_command(&by_text, false, &k, id, band, JOBQ_FRONT, NULL);
     redisReply *rep = redis_script_run(&m->rd, &by_sha, &by_text);
     freeReplyObject(rep);
     return rep != NULL ? 0 : -1;
@@ -659,7 +680,8 @@ static int reconcile_type(maintenance *m, PGconn *c, const char *type, PGresult 
         if (strcmp(due, "0") != 0) {
             /* Not due yet: NX keeps the set's own score if it has one. */
             char member[KEY_MEMBER_MAX];
-            if (key_delayed_member(member, PQgetvalue(res, r, 1), id) == NULL)
+            if (key_delayed_member_band(member, jobq_band_suffix(row_band(res, r)),
+                                        PQgetvalue(res, r, 1), id) == NULL)
                 continue;
             redis_argv cmd;
             redis_argv_of(&cmd, "ZADD", delayed, "NX", due, member, (const char *)NULL);

@@ -38,7 +38,7 @@ static void publish(job_ctx *ctx, const mcp_discovery_job *j, const char *tenant
     event_keys keys;
     event_append_command(&append, false, j->id, 1, j->event, strlen(j->event), "queued",
                          cfg->event_ring_size, cfg->event_ttl_s, &keys);
-    jobq_enqueue_command(&enqueue, false, &k, j->id, JOBQ_BACK, NULL);
+    jobq_enqueue_command(&enqueue, false, &k, j->id, JOBQ_BAND_NORMAL, JOBQ_BACK, NULL);
     redis_argv *cmds[2] = {&append, &enqueue};
     for (int i = 0; i < 2; i++) {
         redisReply *r = redisCommandArgv(rc, cmds[i]->argc, cmds[i]->argv, cmds[i]->argvlen);

@@ -30,6 +30,19 @@ static void test_queue_keys_carry_type_then_tenant(void **state)
     assert_string_equal(key_ready(out, "test"), "jobs:ready:test");
     assert_string_equal(key_active(out, "test"), "jobs:active:test");
     assert_string_equal(key_delayed(out, "test"), "jobs:delayed:test");
+    assert_string_equal(key_turns(out, "test"), "jobs:turns:test");
+    /* A band's list carries the band after the tenant; none is the plain list. */
+    assert_non_null(key_queue_band(out, "test", "acme-1", "high"));
+    assert_string_equal(out, "jobs:queue:test:acme-1:high");
+    assert_non_null(key_queue_band(out, "test", "acme-1", NULL));
+    assert_string_equal(out, "jobs:queue:test:acme-1");
+    /* A band name is lowercase letters only: nothing that could reshape a key. */
+    const char *bad_bands[] = { "", "Hi", "a:b", "a/b", "toolongbandname1", "1" };
+    for (size_t i = 0; i < sizeof bad_bands / sizeof *bad_bands; i++) {
+        strcpy(out, "junk");
+        assert_null(key_queue_band(out, "test", "acme-1", bad_bands[i]));
+        assert_string_equal(out, "");
+    }
 }
 
 static void test_longest_names_fit(void **state)
@@ -42,8 +55,13 @@ static void test_longest_names_fit(void **state)
     type[63] = '\0';
     assert_non_null(key_queue(out, type, tenant));
     assert_int_equal(strlen(out), strlen("jobs:queue:") + 63 + 1 + KEY_TENANT_MAX);
+    char band[KEY_BAND_MAX + 1];
+    memset(band, 'b', KEY_BAND_MAX);
+    band[KEY_BAND_MAX] = '\0';
+    assert_non_null(key_queue_band(out, type, tenant, band));
+    assert_true(strlen(out) < KEY_MAX);
     char member[KEY_MEMBER_MAX];
-    assert_non_null(key_delayed_member(member, tenant, ID));
+    assert_non_null(key_delayed_member_band(member, band, tenant, ID));
     assert_int_equal(strlen(member) + 1, KEY_MEMBER_MAX);
 }
 
@@ -81,6 +99,24 @@ static void test_delayed_member_round_trips(void **state)
     assert_int_equal(key_delayed_member_split(upper, strlen(upper), tenant, id), 0);
     assert_string_equal(tenant, "t");
     assert_string_equal(id, ID);
+
+    /* A member may name its band before a '/'; without one it names none. */
+    char band[KEY_BAND_MAX + 1];
+    assert_non_null(key_delayed_member_band(member, "bulk", "acme-1", ID));
+    assert_string_equal(member, "bulk/acme-1:" ID);
+    assert_int_equal(key_delayed_member_parse(member, strlen(member), band, tenant, id), 0);
+    assert_string_equal(band, "bulk");
+    assert_string_equal(tenant, "acme-1");
+    assert_string_equal(id, ID);
+    assert_int_equal(key_delayed_member_parse("t:" ID, strlen("t:" ID), band, tenant, id), 0);
+    assert_string_equal(band, "");
+    const char *bad[] = { "/t:" ID, "B/t:" ID, "a/b/t:" ID, "x/:" ID };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_int_equal(key_delayed_member_parse(bad[i], strlen(bad[i]), band, tenant, id),
+                         -1);
+        assert_string_equal(band, "");
+        assert_string_equal(tenant, "");
+    }
 }
 
 static void test_bad_members_are_refused(void **state)
