@@ -57,7 +57,7 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
     WHERE state = 'pending';
-CREATE INDEX webhook_deliveries_job ON webhook_deliveries (tenant_id, job_id, created_at);
+CREATE INDEX webhook_deliveries_job ON webhook_deliveries (job_id, created_at);
 
 CREATE TABLE webhook_attempts (
     delivery_id  uuid NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
