@@ -279,8 +279,10 @@ LANGUAGE sql STABLE AS $$
                          WHERE a.delivery_id = d.id AND a.tenant_id = d.tenant_id))
 $$;
 
--- jobs_submit_rows of 014 with p_webhook (NULL elements for none);
--- everything else as there.
+-- jobs_submit_rows of 014 with p_webhook (NULL elements for none). A
+-- retry (p_retry_of) without a webhook of its own keeps the retried job's,
+-- so its end is reported where the original's would have been.
+-- Everything else as in 014.
 CREATE FUNCTION jobs_submit_rows(p_id uuid[], p_tenant text[], p_type text[],
                                  p_priority int[], p_payload jsonb[], p_max_attempts int[],
                                  p_timeout_s int[], p_created_by text[], p_request_id text[],
@@ -311,7 +313,10 @@ BEGIN
             SELECT i.id, i.tenant_id, i.type, 'queued', i.priority, i.payload, i.max_attempts,
                    i.timeout_s, i.created_by, 1, i.request_id, i.traceparent,
                    CASE WHEN i.run_at_ms > 0 THEN to_timestamp(i.run_at_ms / 1000.0) END,
-                   i.retry_of, i.webhook
+                   i.retry_of,
+                   coalesce(i.webhook, (SELECT o.webhook_url FROM jobs o
+                                         WHERE i.retry_of IS NOT NULL AND o.id = i.retry_of
+                                           AND o.tenant_id = t))
               FROM input i ORDER BY i.n
             RETURNING jobs.id, jobs.created_at, jobs.run_at, jobs.payload::text AS payload),
         e AS (

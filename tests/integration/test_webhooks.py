@@ -256,6 +256,10 @@ def test_failed_and_cancelled_jobs_are_delivered_too(tenant, receiver):
         assert d["state"] == "delivered" and d["event_type"] == kind, d
     bodies = [json.loads(b) for _, h, b, _ in receiver.on(path) if signature_ok(secret, h, b)]
     assert sorted(b["type"] for b in bodies) == ["job.cancelled", "job.failed"]
+    # A retry keeps the webhook: its own end is reported too.
+    retry = tenant.request("POST", f"/v1/jobs/{failed['id']}/retry").expect_json(202)
+    d = wait_delivery(tenant, retry["id"])
+    assert d["webhook"] == hook_url(path) and d["items"][0]["event_type"] == "job.failed"
 
 
 def test_agent_run_webhook_is_read_through_its_job(tenant, receiver):
