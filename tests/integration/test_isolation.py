@@ -265,7 +265,10 @@ def test_definer_functions_are_for_the_app_role_only(stack):
     names = [r[0] for r in rows]
     assert names == sorted(["agentgate_claim_job", "agentgate_lock_expired",
                             "agentgate_queued_jobs", "agentgate_heartbeat",
-                            "agentgate_cancel_requested"]), rows
+                            "agentgate_cancel_requested",
+                            # completion webhooks (020_webhooks.sql)
+                            "webhook_claim", "webhook_record", "webhook_outbox_write",
+                            "webhook_secret_for_new_tenant"]), rows
     for name, _, config, public in rows:
         assert "search_path=public, pg_temp" in config, (name, config)
         assert public == "f", f"{name} is executable by PUBLIC"
