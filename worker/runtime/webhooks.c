@@ -275,15 +275,26 @@ static void send_one(webhook_sender *s, CURL *e, const delivery *d, outcome *o)
     }
 }
 
-/* The delay before d's next attempt, and whether there is none: the next
- * must start within the retry window after the job ended. */
+long long webhook_retry_plan(int attempt, long long created_ms, long long now_ms,
+                             long long base_ms, long long max_ms, long long window_s,
+                             unsigned long long rnd, bool *give_up)
+{
+    long long delay = backoff_retry_delay_ms(attempt, base_ms, max_ms, rnd);
+    *give_up = now_ms + delay > created_ms + window_s * 1000;
+    return delay;
+}
+
+/* The delay before d's next attempt, and whether there is none. */
 static long long next_retry(const webhook_sender *s, const delivery *d, outcome *o)
 {
     if (o->stopped) return 0;          /* not the receiver's failure: again at once */
-    long long delay = backoff_retry_delay_ms(d->attempt, s->cfg->webhook_retry_base_ms,
-                                             s->cfg->webhook_retry_max_ms, backoff_random());
-    long long window_end = d->created_ms + (long long)s->cfg->webhook_retry_window_s * 1000;
-    if (clock_wall_ms() + delay > window_end) o->give_up = true;
+    bool give_up = false;
+    long long delay = webhook_retry_plan(d->attempt, d->created_ms, clock_wall_ms(),
+                                         s->cfg->webhook_retry_base_ms,
+                                         s->cfg->webhook_retry_max_ms,
+                                         s->cfg->webhook_retry_window_s, backoff_random(),
+                                         &give_up);
+    if (give_up) o->give_up = true;
     return delay;
 }
 

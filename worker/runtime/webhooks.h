@@ -20,6 +20,8 @@
 #ifndef AG_WORKER_WEBHOOKS_H
 #define AG_WORKER_WEBHOOKS_H
 
+#include <stdbool.h>
+
 #include "config.h"
 
 typedef struct webhook_sender webhook_sender;
@@ -37,6 +39,18 @@ webhook_sender *webhook_sender_start(const ag_config *cfg, const char *worker_id
  * NULL is ignored.
  */
 void webhook_sender_stop(webhook_sender *s);
+
+/*
+ * The schedule after failed attempt number attempt (1 for the first) of a
+ * delivery whose job ended at created_ms, at wall time now_ms (both epoch
+ * ms): returns the delay before the next attempt, base_ms doubled per
+ * attempt up to max_ms with jitter from rnd (backoff_retry_delay_ms), and
+ * sets *give_up when that attempt would start more than window_s after
+ * the job ended.
+ */
+long long webhook_retry_plan(int attempt, long long created_ms, long long now_ms,
+                             long long base_ms, long long max_ms, long long window_s,
+                             unsigned long long rnd, bool *give_up);
 
 /* The margin added to AGENTGATE_WEBHOOK_TIMEOUT_MS for a delivery's lease:
  * time to record the attempt once it has ended. */
