@@ -191,6 +191,18 @@ typedef struct ag_config {
     int  otlp_batch_size;     /* AGENTGATE_OTLP_BATCH_SIZE: spans per POST */
     int  otlp_interval_ms;    /* AGENTGATE_OTLP_INTERVAL_MS: a partial batch waits at most */
     int  otlp_timeout_ms;     /* AGENTGATE_OTLP_TIMEOUT_MS: one POST, connect included */
+    /* Completion webhooks (gateway: the allow-list; worker: delivery). */
+    char webhook_url_allowlist[4096]; /* AGENTGATE_WEBHOOK_URL_ALLOWLIST: comma list of
+                                 URL prefixes a job's webhook may be under (as
+                                 AGENTGATE_MCP_URL_ALLOWLIST); empty: webhooks refused */
+    int  webhook_timeout_ms;  /* AGENTGATE_WEBHOOK_TIMEOUT_MS: one delivery attempt, whole */
+    int  webhook_retry_base_ms; /* AGENTGATE_WEBHOOK_RETRY_BASE_MS: the first retry's delay;
+                                 each next one doubles it */
+    int  webhook_retry_max_ms; /* AGENTGATE_WEBHOOK_RETRY_MAX_MS: the longest delay */
+    int  webhook_retry_window_s; /* AGENTGATE_WEBHOOK_RETRY_WINDOW_S: no retry starts later
+                                 than this after the job ended */
+    int  webhook_poll_ms;     /* AGENTGATE_WEBHOOK_POLL_MS: how often a worker looks for due
+                                 deliveries when it found none */
 
     /* Logging. */
     char log_level[16];       /* AGENTGATE_LOG_LEVEL: debug|info|warn|error */

@@ -161,6 +161,33 @@ static int parse_rate_limits(const cJSON *obj, tenant_settings *out, char *err, 
     return 0;
 }
 
+/* webhook_url_allowlist: an array of URL prefixes, kept comma-joined in
+ * the form mcp_url_allowed reads. A comma inside one would split it, so
+ * it is refused; whether a prefix parses is left to the match, which
+ * never matches a malformed one. */
+static int parse_webhook_allowlist(const cJSON *m, tenant_settings *out, char *err,
+                                   size_t err_size)
+{
+    static const char what[] = "webhook_url_allowlist";
+    if (!cJSON_IsArray(m) || cJSON_GetArraySize(m) > TENANT_WEBHOOK_PREFIXES_MAX)
+        return fail(err, err_size, "%s: must be an array of at most 16 URL prefixes", what);
+    size_t used = 0;
+    for (const cJSON *e = m->child; e; e = e->next) {
+        const char *v = cJSON_IsString(e) ? e->valuestring : NULL;
+        size_t n = v ? strlen(v) : 0;
+        if (!v || n == 0 || n > 512 || strchr(v, ',')
+            || (strncmp(v, "https://", 8) != 0 && strncmp(v, "http://", 7) != 0))
+            return fail(err, err_size, "%s: each entry must be an http:// or https:// URL "
+                        "prefix of at most 512 bytes without commas", what);
+        if (used) out->webhook_allowlist[used++] = ',';
+        memcpy(out->webhook_allowlist + used, v, n);
+        used += n;
+    }
+    out->webhook_allowlist[used] = '\0';
+    out->has_webhook_allowlist = true;
+    return 0;
+}
+
 int tenant_settings_parse(const cJSON *settings, tenant_settings *out, char *err,
                           size_t err_size)
 {
@@ -168,7 +195,7 @@ int tenant_settings_parse(const cJSON *settings, tenant_settings *out, char *err
     if (!settings) return 0;
     if (!cJSON_IsObject(settings))
         return fail(err, err_size, "%s: must be a JSON object", "settings");
-    bool seen_mr = false, seen_rl = false, seen_rd = false;
+    bool seen_mr = false, seen_rl = false, seen_rd = false, seen_wh = false;
     for (const cJSON *m = settings->child; m; m = m->next) {
         if (strcmp(m->string, "max_running") == 0 && !seen_mr) {
             seen_mr = true;
@@ -187,11 +214,14 @@ int tenant_settings_parse(const cJSON *settings, tenant_settings *out, char *err
         } else if (strcmp(m->string, "rate_limits") == 0 && !seen_rl) {
             seen_rl = true;
             if (parse_rate_limits(m, out, err, err_size) != 0) return -1;
+        } else if (strcmp(m->string, "webhook_url_allowlist") == 0 && !seen_wh) {
+            seen_wh = true;
+            if (parse_webhook_allowlist(m, out, err, err_size) != 0) return -1;
         } else {
             char name[64];
             snprintf(name, sizeof name, "%.40s", m->string);
             return fail(err, err_size, "%s: unknown or repeated member (only max_running, "
-                        "retention_days and rate_limits)", name);
+                        "retention_days, rate_limits and webhook_url_allowlist)", name);
         }
     }
     return 0;

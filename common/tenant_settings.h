@@ -12,8 +12,12 @@
  *       "principal": { "jobs.create": {"capacity": 100, "period_ms": 1000},
  *                      "*":           {"capacity": 1000, "period_ms": 1000} },
  *       "tenant":    { "*":           {"capacity": 5000, "period_ms": 1000} }
- *     }
+ *     },
+ *     "webhook_url_allowlist": ["https://hooks.example.com/agentgate"]
  *   }
+ * webhook_url_allowlist: URL prefixes (http or https, as the operator's
+ * AGENTGATE_WEBHOOK_URL_ALLOWLIST; at most TENANT_WEBHOOK_PREFIXES_MAX,
+ * each at most 512 bytes) a job's webhook must also be within when set.
  * An action is "<resource>.<action>" as rbac.h names them ("agent-runs.create",
  * "jobs.read", ...) or "*" for any action without its own entry.
  */
@@ -26,6 +30,8 @@
 
 #define TENANT_LIMITS_MAX 32          /* entries per level (principal, tenant) */
 #define TENANT_ACTION_MAX 48          /* bytes of an action name, with NUL */
+#define TENANT_WEBHOOK_PREFIXES_MAX 16
+#define TENANT_WEBHOOK_ALLOWLIST_MAX (TENANT_WEBHOOK_PREFIXES_MAX * 513)
 
 typedef struct tenant_limit {
     char action[TENANT_ACTION_MAX];   /* "jobs.create" or "*" */
@@ -40,6 +46,8 @@ typedef struct tenant_settings {
     int n_principal, n_tenant;
     tenant_limit principal[TENANT_LIMITS_MAX];
     tenant_limit tenant[TENANT_LIMITS_MAX];
+    bool has_webhook_allowlist;       /* webhook_url_allowlist was given */
+    char webhook_allowlist[TENANT_WEBHOOK_ALLOWLIST_MAX];  /* its prefixes, comma-joined */
 } tenant_settings;
 
 /*

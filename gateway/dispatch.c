@@ -64,6 +64,8 @@ static const api_fn handlers[] = {
     [ROUTE_DEAD_LETTERS_DISCARD_ALL] = api_dead_letters_discard_all,
     [ROUTE_DEAD_LETTER_RETRY] = api_dead_letter_retry,
     [ROUTE_DEAD_LETTER_DISCARD] = api_dead_letter_discard,
+    [ROUTE_JOB_WEBHOOK_DELIVERIES] = api_job_webhook_deliveries,
+    [ROUTE_TENANT_WEBHOOK_SECRET] = api_tenant_webhook_secret,
 };
 
 static http_verb verb_of(evhtp_request_t *req)

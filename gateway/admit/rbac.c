@@ -74,6 +74,10 @@ static const route_perm_def route_perms[] = {
     [ROUTE_DEAD_LETTERS_DISCARD_ALL] = NEEDS(RES_JOBS, ACT_DELETE),
     [ROUTE_DEAD_LETTER_RETRY] = NEEDS(RES_JOBS, ACT_CREATE),
     [ROUTE_DEAD_LETTER_DISCARD] = NEEDS(RES_JOBS, ACT_DELETE),
+    /* A job's deliveries are part of reading it; replacing the signing
+     * secret changes the tenant. */
+    [ROUTE_JOB_WEBHOOK_DELIVERIES] = NEEDS(RES_JOBS, ACT_READ),
+    [ROUTE_TENANT_WEBHOOK_SECRET] = NEEDS(RES_TENANTS, ACT_UPDATE),
 };
 
 #define N_ROUTE_PERMS (sizeof route_perms / sizeof route_perms[0])

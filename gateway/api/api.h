@@ -89,6 +89,9 @@ void api_workers_list(gw_req *r);
 /* Retries of finished jobs (api_retry.c) and the dead-letter list
  * (api_dead_letters.c); the listing of agent runs (api_runs.c). */
 void api_job_retry(gw_req *r);
+/* Completion webhooks (api_webhooks.c). */
+void api_job_webhook_deliveries(gw_req *r);
+void api_tenant_webhook_secret(gw_req *r);
 void api_runs_list(gw_req *r);
 void api_dead_letters_list(gw_req *r);
 void api_dead_letters_retry_all(gw_req *r);

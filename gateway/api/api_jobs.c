@@ -19,6 +19,7 @@
 #include "api.h"
 #include "api_util.h"
 #include "api_submit.h"
+#include "api_webhooks.h"
 #include "http.h"
 #include "query.h"
 #include "job_publish.h"
@@ -80,7 +81,8 @@ int api_submit_job(gw_req *r, const api_new_job *job, api_submit_fn done, void *
     job_row row = { .type = job->type, .priority = job->priority,
                     .payload_json = job->payload_json, .max_attempts = job->max_attempts,
                     .timeout_s = job->timeout_s, .event_body = c->event_body,
-                    .run_at_ms = job->run_at_ms, .retry_of = job->retry_of };
+                    .run_at_ms = job->run_at_ms, .retry_of = job->retry_of,
+                    .webhook = job->webhook };
     memcpy(row.id, c->job_id, sizeof row.id);
     job_batch_add(r->thr->batch, r, &row, on_job_inserted, c);
     return 0;
@@ -142,7 +144,7 @@ static int read_run_at(gw_req *r, const cJSON *body, long long *run_at_ms)
 void api_jobs_create(gw_req *r)
 {
     static const char *const fields[] = { "type", "payload", "priority", "max_attempts",
-                                          "timeout_s", "run_at", NULL };
+                                          "timeout_s", "run_at", "webhook", NULL };
     cJSON *body = api_parse_body(r, fields);
     if (!body) return;
 
@@ -161,6 +163,9 @@ void api_jobs_create(gw_req *r)
     }
     long long run_at_ms = 0;
     if (read_run_at(r, body, &run_at_ms) != 0)
+        goto done;
+    const char *webhook;
+    if (api_read_webhook(r, body, &webhook) != 0)
         goto done;
 
     cJSON *payload = cJSON_GetObjectItemCaseSensitive(body, "payload");
@@ -189,7 +194,8 @@ void api_jobs_create(gw_req *r)
     cJSON_Delete(empty);
     api_new_job job = { .type = type->name, .priority = priority,
                         .payload_json = payload_text, .max_attempts = max_attempts,
-                        .timeout_s = timeout_s, .run_at_ms = run_at_ms };
+                        .timeout_s = timeout_s, .run_at_ms = run_at_ms,
+                        .webhook = webhook };
     if (!payload_text || api_submit_job(r, &job, on_job_created, NULL, NULL) != 0)
         http_reply_problem(r, 503, "unavailable", "out of memory", NULL);
     free(payload_text);

@@ -155,7 +155,7 @@ static void start_plain(gw_req *r, retry_set *set, int i)
  * $4 the new jobs' job.queued events (arrays, one element per run);
  * $5 tenant, $6 sub, $7 request id, $8 traceparent, $9 the retrier's
  * principal. Each new run copies the old run's prompt and options; its
- * job the old job's priority, max_attempts, timeout and payload (with the
+ * job the old job's priority, max_attempts, timeout, webhook and payload (with the
  * new run's id, and the session only while it still exists). The
  * retrier submits it: created_by and the principal its tool calls are
  * checked against are the retrier's. Answers (ord, job_json) per run made.
@@ -163,19 +163,20 @@ static void start_plain(gw_req *r, retry_set *set, int i)
 static const char SQL_RUN_RETRY[] =
     "WITH input AS (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[])"
     "   WITH ORDINALITY AS u(old_id, id, run_id, event_body, n)),"
-    " src AS (SELECT i.*, o.priority, o.payload, o.max_attempts, o.timeout_s,"
+    " src AS (SELECT i.*, o.priority, o.payload, o.max_attempts, o.timeout_s, o.webhook_url,"
     "   r.session_id, r.prompt, r.model, r.temperature, r.max_tokens, r.planning_mode,"
     "   r.response_mode, r.tools, r.max_iterations, r.timeout_s AS run_timeout_s"
     "   FROM input i JOIN jobs o ON o.id = i.old_id AND o.tenant_id = $5"
     "   JOIN agent_runs r ON r.job_id = o.id AND r.tenant_id = o.tenant_id"
     "   WHERE o.type = 'agent.run' AND o.status IN ('failed', 'cancelled')),"
     " j AS (INSERT INTO jobs (id, tenant_id, type, status, priority, payload, max_attempts,"
-    "   timeout_s, created_by, last_event_id, request_id, traceparent, retry_of)"
+    "   timeout_s, created_by, last_event_id, request_id, traceparent, retry_of, webhook_url)"
     "   SELECT s.id, $5, 'agent.run', 'queued', s.priority,"
     "     (CASE WHEN s.session_id IS NULL THEN s.payload - 'session_id'"
     "           ELSE s.payload || jsonb_build_object('session_id', s.session_id) END)"
     "       || jsonb_build_object('run_id', s.run_id),"
-    "     s.max_attempts, s.timeout_s, $6, 1, $7, $8, s.old_id FROM src s ORDER BY s.n"
+    "     s.max_attempts, s.timeout_s, $6, 1, $7, $8, s.old_id, s.webhook_url"
+    "   FROM src s ORDER BY s.n"
     "   RETURNING *),"
     " e AS (INSERT INTO job_events (job_id, tenant_id, seq, type, body)"
     "   SELECT s.id, $5, 1, 'job.queued', s.event_body FROM src s),"

@@ -22,6 +22,7 @@
 #include "api.h"
 #include "api_util.h"
 #include "api_submit.h"
+#include "api_webhooks.h"
 #include "http.h"
 #include "query.h"
 #include "events.h"
@@ -50,7 +51,8 @@ static const char run_body_schema_json[] =
       "\"response_mode\":{\"type\":\"string\","
         "\"enum\":[\"fallback-only\",\"llm-best-effort\",\"llm-required\"]},"
       "\"tools\":{\"type\":\"array\",\"maxItems\":32,"
-        "\"items\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":128}}"
+        "\"items\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":128}},"
+      "\"webhook\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":2048}"
     "},"
     "\"required\":[\"prompt\"],"
     "\"additionalProperties\":false}";
@@ -92,8 +94,8 @@ static const char SQL_RUN_INSERT[] =
     " ok AS (SELECT m.model_ok, ($9::uuid IS NULL OR EXISTS (SELECT 1 FROM s)) AS session_ok"
     "   FROM m),"
     " j AS (INSERT INTO jobs (id, tenant_id, type, status, priority, payload, max_attempts,"
-    "   timeout_s, created_by, last_event_id, request_id, traceparent)"
-    "   SELECT $1, $2, 'agent.run', 'queued', 0, $3::jsonb, $4, $5, $6, 1, $7, $8 FROM ok"
+    "   timeout_s, created_by, last_event_id, request_id, traceparent, webhook_url)"
+    "   SELECT $1, $2, 'agent.run', 'queued', 0, $3::jsonb, $4, $5, $6, 1, $7, $8, $23 FROM ok"
     "   WHERE ok.model_ok AND ok.session_ok"
     "   RETURNING id, tenant_id, created_by),"
     " e AS (INSERT INTO job_events (job_id, tenant_id, seq, type, body)"
@@ -286,7 +288,8 @@ void api_runs_create(gw_req *r)
 {
     static const char *const fields[] = { "prompt", "session_id", "model", "temperature",
                                           "max_tokens", "max_iterations", "timeout_s",
-                                          "planning_mode", "response_mode", "tools", NULL };
+                                          "planning_mode", "response_mode", "tools", "webhook",
+                                          NULL };
     cJSON *body = api_parse_body(r, fields);
     if (!body) return;
     char *payload_text = NULL, *tools_text = NULL, *principal_text = NULL;
@@ -295,6 +298,8 @@ void api_runs_create(gw_req *r)
     if (tools && check_tool_names(r, tools) != 0) goto done;
     char temperature[40];
     if (read_temperature(r, body, temperature, sizeof temperature) != 0) goto done;
+    const char *webhook;
+    if (api_read_webhook(r, body, &webhook) != 0) goto done;
     const char *session = json_get_string(body, "session_id");
     char session_id[UUID_STR_LEN];
     if (session && !uuid_parse(session, session_id)) {
@@ -331,7 +336,7 @@ void api_runs_create(gw_req *r)
 
     const ag_config *cfg = &r->thr->srv->cfg;
     const char *served = cfg->llm_providers[0] && cfg->llm_model[0] ? cfg->llm_model : NULL;
-    const char *params[22] = {
+    const char *params[23] = {
         s->job_id, r->who.tenant_id, payload_text, attempts, job_timeout,
         r->who.sub, r->request_id, r->traceparent, session ? session_id : NULL, s->event_body,
         s->run_id, json_get_string(body, "prompt"), json_get_string(body, "model"),
@@ -340,9 +345,9 @@ void api_runs_create(gw_req *r)
         json_get_string(body, "planning_mode"), json_get_string(body, "response_mode"),
         tools_text, principal_text,
         number_param(body, "max_iterations", max_iter, sizeof max_iter),
-        run_timeout_p, served,
+        run_timeout_p, served, webhook,
     };
-    gw_query(r, SQL_RUN_INSERT, 22, params, on_run_inserted);
+    gw_query(r, SQL_RUN_INSERT, 23, params, on_run_inserted);
 done:
     free(payload_text);
     free(tools_text);

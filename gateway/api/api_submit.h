@@ -19,6 +19,7 @@ typedef struct api_new_job {
     const char *payload_json;     /* the payload as JSON text */
     long long run_at_ms;          /* epoch ms before which it must not run; 0: none */
     const char *retry_of;         /* canonical id of the job it retries, or NULL */
+    const char *webhook;          /* completion webhook URL (api_read_webhook), or NULL */
 } api_new_job;
 
 /*

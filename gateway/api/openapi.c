@@ -60,6 +60,11 @@ typedef struct op_doc {
     const char *errors;        /* statuses beyond the shared ones: "404 409" */
 } op_doc;
 
+/* A submission's completion webhook. */
+#define WEBHOOK_URL "{'type':['string','null'],'format':'uri','maxLength':2048," \
+    "'description':'Completion webhook: POSTed, signed the Standard Webhooks way, when " \
+    "the job ends. Must be within the URL allow-lists of the operator and of the tenant.'}"
+
 static const op_doc ops[] = {
     /* Jobs */
     { VERB_POST, "/v1/jobs", "createJob", "Jobs", "Submit a job",
@@ -74,6 +79,9 @@ static const op_doc ops[] = {
       "Stream a job's events (Server-Sent Events)",
       NULL, "after accessToken lastEventId", NULL, false, { { 200, SSE }, { 204, "" } },
       "400 404" },
+    { VERB_GET, "/v1/jobs/*/webhook-deliveries", "listJobWebhookDeliveries", "Jobs",
+      "The job's completion webhook deliveries and every attempt of each",
+      NULL, "", NULL, false, { { 200, "WebhookDeliveries" } }, "404" },
     { VERB_POST, "/v1/jobs/*/retry", "retryJob", "Jobs",
       "Retry a failed or cancelled job as a new job",
       NULL, "", NULL, false, { { 202, "Job" } }, "404 409" },
@@ -122,6 +130,9 @@ static const op_doc ops[] = {
       NULL, "", NULL, false, { { 200, "TenantPage" } }, "" },
     { VERB_GET, "/v1/tenants/*", "getTenant", "Tenants", "Get the caller's tenant",
       NULL, "", NULL, false, { { 200, "Tenant" } }, "404" },
+    { VERB_POST, "/v1/tenants/*/webhook-secret", "rotateTenantWebhookSecret", "Tenants",
+      "Make a new webhook signing secret (shown in this answer only)",
+      NULL, "", NULL, false, { { 200, "WebhookSecret" } }, "404" },
     { VERB_PATCH, "/v1/tenants/*", "updateTenant", "Tenants",
       "Change the caller's tenant (JSON merge patch)",
       NULL, "", "TenantPatch", false, { { 200, "Tenant" } }, "404 409" },
@@ -324,7 +335,31 @@ static const struct {
       "'settings':{'type':['object','null'],'properties':{"
         "'max_running':{'type':'integer','minimum':0,'maximum':1000000},"
         "'retention_days':{'type':'integer','minimum':1,'maximum':3650},"
-        "'rate_limits':{'type':'object'}}}},'additionalProperties':false}" },
+        "'rate_limits':{'type':'object'},"
+        "'webhook_url_allowlist':{'type':'array','maxItems':16,"
+          "'items':{'type':'string','maxLength':512}}}}},'additionalProperties':false}" },
+    { "WebhookSecret", "{'type':'object','required':['tenant_id','webhook_secret','rotated_at'],"
+      "'properties':{'tenant_id':{'type':'string'},"
+      "'webhook_secret':{'type':'string','pattern':'^whsec_','description':'Standard Webhooks "
+      "secret: whsec_ and the base64 HMAC-SHA256 key. Shown only here.'},"
+      "'rotated_at':" TS "}}" },
+    { "WebhookAttempt", "{'type':'object','required':['attempt','started_at'],'properties':{"
+      "'attempt':{'type':'integer'},'worker_id':{'type':['string','null']},"
+      "'started_at':" TS ",'finished_at':" TS ","
+      "'status_code':{'type':['integer','null']},'error':{'type':['string','null']},"
+      "'duration_ms':{'type':['integer','null']}}}" },
+    { "WebhookDelivery", "{'type':'object','required':['id','job_id','url','event_type','state',"
+      "'attempts','created_at','attempt_log'],'properties':{'id':{'type':'string',"
+      "'description':'The webhook-id header: the same on every attempt.'},'job_id':" UUID ","
+      "'url':{'type':'string'},'event_type':{'type':'string','enum':['job.succeeded',"
+      "'job.failed','job.cancelled']},'state':{'type':'string','enum':['pending','delivered',"
+      "'failed']},'attempts':{'type':'integer'},'next_attempt_at':" TS ","
+      "'last_status':{'type':['integer','null']},'last_error':{'type':['string','null']},"
+      "'created_at':" TS ",'finished_at':" TS ","
+      "'attempt_log':{'type':'array','items':" REF("WebhookAttempt") "}}}" },
+    { "WebhookDeliveries", "{'type':'object','required':['job_id','webhook','items'],"
+      "'properties':{'job_id':" UUID ",'webhook':{'type':['string','null']},"
+      "'items':{'type':'array','items':" REF("WebhookDelivery") "}}}" },
     { "McpServerCreate", "{'type':'object','required':['name','transport'],'properties':{"
       "'name':{'type':'string','pattern':'^[a-z0-9][a-z0-9_-]*$','minLength':1,'maxLength':48},"
       "'transport':{'type':'string','enum':['http','stdio']},"
@@ -694,7 +729,8 @@ static bool add_job_create(cJSON *components_schemas)
             "band: urgent 100..1000, high 1..99, normal 0, low -99..-1, bulk -1000..-100'},"
             "'max_attempts':{'type':'integer','minimum':1,'maximum':100},"
             "'timeout_s':{'type':'integer','minimum':1,'maximum':86400},"
-            "'run_at':{'type':['string','null'],'format':'date-time'}},"
+            "'run_at':{'type':['string','null'],'format':'date-time'},"
+            "'webhook':" WEBHOOK_URL "},"
             "'additionalProperties':false}");
         cJSON *props = s ? cJSON_GetObjectItemCaseSensitive(s, "properties") : NULL;
         cJSON *type = props ? cJSON_GetObjectItemCaseSensitive(props, "type") : NULL;

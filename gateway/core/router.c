@@ -59,6 +59,8 @@ static const route_def routes[] = {
     { VERB_DELETE, "/v1/dead-letters",         ROUTE_DEAD_LETTERS_DISCARD_ALL, 1 },
     { VERB_POST,   "/v1/dead-letters/*/retry", ROUTE_DEAD_LETTER_RETRY, 1 },
     { VERB_DELETE, "/v1/dead-letters/*",       ROUTE_DEAD_LETTER_DISCARD, 1 },
+    { VERB_GET,    "/v1/jobs/*/webhook-deliveries", ROUTE_JOB_WEBHOOK_DELIVERIES, 1 },
+    { VERB_POST,   "/v1/tenants/*/webhook-secret", ROUTE_TENANT_WEBHOOK_SECRET, 1 },
 };
 
 /* Matches path against pattern; on success copies the "*" segment into

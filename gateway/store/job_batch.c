@@ -39,7 +39,7 @@
 enum {
     COL_ID, COL_TENANT, COL_TYPE, COL_PRIORITY, COL_PAYLOAD, COL_MAX_ATTEMPTS,
     COL_TIMEOUT, COL_CREATED_BY, COL_REQUEST_ID, COL_TRACEPARENT, COL_EVENT, COL_RUN_AT,
-    COL_RETRY_OF, NCOLS
+    COL_RETRY_OF, COL_WEBHOOK, NCOLS
 };
 
 /* jobs_submit_rows (sql/migrations/014_retry_dead_letters.sql) inserts each
@@ -48,11 +48,12 @@ enum {
 static const char SQL_BATCH_INSERT[] =
     "SELECT ord, o_created_at, o_run_at, o_payload FROM jobs_submit_rows($1::uuid[],"
     " $2::text[], $3::text[], $4::int[], $5::jsonb[], $6::int[], $7::int[], $8::text[],"
-    " $9::text[], $10::text[], $11::text[], $12::bigint[], $13::uuid[])";
+    " $9::text[], $10::text[], $11::text[], $12::bigint[], $13::uuid[], $14::text[])";
 
-/* An empty value of this column is sent as NULL (a plain submission
- * retries nothing); every other column's text is sent as it is. */
-static bool null_when_empty(int col) { return col == COL_RETRY_OF; }
+/* An empty value of these columns is sent as NULL (a plain submission
+ * retries nothing; a job without a webhook has none); every other
+ * column's text is sent as it is. */
+static bool null_when_empty(int col) { return col == COL_RETRY_OF || col == COL_WEBHOOK; }
 
 /* PostgreSQL's binary timestamps count microseconds from 2000-01-01 UTC. */
 #define PG_EPOCH_OFFSET_US 946684800000000LL
@@ -300,6 +301,7 @@ void job_batch_add(job_batch *b, gw_req *r, const job_row *row, job_batch_fn don
         [COL_CREATED_BY] = r->who.sub, [COL_REQUEST_ID] = r->request_id,
         [COL_TRACEPARENT] = r->traceparent, [COL_EVENT] = row->event_body,
         [COL_RUN_AT] = run_at, [COL_RETRY_OF] = row->retry_of ? row->retry_of : "",
+        [COL_WEBHOOK] = row->webhook ? row->webhook : "",
     };
     if (entry_fill(e, vals) != 0) {
         done(r, arg, NULL, 0, "out of memory", "53200");

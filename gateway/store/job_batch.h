@@ -26,6 +26,7 @@ typedef struct job_row {
     const char *event_body;      /* job.queued, id 1 */
     long long run_at_ms;         /* epoch ms before which it must not run; 0: none */
     const char *retry_of;        /* canonical id of the job this one retries, or NULL */
+    const char *webhook;         /* its checked completion webhook URL, or NULL */
 } job_row;
 
 /*

@@ -269,7 +269,10 @@ def test_definer_functions_are_for_the_app_role_only(stack):
                             # retention (016_retention.sql)
                             "agentgate_retention_jobs", "agentgate_retention_audit",
                             # the gateway's queue depth gauges (018_queue_depth.sql)
-                            "agentgate_queue_depths"]), rows
+                            "agentgate_queue_depths",
+                            # completion webhooks (020_webhooks.sql)
+                            "webhook_claim", "webhook_record", "webhook_outbox_write",
+                            "webhook_secret_for_new_tenant"]), rows
     for name, _, config, public in rows:
         assert "search_path=public, pg_temp" in config, (name, config)
         assert public == "f", f"{name} is executable by PUBLIC"

@@ -28,6 +28,7 @@
 #include "sd_notify.h"
 #include "supervisor.h"
 #include "terminal_commit.h"
+#include "webhooks.h"
 #include "worker.h"
 #include "worker_state.h"
 
@@ -160,6 +161,7 @@ static int start_threads(worker *w)
     maintenance_recover_orphans(w->maint, ORPHAN_RECOVERY_WAIT_MS);
     if (maintenance_start(w->maint) < 0 || supervisor_start(w->sup, w) < 0)
         return -1;
+    w->webhooks = webhook_sender_start(w->cfg, w->worker_id);
     w->commit = terminal_commit_start(w->cfg->database_url, w->nthreads);
     if (w->commit == NULL)
         log_warn("no terminal committer: each job thread writes its own outcomes");
@@ -187,6 +189,8 @@ static void join_threads(worker *w)
     w->commit = NULL;
     supervisor_stop(w->sup);
     maintenance_stop(w->maint);
+    webhook_sender_stop(w->webhooks);
+    w->webhooks = NULL;
 }
 
 /* Waits up to SIGNAL_POLL_MS for one of sigs. Returns it, or 0. */

@@ -87,6 +87,7 @@ typedef struct worker {
     struct maintenance *maint;
     struct terminal_commit *commit; /* the job threads' group committer; NULL:
                                        each writes its own terminal transition */
+    struct webhook_sender *webhooks; /* the webhook sender; NULL: none here */
 } worker;
 
 /* A copy of one running job, taken by the supervisor. */

@@ -76,6 +76,20 @@ SESSION_ENV += [
     "AGENTGATE_MCP_CONNECT_TIMEOUT_MS=10000",
 ]
 
+# Completion webhooks (test_webhooks.py): the allow-list admits
+# http://127.0.0.1:WEBHOOK_PORT/hooks/, where a test runs its receiver (one
+# at a time); attempts time out in 3 s and retries start after 300 ms.
+WEBHOOK_PORT = pick_port("AGENTGATE_TEST_WEBHOOK_PORT", 18596)
+WEBHOOK_URL = f"http://127.0.0.1:{WEBHOOK_PORT}/hooks"
+WEBHOOK_TIMEOUT_MS = 3000
+SESSION_ENV += [
+    f"AGENTGATE_WEBHOOK_URL_ALLOWLIST={WEBHOOK_URL}",
+    f"AGENTGATE_WEBHOOK_TIMEOUT_MS={WEBHOOK_TIMEOUT_MS}",
+    "AGENTGATE_WEBHOOK_RETRY_BASE_MS=300",
+    "AGENTGATE_WEBHOOK_RETRY_MAX_MS=2000",
+    "AGENTGATE_WEBHOOK_POLL_MS=200",
+]
+
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                    "runtime error:")
 

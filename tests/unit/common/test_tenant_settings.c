@@ -119,6 +119,42 @@ static void test_unknown_members_refused(void **state)
     expect_refused("{\"rate_limits\": {\"tenant\": {\"*\": 5}}}", "tenant.*");
 }
 
+static void test_webhook_allowlist(void **state)
+{
+    (void)state;
+    tenant_settings s;
+    char err[256];
+    assert_int_equal(parse_text("{}", &s, err, sizeof err), 0);
+    assert_false(s.has_webhook_allowlist);
+    assert_int_equal(parse_text("{\"webhook_url_allowlist\":[\"https://a.example/h\","
+                                "\"http://127.0.0.1:9/x\"]}", &s, err, sizeof err), 0);
+    assert_true(s.has_webhook_allowlist);
+    assert_string_equal(s.webhook_allowlist, "https://a.example/h,http://127.0.0.1:9/x");
+    /* An empty list allows nothing: it is kept as given. */
+    assert_int_equal(parse_text("{\"webhook_url_allowlist\":[]}", &s, err, sizeof err), 0);
+    assert_true(s.has_webhook_allowlist);
+    assert_string_equal(s.webhook_allowlist, "");
+    expect_refused("{\"webhook_url_allowlist\":\"https://a/\"}", "webhook_url_allowlist");
+    expect_refused("{\"webhook_url_allowlist\":[1]}", "webhook_url_allowlist");
+    expect_refused("{\"webhook_url_allowlist\":[\"ftp://a/\"]}", "webhook_url_allowlist");
+    expect_refused("{\"webhook_url_allowlist\":[\"http://a/,http://b/\"]}",
+                   "webhook_url_allowlist");
+    expect_refused("{\"webhook_url_allowlist\":[\"\"]}", "webhook_url_allowlist");
+    expect_refused("{\"webhook_url_allowlist\":[],\"webhook_url_allowlist\":[]}",
+                   "unknown or repeated");
+    /* The most entries of the longest length fit. */
+    char doc[16 * 530 + 64];
+    int n = snprintf(doc, sizeof doc, "{\"webhook_url_allowlist\":[");
+    for (int i = 0; i < 16; i++) {
+        n += snprintf(doc + n, sizeof doc - (size_t)n, "%s\"https://", i ? "," : "");
+        for (int k = 0; k < 512 - 8; k++) doc[n++] = 'a';
+        n += snprintf(doc + n, sizeof doc - (size_t)n, "\"");
+    }
+    snprintf(doc + n, sizeof doc - (size_t)n, "]}");
+    assert_int_equal(parse_text(doc, &s, err, sizeof err), 0);
+    assert_int_equal(strlen(s.webhook_allowlist), 16 * 512 + 15);
+}
+
 static void test_actions_checked(void **state)
 {
     (void)state;
@@ -410,6 +446,7 @@ int main(void)
         cmocka_unit_test(test_retention_days_bounds),
         cmocka_unit_test(test_unknown_members_refused),
         cmocka_unit_test(test_actions_checked),
+        cmocka_unit_test(test_webhook_allowlist),
         cmocka_unit_test(test_limit_ranges),
         cmocka_unit_test(test_config_duplicates_refused),
         cmocka_unit_test(test_config_form),
