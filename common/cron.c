@@ -234,3 +234,17 @@ int cron_next(const cron_expr *c, const tz_zone *z, int64_t after_s, int64_t *ne
     }
     return -1;
 }
+
+int cron_next_text(const char *cron, const char *timezone, int64_t after_s, int64_t *next_s,
+                   char *err, size_t err_size)
+{
+    cron_expr c;
+    if (cron_parse(cron, &c, err, err_size) != 0)
+        return CRON_BAD_EXPR;
+    tz_zone *z = tz_load(timezone);
+    if (z == NULL)
+        return CRON_BAD_ZONE;
+    int rc = cron_next(&c, z, after_s, next_s);
+    tz_free(z);
+    return rc == 0 ? CRON_OK : CRON_NEVER;
+}

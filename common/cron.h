@@ -51,4 +51,17 @@ int cron_parse(const char *text, cron_expr *out, char *err, size_t err_size);
  */
 int cron_next(const cron_expr *c, const tz_zone *z, int64_t after_s, int64_t *next_s);
 
+/* cron_next_text's answers. */
+enum { CRON_OK = 0, CRON_BAD_EXPR = -1, CRON_BAD_ZONE = -2, CRON_NEVER = -3 };
+
+/*
+ * Parses cron and loads zone timezone, then finds the first instant
+ * after after_s as cron_next does, into *next_s: what a schedule's
+ * next_run_at is. Returns CRON_OK; CRON_BAD_EXPR with the parser's
+ * sentence in err (err_size bytes); CRON_BAD_ZONE when the system tz
+ * database has no such zone; or CRON_NEVER.
+ */
+int cron_next_text(const char *cron, const char *timezone, int64_t after_s, int64_t *next_s,
+                   char *err, size_t err_size);
+
 #endif

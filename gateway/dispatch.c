@@ -63,6 +63,11 @@ static const api_fn handlers[] = {
     [ROUTE_DEAD_LETTERS_DISCARD_ALL] = api_dead_letters_discard_all,
     [ROUTE_DEAD_LETTER_RETRY] = api_dead_letter_retry,
     [ROUTE_DEAD_LETTER_DISCARD] = api_dead_letter_discard,
+    [ROUTE_SCHEDULES_CREATE] = api_schedules_create,
+    [ROUTE_SCHEDULES_LIST] = api_schedules_list,
+    [ROUTE_SCHEDULE_GET] = api_schedule_get,
+    [ROUTE_SCHEDULE_UPDATE] = api_schedule_update,
+    [ROUTE_SCHEDULE_DELETE] = api_schedule_delete,
 };
 
 static http_verb verb_of(evhtp_request_t *req)

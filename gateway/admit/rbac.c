@@ -74,6 +74,13 @@ static const route_perm_def route_perms[] = {
     [ROUTE_DEAD_LETTERS_DISCARD_ALL] = NEEDS(RES_JOBS, ACT_DELETE),
     [ROUTE_DEAD_LETTER_RETRY] = NEEDS(RES_JOBS, ACT_CREATE),
     [ROUTE_DEAD_LETTER_DISCARD] = NEEDS(RES_JOBS, ACT_DELETE),
+    /* A schedule is a source of jobs: changing one is creating its future
+     * jobs. One that creates agent runs needs agent-runs as well. */
+    [ROUTE_SCHEDULES_CREATE]  = NEEDS(RES_JOBS, ACT_CREATE),
+    [ROUTE_SCHEDULES_LIST]    = NEEDS(RES_JOBS, ACT_READ),
+    [ROUTE_SCHEDULE_GET]      = NEEDS(RES_JOBS, ACT_READ),
+    [ROUTE_SCHEDULE_UPDATE]   = NEEDS(RES_JOBS, ACT_CREATE),
+    [ROUTE_SCHEDULE_DELETE]   = NEEDS(RES_JOBS, ACT_DELETE),
 };
 
 #define N_ROUTE_PERMS (sizeof route_perms / sizeof route_perms[0])

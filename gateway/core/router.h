@@ -54,6 +54,11 @@ typedef enum route_id {
     ROUTE_DEAD_LETTERS_DISCARD_ALL,
     ROUTE_DEAD_LETTER_RETRY,
     ROUTE_DEAD_LETTER_DISCARD,
+    ROUTE_SCHEDULES_CREATE,
+    ROUTE_SCHEDULES_LIST,
+    ROUTE_SCHEDULE_GET,
+    ROUTE_SCHEDULE_UPDATE,
+    ROUTE_SCHEDULE_DELETE,
     ROUTE_COUNT            /* not a route: one past the last, for tables and tests */
 } route_id;
 

@@ -14,12 +14,15 @@
  *              jobs waiting but no place on their type's ring (a worker
  *              killed between taking the tenant's turn and its job) are
  *              put back on it, and queued jobs whose cancellation was
- *              requested are cancelled.
+ *              requested are cancelled;
+ *   schedules  due schedules' ticks become jobs, each exactly once
+ *              (schedules.h).
  *
- * Every worker runs all three; they do not fight: promotion moves each id
+ * Every worker runs all four; they do not fight: promotion moves each id
  * with one atomic script that only one worker's call can win, the reaper
  * locks rows with SKIP LOCKED and fences each write by the attempt, and
- * reconciliation runs in one worker at a time under lock:reconciler.
+ * reconciliation runs in one worker at a time under lock:reconciler, and
+ * a schedule fires under its row lock and its tick's primary key.
  */
 #ifndef AG_WORKER_MAINTENANCE_H
 #define AG_WORKER_MAINTENANCE_H
