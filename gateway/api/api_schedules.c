@@ -39,6 +39,7 @@
 #define SCHEDULE_NAME_MAX_BYTES 128
 #define SCHEDULE_TICKS_SHOWN    10      /* recent_ticks of one schedule */
 #define SCHEDULE_TICKS_LISTED   3       /* recent_ticks of each in a listing */
+#define SCHEDULES_MAX_PER_TENANT 1000   /* a tenant's schedules at most */
 
 /* A 422 whose pointer is the member's. */
 static void reply_invalid(gw_req *r, const char *pointer, const char *detail)
@@ -302,8 +303,9 @@ static int read_agent_run(gw_req *r, const cJSON *run, target *t)
  * $8 priority, $9 max_attempts, $10 timeout_s, $11 payload, $12 run,
  * $13 principal, $14 paused, $15 next_run_at (epoch ms), $16 sub, $17 the
  * run's model, $18 the model the configured providers serve (NULL when
- * none). A run's model must be served to the tenant, as on POST
- * /v1/agent-runs: nothing is written otherwise. Answers model_ok and the
+ * none), $19 the tenant's cap. A run's model must be served to the
+ * tenant, as on POST /v1/agent-runs, and the tenant must have room for
+ * one more: nothing is written otherwise. Answers model_ok, room and the
  * schedule (NULL when nothing was written).
  */
 static const char SQL_SCHEDULE_INSERT[] =
@@ -311,15 +313,16 @@ static const char SQL_SCHEDULE_INSERT[] =
     "     (SELECT 1 FROM model_defaults d WHERE d.model = $17"
     "        AND (d.scope = 'global' OR (d.scope = 'tenant' AND d.tenant_id = $2))))"
     "   AS model_ok),"
+    " room AS (SELECT m.model_ok AND schedules_room($2, $19::int) AS ok FROM m),"
     " i AS (INSERT INTO schedules (id, tenant_id, name, cron, timezone, kind, job_type,"
     "   priority, max_attempts, timeout_s, payload, run, principal, paused, next_run_at,"
     "   created_by)"
     "   SELECT $1, $2, $3, $4, $5, $6, $7, $8::int, $9::int, $10::int, $11::jsonb, $12::jsonb,"
     "     $13::jsonb, $14::boolean,"
     "     CASE WHEN NOT $14::boolean THEN to_timestamp($15::bigint / 1000.0) END, $16"
-    "   FROM m WHERE m.model_ok"
+    "   FROM room WHERE room.ok"
     "   RETURNING schedule_json(schedules, 10) AS js)"
-    " SELECT m.model_ok, (SELECT js FROM i) FROM m";
+    " SELECT m.model_ok, room.ok, (SELECT js FROM i) FROM m, room";
 
 typedef struct create_state { char id[UUID_STR_LEN]; } create_state;
 
@@ -336,11 +339,18 @@ static void on_schedule_inserted(gw_req *r, PGresult *res, const char *err, cons
                       "model is not served to this tenant (GET /v1/models lists those it can use)");
         return;
     }
+    if (strcmp(PQgetvalue(res, 0, 1), "t") != 0 || PQgetisnull(res, 0, 2)) {
+        char detail[96];
+        snprintf(detail, sizeof detail, "the tenant already has the %d schedules it may have",
+                 SCHEDULES_MAX_PER_TENANT);
+        http_reply_problem(r, 409, "too-many-schedules", detail, NULL);
+        return;
+    }
     log_info("schedule %s created", s->id);
     char location[64];
     snprintf(location, sizeof location, "/v1/schedules/%s", s->id);
     http_set_header(r, "Location", location);
-    api_reply_row(r, 201, res, 0, 1);
+    api_reply_row(r, 201, res, 0, 2);
 }
 
 void api_schedules_create(gw_req *r)
@@ -385,12 +395,14 @@ void api_schedules_create(gw_req *r)
     snprintf(r->audit_resource, sizeof r->audit_resource, "schedules/%s", s->id);
     const ag_config *cfg = &r->thr->srv->cfg;
     const char *served = cfg->llm_providers[0] && cfg->llm_model[0] ? cfg->llm_model : NULL;
-    const char *params[18] = {
+    char cap[16];
+    snprintf(cap, sizeof cap, "%d", SCHEDULES_MAX_PER_TENANT);
+    const char *params[19] = {
         s->id, r->who.tenant_id, name, cron, timezone, t.kind, t.job_type, t.priority,
         t.max_attempts, t.timeout_s, t.payload, t.run, t.principal, paused ? "true" : "false",
-        next, r->who.sub, t.model, served,
+        next, r->who.sub, t.model, served, cap,
     };
-    gw_query(r, SQL_SCHEDULE_INSERT, 18, params, on_schedule_inserted);
+    gw_query(r, SQL_SCHEDULE_INSERT, 19, params, on_schedule_inserted);
 done:
     target_free(&t);
     cJSON_Delete(body);
@@ -513,7 +525,7 @@ static void on_patch_read(gw_req *r, PGresult *res, const char *err, const char 
     const char *params[12] = {
         s->id, r->who.tenant_id, old_cron, old_tz, old_paused ? "true" : "false",
         s->name, s->name || s->clear_name ? "true" : "false", cron, tz,
-        paused ? "true" : "false", moved ? "true" : "false", paused ? NULL : next,
+        paused ? "true" : "false", moved ? "true" : "false", paused || !moved ? NULL : next,
     };
     gw_query(r, SQL_SCHEDULE_UPDATE, 12, params, on_schedule_updated);
 }

@@ -165,7 +165,7 @@ static const op_doc ops[] = {
     /* Schedules */
     { VERB_POST, "/v1/schedules", "createSchedule", "Schedules",
       "Create a schedule: a job or an agent run at every tick of a cron expression",
-      NULL, "", "ScheduleCreate", false, { { 201, "Schedule" } }, "" },
+      NULL, "", "ScheduleCreate", false, { { 201, "Schedule" } }, "409" },
     { VERB_GET, "/v1/schedules", "listSchedules", "Schedules",
       "List the tenant's schedules, newest first", NULL, "limit cursor", NULL, false,
       { { 200, "SchedulePage" } }, "400" },
@@ -439,7 +439,7 @@ static const char *const problems[] = {
     "bad-event-id", "bad-query", "invalid-idempotency-key", "json-too-deep",
     "malformed-request", "malformed-json", "unauthorized", "forbidden",
     "cors-origin-denied", "not-found", "method-not-allowed", "request-timeout",
-    "already-finished", "conflict", "too-many-mcp-servers", "idempotency-key-in-flight",
+    "already-finished", "conflict", "too-many-mcp-servers", "too-many-schedules", "idempotency-key-in-flight",
     "body-too-large", "uri-too-long", "unsupported-media-type", "validation-failed",
     "unknown-job-type", "url-not-allowed", "unknown-mcp-server", "idempotency-key-reused",
     "rate-limited", "too-many-streams", "headers-too-large", "internal",

@@ -69,6 +69,18 @@ CREATE POLICY tenant_rows ON schedule_ticks
     USING (tenant_id = nullif(current_setting('agentgate.tenant_id', true), ''))
     WITH CHECK (tenant_id = nullif(current_setting('agentgate.tenant_id', true), ''));
 
+-- True when the tenant may create one more schedule under the gateway's
+-- cap (max_schedules). As mcp_servers_room (011): the lock, held to the end
+-- of the caller's transaction, makes concurrent creations of one tenant
+-- count one after the other.
+CREATE FUNCTION schedules_room(tenant text, max_schedules integer) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('agentgate.schedules/' || tenant, 0));
+    RETURN (SELECT count(*) FROM schedules WHERE tenant_id = tenant) < max_schedules;
+END
+$$;
+
 -- The owner reads every tenant's schedules inside agentgate_due_schedules
 -- only (see definer_maintenance in 006).
 DO $$

@@ -111,6 +111,10 @@ def test_create_read_pause_change_delete(tenant):
     assert _get(tenant, s["id"]) == s
     assert [x["id"] for x in _list(tenant)] == [s["id"]]
 
+    renamed = _patch(tenant, s["id"], {"name": "hourly-ish"})
+    assert renamed["name"] == "hourly-ish", renamed
+    assert renamed["next_run_at"] == s["next_run_at"], renamed
+
     paused = _patch(tenant, s["id"], {"paused": True})
     assert paused["paused"] is True and paused["next_run_at"] is None, paused
 
@@ -175,6 +179,21 @@ def test_bad_input_is_422_with_its_pointer_and_changes_nothing(tenant):
         p = _patch(tenant, s["id"], body, expect=422)
         assert [e["pointer"] for e in p["errors"]] == [pointer], (body, p)
     assert _get(tenant, s["id"]) == s, "a refused PATCH changed the schedule"
+
+
+def test_a_tenant_has_at_most_1000_schedules(stack, tenant, other_tenant):
+    stack.sql("INSERT INTO schedules (id, tenant_id, cron, timezone, kind, job_type,"
+              " max_attempts, timeout_s, payload, next_run_at, created_by)"
+              " SELECT gen_random_uuid(), :'p1', '0 0 1 1 *', 'UTC', 'job', 'test', 1, 60,"
+              " '{}', now() + interval '300 days', 'seed' FROM generate_series(1, 999)",
+              tenant.tenant_id)
+    _create(tenant, {"cron": "0 0 1 1 *", "job": JOB})
+    p = _create(tenant, {"cron": "0 0 1 1 *", "job": JOB}, expect=409)
+    assert p["type"] == "urn:agentgate:problem:too-many-schedules", p
+    count = stack.sql("SELECT count(*) FROM schedules WHERE tenant_id = :'p1'",
+                      tenant.tenant_id)
+    assert count == [["1000"]], count
+    _create(other_tenant, {"cron": "0 0 1 1 *", "job": JOB})
 
 
 def test_other_tenants_schedules_are_404(tenant, other_tenant):
