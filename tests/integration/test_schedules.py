@@ -207,6 +207,22 @@ def test_other_tenants_schedules_are_404(tenant, other_tenant):
     _get(tenant, "not-a-uuid", expect=404)
 
 
+def test_row_level_security_holds_schedules_to_their_tenant(stack, tenant, other_tenant):
+    s = _create(tenant, {"cron": "* * * * *", "job": JOB})
+    _make_due(stack, s["id"], 1)
+    _fired(tenant, s["id"], 1)
+    for table in ("schedules", "schedule_ticks"):
+        assert stack.sql_app(f"SELECT count(*) FROM {table}",
+                             tenant=other_tenant.tenant_id) == [["0"]], table
+        assert stack.sql_app(f"SELECT count(*) FROM {table}") == [["0"]], table
+        assert stack.sql_app(f"SELECT count(*) FROM {table}",
+                             tenant=tenant.tenant_id) == [["1"]], table
+    r = stack.sql_app("UPDATE schedules SET paused = true RETURNING id",
+                      tenant=other_tenant.tenant_id)
+    assert r == [], r
+    assert _get(tenant, s["id"])["paused"] is False
+
+
 def test_roles_and_scopes(tenant):
     job_s = _create(tenant, {"cron": "0 * * * *", "job": JOB})
     run_s = _create(tenant, {"cron": "0 * * * *", "agent_run": {"prompt": "hi"}})
@@ -254,7 +270,7 @@ def test_each_tick_fires_once_with_several_workers(stack, tenant):
                 assert len(got) == rnd + 1, (sid, got)
                 assert ticks[sid] in [t[0] + ".000Z" for t in got], (ticks[sid], got)
         workers = {t[3] for sid in ids for t in _ticks(stack, sid)}
-        print(f"\nticks fired by workers {sorted(workers)}")
+        print(f"\n{len(ids)} schedules x 3 ticks fired by workers {sorted(workers)}")
     finally:
         for n in extra:
             stack.worker("stop", n)
@@ -267,6 +283,12 @@ def test_each_tick_fires_once_with_several_workers(stack, tenant):
     for t in s["recent_ticks"]:
         assert tenant.wait_job(t["job_id"])["status"] == "succeeded"
         assert t["links"]["job"] == f"/v1/jobs/{t['job_id']}", t
+    s = _get(tenant, ids[0])
+    by = {t[1]: t[3] for t in _ticks(stack, ids[0])}
+    print(f"schedule {s['id']} ({s['cron']} {s['timezone']}), next_run_at {s['next_run_at']}:")
+    for t in s["recent_ticks"]:
+        print(f"  tick {t['tick_at']} fired {t['fired_at']} by {by[t['job_id']]}"
+              f" -> job {t['job_id']} {t['status']}")
 
 
 def test_missed_ticks_fire_once_through_a_killed_worker(stack, tenant):
@@ -296,7 +318,9 @@ def test_missed_ticks_fire_once_through_a_killed_worker(stack, tenant):
     assert now < nxt <= now + datetime.timedelta(minutes=1), fired
     job = tenant.wait_job(got[0][1])
     assert job["status"] == "succeeded" and job["type"] == "test", job
-    print(f"\nschedule {s['id']} ticks: {got}")
+    print(f"\nschedule {s['id']}: ten ticks missed, one worker SIGKILLed on return;"
+          f" ticks fired: {[(t[0], t[1], t[3]) for t in got]}, job {job['status']},"
+          f" next_run_at {again['next_run_at']}")
 
 
 def test_agent_run_schedule_creates_runs(stack, tenant):
