@@ -149,6 +149,28 @@ static void test_next_other_zones(void **state)
                 "2041-01-10T01:00:00Z");
     expect_next("0 12 * * *", "Australia/Sydney", "2041-07-09T12:00:00Z",
                 "2041-07-10T02:00:00Z");
+    /* Footers with half-hour offsets, a 30-minute DST shift, and rule
+     * times of 24:00 and -1:00. */
+    expect_next("0 9 * * *", "Asia/Tehran", "2040-03-01T00:00:00Z", "2040-03-01T05:30:00Z");
+    expect_next("0 12 * * *", "Australia/Lord_Howe", "2041-01-09T12:00:00Z",
+                "2041-01-10T01:00:00Z");
+    expect_next("0 12 * * *", "Australia/Lord_Howe", "2041-07-09T12:00:00Z",
+                "2041-07-10T01:30:00Z");
+    expect_next("0 12 * * *", "America/Santiago", "2040-01-15T00:00:00Z",
+                "2040-01-15T15:00:00Z");
+    expect_next("0 12 * * *", "America/Santiago", "2040-07-15T00:00:00Z",
+                "2040-07-15T16:00:00Z");
+    expect_next("0 12 * * *", "Pacific/Chatham", "2041-01-09T12:00:00Z",
+                "2041-01-09T22:15:00Z");
+    /* America/Nuuk, -02, moves to -01 at 23:00 on the Saturday before the
+     * last Sunday of March (M3.5.0/-1): 2040-03-24 23:00 -02, 01:00Z. The
+     * skipped 23:00 fires at the change; 00:00 -01 is that instant too. */
+    expect_next("0 * * * *", "America/Godthab", "2040-03-25T00:30:00Z",
+                "2040-03-25T01:00:00Z");
+    expect_next("0 * * * *", "America/Godthab", "2040-03-25T01:00:00Z",
+                "2040-03-25T02:00:00Z");
+    expect_next("0 12 * * *", "America/Godthab", "2040-03-25T00:00:00Z",
+                "2040-03-25T13:00:00Z");
 }
 
 static void test_zone_names(void **state)
