@@ -16,6 +16,7 @@
 -- either all of it or none of it; a job committed but never enqueued in
 -- Redis is enqueued by reconciliation. Ticks missed while no worker ran
 -- fire once, as the first of them: next_run_at then goes straight past now.
+-- A schedule keeps the rows of its latest 100 ticks.
 
 CREATE TABLE schedules (
     id           uuid PRIMARY KEY,
@@ -145,6 +146,12 @@ BEGIN
         RETURN QUERY SELECT false, NULL::uuid, NULL::uuid, s.job_type;
         RETURN;
     END IF;
+    -- The latest 100 ticks are kept. An older one can never fire again
+    -- (next_run_at only moves forward), so its row guards nothing.
+    DELETE FROM schedule_ticks t
+     WHERE t.schedule_id = p_id
+       AND t.tick_at < (SELECT k.tick_at FROM schedule_ticks k WHERE k.schedule_id = p_id
+                         ORDER BY k.tick_at DESC OFFSET 99 LIMIT 1);
     INSERT INTO jobs (id, tenant_id, type, status, priority, payload, max_attempts, timeout_s,
                       created_by, last_event_id)
     VALUES (p_job, s.tenant_id, s.job_type, 'queued', s.priority,

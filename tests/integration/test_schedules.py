@@ -325,6 +325,22 @@ def test_missed_ticks_fire_once_through_a_killed_worker(stack, tenant):
           f" next_run_at {again['next_run_at']}")
 
 
+def test_a_schedule_keeps_its_latest_100_ticks(stack, tenant):
+    s = _create(tenant, {"cron": YEARLY, "job": JOB})
+    stack.sql("INSERT INTO schedule_ticks (schedule_id, tenant_id, tick_at, job_id)"
+              " SELECT :'p1'::uuid, :'p2', timestamptz '1900-01-01' + make_interval(years => g),"
+              " gen_random_uuid() FROM generate_series(0, 119) g", s["id"], tenant.tenant_id)
+    _make_due(stack, s["id"], 2025)
+    _fired(tenant, s["id"], 1)
+    rows = stack.sql("SELECT count(*), min(extract(year FROM tick_at AT TIME ZONE 'UTC')),"
+                     " max(extract(year FROM tick_at AT TIME ZONE 'UTC'))"
+                     " FROM schedule_ticks WHERE schedule_id = :'p1'::uuid", s["id"])
+    assert rows == [["100", "1921", "2025"]], rows
+    shown = _get(tenant, s["id"])["recent_ticks"]
+    assert len(shown) == 10 and shown[0]["tick_at"] == "2025-01-01T00:00:00.000Z", shown
+    assert shown[1]["status"] is None, shown        # a job that is not there
+
+
 def test_agent_run_schedule_creates_runs(stack, tenant):
     s = _create(tenant, {"cron": "30 9 * * *", "timezone": "Asia/Kolkata",
                          "agent_run": {"prompt": "Summarise the day",
