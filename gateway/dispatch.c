@@ -66,6 +66,11 @@ static const api_fn handlers[] = {
     [ROUTE_DEAD_LETTER_DISCARD] = api_dead_letter_discard,
     [ROUTE_JOB_WEBHOOK_DELIVERIES] = api_job_webhook_deliveries,
     [ROUTE_TENANT_WEBHOOK_SECRET] = api_tenant_webhook_secret,
+    [ROUTE_SCHEDULES_CREATE] = api_schedules_create,
+    [ROUTE_SCHEDULES_LIST] = api_schedules_list,
+    [ROUTE_SCHEDULE_GET] = api_schedule_get,
+    [ROUTE_SCHEDULE_UPDATE] = api_schedule_update,
+    [ROUTE_SCHEDULE_DELETE] = api_schedule_delete,
 };
 
 static http_verb verb_of(evhtp_request_t *req)

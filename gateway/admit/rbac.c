@@ -78,6 +78,13 @@ static const route_perm_def route_perms[] = {
      * secret changes the tenant. */
     [ROUTE_JOB_WEBHOOK_DELIVERIES] = NEEDS(RES_JOBS, ACT_READ),
     [ROUTE_TENANT_WEBHOOK_SECRET] = NEEDS(RES_TENANTS, ACT_UPDATE),
+    /* A schedule is a source of jobs: changing one is creating its future
+     * jobs. One that creates agent runs needs agent-runs as well. */
+    [ROUTE_SCHEDULES_CREATE]  = NEEDS(RES_JOBS, ACT_CREATE),
+    [ROUTE_SCHEDULES_LIST]    = NEEDS(RES_JOBS, ACT_READ),
+    [ROUTE_SCHEDULE_GET]      = NEEDS(RES_JOBS, ACT_READ),
+    [ROUTE_SCHEDULE_UPDATE]   = NEEDS(RES_JOBS, ACT_CREATE),
+    [ROUTE_SCHEDULE_DELETE]   = NEEDS(RES_JOBS, ACT_DELETE),
 };
 
 #define N_ROUTE_PERMS (sizeof route_perms / sizeof route_perms[0])

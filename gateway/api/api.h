@@ -53,6 +53,13 @@ void api_mcp_server_update(gw_req *r);
 void api_mcp_server_delete(gw_req *r);
 void api_mcp_server_refresh(gw_req *r);
 
+/* The schedule routes (api_schedules.c). */
+void api_schedules_create(gw_req *r);
+void api_schedules_list(gw_req *r);
+void api_schedule_get(gw_req *r);
+void api_schedule_update(gw_req *r);
+void api_schedule_delete(gw_req *r);
+
 /*
  * Hands the MCP handlers the operator's stdio servers (mcp_config.h),
  * loaded at start. Call once before the loop threads start; servers is

@@ -272,8 +272,8 @@ static const char *number_param(const cJSON *body, const char *name, char *buf, 
  * so it is the later of the type's default and that deadline plus a grace
  * period, within the jobs table's 86400 s.
  */
-static long long job_timeout_s(const ag_config *cfg, const job_type *type,
-                               const char *run_timeout_s)
+long long api_run_job_timeout_s(const ag_config *cfg, const job_type *type,
+                                const char *run_timeout_s)
 {
     enum { GRACE_S = 30, JOB_TIMEOUT_MAX_S = 86400 };
     long long run_s = run_timeout_s ? atoll(run_timeout_s)
@@ -332,7 +332,7 @@ void api_runs_create(gw_req *r)
     const char *run_timeout_p = number_param(body, "timeout_s", run_timeout,
                                              sizeof run_timeout);
     snprintf(job_timeout, sizeof job_timeout, "%lld",
-             job_timeout_s(&r->thr->srv->cfg, type, run_timeout_p));
+             api_run_job_timeout_s(&r->thr->srv->cfg, type, run_timeout_p));
 
     const ag_config *cfg = &r->thr->srv->cfg;
     const char *served = cfg->llm_providers[0] && cfg->llm_model[0] ? cfg->llm_model : NULL;

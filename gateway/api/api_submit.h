@@ -46,4 +46,12 @@ int api_submit_job(gw_req *r, const api_new_job *job, api_submit_fn done, void *
  * against. Caller frees; NULL when out of memory. (api_runs.c) */
 char *api_run_principal_json(const principal *who);
 
+/* The timeout_s of an agent run's job: the later of type's default and
+ * the run's own deadline (run_timeout_s, its decimal text, or NULL for
+ * the configured default) plus a grace period, within 86400 s.
+ * (api_runs.c) */
+struct job_type;
+long long api_run_job_timeout_s(const ag_config *cfg, const struct job_type *type,
+                                const char *run_timeout_s);
+
 #endif

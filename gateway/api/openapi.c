@@ -173,6 +173,22 @@ static const op_doc ops[] = {
     { VERB_DELETE, "/v1/dead-letters/*", "discardDeadLetter", "Operator",
       "Discard one dead letter (its job stays failed)", NULL, "", NULL, false,
       { { 204, "" } }, "404 409" },
+    /* Schedules */
+    { VERB_POST, "/v1/schedules", "createSchedule", "Schedules",
+      "Create a schedule: a job or an agent run at every tick of a cron expression",
+      NULL, "", "ScheduleCreate", false, { { 201, "Schedule" } }, "409" },
+    { VERB_GET, "/v1/schedules", "listSchedules", "Schedules",
+      "List the tenant's schedules, newest first", NULL, "limit cursor", NULL, false,
+      { { 200, "SchedulePage" } }, "400" },
+    { VERB_GET, "/v1/schedules/*", "getSchedule", "Schedules",
+      "Get one schedule with its next run and latest ticks", NULL, "", NULL, false,
+      { { 200, "Schedule" } }, "404" },
+    { VERB_PATCH, "/v1/schedules/*", "updateSchedule", "Schedules",
+      "Pause, resume or change a schedule", NULL, "", "SchedulePatch", false,
+      { { 200, "Schedule" } }, "404 409" },
+    { VERB_DELETE, "/v1/schedules/*", "deleteSchedule", "Schedules",
+      "Delete a schedule (the jobs it created stay)", NULL, "", NULL, false,
+      { { 204, "" } }, "404" },
     /* Health, metrics, this document */
     { VERB_GET, "/v1/health/live", "getLiveness", "Health", "Liveness",
       NULL, "", NULL, false, { { 200, "HealthStatus" } }, "" },
@@ -303,6 +319,45 @@ static const struct {
       "'runs_total':{'type':'integer'},'runs_truncated':{'type':'boolean'},"
       "'links':" LINKS "}}" },
     { "SessionPage", PAGE("Session") },
+    { "ScheduleJob", "{'type':'object','required':['type'],'properties':{"
+      "'type':{'type':'string','description':'A registered, non-internal job type.'},"
+      "'payload':{'type':'object','description':'Checked against the type schema.'},"
+      "'priority':{'type':'integer','minimum':-1000,'maximum':1000},"
+      "'max_attempts':{'type':'integer','minimum':1,'maximum':100},"
+      "'timeout_s':{'type':'integer','minimum':1,'maximum':86400}},"
+      "'additionalProperties':false}" },
+    { "ScheduleCreate", "{'type':'object','required':['cron'],'properties':{"
+      "'name':{'type':['string','null'],'minLength':1,'maxLength':128},"
+      "'cron':{'type':'string','maxLength':256,'description':'Five fields (minute hour "
+      "day-of-month month day-of-week) with lists, ranges, steps and month and day names, "
+      "or @hourly, @daily, @weekly, @monthly, @yearly.'},"
+      "'timezone':{'type':'string','maxLength':64,'default':'UTC',"
+      "'description':'An IANA time zone name, e.g. Europe/Berlin.'},"
+      "'job':" REF("ScheduleJob") ","
+      "'agent_run':{'allOf':[" REF("AgentRunCreate") "],'description':'As POST "
+      "/v1/agent-runs takes it, without session_id.'},"
+      "'paused':{'type':'boolean','default':false}},"
+      "'additionalProperties':false,'description':'Exactly one of job and agent_run.'}" },
+    { "SchedulePatch", "{'type':'object','properties':{"
+      "'name':{'type':['string','null'],'minLength':1,'maxLength':128},"
+      "'cron':{'type':'string','maxLength':256},'timezone':{'type':'string','maxLength':64},"
+      "'paused':{'type':'boolean'}},'additionalProperties':false}" },
+    { "ScheduleTick", "{'type':'object','required':['tick_at','job_id'],'properties':{"
+      "'tick_at':" TS ",'fired_at':" TS ",'job_id':" UUID ",'run_id':" UUID_OR_NULL ","
+      "'status':{'oneOf':[{'type':'null'}," REF("JobStatus") "]},'links':" LINKS "}}" },
+    { "Schedule", "{'type':'object','required':['id','cron','timezone','paused','links'],"
+      "'properties':{'id':" UUID ",'name':{'type':['string','null']},'cron':{'type':'string'},"
+      "'timezone':{'type':'string'},'paused':{'type':'boolean'},"
+      "'next_run_at':{'type':['string','null'],'format':'date-time',"
+      "'description':'The next tick; null while paused.'},"
+      "'last_tick_at':{'type':['string','null'],'format':'date-time'},"
+      "'job':{'oneOf':[{'type':'null'}," REF("ScheduleJob") "]},"
+      "'agent_run':{'type':['object','null']},"
+      "'recent_ticks':{'type':'array','items':" REF("ScheduleTick") ",'description':'The "
+      "latest ticks fired, newest first (10 for one schedule, 3 in a listing).'},"
+      "'created_by':{'type':'string'},'created_at':" TS ",'updated_at':" TS ","
+      "'links':" LINKS "}}" },
+    { "SchedulePage", PAGE("Schedule") },
     { "Tool", "{'type':'object','required':['name'],'properties':{'name':{'type':'string'},"
       "'description':{'type':['string','null']},'input_schema':{'type':'object'},"
       "'required_scopes':{'type':'array','items':{'type':'string'}},"
@@ -427,7 +482,7 @@ static const char *const problems[] = {
     "bad-event-id", "bad-query", "invalid-idempotency-key", "json-too-deep",
     "malformed-request", "malformed-json", "unauthorized", "forbidden",
     "cors-origin-denied", "not-found", "method-not-allowed", "request-timeout",
-    "already-finished", "conflict", "too-many-mcp-servers", "idempotency-key-in-flight",
+    "already-finished", "conflict", "too-many-mcp-servers", "too-many-schedules", "idempotency-key-in-flight",
     "body-too-large", "uri-too-long", "unsupported-media-type", "validation-failed",
     "unknown-job-type", "url-not-allowed", "unknown-mcp-server", "idempotency-key-reused",
     "rate-limited", "too-many-streams", "headers-too-large", "internal",

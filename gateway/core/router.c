@@ -61,6 +61,11 @@ static const route_def routes[] = {
     { VERB_DELETE, "/v1/dead-letters/*",       ROUTE_DEAD_LETTER_DISCARD, 1 },
     { VERB_GET,    "/v1/jobs/*/webhook-deliveries", ROUTE_JOB_WEBHOOK_DELIVERIES, 1 },
     { VERB_POST,   "/v1/tenants/*/webhook-secret", ROUTE_TENANT_WEBHOOK_SECRET, 1 },
+    { VERB_POST,   "/v1/schedules",            ROUTE_SCHEDULES_CREATE, 1 },
+    { VERB_GET,    "/v1/schedules",            ROUTE_SCHEDULES_LIST, 1 },
+    { VERB_GET,    "/v1/schedules/*",          ROUTE_SCHEDULE_GET, 1 },
+    { VERB_PATCH,  "/v1/schedules/*",          ROUTE_SCHEDULE_UPDATE, 1 },
+    { VERB_DELETE, "/v1/schedules/*",          ROUTE_SCHEDULE_DELETE, 1 },
 };
 
 /* Matches path against pattern; on success copies the "*" segment into

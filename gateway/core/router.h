@@ -56,6 +56,11 @@ typedef enum route_id {
     ROUTE_DEAD_LETTER_DISCARD,
     ROUTE_JOB_WEBHOOK_DELIVERIES,
     ROUTE_TENANT_WEBHOOK_SECRET,
+    ROUTE_SCHEDULES_CREATE,
+    ROUTE_SCHEDULES_LIST,
+    ROUTE_SCHEDULE_GET,
+    ROUTE_SCHEDULE_UPDATE,
+    ROUTE_SCHEDULE_DELETE,
     ROUTE_COUNT            /* not a route: one past the last, for tables and tests */
 } route_id;
 

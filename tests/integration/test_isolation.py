@@ -272,7 +272,9 @@ def test_definer_functions_are_for_the_app_role_only(stack):
                             "agentgate_queue_depths",
                             # completion webhooks (020_webhooks.sql)
                             "webhook_claim", "webhook_record", "webhook_outbox_write",
-                            "webhook_secret_for_new_tenant"]), rows
+                            "webhook_secret_for_new_tenant",
+                            # due schedules of every tenant (021_schedules.sql)
+                            "agentgate_due_schedules"]), rows
     for name, _, config, public in rows:
         assert "search_path=public, pg_temp" in config, (name, config)
         assert public == "f", f"{name} is executable by PUBLIC"

@@ -22,6 +22,7 @@
 #include "redis_script.h"
 #include "retention.h"
 #include "worker_metrics.h"
+#include "schedules.h"
 
 #define TICK_MS               50
 #define PROMOTE_INTERVAL_MS   200
@@ -31,6 +32,7 @@
 #define RECONCILE_BATCH       10000   /* queued jobs looked at per round */
 #define RECONCILE_QUEUE_MAX   1000000 /* a longer queue is not listed */
 #define CONNECT_TIMEOUT_S     2
+#define SCHEDULE_INTERVAL_MS  1000    /* how often due schedules are fired */
 
 /* ---------------------------------------------------------------------------
  * Promotion of due delayed jobs
@@ -784,6 +786,7 @@ static void *maintenance_main(void *arg)
     long long next_promote = now, next_reap = now + cfg->reaper_interval_ms;
     long long next_reconcile = now + cfg->reconcile_interval_ms;
     long long next_retention = now + cfg->retention_interval_ms;
+    long long next_schedule = now;
 
     while (!atomic_load(&m->stop)) {
         now = clock_mono_ms();
@@ -807,6 +810,13 @@ static void *maintenance_main(void *arg)
             PGconn *c = pg_link_try(&m->pg);
             next_retention = now + (c != NULL ? run_retention(m, c)
                                               : cfg->retention_interval_ms);
+        }
+        if (now >= next_schedule) {
+            PGconn *c = pg_link_try(&m->pg);
+            if (c != NULL && schedules_fire_due(c, &m->rd, cfg, m->w->worker_id,
+                                                clock_wall_ms()) < 0 && store_conn_broken(c))
+                pg_link_drop(&m->pg);
+            next_schedule = now + SCHEDULE_INTERVAL_MS;
         }
         clock_sleep_ms(TICK_MS);
     }

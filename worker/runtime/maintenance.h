@@ -16,13 +16,16 @@
  *              put back on it, and queued jobs whose cancellation was
  *              requested are cancelled;
  *   retention  finished jobs and audit rows past their retention are
- *              deleted in small batches (retention.h).
+ *              deleted in small batches (retention.h);
+ *   schedules  due schedules' ticks become jobs, each exactly once
+ *              (schedules.h).
  *
- * Every worker runs all four; they do not fight: promotion moves each id
+ * Every worker runs all five; they do not fight: promotion moves each id
  * with one atomic script that only one worker's call can win, the reaper
  * locks rows with SKIP LOCKED and fences each write by the attempt, and
- * reconciliation runs in one worker at a time under lock:reconciler, and
- * retention in one worker at a time under a PostgreSQL advisory lock.
+ * reconciliation runs in one worker at a time under lock:reconciler,
+ * retention in one worker at a time under a PostgreSQL advisory lock, and
+ * a schedule fires under its row lock and its tick's primary key.
  */
 #ifndef AG_WORKER_MAINTENANCE_H
 #define AG_WORKER_MAINTENANCE_H

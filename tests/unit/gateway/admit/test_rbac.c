@@ -212,6 +212,11 @@ static const struct {
     { ROUTE_DEAD_LETTER_DISCARD, RES_JOBS, ACT_DELETE },
     { ROUTE_JOB_WEBHOOK_DELIVERIES, RES_JOBS, ACT_READ },
     { ROUTE_TENANT_WEBHOOK_SECRET, RES_TENANTS, ACT_UPDATE },
+    { ROUTE_SCHEDULES_CREATE, RES_JOBS, ACT_CREATE },
+    { ROUTE_SCHEDULES_LIST, RES_JOBS, ACT_READ },
+    { ROUTE_SCHEDULE_GET, RES_JOBS, ACT_READ },
+    { ROUTE_SCHEDULE_UPDATE, RES_JOBS, ACT_CREATE },
+    { ROUTE_SCHEDULE_DELETE, RES_JOBS, ACT_DELETE },
     { ROUTE_CONSOLE_REDIRECT, RES_NONE, ACT_NONE },
     { ROUTE_CONSOLE_INDEX, RES_NONE, ACT_NONE },
     { ROUTE_CONSOLE_ASSET, RES_NONE, ACT_NONE },
@@ -280,6 +285,9 @@ static void test_public_routes_match_the_router(void **state)
         { VERB_DELETE, "/v1/dead-letters" }, { VERB_POST, "/v1/dead-letters/x/retry" },
         { VERB_DELETE, "/v1/dead-letters/x" },
         { VERB_GET, "/v1/jobs/x/webhook-deliveries" }, { VERB_POST, "/v1/tenants/t/webhook-secret" },
+        { VERB_POST, "/v1/schedules" }, { VERB_GET, "/v1/schedules" },
+        { VERB_GET, "/v1/schedules/x" }, { VERB_PATCH, "/v1/schedules/x" },
+        { VERB_DELETE, "/v1/schedules/x" },
         { VERB_GET, "/console" }, { VERB_GET, "/console/" }, { VERB_GET, "/console/app.js" },
     };
     bool seen[ROUTE_COUNT] = { false };
