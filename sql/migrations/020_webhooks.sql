@@ -161,10 +161,11 @@ CREATE TRIGGER tenants_webhook_secret AFTER INSERT ON tenants
 -- Leases up to p_limit due deliveries to p_worker for p_lease_ms, opening
 -- an attempt row for each; an attempt left open by a worker that lost its
 -- lease is closed first, with an error saying so. Returns what the
--- sender needs, the tenant's secret included (made if the tenant has none).
+-- sender needs, the tenant's secret included (made if the tenant has none),
+-- and the job's traceparent, which the attempt's span continues.
 CREATE FUNCTION webhook_claim(p_worker text, p_limit integer, p_lease_ms integer)
 RETURNS TABLE (o_id uuid, o_tenant_id text, o_job_id uuid, o_url text, o_body text,
-               o_attempt integer, o_secret text, o_created_ms bigint)
+               o_attempt integer, o_secret text, o_created_ms bigint, o_traceparent text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = public, pg_temp
 SET agentgate.maintenance = 'on'
@@ -200,8 +201,9 @@ BEGIN
         INSERT INTO webhook_attempts (delivery_id, tenant_id, attempt, worker_id)
         SELECT u.id, u.tenant_id, u.attempts, p_worker FROM u)
     SELECT u.id, u.tenant_id, u.job_id, u.url, u.body, u.attempts, s.secret,
-           (extract(epoch FROM u.created_at) * 1000)::bigint
-      FROM u JOIN tenant_webhook_secrets s ON s.tenant_id = u.tenant_id;
+           (extract(epoch FROM u.created_at) * 1000)::bigint, coalesce(j.traceparent, '')
+      FROM u JOIN tenant_webhook_secrets s ON s.tenant_id = u.tenant_id
+             LEFT JOIN jobs j ON j.id = u.job_id;
 END
 $$;
 

@@ -243,6 +243,14 @@ def test_delivery_retries_a_500_and_a_timeout_then_succeeds_signed(tenant, recei
         assert event["data"]["id"] == job["id"] and event["data"]["status"] == "succeeded"
         assert event["data"]["result"] == {"answer": 42}
 
+    # Each attempt continues the job's trace: same trace id as the job's
+    # stored traceparent, a span of its own.
+    job_tp = tenant.stack.sql("SELECT traceparent FROM jobs WHERE id = :'p1'", job["id"])[0][0]
+    assert job_tp, "the job has a traceparent"
+    sent = [g[1].get("traceparent", "") for g in got]
+    assert all(tp.split("-")[1] == job_tp.split("-")[1] for tp in sent), (job_tp, sent)
+    assert len({tp.split("-")[2] for tp in sent} | {job_tp.split("-")[2]}) == len(sent) + 1, sent
+
 
 def test_failed_and_cancelled_jobs_are_delivered_too(tenant, receiver):
     secret = rotate_secret(tenant)

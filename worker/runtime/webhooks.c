@@ -27,9 +27,11 @@
 #include "job_store.h"
 #include "log.h"
 #include "mcp_config.h"
+#include "trace.h"
 #include "version.h"
 #include "webhook_sign.h"
 #include "webhooks.h"
+#include "worker_metrics.h"
 
 #define SENDER_CONNECT_TIMEOUT_S 5
 #define SLEEP_SLICE_MS 50
@@ -48,6 +50,7 @@ struct webhook_sender {
 typedef struct delivery {
     char id[64], tenant_id[72], job_id[64];
     char *url, *body, *secret;
+    char traceparent[TRACEPARENT_LEN + 1]; /* the job's, "" when it has none */
     int attempt;
     long long created_ms;       /* when the job ended (the outbox row's time) */
 } delivery;
@@ -85,7 +88,8 @@ static void delivery_free(delivery *d)
  * ------------------------------------------------------------------------- */
 
 static const char SQL_CLAIM[] =
-    "SELECT o_id, o_tenant_id, o_job_id, o_url, o_body, o_attempt, o_secret, o_created_ms"
+    "SELECT o_id, o_tenant_id, o_job_id, o_url, o_body, o_attempt, o_secret, o_created_ms,"
+    " o_traceparent"
     " FROM webhook_claim($1, 1, $2)";
 
 /* Claims one due delivery into *d. Returns 1 when one was claimed, 0 when
@@ -113,6 +117,7 @@ static int claim_one(webhook_sender *s, PGconn *c, delivery *d)
     d->attempt = atoi(PQgetvalue(res, 0, 5));
     d->secret = strdup(PQgetvalue(res, 0, 6));
     d->created_ms = strtoll(PQgetvalue(res, 0, 7), NULL, 10);
+    snprintf(d->traceparent, sizeof d->traceparent, "%s", PQgetvalue(res, 0, 8));
     PQclear(res);
     if (d->url == NULL || d->body == NULL || d->secret == NULL) {
         /* Its lease runs out and it is claimed again. */
@@ -191,7 +196,9 @@ static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, c
 }
 
 /* Sends d once; the outcome into *o. */
-static void send_one(webhook_sender *s, CURL *e, const delivery *d, outcome *o)
+/* Sends attempt d->attempt of d, as span sp (a client span in the job's
+ * trace, whose traceparent goes with the request), into *o. */
+static void send_one(webhook_sender *s, CURL *e, const delivery *d, span *sp, outcome *o)
 {
     memset(o, 0, sizeof *o);
     long long t0 = clock_mono_ms();
@@ -208,13 +215,19 @@ static void send_one(webhook_sender *s, CURL *e, const delivery *d, outcome *o)
         snprintf(o->error, sizeof o->error, "the tenant's webhook secret is malformed");
         return;
     }
-    char h_id[96], h_ts[48], h_sig[96];
+    char h_id[96], h_ts[48], h_sig[96], h_tp[TRACE_HEADER_LEN + 1] = "";
     snprintf(h_id, sizeof h_id, "webhook-id: %s", d->id);
     snprintf(h_ts, sizeof h_ts, "webhook-timestamp: %lld", ts);
     snprintf(h_sig, sizeof h_sig, "webhook-signature: %s", sig);
+    char tp[TRACEPARENT_LEN + 1];
+    span_traceparent(sp, tp);
+    if (tp[0])
+        snprintf(h_tp, sizeof h_tp, "traceparent: %s", tp);
     struct curl_slist *hdrs = NULL, *tmp;
-    const char *lines[] = { "Content-Type: application/json", h_id, h_ts, h_sig, "Expect:" };
+    const char *lines[] = { "Content-Type: application/json", h_id, h_ts, h_sig, "Expect:",
+                            h_tp };
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+        if (lines[i][0] == '\0') continue;
         tmp = curl_slist_append(hdrs, lines[i]);
         if (tmp == NULL) {
             curl_slist_free_all(hdrs);
@@ -298,11 +311,33 @@ static long long next_retry(const webhook_sender *s, const delivery *d, outcome 
     return delay;
 }
 
+/* The attempt's span: a child of the job's traceparent, so a trace runs
+ * from the submitting request to the receiver of its webhook. */
+static span *attempt_span(const delivery *d)
+{
+    trace_ctx job;
+    span *sp = span_start("webhook POST", SPAN_KIND_CLIENT,
+                          trace_parse(d->traceparent, &job) == 0 ? &job : NULL);
+    span_set_str(sp, "http.request.method", "POST");
+    span_set_str(sp, "agentgate.job_id", d->job_id);
+    span_set_str(sp, "agentgate.webhook_id", d->id);
+    span_set_int(sp, "http.request.resend_count", d->attempt - 1);
+    return sp;
+}
+
 static void deliver(webhook_sender *s, CURL *e, delivery *d)
 {
     outcome o;
-    send_one(s, e, d, &o);
+    span *sp = attempt_span(d);
+    send_one(s, e, d, sp, &o);
+    if (o.status > 0)
+        span_set_int(sp, "http.response.status_code", o.status);
+    if (o.error[0])
+        span_set_error(sp, o.error);
+    span_end(sp);
     long long retry_ms = o.error[0] ? next_retry(s, d, &o) : 0;
+    worker_metrics_webhook_attempt(!o.error[0] ? "delivered" : o.give_up ? "failed" : "retrying",
+                                   (double)o.duration_ms / 1000.0);
     if (!o.error[0])
         log_info("webhook %s for job %s: attempt %d delivered (HTTP %ld, %lld ms)", d->id,
                  d->job_id, d->attempt, o.status, o.duration_ms);

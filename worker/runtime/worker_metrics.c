@@ -47,6 +47,7 @@ static struct {
     metric *tool_duration;      /* histogram {tool, outcome} */
     metric *job_threads;        /* gauge */
     metric *jobs_running;       /* gauge */
+    metric *webhook_attempts;   /* histogram {outcome} */
 } M;
 
 static bool ready(void)
@@ -93,6 +94,10 @@ void worker_metrics_init(void)
     M.tool_duration = metric_histogram("agentgate_tool_call_duration_seconds",
         "Tool calls (built-in and MCP), by tool and outcome.",
         tool_call_buckets, NBUCKETS(tool_call_buckets), "tool", "outcome", NULL);
+    M.webhook_attempts = metric_histogram("agentgate_webhook_attempt_duration_seconds",
+        "Webhook delivery attempts this worker made, by outcome (delivered, retrying, "
+        "failed: no attempt follows).",
+        tool_call_buckets, NBUCKETS(tool_call_buckets), "outcome", NULL);
     M.job_threads = metric_gauge("agentgate_worker_job_threads",
         "Job threads of this worker: the jobs it can run at once.", NULL);
     M.jobs_running = metric_gauge("agentgate_worker_jobs_running",
@@ -189,5 +194,12 @@ void worker_metrics_tool_call(const char *tool, const char *outcome, double dura
     if (ready())
         series_observe(metric_with(M.tool_duration, tool ? tool : "(unknown)",
                                    label(outcome)),
+                       duration_s < 0 ? 0 : duration_s);
+}
+
+void worker_metrics_webhook_attempt(const char *outcome, double duration_s)
+{
+    if (ready())
+        series_observe(metric_with(M.webhook_attempts, label(outcome)),
                        duration_s < 0 ? 0 : duration_s);
 }

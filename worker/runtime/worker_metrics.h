@@ -80,4 +80,9 @@ void worker_metrics_llm_circuit(const char *provider, int state);
  * (tools.h's tool_status names). */
 void worker_metrics_tool_call(const char *tool, const char *outcome, double duration_s);
 
+/* A webhook delivery attempt ended after duration_s seconds with outcome
+ * "delivered", "retrying" (it failed; another attempt is planned) or
+ * "failed" (it failed and none follows). */
+void worker_metrics_webhook_attempt(const char *outcome, double duration_s);
+
 #endif
