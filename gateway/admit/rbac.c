@@ -74,6 +74,7 @@ static const route_perm_def route_perms[] = {
     [ROUTE_DEAD_LETTERS_DISCARD_ALL] = NEEDS(RES_JOBS, ACT_DELETE),
     [ROUTE_DEAD_LETTER_RETRY] = NEEDS(RES_JOBS, ACT_CREATE),
     [ROUTE_DEAD_LETTER_DISCARD] = NEEDS(RES_JOBS, ACT_DELETE),
+    [ROUTE_JOBS_BATCH_CREATE] = NEEDS(RES_JOBS, ACT_CREATE),
 };
 
 #define N_ROUTE_PERMS (sizeof route_perms / sizeof route_perms[0])
