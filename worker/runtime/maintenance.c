@@ -2,7 +2,9 @@
  * maintenance.c - promotion of delayed jobs, the lease reaper and
  * reconciliation of Redis with PostgreSQL (see maintenance.h).
  *
- * All three are idempotent and safe to run in every worker at once; a
+ * The release of held agent runs (held_runs.h) runs here too.
+ *
+ * All of them are idempotent and safe to run in every worker at once; a
  * round that fails (a dependency down) is simply tried again at its next
  * interval, so an outage costs log lines, never a crash or a busy loop.
  */
@@ -12,6 +14,7 @@
 
 #include "clock.h"
 #include "events.h"
+#include "held_runs.h"
 #include "job_mirror.h"
 #include "jobq.h"
 #include "jobtypes.h"
@@ -22,6 +25,7 @@
 
 #define TICK_MS               50
 #define PROMOTE_INTERVAL_MS   200
+#define RELEASE_INTERVAL_MS   500     /* held agent runs looked at (held_runs.h) */
 #define PROMOTE_BATCH         500     /* ids moved per type and round */
 #define REAP_BATCH            100     /* jobs per reaper transaction */
 #define RECONCILE_GRACE_MS    2000    /* a job queued this recently is left alone */
@@ -731,9 +735,16 @@ static void *maintenance_main(void *arg)
     long long now = clock_mono_ms();
     long long next_promote = now, next_reap = now + cfg->reaper_interval_ms;
     long long next_reconcile = now + cfg->reconcile_interval_ms;
+    long long next_release = now;
 
     while (!atomic_load(&m->stop)) {
         now = clock_mono_ms();
+        if (now >= next_release) {
+            PGconn *c = pg_link_try(&m->pg);
+            if (c != NULL && held_runs_release(&m->rd, c) < 0 && store_conn_broken(c))
+                pg_link_drop(&m->pg);
+            next_release = now + RELEASE_INTERVAL_MS;
+        }
         if (now >= next_promote) {
             promote_due(m);
             next_promote = now + PROMOTE_INTERVAL_MS;
