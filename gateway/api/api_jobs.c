@@ -6,7 +6,8 @@
  * as well (api_require_job_access), and the listing leaves out the kinds
  * the caller may not read.
  *
- * A submission is validated whole before anything is written; then the
+ * A submission is validated whole before anything is written (by
+ * api_job_validate, which POST /v1/jobs/batch uses for each item); then the
  * job and its job.queued event (id 1) are inserted together, in the loop
  * turn's group commit (job_batch.c), and only after that commit is the id
  * enqueued in Redis and 202 answered. api_submit_job (api_submit.h) is
@@ -98,11 +99,11 @@ static void on_job_created(gw_req *r, void *arg, const char *job_id, const char 
     http_reply_json(r, 202, job_json, len);
 }
 
-/* Fails p with a 422 for the member at pointer (relative to the job). */
-static int job_problem_set(api_job_problem *p, const char *slug, const char *pointer,
-                           const char *detail)
+/* Fails p as validation-failed for the member at pointer (relative to the
+ * job). */
+static int job_problem_set(api_job_problem *p, const char *pointer, const char *detail)
 {
-    p->slug = slug;
+    p->slug = "validation-failed";
     snprintf(p->pointer, sizeof p->pointer, "%s", pointer);
     snprintf(p->detail, sizeof p->detail, "%s", detail);
     return -1;
@@ -117,7 +118,7 @@ static int read_int_field(const cJSON *body, const char *name, long long min, lo
     char pointer[64], detail[128];
     snprintf(pointer, sizeof pointer, "/%s", name);
     snprintf(detail, sizeof detail, "%s must be a whole number from %lld to %lld", name, min, max);
-    return job_problem_set(p, "validation-failed", pointer, detail);
+    return job_problem_set(p, pointer, detail);
 }
 
 /* How far ahead a job may be scheduled. */
@@ -131,11 +132,11 @@ static int read_run_at(const cJSON *body, long long *run_at_ms, api_job_problem 
     if (v == NULL || cJSON_IsNull(v))
         return 0;
     if (!cJSON_IsString(v) || clock_parse_rfc3339(v->valuestring, run_at_ms) != 0)
-        return job_problem_set(p, "validation-failed", "/run_at",
+        return job_problem_set(p, "/run_at",
                                "run_at must be an RFC 3339 date-time such as "
                                "2026-11-21T10:30:00Z");
     if (*run_at_ms > clock_wall_ms() + RUN_AT_MAX_AHEAD_MS)
-        return job_problem_set(p, "validation-failed", "/run_at",
+        return job_problem_set(p, "/run_at",
                                "run_at must be within a year from now");
     if (*run_at_ms < 1)
         *run_at_ms = 1;     /* 0 means none; a time before 1970 means now */
@@ -150,25 +151,27 @@ int api_job_validate(const cJSON *body, api_new_job *job, char **payload_text,
 {
     *payload_text = NULL;
     if (!cJSON_IsObject(body))
-        return job_problem_set(p, "validation-failed", "", "a job must be a JSON object");
+        return job_problem_set(p, "", "a job must be a JSON object");
     for (const cJSON *m = body->child; m; m = m->next) {
         if (api_one_of(m->string, api_job_fields)) continue;
         char pointer[160], detail[200];
         snprintf(pointer, sizeof pointer, "/%.120s", m->string);
         snprintf(detail, sizeof detail, "%.120s is not a known field", m->string);
-        return job_problem_set(p, "validation-failed", pointer, detail);
+        return job_problem_set(p, pointer, detail);
     }
     const char *type_name = json_get_string(body, "type");
     const job_type *type = type_name ? jobtypes_find(type_name) : NULL;
     if (!type_name)
-        return job_problem_set(p, "validation-failed", "/type",
+        return job_problem_set(p, "/type",
                                "type is required and must be a string");
     /* An internal type (agent.run, made by POST /v1/agent-runs with its
      * run row) is answered as an unknown one: through this route it would
      * be a job without the record, and the checks, of its own resource. */
-    if (!type || type->internal)
-        return job_problem_set(p, "unknown-job-type", "/type",
-                               "type is not a registered job type");
+    if (!type || type->internal) {
+        job_problem_set(p, "/type", "type is not a registered job type");
+        p->slug = "unknown-job-type";
+        return -1;
+    }
     long long run_at_ms = 0;
     if (read_run_at(body, &run_at_ms, p) != 0)
         return -1;
@@ -182,7 +185,7 @@ int api_job_validate(const cJSON *body, api_new_job *job, char **payload_text,
         snprintf(pointer, sizeof pointer, "/payload%s", serr.path);
         snprintf(detail, sizeof detail, "payload%s %s", serr.path, serr.message);
         cJSON_Delete(empty);
-        return job_problem_set(p, "validation-failed", pointer, detail);
+        return job_problem_set(p, pointer, detail);
     }
 
     long long priority = 0, max_attempts = type->default_max_attempts,
