@@ -212,3 +212,35 @@ def test_concurrent_submissions_to_one_idle_session_admit_one(stack, tenant, llm
     assert not errors, errors
     assert sorted(statuses) == [202] + [409] * 5, statuses
     assert _run_count(stack, s) == 1
+
+
+def test_interrupt_cancels_every_active_run_the_held_ones_too(stack, tenant, llm_standin):
+    model, s, a = _start_active(stack, tenant, llm_standin, 60000)
+    b = _post(tenant, s, "queued behind the first", model,
+              multitask_strategy="enqueue").expect_json(202)
+    assert b["held"] is True, b
+    c = _post(tenant, s, "forget both of those", model,
+              multitask_strategy="interrupt").expect_json(202)
+    got_a, got_b = tenant.wait_run(a["id"]), tenant.wait_run(b["id"])
+    for got in (got_a, got_b):
+        assert got["status"] == "cancelled", got
+        assert got["superseded"] == "interrupted" and got["superseded_by"] == c["id"], got
+    assert got_b["started_at"] is None, f"the held run ran: {got_b}"
+    got_c = tenant.wait_run(c["id"])
+    assert got_c["status"] == "succeeded", got_c
+    msgs = _messages_for(llm_standin, model, "forget both of those")
+    users = [m.get("content") for req in msgs for m in req if m["role"] == "user"]
+    assert "queued behind the first" in users, users
+
+
+def test_a_held_run_can_be_cancelled_and_the_next_one_still_waits_its_turn(
+        stack, tenant, llm_standin):
+    model, s, a = _start_active(stack, tenant, llm_standin, 2000)
+    b = _post(tenant, s, "second", model, multitask_strategy="enqueue").expect_json(202)
+    c = _post(tenant, s, "third", model, multitask_strategy="enqueue").expect_json(202)
+    r = tenant.request("DELETE", f"/v1/agent-runs/{b['id']}")
+    assert r.expect_json(200)["status"] == "cancelled", r.describe()
+    done_a, done_c = tenant.wait_run(a["id"]), tenant.wait_run(c["id"])
+    assert done_a["status"] == "succeeded" and done_c["status"] == "succeeded", (done_a, done_c)
+    assert done_c["started_at"] >= done_a["finished_at"], (done_a, done_c)
+    assert tenant.wait_run(b["id"])["started_at"] is None
