@@ -29,7 +29,12 @@ int held_runs_release(redis_link *rd, PGconn *conn)
     const char *vals[1] = { limit };
     PGresult *res = store_exec_as(conn, NULL, SQL_READY, 1, vals);
     if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        log_warn("held runs: scan failed: %s", conn ? PQerrorMessage(conn) : "no connection");
+        /* A lost connection is the link's to report (and its outage is
+         * logged once there); this sweep only says it did not run. */
+        if (store_conn_broken(conn))
+            log_debug("held runs: scan skipped: %s", PQerrorMessage(conn));
+        else
+            log_warn("held runs: scan failed: %s", PQerrorMessage(conn));
         PQclear(res);
         return -1;
     }
