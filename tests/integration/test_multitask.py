@@ -5,20 +5,27 @@ new one sees what it did so far) or rollback (the active run is cancelled
 and left out of the session's context).
 
 The active run is kept running by the OpenAI stand-in, whose first answer
-for the test's model stalls; later requests are echoed. What each run sent
+for the test's model streams slowly; later requests are echoed. What each run sent
 the model (the stand-in's request log) shows the session context it got."""
+import json
+import subprocess
 import uuid
 
 from agentgate_test.client import TERMINAL
+from agentgate_test.paths import bin_path
+from agentgate_test.ports import HTTP_PORT
 
 PREFIX = "/multitask"
 
 
-def _model(stack, tenant, llm_standin, stall_ms):
+def _model(stack, tenant, llm_standin, busy_ms):
+    """A model whose first answer streams slowly for about busy_ms (a
+    chunk every 300 ms: never a silence the provider's stall timeout
+    would cut); later requests are echoed."""
     model = llm_standin.unique_name("m")
     llm_standin.register_model(stack, tenant.tenant_id, model, PREFIX)
-    llm_standin.script(PREFIX, model, [{"chunks": ["Thinking ", "about ", "it"],
-                                        "stall_after_chunks": 2, "stall_ms": stall_ms}])
+    llm_standin.script(PREFIX, model, [{"chunks": ["tick "] * max(1, busy_ms // 300),
+                                        "chunk_delay_ms": 300}])
     return model
 
 
@@ -39,9 +46,9 @@ def _get(tenant, run):
     return tenant.request("GET", f"/v1/agent-runs/{run['id']}").expect_json(200)
 
 
-def _start_active(stack, tenant, llm_standin, stall_ms):
-    """A session and its run A, running (stalled in its first model call)."""
-    model = _model(stack, tenant, llm_standin, stall_ms)
+def _start_active(stack, tenant, llm_standin, busy_ms):
+    """A session and its run A, running (streaming its first model call)."""
+    model = _model(stack, tenant, llm_standin, busy_ms)
     s = _session(tenant)
     a = _post(tenant, s, "first question " + uuid.uuid4().hex[:6], model).expect_json(202)
     assert a["held"] is False, a
@@ -129,7 +136,7 @@ def test_interrupt_cancels_the_active_run_and_keeps_its_partial_context(
 def test_rollback_cancels_the_active_run_and_leaves_it_out(stack, tenant, llm_standin):
     model = _model(stack, tenant, llm_standin, 60000)
     s = _session(tenant)
-    # A finished turn first, on the built-in model: the stalled answer
+    # A finished turn first, on the built-in model: the slow answer
     # scripted for model is for the run to roll back.
     kept = _post(tenant, s, "a turn that stays", None,
                  response_mode="fallback-only").expect_json(202)
@@ -244,3 +251,27 @@ def test_a_held_run_can_be_cancelled_and_the_next_one_still_waits_its_turn(
     assert done_a["status"] == "succeeded" and done_c["status"] == "succeeded", (done_a, done_c)
     assert done_c["started_at"] >= done_a["finished_at"], (done_a, done_c)
     assert tenant.wait_run(b["id"])["started_at"] is None
+
+
+def test_the_cli_sends_the_strategy(stack, tenant, llm_standin):
+    """agentgate run --session ID --multitask enqueue: a held run; without
+    --multitask the CLI's run into a busy session is refused (HTTP error)."""
+    model, s, a = _start_active(stack, tenant, llm_standin, 1500)
+    env = {"AGENTGATE_URL": f"http://127.0.0.1:{HTTP_PORT}", "AGENTGATE_TOKEN": tenant.token,
+           "PATH": "/usr/bin:/bin"}
+
+    def cli(*args):
+        return subprocess.run([bin_path("agentgate"), *args], env=env, capture_output=True,
+                              text=True, timeout=30, stdin=subprocess.DEVNULL)
+
+    refused = cli("run", "busy?", "--model", model, "--session", s["id"], "--json")
+    assert refused.returncode == 5, refused
+    assert "409" in refused.stderr and "active run" in refused.stderr, refused.stderr
+    ok = cli("run", "after you", "--model", model, "--session", s["id"],
+             "--multitask", "enqueue", "--json")
+    assert ok.returncode == 0, ok
+    body = json.loads(ok.stdout)
+    assert body["held"] is True, body
+    got = tenant.wait_run(body["id"])
+    assert got["status"] == "succeeded" and got["multitask_strategy"] == "enqueue", got
+    assert got["started_at"] >= tenant.wait_run(a["id"])["finished_at"], got
