@@ -73,8 +73,6 @@ BEGIN
             session_ok := false;
             RETURN;
         END IF;
-        UPDATE sessions SET updated_at = now()
-         WHERE id = p_session AND tenant_id = p_tenant;
 
         SELECT coalesce(array_agg(r.id ORDER BY r.created_at, r.id), '{}'),
                coalesce(array_agg(r.job_id ORDER BY r.created_at, r.id), '{}')
@@ -101,6 +99,9 @@ BEGIN
                 cancel_jobs := v_active_jobs;
             END IF;
         END IF;
+        -- Only once the run is taken: a refused one changes nothing.
+        UPDATE sessions SET updated_at = now()
+         WHERE id = p_session AND tenant_id = p_tenant;
     END IF;
 
     INSERT INTO jobs (id, tenant_id, type, status, priority, payload, max_attempts,

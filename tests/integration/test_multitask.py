@@ -73,11 +73,14 @@ def _run_count(stack, session):
 
 def test_reject_is_the_default_and_writes_nothing(stack, tenant, llm_standin):
     model, s, a = _start_active(stack, tenant, llm_standin, 60000)
+    before = tenant.request("GET", f"/v1/sessions/{s['id']}").expect_json(200)
     for extra in ({}, {"multitask_strategy": "reject"}):
         p = _post(tenant, s, "second", model, **extra).expect_problem(409)
         assert a["id"] in p["detail"], p
         assert p["type"].endswith("session-busy"), p
     assert _run_count(stack, s) == 1
+    after = tenant.request("GET", f"/v1/sessions/{s['id']}").expect_json(200)
+    assert after["updated_at"] == before["updated_at"], (before, after)
     tenant.request("DELETE", f"/v1/agent-runs/{a['id']}").expect(202, 200)
     assert tenant.wait_run(a["id"])["status"] == "cancelled"
     # The session is idle again: a new run is taken at once.
