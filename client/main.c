@@ -47,9 +47,14 @@ static void usage(FILE *f)
         "Commands:\n"
         "  run PROMPT [--model M] [--planning full|optional|none]\n"
         "      [--response-mode fallback-only|llm-best-effort|llm-required]\n"
-        "      [--session ID] [--follow [--cancel-on-interrupt]]\n"
+        "      [--session ID [--multitask reject|enqueue|interrupt|rollback]]\n"
+        "      [--follow [--cancel-on-interrupt]]\n"
         "                            start an agent run; with --follow, show its steps\n"
-        "                            and the model's tokens as they stream, then its output\n"
+        "                            and the model's tokens as they stream, then its output.\n"
+        "                            --multitask says what to do when the session has a run\n"
+        "                            still active: refuse (reject, the default), run after\n"
+        "                            it (enqueue), or cancel it (interrupt keeps it in the\n"
+        "                            session's context, rollback drops it)\n"
         "  jobs submit TYPE JSON [--follow [--cancel-on-interrupt]]\n"
         "                            submit a job of TYPE with the payload JSON\n"
         "  jobs list [--status S] [--type T] [--limit N] [--cursor C]\n"
@@ -92,7 +97,7 @@ static void usage(FILE *f)
 
 enum opt_id {
     O_URL = 256, O_TOKEN, O_JSON, O_TIMEOUT, O_MODEL, O_PLANNING, O_RESPONSE, O_SESSION,
-    O_CANCEL, O_STATUS, O_TYPE, O_LIMIT, O_CURSOR, O_AFTER,
+    O_CANCEL, O_STATUS, O_TYPE, O_LIMIT, O_CURSOR, O_AFTER, O_MULTITASK,
     O_FOLLOW = 'f', O_HELP = 'h', O_VERSION = 'V',
 };
 
@@ -100,7 +105,7 @@ enum opt_id {
 #define BIT(o) (1u << ((o) >= 256 ? (o) - 256 : (o) == O_FOLLOW ? 20 : 21))
 
 typedef struct cli {
-    const char *url, *token, *model, *planning, *response, *session;
+    const char *url, *token, *model, *planning, *response, *session, *multitask;
     const char *status, *type, *limit, *cursor, *after, *timeout;
     bool json, follow, cancel;
     unsigned given;                 /* BIT() of each option given */
@@ -120,6 +125,7 @@ static const struct option longopts[] = {
     { "planning",            required_argument, NULL, O_PLANNING },
     { "response-mode",       required_argument, NULL, O_RESPONSE },
     { "session",             required_argument, NULL, O_SESSION },
+    { "multitask",           required_argument, NULL, O_MULTITASK },
     { "follow",              no_argument,       NULL, O_FOLLOW },
     { "cancel-on-interrupt", no_argument,       NULL, O_CANCEL },
     { "status",              required_argument, NULL, O_STATUS },
@@ -175,6 +181,7 @@ static int parse_command_line(int argc, char **argv, cli *c)
         case O_PLANNING: c->planning = optarg; break;
         case O_RESPONSE: c->response = optarg; break;
         case O_SESSION:  c->session = optarg; break;
+        case O_MULTITASK: c->multitask = optarg; break;
         case O_FOLLOW:   c->follow = true; break;
         case O_CANCEL:   c->cancel = true; break;
         case O_STATUS:   c->status = optarg; break;
@@ -447,8 +454,10 @@ static int cmd_run(cli *c)
 {
     static const char *const planning[] = { "full", "optional", "none", NULL };
     static const char *const response[] = { "fallback-only", "llm-best-effort", "llm-required", NULL };
+    static const char *const multitask[] = { "reject", "enqueue", "interrupt", "rollback", NULL };
     if (!options_apply(c, "run", BIT(O_MODEL) | BIT(O_PLANNING) | BIT(O_RESPONSE) |
-                                     BIT(O_SESSION) | BIT(O_FOLLOW) | BIT(O_CANCEL)) ||
+                                     BIT(O_SESSION) | BIT(O_MULTITASK) | BIT(O_FOLLOW) |
+                                     BIT(O_CANCEL)) ||
         !want_args(c, 2, "run", "one PROMPT"))
         return EXIT_USAGE;
     const char *prompt = c->args[1];
@@ -468,6 +477,14 @@ static int cmd_run(cli *c)
     }
     if (c->session != NULL && !check_id("session", c->session, session))
         return EXIT_USAGE;
+    if (c->multitask != NULL && !one_of(c->multitask, multitask)) {
+        fail("--multitask takes reject, enqueue, interrupt or rollback, not '%s'", c->multitask);
+        return EXIT_USAGE;
+    }
+    if (c->multitask != NULL && c->session == NULL) {
+        fail("--multitask goes with --session");
+        return EXIT_USAGE;
+    }
     if (c->cancel && !c->follow) {
         fail("--cancel-on-interrupt goes with --follow");
         return EXIT_USAGE;
@@ -484,6 +501,8 @@ static int cmd_run(cli *c)
         json_add_str(body, "response_mode", c->response, &ok);
     if (c->session != NULL)
         json_add_str(body, "session_id", session, &ok);
+    if (c->multitask != NULL)
+        json_add_str(body, "multitask_strategy", c->multitask, &ok);
 
     agc_response r;
     cJSON *run = NULL;

@@ -71,6 +71,7 @@ static const api_fn handlers[] = {
     [ROUTE_SCHEDULE_GET] = api_schedule_get,
     [ROUTE_SCHEDULE_UPDATE] = api_schedule_update,
     [ROUTE_SCHEDULE_DELETE] = api_schedule_delete,
+    [ROUTE_JOBS_BATCH_CREATE] = api_jobs_batch_create,
 };
 
 static http_verb verb_of(evhtp_request_t *req)

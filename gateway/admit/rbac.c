@@ -85,6 +85,7 @@ static const route_perm_def route_perms[] = {
     [ROUTE_SCHEDULE_GET]      = NEEDS(RES_JOBS, ACT_READ),
     [ROUTE_SCHEDULE_UPDATE]   = NEEDS(RES_JOBS, ACT_CREATE),
     [ROUTE_SCHEDULE_DELETE]   = NEEDS(RES_JOBS, ACT_DELETE),
+    [ROUTE_JOBS_BATCH_CREATE] = NEEDS(RES_JOBS, ACT_CREATE),
 };
 
 #define N_ROUTE_PERMS (sizeof route_perms / sizeof route_perms[0])

@@ -10,6 +10,7 @@
 #include "gateway.h"
 
 void api_jobs_create(gw_req *r);
+void api_jobs_batch_create(gw_req *r);      /* api_jobs_batch.c */
 void api_jobs_list(gw_req *r);
 void api_job_get(gw_req *r);
 void api_job_cancel(gw_req *r);

@@ -6,7 +6,8 @@
  * as well (api_require_job_access), and the listing leaves out the kinds
  * the caller may not read.
  *
- * A submission is validated whole before anything is written; then the
+ * A submission is validated whole before anything is written (by
+ * api_job_validate, which POST /v1/jobs/batch uses for each item); then the
  * job and its job.queued event (id 1) are inserted together, in the loop
  * turn's group commit (job_batch.c), and only after that commit is the id
  * enqueued in Redis and 202 answered. api_submit_job (api_submit.h) is
@@ -64,6 +65,17 @@ static void on_job_inserted(gw_req *r, void *arg, const char *job_json, size_t l
     free(c);
 }
 
+void api_job_row_of(job_row *row, const api_new_job *job, const char *id,
+                    const char *event_body)
+{
+    *row = (job_row){ .type = job->type, .priority = job->priority,
+                      .payload_json = job->payload_json, .max_attempts = job->max_attempts,
+                      .timeout_s = job->timeout_s, .event_body = event_body,
+                      .run_at_ms = job->run_at_ms, .retry_of = job->retry_of,
+                      .webhook = job->webhook };
+    snprintf(row->id, sizeof row->id, "%s", id);
+}
+
 int api_submit_job(gw_req *r, const api_new_job *job, api_submit_fn done, void *arg,
                    char id_out[UUID_STR_LEN])
 {
@@ -78,12 +90,8 @@ int api_submit_job(gw_req *r, const api_new_job *job, api_submit_fn done, void *
     c->event_body = job_queued_event(c->job_id, job->type, job->priority);
     if (!c->event_body) { free(c); return -1; }
     if (id_out) memcpy(id_out, c->job_id, UUID_STR_LEN);
-    job_row row = { .type = job->type, .priority = job->priority,
-                    .payload_json = job->payload_json, .max_attempts = job->max_attempts,
-                    .timeout_s = job->timeout_s, .event_body = c->event_body,
-                    .run_at_ms = job->run_at_ms, .retry_of = job->retry_of,
-                    .webhook = job->webhook };
-    memcpy(row.id, c->job_id, sizeof row.id);
+    job_row row;
+    api_job_row_of(&row, job, c->job_id, c->event_body);
     job_batch_add(r->thr->batch, r, &row, on_job_inserted, c);
     return 0;
 }
@@ -102,73 +110,87 @@ static void on_job_created(gw_req *r, void *arg, const char *job_id, const char 
     http_reply_json(r, 202, job_json, len);
 }
 
-/* Reads an optional whole-number member within range; answers 422 if bad. */
-static int read_int_field(gw_req *r, const cJSON *body, const char *name,
-                          long long min, long long max, long long *out)
+/* Fails p as validation-failed for the member at pointer (relative to the
+ * job). */
+static int job_problem_set(api_job_problem *p, const char *pointer, const char *detail)
+{
+    p->slug = "validation-failed";
+    snprintf(p->pointer, sizeof p->pointer, "%s", pointer);
+    snprintf(p->detail, sizeof p->detail, "%s", detail);
+    return -1;
+}
+
+/* Reads an optional whole-number member within range into *out. */
+static int read_int_field(const cJSON *body, const char *name, long long min, long long max,
+                          long long *out, api_job_problem *p)
 {
     int rc = json_get_int(body, name, min, max, out);
     if (rc >= 0) return 0;
     char pointer[64], detail[128];
     snprintf(pointer, sizeof pointer, "/%s", name);
     snprintf(detail, sizeof detail, "%s must be a whole number from %lld to %lld", name, min, max);
-    http_reply_problem(r, 422, "validation-failed", detail, pointer);
-    return -1;
+    return job_problem_set(p, pointer, detail);
 }
 
 /* How far ahead a job may be scheduled. */
 #define RUN_AT_MAX_AHEAD_MS (366LL * 86400 * 1000)
 
 /* Reads the optional run_at (RFC 3339; a past time means now) into
- * *run_at_ms (0 when absent); answers 422 if bad. */
-static int read_run_at(gw_req *r, const cJSON *body, long long *run_at_ms)
+ * *run_at_ms (0 when absent). */
+static int read_run_at(const cJSON *body, long long *run_at_ms, api_job_problem *p)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, "run_at");
     if (v == NULL || cJSON_IsNull(v))
         return 0;
-    if (!cJSON_IsString(v) || clock_parse_rfc3339(v->valuestring, run_at_ms) != 0) {
-        http_reply_problem(r, 422, "validation-failed",
-                           "run_at must be an RFC 3339 date-time such as "
-                           "2026-11-21T10:30:00Z", "/run_at");
-        return -1;
-    }
-    if (*run_at_ms > clock_wall_ms() + RUN_AT_MAX_AHEAD_MS) {
-        http_reply_problem(r, 422, "validation-failed",
-                           "run_at must be within a year from now", "/run_at");
-        return -1;
-    }
+    if (!cJSON_IsString(v) || clock_parse_rfc3339(v->valuestring, run_at_ms) != 0)
+        return job_problem_set(p, "/run_at",
+                               "run_at must be an RFC 3339 date-time such as "
+                               "2026-11-21T10:30:00Z");
+    if (*run_at_ms > clock_wall_ms() + RUN_AT_MAX_AHEAD_MS)
+        return job_problem_set(p, "/run_at",
+                               "run_at must be within a year from now");
     if (*run_at_ms < 1)
         *run_at_ms = 1;     /* 0 means none; a time before 1970 means now */
     return 0;
 }
 
-void api_jobs_create(gw_req *r)
-{
-    static const char *const fields[] = { "type", "payload", "priority", "max_attempts",
-                                          "timeout_s", "run_at", "webhook", NULL };
-    cJSON *body = api_parse_body(r, fields);
-    if (!body) return;
+const char *const api_job_fields[] = { "type", "payload", "priority", "max_attempts",
+                                       "timeout_s", "run_at", "webhook", NULL };
 
+int api_job_validate(gw_req *r, const cJSON *body, api_new_job *job, char **payload_text,
+                     api_job_problem *p)
+{
+    *payload_text = NULL;
+    if (!cJSON_IsObject(body))
+        return job_problem_set(p, "", "a job must be a JSON object");
+    for (const cJSON *m = body->child; m; m = m->next) {
+        if (api_one_of(m->string, api_job_fields)) continue;
+        char pointer[160], detail[200];
+        snprintf(pointer, sizeof pointer, "/%.120s", m->string);
+        snprintf(detail, sizeof detail, "%.120s is not a known field", m->string);
+        return job_problem_set(p, pointer, detail);
+    }
     const char *type_name = json_get_string(body, "type");
     const job_type *type = type_name ? jobtypes_find(type_name) : NULL;
-    if (!type_name) {
-        http_reply_problem(r, 422, "validation-failed", "type is required and must be a string", "/type");
-        goto done;
-    }
+    if (!type_name)
+        return job_problem_set(p, "/type",
+                               "type is required and must be a string");
     /* An internal type (agent.run, made by POST /v1/agent-runs with its
      * run row) is answered as an unknown one: through this route it would
      * be a job without the record, and the checks, of its own resource. */
     if (!type || type->internal) {
-        http_reply_problem(r, 422, "unknown-job-type", "type is not a registered job type", "/type");
-        goto done;
+        job_problem_set(p, "/type", "type is not a registered job type");
+        p->slug = "unknown-job-type";
+        return -1;
     }
     long long run_at_ms = 0;
-    if (read_run_at(r, body, &run_at_ms) != 0)
-        goto done;
+    if (read_run_at(body, &run_at_ms, p) != 0)
+        return -1;
     const char *webhook;
-    if (api_read_webhook(r, body, &webhook) != 0)
-        goto done;
+    if (api_check_webhook(r, body, &webhook, p) != 0)
+        return -1;
 
-    cJSON *payload = cJSON_GetObjectItemCaseSensitive(body, "payload");
+    const cJSON *payload = cJSON_GetObjectItemCaseSensitive(body, "payload");
     cJSON *empty = NULL;
     if (!payload) payload = empty = cJSON_CreateObject();
     schema_error serr;
@@ -176,30 +198,47 @@ void api_jobs_create(gw_req *r)
         char pointer[sizeof serr.path + 16], detail[sizeof serr.path + sizeof serr.message + 16];
         snprintf(pointer, sizeof pointer, "/payload%s", serr.path);
         snprintf(detail, sizeof detail, "payload%s %s", serr.path, serr.message);
-        http_reply_problem(r, 422, "validation-failed", detail, pointer);
         cJSON_Delete(empty);
-        goto done;
+        return job_problem_set(p, pointer, detail);
     }
 
     long long priority = 0, max_attempts = type->default_max_attempts,
               timeout_s = type->default_timeout_s;
-    if (read_int_field(r, body, "priority", -1000, 1000, &priority) ||
-        read_int_field(r, body, "max_attempts", 1, 100, &max_attempts) ||
-        read_int_field(r, body, "timeout_s", 1, 86400, &timeout_s)) {
+    if (read_int_field(body, "priority", -1000, 1000, &priority, p) ||
+        read_int_field(body, "max_attempts", 1, 100, &max_attempts, p) ||
+        read_int_field(body, "timeout_s", 1, 86400, &timeout_s, p)) {
         cJSON_Delete(empty);
-        goto done;
+        return -1;
     }
-
-    char *payload_text = json_print(payload);
+    *payload_text = json_print(payload);
     cJSON_Delete(empty);
-    api_new_job job = { .type = type->name, .priority = priority,
-                        .payload_json = payload_text, .max_attempts = max_attempts,
-                        .timeout_s = timeout_s, .run_at_ms = run_at_ms,
-                        .webhook = webhook };
-    if (!payload_text || api_submit_job(r, &job, on_job_created, NULL, NULL) != 0)
+    if (!*payload_text) {
+        p->slug = NULL;     /* out of memory: not the client's fault */
+        return -1;
+    }
+    *job = (api_new_job){ .type = type->name, .priority = priority,
+                          .payload_json = *payload_text, .max_attempts = max_attempts,
+                          .timeout_s = timeout_s, .run_at_ms = run_at_ms,
+                          .webhook = webhook };
+    return 0;
+}
+
+void api_jobs_create(gw_req *r)
+{
+    cJSON *body = api_parse_body(r, api_job_fields);
+    if (!body) return;
+    api_new_job job;
+    api_job_problem p;
+    char *payload_text;
+    if (api_job_validate(r, body, &job, &payload_text, &p) != 0) {
+        if (p.slug)
+            http_reply_problem(r, 422, p.slug, p.detail, p.pointer);
+        else
+            http_reply_problem(r, 503, "unavailable", "out of memory", NULL);
+    } else if (api_submit_job(r, &job, on_job_created, NULL, NULL) != 0) {
         http_reply_problem(r, 503, "unavailable", "out of memory", NULL);
+    }
     free(payload_text);
-done:
     cJSON_Delete(body);
 }
 

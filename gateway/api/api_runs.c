@@ -10,9 +10,19 @@
  * stays within the agent.run job schema the worker checks again.
  *
  * The checks that need the database (the model is served to this tenant,
- * the session is one of this tenant's) are folded into the INSERT
- * statement: it writes nothing unless both hold and says which failed, so
- * a submission still costs one round trip.
+ * the session is one of this tenant's and whether it has an active run)
+ * are made by the one statement that inserts (agent_run_submit): it
+ * writes nothing unless they hold and says which failed, so a submission
+ * still costs one round trip.
+ *
+ * A session runs one run at a time. A new run in a session whose run is
+ * still active follows its multitask_strategy: reject (409, the default),
+ * enqueue (held until the runs before it have ended), interrupt or
+ * rollback (the active runs' cancellation is requested, here flagged for
+ * their workers, and the new run is held until they have ended; an
+ * interrupted run stays in the session's context with what it did so far,
+ * a rolled back one leaves it). A held run's job is not enqueued here; the
+ * workers release it (worker/runtime/held_runs.c).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -24,8 +34,11 @@
 #include "api_submit.h"
 #include "api_webhooks.h"
 #include "http.h"
+#include "gw_metrics.h"
+#include "metrics.h"
 #include "query.h"
 #include "events.h"
+#include "clock.h"
 #include "job_json.h"
 #include "job_publish.h"
 #include "jobtypes.h"
@@ -52,7 +65,9 @@ static const char run_body_schema_json[] =
         "\"enum\":[\"fallback-only\",\"llm-best-effort\",\"llm-required\"]},"
       "\"tools\":{\"type\":\"array\",\"maxItems\":32,"
         "\"items\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":128}},"
-      "\"webhook\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":2048}"
+      "\"webhook\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":2048},"
+      "\"multitask_strategy\":{\"type\":\"string\","
+        "\"enum\":[\"reject\",\"enqueue\",\"interrupt\",\"rollback\"]}"
     "},"
     "\"required\":[\"prompt\"],"
     "\"additionalProperties\":false}";
@@ -71,43 +86,30 @@ static void run_body_schema_parse(void)
 }
 
 /*
- * $1 job id, $2 tenant, $3 payload, $4 max_attempts, $5 job timeout_s,
- * $6 sub, $7 request id, $8 traceparent, $9 session id, $10 job.queued
- * event, $11 run id, $12 prompt, $13 model, $14 temperature,
- * $15 max_tokens, $16 planning_mode, $17 response_mode, $18 tools,
- * $19 principal, $20 max_iterations, $21 run timeout_s, $22 the model the
- * configured providers serve (NULL when none are configured).
+ * agent_run_submit (sql/migrations/024_multitask.sql): $1 job id,
+ * $2 tenant, $3 payload, $4 max_attempts, $5 job timeout_s, $6 sub,
+ * $7 request id, $8 traceparent, $9 session id, $10 job.queued event,
+ * $11 run id, $12 prompt, $13 model, $14 temperature, $15 max_tokens,
+ * $16 planning_mode, $17 response_mode, $18 tools, $19 principal,
+ * $20 max_iterations, $21 run timeout_s, $22 the model the configured
+ * providers serve (NULL when none are configured), $23 multitask_strategy,
+ * $24 the epoch ms a held run's job waits for until released.
  *
- * The session row is touched (updated_at) only when the model passed, and
- * its row lock keeps a concurrent DELETE from removing it before the run
- * row's foreign key is checked. Answers one row: model_ok, session_ok and
- * the new run's id (NULL when nothing was written).
+ * It checks the model and the session (whose row it locks, so runs sent
+ * to one session at once are ordered), applies the strategy when the
+ * session has an active run, and writes the job, its event and the run,
+ * in one round trip. Answers one row: model_ok, session_ok, run_id (NULL
+ * when nothing was written), busy_run, held, cancel_jobs.
  */
 static const char SQL_RUN_INSERT[] =
-    "WITH m AS (SELECT ($13::text IS NULL OR coalesce($13 = $22::text, false) OR EXISTS"
-    "     (SELECT 1 FROM model_defaults d WHERE d.model = $13"
-    "        AND (d.scope = 'global' OR (d.scope = 'tenant' AND d.tenant_id = $2))))"
-    "   AS model_ok),"
-    " s AS (UPDATE sessions SET updated_at = now() FROM m"
-    "   WHERE m.model_ok AND sessions.id = $9::uuid AND sessions.tenant_id = $2"
-    "   RETURNING sessions.id),"
-    " ok AS (SELECT m.model_ok, ($9::uuid IS NULL OR EXISTS (SELECT 1 FROM s)) AS session_ok"
-    "   FROM m),"
-    " j AS (INSERT INTO jobs (id, tenant_id, type, status, priority, payload, max_attempts,"
-    "   timeout_s, created_by, last_event_id, request_id, traceparent, webhook_url)"
-    "   SELECT $1, $2, 'agent.run', 'queued', 0, $3::jsonb, $4, $5, $6, 1, $7, $8, $23 FROM ok"
-    "   WHERE ok.model_ok AND ok.session_ok"
-    "   RETURNING id, tenant_id, created_by),"
-    " e AS (INSERT INTO job_events (job_id, tenant_id, seq, type, body)"
-    "   SELECT id, tenant_id, 1, 'job.queued', $10 FROM j),"
-    " r AS (INSERT INTO agent_runs (id, tenant_id, job_id, session_id, created_by, prompt,"
-    "   model, temperature, max_tokens, planning_mode, response_mode, tools, principal,"
-    "   max_iterations, timeout_s)"
-    "   SELECT $11::uuid, j.tenant_id, j.id, $9::uuid, j.created_by, $12, $13,"
-    "     $14::real, $15::int, coalesce($16, 'optional'), coalesce($17, 'llm-best-effort'),"
-    "     $18::jsonb, $19::jsonb, $20::int, $21::int"
-    "   FROM j RETURNING id)"
-    " SELECT ok.model_ok, ok.session_ok, (SELECT id FROM r) FROM ok";
+    "SELECT model_ok, session_ok, run_id, busy_run, held, cancel_jobs FROM agent_run_submit("
+    "$1::uuid, $2, $3::jsonb, $4::int, $5::int, $6, $7, $8, $9::uuid, $10, $11::uuid, $12,"
+    " $13, $14::real, $15::int, $16, $17, $18::jsonb, $19::jsonb, $20::int, $21::int, $22,"
+    " $23, $24::bigint, $25)";
+
+/* How long a held run's job is set to wait: far beyond any run's end, so
+ * only its release (held_runs.c in the workers) makes it due. */
+#define HOLD_AHEAD_MS (366LL * 86400 * 1000)
 
 typedef struct run_state {
     char run_id[UUID_STR_LEN];
@@ -127,6 +129,25 @@ static void reply_session_not_found(gw_req *r)
     http_reply_problem(r, 404, "not-found", "session not found", "/session_id");
 }
 
+/* Flags each job of cancel_jobs, a PostgreSQL uuid[] literal, for its
+ * worker (their cancellation is already requested in PostgreSQL). */
+static void flag_cancelled(gw_req *r, const char *cancel_jobs)
+{
+    const char *p = cancel_jobs;
+    while (*p) {
+        while (*p == '{' || *p == ',' || *p == '}') p++;
+        size_t n = strcspn(p, ",}");
+        char id[UUID_STR_LEN];
+        if (n == UUID_STR_LEN - 1) {
+            memcpy(id, p, n);
+            id[n] = '\0';
+            gw_redis_flag_cancel(r->thr, id);
+            log_info("job %s: cancellation requested by a later run of its session", id);
+        }
+        p += n;
+    }
+}
+
 static void on_run_inserted(gw_req *r, PGresult *res, const char *err, const char *sqlstate)
 {
     run_state *s = r->state;
@@ -141,21 +162,45 @@ static void on_run_inserted(gw_req *r, PGresult *res, const char *err, const cha
                            "/model");
         return;
     }
-    if (strcmp(PQgetvalue(res, 0, 1), "t") != 0 || PQgetisnull(res, 0, 2)) {
+    if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
         reply_session_not_found(r);
         return;
     }
-    gw_job_committed(r->thr, s->job_id, "agent.run", r->who.tenant_id, 0, s->event_body, 0);
-    log_info("agent run %s queued as job %s", s->run_id, s->job_id);
+    if (!PQgetisnull(res, 0, 3)) {
+        char detail[200];
+        snprintf(detail, sizeof detail, "the session has an active run (%s); send "
+                 "multitask_strategy enqueue, interrupt or rollback to run another",
+                 PQgetvalue(res, 0, 3));
+        http_reply_problem(r, 409, "session-busy", detail, "/session_id");
+        return;
+    }
+    if (PQgetisnull(res, 0, 2)) {
+        gw_reply_db_error(r, "run insert wrote no run", "XX000");
+        return;
+    }
+    bool held = strcmp(PQgetvalue(res, 0, 4), "t") == 0;
+    flag_cancelled(r, PQgetvalue(res, 0, 5));
+    if (held) {
+        /* Not enqueued: the workers' release makes it due once the runs
+         * before it have ended (reconciliation files it as delayed). */
+        gw_redis_append_event(r->thr, s->job_id, 1, s->event_body, "queued");
+        metric_inc(gw_metric.jobs_submitted, "agent.run");
+        log_info("agent run %s queued as job %s, held behind its session's active run",
+                 s->run_id, s->job_id);
+    } else {
+        gw_job_committed(r->thr, s->job_id, "agent.run", r->who.tenant_id, 0, s->event_body, 0);
+        log_info("agent run %s queued as job %s", s->run_id, s->job_id);
+    }
 
     char location[64], body[512];
     snprintf(location, sizeof location, "/v1/agent-runs/%s", s->run_id);
     http_set_header(r, "Location", location);
     int n = snprintf(body, sizeof body,
-                     "{\"id\":\"%s\",\"job_id\":\"%s\",\"status\":\"queued\",\"links\":{"
-                     "\"self\":\"/v1/agent-runs/%s\",\"events\":\"/v1/agent-runs/%s/events\","
+                     "{\"id\":\"%s\",\"job_id\":\"%s\",\"status\":\"queued\",\"held\":%s,"
+                     "\"links\":{\"self\":\"/v1/agent-runs/%s\",\"events\":\"/v1/agent-runs/%s/events\","
                      "\"job\":\"/v1/jobs/%s\"}}",
-                     s->run_id, s->job_id, s->run_id, s->run_id, s->job_id);
+                     s->run_id, s->job_id, held ? "true" : "false", s->run_id, s->run_id,
+                     s->job_id);
     http_reply_json(r, 202, body, (size_t)n);
 }
 
@@ -289,7 +334,7 @@ void api_runs_create(gw_req *r)
     static const char *const fields[] = { "prompt", "session_id", "model", "temperature",
                                           "max_tokens", "max_iterations", "timeout_s",
                                           "planning_mode", "response_mode", "tools", "webhook",
-                                          NULL };
+                                          "multitask_strategy", NULL };
     cJSON *body = api_parse_body(r, fields);
     if (!body) return;
     char *payload_text = NULL, *tools_text = NULL, *principal_text = NULL;
@@ -336,7 +381,10 @@ void api_runs_create(gw_req *r)
 
     const ag_config *cfg = &r->thr->srv->cfg;
     const char *served = cfg->llm_providers[0] && cfg->llm_model[0] ? cfg->llm_model : NULL;
-    const char *params[23] = {
+    const char *strategy = json_get_string(body, "multitask_strategy");
+    char hold_until[24];
+    snprintf(hold_until, sizeof hold_until, "%lld", clock_wall_ms() + HOLD_AHEAD_MS);
+    const char *params[25] = {
         s->job_id, r->who.tenant_id, payload_text, attempts, job_timeout,
         r->who.sub, r->request_id, r->traceparent, session ? session_id : NULL, s->event_body,
         s->run_id, json_get_string(body, "prompt"), json_get_string(body, "model"),
@@ -345,9 +393,10 @@ void api_runs_create(gw_req *r)
         json_get_string(body, "planning_mode"), json_get_string(body, "response_mode"),
         tools_text, principal_text,
         number_param(body, "max_iterations", max_iter, sizeof max_iter),
-        run_timeout_p, served, webhook,
+        run_timeout_p, served, strategy ? strategy : "reject", hold_until,
+        webhook,
     };
-    gw_query(r, SQL_RUN_INSERT, 23, params, on_run_inserted);
+    gw_query(r, SQL_RUN_INSERT, 25, params, on_run_inserted);
 done:
     free(payload_text);
     free(tools_text);
@@ -368,7 +417,10 @@ void api_run_get(gw_req *r)
     if (!uuid_parse(r->route.param, id)) { api_reply_not_found(r, "agent run"); return; }
     const char *params[2] = { id, r->who.tenant_id };
     gw_query(r,
-             "SELECT agent_run_json(r, j) FROM agent_runs r"
+             "SELECT (agent_run_json(r, j)::jsonb || jsonb_build_object("
+             "  'multitask_strategy', r.multitask_strategy, 'held', r.held,"
+             "  'superseded', r.superseded, 'superseded_by', r.superseded_by))::json"
+             " FROM agent_runs r"
              " JOIN jobs j ON j.id = r.job_id AND j.tenant_id = r.tenant_id"
              " WHERE r.id = $1 AND r.tenant_id = $2",
              2, params, on_run_row);

@@ -9,7 +9,9 @@
 #define AG_API_SUBMIT_H
 
 #include <stddef.h>
+#include <cjson/cJSON.h>
 #include "gateway.h"
+#include "job_batch.h"
 #include "uuid.h"
 
 /* A job to create, already validated. The strings are copied. */
@@ -21,6 +23,36 @@ typedef struct api_new_job {
     const char *retry_of;         /* canonical id of the job it retries, or NULL */
     const char *webhook;          /* completion webhook URL (api_read_webhook), or NULL */
 } api_new_job;
+
+/* Why a job was refused: problem slug (NULL: out of memory, answer 503),
+ * the JSON pointer of the member at fault relative to the job ("/payload/n"),
+ * and a sentence for the problem's detail. */
+typedef struct api_job_problem {
+    const char *slug;
+    char pointer[320];
+    char detail[640];
+} api_job_problem;
+
+/* The members a job body (POST /v1/jobs, an item of POST /v1/jobs/batch)
+ * may have, NULL-terminated. */
+extern const char *const api_job_fields[];
+
+/*
+ * Validates body as one job of POST /v1/jobs: an object of api_job_fields,
+ * a registered public type, its payload against the type's schema, the
+ * ranges of priority, max_attempts, timeout_s and run_at, and its webhook
+ * against the allow-lists (the operator's, r's tenant's). On success fills
+ * job (its strings point into body and *payload_text, which the caller
+ * frees) and returns 0; else fills p and returns -1 (*payload_text NULL).
+ * Answers nothing, so a batch can name the failing item.
+ */
+int api_job_validate(gw_req *r, const cJSON *body, api_new_job *job, char **payload_text,
+                     api_job_problem *p);
+
+/* Fills *row (job_batch.h) with job's columns, its id and its job.queued
+ * event body: what the group commit writes. Strings are borrowed. */
+void api_job_row_of(job_row *row, const api_new_job *job, const char *id,
+                    const char *event_body);
 
 /*
  * The outcome of one api_submit_job: job_json (len bytes) is the new job

@@ -34,7 +34,16 @@
 #include "tenant_cache.h"
 #include "uuid.h"
 
-int api_read_webhook(gw_req *r, const cJSON *body, const char **out)
+/* Fills *p for a webhook refused with slug and detail. */
+static int webhook_problem(api_job_problem *p, const char *slug, const char *detail)
+{
+    p->slug = slug;
+    snprintf(p->pointer, sizeof p->pointer, "/webhook");
+    snprintf(p->detail, sizeof p->detail, "%s", detail);
+    return -1;
+}
+
+int api_check_webhook(gw_req *r, const cJSON *body, const char **out, api_job_problem *p)
 {
     *out = NULL;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, "webhook");
@@ -45,28 +54,32 @@ int api_read_webhook(gw_req *r, const cJSON *body, const char **out)
         char detail[96];
         snprintf(detail, sizeof detail, "webhook must be an http or https URL of at most %d bytes",
                  API_WEBHOOK_URL_MAX);
-        http_reply_problem(r, 422, "validation-failed", detail, "/webhook");
-        return -1;
+        return webhook_problem(p, "validation-failed", detail);
     }
     const ag_config *cfg = &r->thr->srv->cfg;
-    if (!mcp_url_allowed(cfg->webhook_url_allowlist, v->valuestring)) {
-        http_reply_problem(r, 422, "url-not-allowed",
-                           "webhook is not within the URL prefixes this gateway allows "
-                           "(AGENTGATE_WEBHOOK_URL_ALLOWLIST)", "/webhook");
-        return -1;
-    }
+    if (!mcp_url_allowed(cfg->webhook_url_allowlist, v->valuestring))
+        return webhook_problem(p, "url-not-allowed",
+                               "webhook is not within the URL prefixes this gateway allows "
+                               "(AGENTGATE_WEBHOOK_URL_ALLOWLIST)");
     bool fresh;
     const tenant_settings *s = tenant_cache_get(r->who.tenant_id, clock_mono_ms(),
                                                 cfg->tenant_settings_cache_ms, &fresh);
     if (s && s->has_webhook_allowlist
-        && !mcp_url_allowed(s->webhook_allowlist, v->valuestring)) {
-        http_reply_problem(r, 422, "url-not-allowed",
-                           "webhook is not within the tenant's settings.webhook_url_allowlist",
-                           "/webhook");
-        return -1;
-    }
+        && !mcp_url_allowed(s->webhook_allowlist, v->valuestring))
+        return webhook_problem(p, "url-not-allowed",
+                               "webhook is not within the tenant's "
+                               "settings.webhook_url_allowlist");
     *out = v->valuestring;
     return 0;
+}
+
+int api_read_webhook(gw_req *r, const cJSON *body, const char **out)
+{
+    api_job_problem p;
+    if (api_check_webhook(r, body, out, &p) == 0)
+        return 0;
+    http_reply_problem(r, 422, p.slug, p.detail, p.pointer);
+    return -1;
 }
 
 /* --- GET /v1/jobs/{id}/webhook-deliveries -------------------------------- */

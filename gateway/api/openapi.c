@@ -71,6 +71,9 @@ static const op_doc ops[] = {
       NULL, "", "JobCreate", false, { { 202, "Job" } }, "" },
     { VERB_GET, "/v1/jobs", "listJobs", "Jobs", "List the tenant's jobs, newest first",
       NULL, "jobStatus jobType limit cursor", NULL, false, { { 200, "JobPage" } }, "400" },
+    { VERB_POST, "/v1/jobs/batch", "createJobBatch", "Jobs",
+      "Submit up to 1,000 jobs at once, all or nothing",
+      NULL, "", "JobBatchCreate", false, { { 202, "JobBatch" } }, "" },
     { VERB_GET, "/v1/jobs/*", "getJob", "Jobs", "Get one job",
       NULL, "", NULL, false, { { 200, "Job" } }, "404" },
     { VERB_DELETE, "/v1/jobs/*", "cancelJob", "Jobs", "Cancel a job",
@@ -87,7 +90,7 @@ static const op_doc ops[] = {
       NULL, "", NULL, false, { { 202, "Job" } }, "404 409" },
     /* Agent runs */
     { VERB_POST, "/v1/agent-runs", "createAgentRun", "Agent runs", "Start an agent run",
-      NULL, "", "AgentRunCreate", false, { { 202, "AgentRunCreated" } }, "404" },
+      NULL, "", "AgentRunCreate", false, { { 202, "AgentRunCreated" } }, "404 409" },
     { VERB_GET, "/v1/agent-runs", "listAgentRuns", "Agent runs",
       "List the tenant's agent runs, newest first",
       NULL, "runStatus sessionId limit cursor", NULL, false, { { 200, "AgentRunPage" } }, "400" },
@@ -277,8 +280,17 @@ static const struct {
       "'run_id':{'type':'string','format':'uuid','description':'The new agent run, on the "
       "retry of an agent run job.'},'links':" LINKS "}}" },
     { "JobPage", PAGE("Job") },
+    { "JobBatchCreate", "{'type':'object','required':['jobs'],'properties':{"
+      "'jobs':{'type':'array','minItems':1,'maxItems':1000,'items':" REF("JobCreate") ","
+      "'description':'Each item as the body of POST /v1/jobs. A 422 names the first "
+      "item at fault by its index: /jobs/3/payload/n.'}},'additionalProperties':false}" },
+    { "JobBatch", "{'type':'object','required':['jobs'],'properties':{"
+      "'jobs':{'type':'array','items':" REF("Job") ",'description':'The new jobs, in the "
+      "order they were sent.'}}}" },
     { "AgentRunCreated", "{'type':'object','required':['id','job_id','status','links'],"
       "'properties':{'id':" UUID ",'job_id':" UUID ",'status':" REF("JobStatus") ","
+      "'held':{'type':'boolean','description':'The run waits for the active runs of its "
+      "session to end (multitask_strategy enqueue, interrupt, rollback).'},"
       "'links':" LINKS "}}" },
     { "AgentRunCancelled", "{'type':'object','required':['id','job_id','status'],"
       "'properties':{'id':" UUID ",'job_id':" UUID ",'status':" REF("JobStatus") "}}" },
@@ -295,6 +307,13 @@ static const struct {
       "'todos':{'type':'array','items':{'type':'object'}},"
       "'steps':{'type':'array','items':" REF("Step") "},'metrics':{'type':'object'},"
       "'attempts':{'type':'integer'},'last_event_id':{'type':'integer'},"
+      "'multitask_strategy':{'type':'string','enum':['reject','enqueue','interrupt',"
+      "'rollback']},'held':{'type':'boolean','description':'Waiting for the earlier "
+      "runs of its session to end.'},"
+      "'superseded':{'type':['string','null'],'enum':['interrupted','rolled_back',null],"
+      "'description':'Cancelled by a later run of its session: interrupted runs stay in "
+      "the session context with their work so far, rolled back ones leave it.'},"
+      "'superseded_by':" UUID_OR_NULL ","
       "'created_at':" TS ",'started_at':" TS ",'finished_at':" TS ",'links':" LINKS "}}" },
     { "AgentRunSummary", "{'type':'object','required':['id','job_id','status'],"
       "'properties':{'id':" UUID ",'job_id':" UUID ",'session_id':" UUID_OR_NULL ","
@@ -486,7 +505,7 @@ static const char *const problems[] = {
     "body-too-large", "uri-too-long", "unsupported-media-type", "validation-failed",
     "unknown-job-type", "url-not-allowed", "unknown-mcp-server", "idempotency-key-reused",
     "rate-limited", "too-many-streams", "headers-too-large", "internal",
-    "database-unavailable", "unavailable", "not-ready",
+    "database-unavailable", "unavailable", "not-ready", "session-busy",
 };
 
 #define N_PROBLEMS (sizeof problems / sizeof problems[0])

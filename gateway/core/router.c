@@ -15,6 +15,7 @@
 
 static const route_def routes[] = {
     { VERB_POST,   "/v1/jobs",                 ROUTE_JOBS_CREATE, 1 },
+    { VERB_POST,   "/v1/jobs/batch",           ROUTE_JOBS_BATCH_CREATE, 1 },
     { VERB_GET,    "/v1/jobs",                 ROUTE_JOBS_LIST, 1 },
     { VERB_GET,    "/v1/jobs/*",               ROUTE_JOB_GET, 1 },
     { VERB_DELETE, "/v1/jobs/*",               ROUTE_JOB_CANCEL, 1 },

@@ -61,6 +61,7 @@ typedef enum route_id {
     ROUTE_SCHEDULE_GET,
     ROUTE_SCHEDULE_UPDATE,
     ROUTE_SCHEDULE_DELETE,
+    ROUTE_JOBS_BATCH_CREATE,
     ROUTE_COUNT            /* not a route: one past the last, for tables and tests */
 } route_id;
 

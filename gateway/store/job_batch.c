@@ -17,6 +17,10 @@
  * rises instead of PostgreSQL drowning in one small transaction per turn.
  * A batch leaves regardless when it reaches JOB_BATCH_MAX rows.
  *
+ * A group (POST /v1/jobs/batch) is sent at once as a statement of its
+ * own, never split over two nor mixed with other requests' rows, so that
+ * its jobs are inserted all together or not at all.
+ *
  * The statement is prepared once per connection and answers in binary:
  * per row only what the insert decided (created_at, run_at as stored, the
  * payload as jsonb prints it), from which the job's JSON is rendered here
@@ -195,17 +199,10 @@ static void on_batch_done(PGresult *res, const char *err, const char *sqlstate, 
     if (b->n > 0) batch_flush(b);   /* what gathered while we waited */
 }
 
-static void batch_flush(job_batch *b)
+/* Sends s's entries as one statement, or answers them all at once when
+ * it cannot be sent. */
+static void batch_send_entries(job_batch *b, batch_send *s)
 {
-    if (b->n == 0) return;
-    batch_send *s = malloc(sizeof *s);
-    if (!s) return;
-    s->b = b;
-    s->entries = b->entries;
-    s->n = b->n;
-    b->entries = NULL;
-    b->n = 0;
-
     char *arrays[NCOLS];
     bool ok = true;
     for (int c = 0; c < NCOLS; c++) {
@@ -221,6 +218,19 @@ static void batch_flush(job_batch *b)
     else
         b->in_flight++;
     for (int c = 0; c < NCOLS; c++) free(arrays[c]);
+}
+
+static void batch_flush(job_batch *b)
+{
+    if (b->n == 0) return;
+    batch_send *s = malloc(sizeof *s);
+    if (!s) return;
+    s->b = b;
+    s->entries = b->entries;
+    s->n = b->n;
+    b->entries = NULL;
+    b->n = 0;
+    batch_send_entries(b, s);
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg)
@@ -280,14 +290,9 @@ static int entry_fill(batch_entry *e, const char *const *vals)
     return 0;
 }
 
-void job_batch_add(job_batch *b, gw_req *r, const job_row *row, job_batch_fn done, void *arg)
+/* Fills e with row for request r; -1 when out of memory (e is then empty). */
+static int entry_of_row(batch_entry *e, gw_req *r, const job_row *row)
 {
-    if (b->n % 16 == 0) {
-        batch_entry *grown = realloc(b->entries, (size_t)(b->n + 16) * sizeof *grown);
-        if (!grown) { done(r, arg, NULL, 0, "out of memory", "53200"); return; }
-        b->entries = grown;
-    }
-    batch_entry *e = &b->entries[b->n];
     memset(e, 0, sizeof *e);
     char priority[24], max_attempts[24], timeout[24], run_at[24];
     snprintf(priority, sizeof priority, "%lld", row->priority);
@@ -303,7 +308,18 @@ void job_batch_add(job_batch *b, gw_req *r, const job_row *row, job_batch_fn don
         [COL_RUN_AT] = run_at, [COL_RETRY_OF] = row->retry_of ? row->retry_of : "",
         [COL_WEBHOOK] = row->webhook ? row->webhook : "",
     };
-    if (entry_fill(e, vals) != 0) {
+    return entry_fill(e, vals);
+}
+
+void job_batch_add(job_batch *b, gw_req *r, const job_row *row, job_batch_fn done, void *arg)
+{
+    if (b->n % 16 == 0) {
+        batch_entry *grown = realloc(b->entries, (size_t)(b->n + 16) * sizeof *grown);
+        if (!grown) { done(r, arg, NULL, 0, "out of memory", "53200"); return; }
+        b->entries = grown;
+    }
+    batch_entry *e = &b->entries[b->n];
+    if (entry_of_row(e, r, row) != 0) {
         done(r, arg, NULL, 0, "out of memory", "53200");
         return;
     }
@@ -314,4 +330,31 @@ void job_batch_add(job_batch *b, gw_req *r, const job_row *row, job_batch_fn don
     gw_req_defer(r);
     if (++b->n == 1 && b->in_flight < b->max_in_flight) event_active(b->flush_ev, EV_TIMEOUT, 1);
     if (b->n >= JOB_BATCH_MAX) batch_flush(b);
+}
+
+int job_batch_send_group(job_batch *b, gw_req *r, const job_row *rows, int n,
+                         job_batch_fn done, void *const *args)
+{
+    if (n < 1 || n > JOB_BATCH_MAX || b->closed) return -1;
+    batch_send *s = malloc(sizeof *s);
+    batch_entry *entries = calloc((size_t)n, sizeof *entries);
+    if (!s || !entries) { free(s); free(entries); return -1; }
+    for (int i = 0; i < n; i++) {
+        if (entry_of_row(&entries[i], r, &rows[i]) != 0) {
+            for (int k = 0; k < i; k++) entry_clear(&entries[k]);
+            free(entries);
+            free(s);
+            return -1;
+        }
+        entries[i].r = r;
+        entries[i].done = done;
+        entries[i].arg = args[i];
+        gw_req_hold(r);
+    }
+    gw_req_defer(r);
+    s->b = b;
+    s->entries = entries;
+    s->n = n;
+    batch_send_entries(b, s);
+    return 0;
 }

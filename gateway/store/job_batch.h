@@ -51,4 +51,15 @@ void job_batch_free(job_batch *b);
 void job_batch_add(job_batch *b, gw_req *r, const job_row *row, job_batch_fn done,
                    void *arg);
 
+/*
+ * Inserts the n rows (1..1024) of request r as one statement of their
+ * own, apart from the loop turn's batch: one transaction, so all of them
+ * are inserted or none is. done(r, args[i], ...) runs for each row i once
+ * the statement answers: all with their job, or all with the error.
+ * Returns 0; or -1 (nothing sent, done not called) when n is out of range,
+ * the batcher is closing or memory ran out.
+ */
+int job_batch_send_group(job_batch *b, gw_req *r, const job_row *rows, int n,
+                         job_batch_fn done, void *const *args);
+
 #endif

@@ -430,6 +430,8 @@ def test_usage_errors_exit_2_with_one_line(tenant):
         (["run"], "'run' needs one PROMPT"),
         (["run", "x", "--planning", "maybe"], "--planning takes full, optional or none"),
         (["run", "x", "--cancel-on-interrupt"], "goes with --follow"),
+        (["run", "x", "--multitask", "later"], "--multitask takes reject, enqueue"),
+        (["run", "x", "--multitask", "enqueue"], "--multitask goes with --session"),
         (["jobs", "list", "--limit", "0"], "--limit takes a whole number"),
         (["jobs", "list", "--follow"], "does not apply to 'jobs list'"),
         (["jobs", "get", "not-an-id"], "is not a job id"),

@@ -274,7 +274,9 @@ def test_definer_functions_are_for_the_app_role_only(stack):
                             "webhook_claim", "webhook_record", "webhook_outbox_write",
                             "webhook_secret_for_new_tenant",
                             # due schedules of every tenant (021_schedules.sql)
-                            "agentgate_due_schedules"]), rows
+                            "agentgate_due_schedules",
+                            # held agent runs of every tenant (024_multitask.sql)
+                            "agentgate_held_runs_ready", "agentgate_release_held_run"]), rows
     for name, _, config, public in rows:
         assert "search_path=public, pg_temp" in config, (name, config)
         assert public == "f", f"{name} is executable by PUBLIC"

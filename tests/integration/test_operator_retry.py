@@ -360,8 +360,9 @@ def test_agent_runs_list_filters_and_cursor(tenant, other_tenant):
     ids = []
     for i in range(5):
         b = dict(body, prompt=f"hello {i}")
-        if i % 2 == 0:
+        if i % 2 == 0:      # behind the session's active run, if any
             b["session_id"] = session["id"]
+            b["multitask_strategy"] = "enqueue"
         ids.append(tenant.request("POST", "/v1/agent-runs", body=b).expect_json(202)["id"])
     failing = tenant.request("POST", "/v1/agent-runs", body={
         "prompt": "fail please", "response_mode": "llm-required",

@@ -128,9 +128,10 @@ def test_session_shows_its_runs_oldest_first(tenant):
     s = _create(tenant, {"title": "chat"})
     before = s["updated_at"]
     time.sleep(0.01)
-    runs = [_run(tenant, s["id"], prompt=f"hello number {i}") for i in range(3)]
-    for r in runs:
-        tenant.wait_run(r["id"])
+    runs = []
+    for i in range(3):      # one at a time: a busy session refuses a new run
+        runs.append(_run(tenant, s["id"], prompt=f"hello number {i}"))
+        tenant.wait_run(runs[-1]["id"])
     got = tenant.request("GET", f"/v1/sessions/{s['id']}").expect_json(200)
     assert got["updated_at"] > before, (
         f"a run in the session did not bump updated_at: {before} -> {got['updated_at']}")

@@ -235,15 +235,27 @@ static int history_add(run *r, const char *role, const char *text, size_t max)
  * first. The newest are kept: runs are taken newest first while their
  * prompt and output fit session_context_bytes; when not even the newest
  * fits, a cut of it is.
+ *
+ * A run a later one interrupted (multitask_strategy interrupt) counts
+ * with what it did before it stopped: its output if it has one, else its
+ * steps so far, marked as interrupted. A run a later one rolled back is
+ * left out, whatever it wrote.
  */
 int load_history(run *r)
 {
     static const char sql[] =
-        "SELECT prompt, output FROM agent_runs"
-        " WHERE session_id = $1 AND tenant_id = $2 AND id <> $3 AND output IS NOT NULL"
-        "   AND created_at <= (SELECT created_at FROM agent_runs"
-        "                       WHERE id = $3 AND tenant_id = $2)"
-        " ORDER BY created_at DESC, id DESC LIMIT 50";
+        "SELECT a.prompt, coalesce(a.output, '[interrupted before it finished] ' ||"
+        "   coalesce((SELECT string_agg(s.action || ': ' || left(s.output::text, 2000), E'\\n'"
+        "                               ORDER BY s.idx)"
+        "               FROM steps s WHERE s.run_id = a.id AND s.tenant_id = a.tenant_id"
+        "                AND s.output IS NOT NULL), 'nothing yet'))"
+        " FROM agent_runs a"
+        " WHERE a.session_id = $1 AND a.tenant_id = $2 AND a.id <> $3"
+        "   AND (a.output IS NOT NULL OR a.superseded = 'interrupted')"
+        "   AND a.superseded IS DISTINCT FROM 'rolled_back'"
+        "   AND a.created_at <= (SELECT created_at FROM agent_runs"
+        "                         WHERE id = $3 AND tenant_id = $2)"
+        " ORDER BY a.created_at DESC, a.id DESC LIMIT 50";
     if (!r->session_id[0])
         return 0;
     const char *params[3] = {r->session_id, r->job->tenant_id, r->id};

@@ -1,9 +1,11 @@
 /*
  * maintenance.c - promotion of delayed jobs, the lease reaper,
- * reconciliation of Redis with PostgreSQL, and the retention rounds (see
- * maintenance.h; retention's own work is in retention.c).
+ * reconciliation of Redis with PostgreSQL, and the turns of the retention
+ * rounds, the schedules and the release of held agent runs (see
+ * maintenance.h; their own work is in retention.c, schedules.c and
+ * held_runs.c).
  *
- * All four are idempotent and safe to run in every worker at once; a
+ * All of them are idempotent and safe to run in every worker at once; a
  * round that fails (a dependency down) is simply tried again at its next
  * interval, so an outage costs log lines, never a crash or a busy loop.
  */
@@ -13,6 +15,7 @@
 
 #include "clock.h"
 #include "events.h"
+#include "held_runs.h"
 #include "job_mirror.h"
 #include "jobq.h"
 #include "jobtypes.h"
@@ -26,6 +29,7 @@
 
 #define TICK_MS               50
 #define PROMOTE_INTERVAL_MS   200
+#define RELEASE_INTERVAL_MS   500     /* held agent runs looked at (held_runs.h) */
 #define PROMOTE_BATCH         500     /* ids moved per type and round */
 #define REAP_BATCH            100     /* jobs per reaper transaction */
 #define RECONCILE_GRACE_MS    2000    /* a job queued this recently is left alone */
@@ -787,9 +791,16 @@ static void *maintenance_main(void *arg)
     long long next_reconcile = now + cfg->reconcile_interval_ms;
     long long next_retention = now + cfg->retention_interval_ms;
     long long next_schedule = now;
+    long long next_release = now;
 
     while (!atomic_load(&m->stop)) {
         now = clock_mono_ms();
+        if (now >= next_release) {
+            PGconn *c = pg_link_try(&m->pg);
+            if (c != NULL && held_runs_release(&m->rd, c) < 0 && store_conn_broken(c))
+                pg_link_drop(&m->pg);
+            next_release = now + RELEASE_INTERVAL_MS;
+        }
         if (now >= next_promote) {
             promote_due(m);
             next_promote = now + PROMOTE_INTERVAL_MS;

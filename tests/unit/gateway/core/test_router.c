@@ -199,6 +199,22 @@ static void test_retry_and_dead_letter_routes(void **state)
     for (int i = 0; paths[i]; i++) assert_int_equal(match(VERB_POST, paths[i], &m), 404);
 }
 
+/* POST /v1/jobs/batch is its own route; other verbs on that path are the
+ * job routes' (a job named "batch" is simply not found). */
+static void test_batch_route(void **state)
+{
+    (void)state;
+    route_match m;
+    assert_int_equal(match(VERB_POST, "/v1/jobs/batch", &m), 200);
+    assert_int_equal(m.id, ROUTE_JOBS_BATCH_CREATE);
+    assert_int_equal(m.needs_auth, 1);
+    assert_int_equal(match(VERB_GET, "/v1/jobs/batch", &m), 200);
+    assert_int_equal(m.id, ROUTE_JOB_GET);
+    assert_int_equal(match(VERB_POST, "/v1/jobs/batch/", &m), 404);
+    /* Any other id is a job's path, which takes no POST. */
+    assert_int_equal(match(VERB_POST, "/v1/jobs/batchx", &m), 405);
+}
+
 /* The console: /console (a redirect), /console/ (its page) and one file
  * name below it, each needing no token; nothing deeper, GET only. */
 static void test_console_routes(void **state)
@@ -262,6 +278,7 @@ int main(void)
         cmocka_unit_test(test_mcp_server_routes),
         cmocka_unit_test(test_operator_routes),
         cmocka_unit_test(test_retry_and_dead_letter_routes),
+        cmocka_unit_test(test_batch_route),
         cmocka_unit_test(test_console_routes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
