@@ -135,84 +135,43 @@ static void target_free(target *t)
     free(t->principal);
 }
 
-/* Reads whole-number member name of obj within [min, max] (def when
- * absent) into out as text; answers 422 at /<prefix>/<name> when bad. */
-static int read_int_text(gw_req *r, const cJSON *obj, const char *prefix, const char *name,
-                         long long min, long long max, long long def, char out[24])
-{
-    long long v = def;
-    if (json_get_int(obj, name, min, max, &v) < 0) {
-        char pointer[64], detail[128];
-        snprintf(pointer, sizeof pointer, "/%s/%s", prefix, name);
-        snprintf(detail, sizeof detail, "%s.%s must be a whole number from %lld to %lld",
-                 prefix, name, min, max);
-        reply_invalid(r, pointer, detail);
-        return -1;
-    }
-    snprintf(out, 24, "%lld", v);
-    return 0;
-}
-
-/* Checks "job": {type, payload?, priority?, max_attempts?, timeout_s?} as
- * POST /v1/jobs checks its body. */
+/* Checks "job": {type, payload?, priority?, max_attempts?, timeout_s?}
+ * with POST /v1/jobs's own check (api_job_validate); its run_at and
+ * webhook have no meaning for a job a tick creates. */
 static int read_job(gw_req *r, const cJSON *job, target *t)
 {
-    static const char *const allowed[] = { "type", "payload", "priority", "max_attempts",
-                                           "timeout_s", NULL };
+    static const char *const not_here[] = { "run_at", "webhook", NULL };
     if (!cJSON_IsObject(job)) {
         reply_invalid(r, "/job", "job must be an object");
         return -1;
     }
-    const cJSON *m;
-    cJSON_ArrayForEach(m, job) {
-        if (!api_one_of(m->string, allowed)) {
-            char pointer[160], detail[200];
-            snprintf(pointer, sizeof pointer, "/job/%.120s", m->string);
-            snprintf(detail, sizeof detail, "job has no member %.120s", m->string);
-            reply_invalid(r, pointer, detail);
-            return -1;
-        }
-    }
-    const char *type_name = json_get_string(job, "type");
-    const job_type *type = type_name ? jobtypes_find(type_name) : NULL;
-    if (!type_name) {
-        reply_invalid(r, "/job/type", "job.type is required and must be a string");
+    for (int i = 0; not_here[i]; i++) {
+        if (cJSON_GetObjectItemCaseSensitive(job, not_here[i]) == NULL) continue;
+        char pointer[64], detail[128];
+        snprintf(pointer, sizeof pointer, "/job/%s", not_here[i]);
+        snprintf(detail, sizeof detail, "a scheduled job takes no %s", not_here[i]);
+        reply_invalid(r, pointer, detail);
         return -1;
     }
-    /* Internal types come with a record of their own (an agent run is
-     * scheduled with "agent_run"), so they are unknown here as on POST
-     * /v1/jobs. */
-    if (!type || type->internal) {
-        http_reply_problem(r, 422, "unknown-job-type", "job.type is not a registered job type",
-                           "/job/type");
+    api_new_job j;
+    api_job_problem p;
+    if (api_job_validate(r, job, &j, &t->payload, &p) != 0) {
+        if (p.slug == NULL) {
+            http_reply_problem(r, 503, "unavailable", "out of memory", NULL);
+        } else {
+            char pointer[sizeof p.pointer + 8], detail[sizeof p.detail + 8];
+            snprintf(pointer, sizeof pointer, "/job%s", p.pointer);
+            snprintf(detail, sizeof detail, "job: %s", p.detail);
+            http_reply_problem(r, 422, p.slug, detail, pointer);
+        }
         return -1;
     }
     t->kind = "job";
-    t->job_type = type->name;
-    cJSON *payload = cJSON_GetObjectItemCaseSensitive(job, "payload");
-    cJSON *empty = NULL;
-    if (!payload)
-        payload = empty = cJSON_CreateObject();
-    schema_error serr;
-    if (payload && schema_validate(type->schema, payload, &serr) != 0) {
-        char pointer[sizeof serr.path + 16], detail[sizeof serr.path + sizeof serr.message + 16];
-        snprintf(pointer, sizeof pointer, "/job/payload%s", serr.path);
-        snprintf(detail, sizeof detail, "job.payload%s %s", serr.path, serr.message);
-        reply_invalid(r, pointer, detail);
-        cJSON_Delete(empty);
-        return -1;
-    }
-    t->payload = payload ? json_print(payload) : NULL;
-    cJSON_Delete(empty);
-    if (!t->payload) {
-        http_reply_problem(r, 503, "unavailable", "out of memory", NULL);
-        return -1;
-    }
-    return read_int_text(r, job, "job", "priority", -1000, 1000, 0, t->priority) ||
-           read_int_text(r, job, "job", "max_attempts", 1, 100, type->default_max_attempts,
-                         t->max_attempts) ||
-           read_int_text(r, job, "job", "timeout_s", 1, 86400, type->default_timeout_s,
-                         t->timeout_s) ? -1 : 0;
+    t->job_type = j.type;
+    snprintf(t->priority, sizeof t->priority, "%lld", j.priority);
+    snprintf(t->max_attempts, sizeof t->max_attempts, "%lld", j.max_attempts);
+    snprintf(t->timeout_s, sizeof t->timeout_s, "%lld", j.timeout_s);
+    return 0;
 }
 
 static cJSON *run_schema;
