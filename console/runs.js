@@ -9,7 +9,7 @@ import {
 } from "./ui.js";
 import { actions, eventRow, streamState } from "./jobs.js";
 
-const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
+const STATUSES = ["queued", "running", "waiting", "succeeded", "failed", "cancelled"];
 
 // --- the list ----------------------------------------------------------------
 

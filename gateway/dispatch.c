@@ -63,6 +63,7 @@ static const api_fn handlers[] = {
     [ROUTE_DEAD_LETTERS_DISCARD_ALL] = api_dead_letters_discard_all,
     [ROUTE_DEAD_LETTER_RETRY] = api_dead_letter_retry,
     [ROUTE_DEAD_LETTER_DISCARD] = api_dead_letter_discard,
+    [ROUTE_RUN_APPROVE] = api_run_approve,
 };
 
 static http_verb verb_of(evhtp_request_t *req)

@@ -74,6 +74,8 @@ static const route_perm_def route_perms[] = {
     [ROUTE_DEAD_LETTERS_DISCARD_ALL] = NEEDS(RES_JOBS, ACT_DELETE),
     [ROUTE_DEAD_LETTER_RETRY] = NEEDS(RES_JOBS, ACT_CREATE),
     [ROUTE_DEAD_LETTER_DISCARD] = NEEDS(RES_JOBS, ACT_DELETE),
+    /* A decision on a waiting run's tool call: whoever may submit runs. */
+    [ROUTE_RUN_APPROVE]       = NEEDS(RES_AGENT_RUNS, ACT_CREATE),
 };
 
 #define N_ROUTE_PERMS (sizeof route_perms / sizeof route_perms[0])

@@ -50,7 +50,9 @@ static const char run_body_schema_json[] =
       "\"response_mode\":{\"type\":\"string\","
         "\"enum\":[\"fallback-only\",\"llm-best-effort\",\"llm-required\"]},"
       "\"tools\":{\"type\":\"array\",\"maxItems\":32,"
-        "\"items\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":128}}"
+        "\"items\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":128}},"
+      "\"approval\":{\"type\":\"string\",\"enum\":[\"manifest\",\"write-tools\"]},"
+      "\"approval_timeout_s\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":604800}"
     "},"
     "\"required\":[\"prompt\"],"
     "\"additionalProperties\":false}";
@@ -74,7 +76,8 @@ static void run_body_schema_parse(void)
  * event, $11 run id, $12 prompt, $13 model, $14 temperature,
  * $15 max_tokens, $16 planning_mode, $17 response_mode, $18 tools,
  * $19 principal, $20 max_iterations, $21 run timeout_s, $22 the model the
- * configured providers serve (NULL when none are configured).
+ * configured providers serve (NULL when none are configured), $23 approval,
+ * $24 approval_timeout_s.
  *
  * The session row is touched (updated_at) only when the model passed, and
  * its row lock keeps a concurrent DELETE from removing it before the run
@@ -100,10 +103,10 @@ static const char SQL_RUN_INSERT[] =
     "   SELECT id, tenant_id, 1, 'job.queued', $10 FROM j),"
     " r AS (INSERT INTO agent_runs (id, tenant_id, job_id, session_id, created_by, prompt,"
     "   model, temperature, max_tokens, planning_mode, response_mode, tools, principal,"
-    "   max_iterations, timeout_s)"
+    "   max_iterations, timeout_s, approval, approval_timeout_s)"
     "   SELECT $11::uuid, j.tenant_id, j.id, $9::uuid, j.created_by, $12, $13,"
     "     $14::real, $15::int, coalesce($16, 'optional'), coalesce($17, 'llm-best-effort'),"
-    "     $18::jsonb, $19::jsonb, $20::int, $21::int"
+    "     $18::jsonb, $19::jsonb, $20::int, $21::int, coalesce($23, 'manifest'), $24::int"
     "   FROM j RETURNING id)"
     " SELECT ok.model_ok, ok.session_ok, (SELECT id FROM r) FROM ok";
 
@@ -286,7 +289,8 @@ void api_runs_create(gw_req *r)
 {
     static const char *const fields[] = { "prompt", "session_id", "model", "temperature",
                                           "max_tokens", "max_iterations", "timeout_s",
-                                          "planning_mode", "response_mode", "tools", NULL };
+                                          "planning_mode", "response_mode", "tools",
+                                          "approval", "approval_timeout_s", NULL };
     cJSON *body = api_parse_body(r, fields);
     if (!body) return;
     char *payload_text = NULL, *tools_text = NULL, *principal_text = NULL;
@@ -323,6 +327,7 @@ void api_runs_create(gw_req *r)
     }
 
     char attempts[16], job_timeout[24], max_tokens[24], max_iter[24], run_timeout[24];
+    char approval_timeout[24];
     snprintf(attempts, sizeof attempts, "%d", type->default_max_attempts);
     const char *run_timeout_p = number_param(body, "timeout_s", run_timeout,
                                              sizeof run_timeout);
@@ -331,7 +336,7 @@ void api_runs_create(gw_req *r)
 
     const ag_config *cfg = &r->thr->srv->cfg;
     const char *served = cfg->llm_providers[0] && cfg->llm_model[0] ? cfg->llm_model : NULL;
-    const char *params[22] = {
+    const char *params[24] = {
         s->job_id, r->who.tenant_id, payload_text, attempts, job_timeout,
         r->who.sub, r->request_id, r->traceparent, session ? session_id : NULL, s->event_body,
         s->run_id, json_get_string(body, "prompt"), json_get_string(body, "model"),
@@ -340,9 +345,10 @@ void api_runs_create(gw_req *r)
         json_get_string(body, "planning_mode"), json_get_string(body, "response_mode"),
         tools_text, principal_text,
         number_param(body, "max_iterations", max_iter, sizeof max_iter),
-        run_timeout_p, served,
+        run_timeout_p, served, json_get_string(body, "approval"),
+        number_param(body, "approval_timeout_s", approval_timeout, sizeof approval_timeout),
     };
-    gw_query(r, SQL_RUN_INSERT, 22, params, on_run_inserted);
+    gw_query(r, SQL_RUN_INSERT, 24, params, on_run_inserted);
 done:
     free(payload_text);
     free(tools_text);
@@ -397,13 +403,13 @@ static const char SQL_RUN_LIST[] =
 
 void api_runs_list(gw_req *r)
 {
-    static const char *const statuses[] = { "queued", "running", "succeeded", "failed",
-                                            "cancelled", NULL };
+    static const char *const statuses[] = { "queued", "running", "waiting", "succeeded",
+                                            "failed", "cancelled", NULL };
     const char *status = http_query(r, "status");
     const char *session = http_query(r, "session_id");
     if (status && !api_one_of(status, statuses)) {
-        http_reply_problem(r, 400, "bad-query",
-                           "status must be one of queued, running, succeeded, failed, cancelled", NULL);
+        http_reply_problem(r, 400, "bad-query", "status must be one of queued, running, "
+                           "waiting, succeeded, failed, cancelled", NULL);
         return;
     }
     char session_id[UUID_STR_LEN];

@@ -58,6 +58,7 @@ static const route_def routes[] = {
     { VERB_DELETE, "/v1/dead-letters",         ROUTE_DEAD_LETTERS_DISCARD_ALL, 1 },
     { VERB_POST,   "/v1/dead-letters/*/retry", ROUTE_DEAD_LETTER_RETRY, 1 },
     { VERB_DELETE, "/v1/dead-letters/*",       ROUTE_DEAD_LETTER_DISCARD, 1 },
+    { VERB_POST,   "/v1/agent-runs/*/approvals", ROUTE_RUN_APPROVE, 1 },
 };
 
 /* Matches path against pattern; on success copies the "*" segment into

@@ -54,6 +54,7 @@ typedef enum route_id {
     ROUTE_DEAD_LETTERS_DISCARD_ALL,
     ROUTE_DEAD_LETTER_RETRY,
     ROUTE_DEAD_LETTER_DISCARD,
+    ROUTE_RUN_APPROVE,
     ROUTE_COUNT            /* not a route: one past the last, for tables and tests */
 } route_id;
 

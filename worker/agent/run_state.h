@@ -41,6 +41,7 @@
 #define MAX_TODOS          12   /* two model TODOs, PLAN_MAX_TOOLS tools, the last one */
 #define MAX_RESULTS        64   /* step results kept for later calls */
 #define DEFAULT_TIMEOUT_MS 120000 /* a run's timeout when neither it nor the config sets one */
+#define DEFAULT_APPROVAL_TIMEOUT_S 86400 /* a tool call's wait for approval, likewise */
 
 typedef enum todo_state { TODO_PENDING, TODO_DONE, TODO_FAILED, TODO_SKIPPED } todo_state;
 
@@ -113,6 +114,15 @@ typedef struct run {
     result_item results[MAX_RESULTS];
     int n_results;
     int next_idx;               /* the next step's index */
+    /* Approval of tool calls, and resuming after one (run_memo.h). */
+    bool approve_writes;        /* approval "write-tools": every write tool waits */
+    long long approval_timeout_s;
+    int replay_steps;           /* steps an earlier stretch of the run recorded */
+    bool replaying;             /* re-making them from the journal: no rows, no events */
+    bool journal_on;            /* calls are recorded (the run may wait) */
+    cJSON *journal;             /* the recorded calls loaded on resume, seq 1 first */
+    int call_seq;               /* the last call's place in the journal */
+    cJSON *waiting;             /* approval.requested data once the run waits */
     int deltas_left;            /* built-in pacing budget (run_calls.h) */
     long long delta_events;
     run_metrics m;
@@ -136,6 +146,11 @@ int run_fail(run *r, const char *code, const char *fmt, ...)
 /* Stops the run as cancelled (code "cancelled"), unless it stopped
  * already. Returns -1. */
 int run_cancelled(run *r);
+
+/* Stops the run to wait for a person's approval (outcome JOB_WAITING,
+ * code "waiting") with the approval.requested event's data (owned),
+ * unless it stopped already (data is then freed). Returns -1. */
+int run_wait(run *r, cJSON *data);
 
 /* Stops the run as failed with out_of_memory, unless it stopped already.
  * Returns -1. */
