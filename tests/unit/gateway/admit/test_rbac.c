@@ -210,6 +210,7 @@ static const struct {
     { ROUTE_DEAD_LETTERS_DISCARD_ALL, RES_JOBS, ACT_DELETE },
     { ROUTE_DEAD_LETTER_RETRY, RES_JOBS, ACT_CREATE },
     { ROUTE_DEAD_LETTER_DISCARD, RES_JOBS, ACT_DELETE },
+    { ROUTE_RUN_APPROVE, RES_AGENT_RUNS, ACT_CREATE },
     { ROUTE_CONSOLE_REDIRECT, RES_NONE, ACT_NONE },
     { ROUTE_CONSOLE_INDEX, RES_NONE, ACT_NONE },
     { ROUTE_CONSOLE_ASSET, RES_NONE, ACT_NONE },
@@ -276,7 +277,7 @@ static void test_public_routes_match_the_router(void **state)
         { VERB_POST, "/v1/jobs/x/retry" }, { VERB_GET, "/v1/agent-runs" },
         { VERB_GET, "/v1/dead-letters" }, { VERB_POST, "/v1/dead-letters/retry" },
         { VERB_DELETE, "/v1/dead-letters" }, { VERB_POST, "/v1/dead-letters/x/retry" },
-        { VERB_DELETE, "/v1/dead-letters/x" },
+        { VERB_DELETE, "/v1/dead-letters/x" }, { VERB_POST, "/v1/agent-runs/x/approvals" },
         { VERB_GET, "/console" }, { VERB_GET, "/console/" }, { VERB_GET, "/console/app.js" },
     };
     bool seen[ROUTE_COUNT] = { false };
