@@ -349,16 +349,20 @@ static const struct {
       "'headers':{'type':['object','null'],'maxProperties':16,"
         "'additionalProperties':{'type':'string','maxLength':4096},"
         "'description':'Write-only: never shown in an answer.'},"
-      "'resource':{'type':['string','null']}},'additionalProperties':false}" },
+      "'resource':{'type':['string','null']},'require_approval':{'type':['boolean','null'],"
+      "'description':'Every tool of the server waits for approval before each call.'}},"
+      "'additionalProperties':false}" },
     { "McpServerPatch", "{'type':'object','properties':{"
       "'url':{'type':['string','null'],'maxLength':2048},'server':{'type':['string','null']},"
       "'headers':{'type':['object','null'],'maxProperties':16,"
         "'additionalProperties':{'type':'string','maxLength':4096}},"
-      "'resource':{'type':['string','null']}},'additionalProperties':false}" },
+      "'resource':{'type':['string','null']},'require_approval':{'type':['boolean','null']}},"
+      "'additionalProperties':false}" },
     { "McpServer", "{'type':'object','required':['name','transport','status'],'properties':{"
       "'name':{'type':'string'},'transport':{'type':'string','enum':['http','stdio']},"
       "'url':{'type':['string','null']},'server':{'type':['string','null']},"
       "'header_names':{'type':'array','items':{'type':'string'}},'resource':{'type':'string'},"
+      "'require_approval':{'type':'boolean'},"
       "'status':{'type':'string','enum':['pending','ready','error']},"
       "'protocol_version':{'type':['string','null']},'server_info':{'type':['object','null']},"
       "'tools':{'type':'array','items':{'type':'object'}},'tools_count':{'type':'integer'},"

@@ -218,3 +218,31 @@ REVOKE ALL ON FUNCTION agentgate_expired_approvals(integer),
                        agentgate_expire_approval(uuid, bigint, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentgate_expired_approvals(integer),
                           agentgate_expire_approval(uuid, bigint, text) TO agentgate_app;
+
+-- As in 011, with require_approval.
+CREATE OR REPLACE FUNCTION mcp_server_json(s mcp_servers) RETURNS json
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT json_build_object(
+        'name', s.name,
+        'transport', s.transport,
+        'url', s.url,
+        'server', s.server,
+        'header_names', (SELECT coalesce(json_agg(k ORDER BY k), '[]'::json)
+                           FROM jsonb_object_keys(s.headers) AS k),
+        'resource', s.resource,
+        'require_approval', s.require_approval,
+        'status', s.status,
+        'protocol_version', s.protocol_version,
+        'server_info', s.server_info,
+        'tools', s.tools,
+        'tools_count', jsonb_array_length(s.tools),
+        'last_refresh_at', api_ts(s.last_refresh_at),
+        'last_error', s.last_error,
+        'refresh_job_id', s.refresh_job_id,
+        'created_by', s.created_by,
+        'created_at', api_ts(s.created_at),
+        'updated_at', api_ts(s.updated_at),
+        'links', json_build_object(
+            'self', '/v1/mcp-servers/' || s.name,
+            'refresh', '/v1/mcp-servers/' || s.name || '/refresh'))
+$$;

@@ -37,7 +37,9 @@ def _tool_call(name, arguments, call_id):
 
 def _grant_cache(tenant):
     """The run's submitter may use the cache tools (cache:read/write)."""
-    tenant.token = tenant.make_token(scope=DEFAULT_SCOPE + " cache:read cache:write")
+    extra = getattr(tenant, "extra_scope", "")
+    tenant.token = tenant.make_token(
+        scope=" ".join(x for x in (DEFAULT_SCOPE, "cache:read cache:write", extra) if x))
 
 
 def _model(stack, tenant, llm_standin, replies):
@@ -287,3 +289,41 @@ def test_a_waiting_run_holds_no_worker_thread(stack, tenant, llm_standin):
     wait_for(lambda: tenant.wait_job(tenant.submit("demo", {"events": 0, "duration_ms": 0})
                                      ["id"], timeout=TIMEOUT)["status"] == "succeeded",
              what="the stack's workers back")
+
+
+def test_mcp_server_that_requires_approval(stack, tenant, llm_standin):
+    """An MCP server registered with require_approval: its tools wait too."""
+    tenant.extra_scope = "mcp-servers:read mcp-servers:write"
+    _grant_cache(tenant)
+    body = {"name": "ev", "transport": "stdio", "server": "everything",
+            "require_approval": True}
+    p = tenant.request("POST", "/v1/mcp-servers",
+                       body=dict(body, require_approval="yes")).expect_problem(422)
+    assert p["errors"][0]["pointer"] == "/require_approval", p
+    tenant.request("POST", "/v1/mcp-servers", body=body).expect_json(202)
+
+    def ready():
+        s = tenant.request("GET", "/v1/mcp-servers/ev").expect_json(200)
+        return s if s["status"] != "pending" else None
+    server = wait_for(ready, timeout=30, what="the MCP server's discovery")
+    assert server["status"] == "ready" and server["require_approval"] is True, server
+
+    run, _, req = _waiting_run(stack, tenant, llm_standin, tool="ev.echo",
+                               args={"message": "hi"}, final="Echoed.")
+    _decide(tenant, run, req["tool_call_id"], "approve")
+    done = tenant.wait_run(run["id"])
+    assert done["status"] == "succeeded", done
+    tool = _steps(done, "tool:invoke")[0]
+    assert tool["output"]["output"]["content"] == "Echo: hi", json.dumps(tool)
+
+    # Switched off, the same call runs at once.
+    off = tenant.request("PATCH", "/v1/mcp-servers/ev",
+                         body={"require_approval": False}).expect_json(200)
+    assert off["require_approval"] is False, off
+    model = _model(stack, tenant, llm_standin, [
+        CLASSIFY_CHAT, _tool_call("ev.echo", {"message": "again"}, "c2"),
+        {"chunks": ["Echoed."]}])
+    plain = tenant.request("POST", "/v1/agent-runs", body={
+        "prompt": PROMPT, "model": model, "planning_mode": "optional"}).expect_json(202)
+    done = tenant.wait_run(plain["id"])
+    assert done["status"] == "succeeded" and done["approvals"] == [], done
