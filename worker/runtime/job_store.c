@@ -746,8 +746,11 @@ store_rc store_requeue(PGconn *conn, const char *id, const char *tenant_id, int 
     return fenced_write_rc("requeue", conn, store_exec_as(conn, tenant_id, sql_requeue, 8, vals));
 }
 
+/* A cancel requested after the worker last looked puts the job in
+ * queued instead, where reconciliation cancels it (it is never claimed). */
 static const char sql_park[] =
-    "WITH u AS (UPDATE jobs SET status='waiting', worker_id=NULL, heartbeat_at=NULL, "
+    "WITH u AS (UPDATE jobs SET status=CASE WHEN cancel_requested_at IS NULL "
+    "THEN 'waiting' ELSE 'queued' END, queued_at=now(), worker_id=NULL, heartbeat_at=NULL, "
     "attempts=attempts-1, last_event_id=$4 "
     "WHERE id=$1 AND tenant_id=$2 AND status='running' AND attempts=$3 "
     "RETURNING id, tenant_id) "
