@@ -5,7 +5,11 @@
  * paced for the built-in provider); tool calls, each its own tool:invoke
  * step through tools_call; and llm:call steps whose model asks for tools,
  * which run and go back to it with their results, round after round,
- * until it answers.
+ * until it answers. Every call is numbered and, for a run that may wait,
+ * recorded in its journal (run_memo.h); a call the journal already has
+ * (a run resumed after a wait) is answered from it instead of being made
+ * again. A tool call that needs approval and has none stops the run
+ * before its step (approval_request).
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,6 +8,8 @@
  *                 results as data;
  *   run_store     the run's rows in PostgreSQL: loading, history, which
  *                 model, the tool catalog, the TODO list and final state;
+ *   run_memo      the journal of its calls and its approval requests, for
+ *                 waiting on a person and resuming;
  *   run_steps     its steps and their events, the checks before each,
  *                 cleaning text;
  *   run_calls     model calls with their llm.delta events, tool calls,
