@@ -265,7 +265,8 @@ def test_definer_functions_are_for_the_app_role_only(stack):
     names = [r[0] for r in rows]
     assert names == sorted(["agentgate_claim_job", "agentgate_lock_expired",
                             "agentgate_queued_jobs", "agentgate_heartbeat",
-                            "agentgate_cancel_requested"]), rows
+                            "agentgate_cancel_requested", "agentgate_expired_approvals",
+                            "agentgate_expire_approval"]), rows
     for name, _, config, public in rows:
         assert "search_path=public, pg_temp" in config, (name, config)
         assert public == "f", f"{name} is executable by PUBLIC"
