@@ -113,6 +113,10 @@ def test_approved_call_runs_and_the_run_succeeds(stack, tenant, llm_standin):
     listed = tenant.request("GET", "/v1/agent-runs?status=waiting").expect_json(200)
     assert run["id"] in [i["id"] for i in listed["items"]], listed
     assert len(llm_standin.requests(PREFIX, model)) == 2
+    # The calls made so far were kept for the resume: the two model calls.
+    kept = stack.sql("SELECT seq, kind FROM run_memo WHERE run_id = :'p1' ORDER BY seq",
+                     run["id"])
+    assert kept == [["1", "llm"], ["2", "llm"]], kept
 
     ok = _decide(tenant, run, call_id, "approve")
     assert ok["status"] == "queued" and ok["decision"] == "approved", ok
@@ -181,6 +185,9 @@ def test_write_tools_mode_asks_for_every_write_tool(stack, tenant, llm_standin):
     assert done["status"] == "succeeded" and done["approval"] == "manifest", done
     tool = _steps(done, "tool:invoke")[0]
     assert tool["status"] == "completed", json.dumps(tool)
+    # A run that never waits keeps no journal.
+    assert stack.sql("SELECT count(*) FROM run_memo WHERE run_id = :'p1'",
+                     plain["id"]) == [["0"]]
 
     run, _, req = _waiting_run(stack, tenant, llm_standin, tool="cache.set",
                                args={"key": "b", "value": "2"}, approval="write-tools")

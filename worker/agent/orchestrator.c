@@ -479,7 +479,7 @@ job_outcome handle_agent_run(job_ctx *ctx, job_result *out)
     if (rc < 0 && r.outcome == JOB_WAITING) {
         /* Parked: the row keeps how far it got; the approval.requested
          * event goes with the job's move to waiting. */
-        if (persist_run(&r, NULL) < 0 || !r.waiting) {
+        if (memo_save(&r) < 0 || persist_run(&r, NULL) < 0 || !r.waiting) {
             job_outcome o = fail_now(out, "db_error", "the waiting run's state could not be "
                                      "stored");
             run_free(&r);

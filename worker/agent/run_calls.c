@@ -248,8 +248,6 @@ bool is_need_plan(const char *text)
  * -1 (the run stopped). */
 static int journal_llm(run *r, int seq, llm_err e, const llm_response *resp)
 {
-    if (!r->journal_on)
-        return 0;
     cJSON *o = cJSON_CreateObject();
     bool ok = o != NULL;
     json_add_num(o, "err", e, &ok);
@@ -460,8 +458,6 @@ static char *output_text(const cJSON *output)
 /* Records what tool call seq gave back (run_memo.h). Returns 0 or -1. */
 static int journal_tool(run *r, int seq, const tool_call_result *res)
 {
-    if (!r->journal_on)
-        return 0;
     cJSON *o = cJSON_CreateObject();
     bool ok = o != NULL;
     json_add_num(o, "status", res->status, &ok);

@@ -2,11 +2,13 @@
  * run_memo.c - the journal of a run's calls and its approval requests
  * (see run_memo.h; orchestrator.c has the whole picture).
  *
- * The journal is only kept for a run that may wait (r->journal_on: its
- * approval is "write-tools", or its tenant has a tool that needs
- * approval), so runs that never wait pay nothing for it. Calls are
- * numbered in the order the run makes them; a run takes the same path
- * when every call answers as before, so the numbers line up on resume.
+ * The journal lives in memory (r->journal) and reaches PostgreSQL only
+ * when the run stops to wait (memo_save, one statement), so runs that never
+ * wait pay nothing for it. A worker that dies while a resumed run goes on
+ * loses the calls made since the resume: they are made again, as any job
+ * is run again after its worker died. Calls are numbered in the order the
+ * run makes them; a run takes the same path when every call answers as
+ * before, so the numbers line up on resume.
  * A call that waited or was denied has no journal entry: its approval row
  * (keyed by the same number) says what became of it.
  */
@@ -77,16 +79,46 @@ static int journal_load(run *r)
     return rc < 0 ? run_oom(r) : 0;
 }
 
+/* A run starts over (resume_steps null) only before it ever waited: once
+ * it waits, its row keeps resume_steps until it ends, and an ended run's
+ * job never runs again. So a fresh journal finds no rows to clear. */
 int memo_begin(run *r)
 {
-    if (r->replay_steps > 0)
-        return journal_load(r);
-    /* Starting over (a first attempt, or a retry): nothing earlier holds. */
+    if (r->replay_steps > 0 && journal_load(r) < 0)
+        return -1;
+    if (!r->journal && !(r->journal = cJSON_CreateArray()))
+        return run_oom(r);
+    r->journal_saved = cJSON_GetArraySize(r->journal);
+    return 0;
+}
+
+int memo_save(run *r)
+{
     static const char sql[] =
-        "WITH m AS (DELETE FROM run_memo WHERE run_id = $1 AND tenant_id = $2)"
-        " DELETE FROM tool_approvals WHERE run_id = $1 AND tenant_id = $2";
-    const char *params[2] = {r->id, r->job->tenant_id};
-    return r->journal_on ? run_db_command(r, sql, 2, params) : 0;
+        "INSERT INTO run_memo (run_id, tenant_id, seq, kind, value)"
+        " SELECT $1, $2, ($3::int + e.ord)::int, e.v->>'kind', e.v->'value'"
+        " FROM jsonb_array_elements($4::jsonb) WITH ORDINALITY AS e(v, ord)"
+        " WHERE jsonb_typeof(e.v) = 'object'"
+        " ON CONFLICT DO NOTHING";
+    int n = r->journal ? cJSON_GetArraySize(r->journal) : 0;
+    if (n <= r->journal_saved)
+        return 0;
+    cJSON *fresh = cJSON_CreateArray();
+    bool ok = fresh != NULL;
+    for (int i = r->journal_saved; ok && i < n; i++)
+        json_append(fresh, cJSON_Duplicate(cJSON_GetArrayItem(r->journal, i), true), &ok);
+    char *text = ok ? json_print(fresh) : NULL;
+    cJSON_Delete(fresh);
+    if (!text)
+        return run_oom(r);
+    char offset[16];
+    snprintf(offset, sizeof(offset), "%d", r->journal_saved);
+    const char *params[4] = {r->id, r->job->tenant_id, offset, text};
+    int rc = run_db_command(r, sql, 4, params);
+    free(text);
+    if (rc == 0)
+        r->journal_saved = n;
+    return rc;
 }
 
 void memo_free(run *r)
@@ -115,20 +147,16 @@ const cJSON *memo_next(run *r, const char *kind, int *seq)
 
 int memo_put(run *r, int seq, const char *kind, const cJSON *value)
 {
-    static const char sql[] =
-        "INSERT INTO run_memo (run_id, tenant_id, seq, kind, value)"
-        " VALUES ($1, $2, $3::int, $4, $5::jsonb) ON CONFLICT DO NOTHING";
-    if (!r->journal_on)
-        return 0;
-    char *text = json_print(value);
-    if (!text)
+    if (!r->journal || seq <= cJSON_GetArraySize(r->journal) || seq > JOURNAL_MAX)
+        return 0;   /* already there (a replayed call), or past what is kept */
+    cJSON *item = cJSON_CreateObject();
+    bool ok = item != NULL;
+    json_add_str(item, "kind", kind, &ok);
+    json_add_item(item, "value", cJSON_Duplicate(value, true), &ok);
+    item = json_done(item, ok);
+    if (!item || journal_set(r->journal, seq, item) < 0)
         return run_oom(r);
-    char seq_s[16];
-    snprintf(seq_s, sizeof(seq_s), "%d", seq);
-    const char *params[5] = {r->id, r->job->tenant_id, seq_s, kind, text};
-    int rc = run_db_command(r, sql, 5, params);
-    free(text);
-    return rc;
+    return 0;
 }
 
 static approval_state state_of(const char *s)

@@ -4,8 +4,11 @@
  * and tool call the run made, in order, with what it answered) and its
  * approval requests (tool_approvals rows).
  *
- * A resumed run starts over from its first phase, but the calls it made
- * before it waited are answered from the journal rather than made again,
+ * The journal is kept in memory while the run goes and written only when
+ * it stops to wait (memo_save), so a run that never waits pays nothing
+ * for it. A resumed run starts over from its first phase, but the calls it
+ * made before it waited are answered from the journal rather than made
+ * again,
  * so it takes the same path to the same place (the steps it recorded are
  * neither written nor announced again: r->replaying), and carries on from
  * the call it waited on. Above run_store.h; see run_state.h for the
@@ -20,10 +23,13 @@
 #include "run_state.h"
 #include "uuid.h"
 
-/* For a resumed run (r->replay_steps > 0) loads the journal into
- * r->journal; for a run starting over, deletes the journal and the
- * approvals an earlier attempt left. Returns 0 or -1. */
+/* Starts the run's journal: empty, or for a resumed run (r->replay_steps
+ * > 0) the one it saved when it stopped to wait. Returns 0 or -1. */
 int memo_begin(run *r);
+
+/* Writes the calls made since the journal was loaded to run_memo, for a
+ * run that stops to wait. Returns 0 or -1. */
+int memo_save(run *r);
 
 /* Frees r->journal and r->waiting. */
 void memo_free(run *r);
@@ -37,8 +43,8 @@ void memo_free(run *r);
  */
 const cJSON *memo_next(run *r, const char *kind, int *seq);
 
-/* Records value (borrowed) as call seq of kind, when the run keeps a
- * journal (r->journal_on). Returns 0 or -1. */
+/* Records a copy of value (borrowed) as call seq of kind in the journal
+ * (memory only: memo_save writes it). Returns 0 or -1 (out of memory). */
 int memo_put(run *r, int seq, const char *kind, const cJSON *value);
 
 /* A tool call's approval, as the run finds it. */

@@ -121,8 +121,8 @@ typedef struct run {
     long long approval_timeout_s;
     int replay_steps;           /* steps an earlier stretch of the run recorded */
     bool replaying;             /* re-making them from the journal: no rows, no events */
-    bool journal_on;            /* calls are recorded (the run may wait) */
-    cJSON *journal;             /* the recorded calls loaded on resume, seq 1 first */
+    cJSON *journal;             /* the calls made, seq 1 first (null: none kept) */
+    int journal_saved;          /* how many of them PostgreSQL has */
     int call_seq;               /* the last call's place in the journal */
     cJSON *waiting;             /* approval.requested data once the run waits */
     int deltas_left;            /* built-in pacing budget (run_calls.h) */

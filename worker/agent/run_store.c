@@ -167,11 +167,7 @@ int load_run(run *r)
         " WHERE id = $1 AND tenant_id = $2 AND job_id = $3"
         " RETURNING prompt, model, temperature, max_tokens, planning_mode,"
         " response_mode, tools::text, session_id, principal::text, max_iterations,"
-        " timeout_s, created_by, approval, approval_timeout_s, resume_steps,"
-        " approval = 'write-tools' OR EXISTS (SELECT 1 FROM tools_visible($2) t"
-        "   LEFT JOIN mcp_servers s ON s.tenant_id = t.tenant_id AND s.name = t.mcp_server"
-        "  WHERE t.enabled AND (t.needs_approval OR coalesce(s.require_approval, false)"
-        "     OR coalesce(t.annotations->'destructiveHint' = 'true'::jsonb, false)))";
+        " timeout_s, created_by, approval, approval_timeout_s, resume_steps";
     const char *params[3] = {r->id, r->job->tenant_id, r->job->id};
 
     PGresult *res = db_exec(r, sql, 3, params, PGRES_TUPLES_OK);
@@ -201,7 +197,6 @@ int load_run(run *r)
                                                                 : DEFAULT_APPROVAL_TIMEOUT_S;
     r->replay_steps = PQgetisnull(res, 0, 14) ? 0 : atoi(PQgetvalue(res, 0, 14));
     r->replaying = r->replay_steps > 0;
-    r->journal_on = strcmp(PQgetvalue(res, 0, 15), "t") == 0 || r->replay_steps > 0;
     PQclear(res);
     if (rc < 0)
         return -1;
