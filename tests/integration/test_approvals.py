@@ -5,9 +5,10 @@ needs approval (cache.delete's manifest says so; with approval
 arguments, and holds no worker while it waits. POST
 /v1/agent-runs/{id}/approvals approves (the tool runs, the run succeeds)
 or denies (the model gets the note as the tool's result); the run resumes
-on any worker without asking the model again what it already answered. A
-cancel ends a waiting run at once; a wait past approval_timeout_s counts
-as a denial.
+on any worker (also when the worker it waited on was killed) without
+asking the model again what it already answered. A cancel ends a waiting
+run at once; a wait past approval_timeout_s counts as a denial; an MCP
+server registered with require_approval makes its tools wait too.
 
 The model is the OpenAI stand-in (tests/fakes/openai_standin.py), scripted
 per test in the order the orchestrator asks: the classification of a
@@ -334,3 +335,26 @@ def test_mcp_server_that_requires_approval(stack, tenant, llm_standin):
         "prompt": PROMPT, "model": model, "planning_mode": "optional"}).expect_json(202)
     done = tenant.wait_run(plain["id"])
     assert done["status"] == "succeeded" and done["approvals"] == [], done
+
+
+def test_the_run_resumes_on_another_worker_when_its_own_is_killed(stack, tenant,
+                                                                    llm_standin):
+    run, _, req = _waiting_run(stack, tenant, llm_standin)
+    s = tenant.sse(f"/v1/agent-runs/{run['id']}/events")
+    try:
+        started = s.read_until(lambda e: e.event == "job.started", what="job.started")
+    finally:
+        s.close()
+    parked_on = started.body["data"]["worker_id"]
+    n = int(parked_on.rsplit("-", 1)[1])
+    stack.worker("kill", n)
+    try:
+        _decide(tenant, run, req["tool_call_id"], "approve")
+        done = tenant.wait_run(run["id"])
+        assert done["status"] == "succeeded", done
+        assert _steps(done, "tool:invoke")[0]["status"] == "completed", done
+        job = tenant.get_job(run["job_id"])
+        assert job["worker_id"] and job["worker_id"] != parked_on, job
+        assert job["attempts"] == 1, job
+    finally:
+        stack.worker("start", n)
