@@ -163,6 +163,8 @@ function eventSummary(type, d) {
     case "llm.delta": return JSON.stringify(d.delta);
     case "tool.called": return `${d.tool} ${d.status} ${ms(d.latency_ms)}`;
     case "log": return `[${d.level}] ${d.message}`;
+    case "approval.requested": return `${d.tool} waits for approval (${d.tool_call_id})`;
+    case "approval.resolved": return `${d.tool_call_id} ${d.decision}${d.note ? ": " + d.note : ""}`;
     default: return JSON.stringify(d).slice(0, 200);
   }
 }

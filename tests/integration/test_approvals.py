@@ -19,6 +19,9 @@ import json
 import os
 import uuid
 
+import pytest
+
+from agentgate_test import browser as browser_lib
 from agentgate_test.client import check_frames
 from agentgate_test.paths import bin_path
 from agentgate_test.services import own_process, stack_env
@@ -358,3 +361,34 @@ def test_the_run_resumes_on_another_worker_when_its_own_is_killed(stack, tenant,
         assert job["attempts"] == 1, job
     finally:
         stack.worker("start", n)
+
+
+def test_the_console_shows_the_waiting_call_and_approves_it(stack, tenant, llm_standin):
+    why = browser_lib.missing()
+    if why:
+        pytest.fail(why, pytrace=False)
+    run, _, req = _waiting_run(stack, tenant, llm_standin, args={"key": "console-k"})
+    b = browser_lib.Browser()
+    try:
+        b.sign_in(tenant.token)
+        b.reset_logs()
+        b.open(f"#/runs/{run['id']}")
+        b.wait("return document.querySelector('#approval')", what="the approval panel")
+        b.wait("return document.querySelector('#events li[data-type=\"approval.requested\"]')",
+               what="the approval.requested event in the list")
+        text = b.js("return document.querySelector('#approval').textContent")
+        assert "cache.delete" in text and "console-k" in text, text
+        b.screenshot("run-waiting-for-approval")
+        b.click("#approve")
+        b.wait("return arguments[0] === (document.querySelector('#view .summary .badge') || {})"
+               ".dataset?.status", "succeeded", what="the page showing the run succeeded")
+        assert not b.js("return document.querySelector('#approval')")
+        assert b.js("return document.querySelector("
+                    "'#events li[data-type=\"approval.resolved\"]').textContent").find(
+                        "approved") >= 0
+        assert not b.csp_violations(), b.csp_violations()
+    finally:
+        b.quit()
+    done = tenant.wait_run(run["id"])
+    assert done["approvals"][0]["status"] == "approved", done
+    assert done["approvals"][0]["decided_by"] == tenant.sub, done
