@@ -764,7 +764,16 @@ store_rc store_park(PGconn *conn, const char *id, const char *tenant_id, int att
     snprintf(seq_s, sizeof seq_s, "%lld", seq);
     snprintf(attempt_s, sizeof attempt_s, "%d", attempt);
     const char *vals[5] = { id, tenant_id, attempt_s, seq_s, body };
-    return fenced_write_rc("park", conn, store_exec_as(conn, tenant_id, sql_park, 5, vals));
+    store_rc rc = fenced_write_rc("park", conn, store_exec_as(conn, tenant_id, sql_park, 5, vals));
+    /* Tried again after a broken connection, the first try may have
+     * landed: the row is then parked with this event (and one attempt
+     * less, which the caller's own check would not recognise). */
+    if (rc == STORE_NONE || rc == STORE_DUP) {
+        if (store_write_landed(conn, id, tenant_id, attempt - 1, "waiting", seq)
+            || store_write_landed(conn, id, tenant_id, attempt - 1, "queued", seq))
+            rc = STORE_OK;
+    }
+    return rc;
 }
 
 store_rc store_exec(PGconn *conn, const char *sql)
