@@ -597,14 +597,15 @@ static int cmd_jobs_submit(cli *c)
 
 static int cmd_jobs_list(cli *c)
 {
-    static const char *const statuses[] = { "queued", "running", "succeeded", "failed",
-                                            "cancelled", NULL };
+    static const char *const statuses[] = { "queued", "running", "waiting", "succeeded",
+                                            "failed", "cancelled", NULL };
     if (!options_apply(c, "jobs list", BIT(O_STATUS) | BIT(O_TYPE) | BIT(O_LIMIT) |
                                            BIT(O_CURSOR)) ||
         !want_args(c, 2, "jobs list", "no arguments"))
         return EXIT_USAGE;
     if (c->status != NULL && !one_of(c->status, statuses)) {
-        fail("--status takes queued, running, succeeded, failed or cancelled, not '%s'",
+        fail("--status takes queued, running, waiting, succeeded, failed or cancelled, "
+             "not '%s'",
              c->status);
         return EXIT_USAGE;
     }

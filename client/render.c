@@ -495,6 +495,17 @@ static void summarize(strbuf *b, const char *type, const cJSON *d)
         add_member_flat(b, d, "level");
         strbuf_add(b, ": ");
         add_member_flat(b, d, "message");
+    } else if (strcmp(type, "approval.requested") == 0) {
+        strbuf_add(b, "waiting for approval of ");
+        add_member_flat(b, d, "tool");
+        strbuf_add(b, " (tool_call_id ");
+        add_member_flat(b, d, "tool_call_id");
+        strbuf_add(b, ")");
+    } else if (strcmp(type, "approval.resolved") == 0) {
+        strbuf_add(b, "tool call ");
+        add_member_flat(b, d, "tool_call_id");
+        strbuf_add(b, " ");
+        add_member_flat(b, d, "decision");
     } else if (strcmp(type, "job.succeeded") == 0) {
         strbuf_add(b, "succeeded");
     } else if (strcmp(type, "job.cancelled") == 0) {
@@ -591,6 +602,8 @@ static void phase_of(char *out, size_t size, const char *type, const cJSON *d)
         add_member_flat(&b, d, "attempt");
     } else if (strcmp(type, "job.retrying") == 0) {
         strbuf_add(&b, "waiting to retry");
+    } else if (strcmp(type, "approval.requested") == 0) {
+        strbuf_add(&b, "waiting for approval");
     } else if (strcmp(type, "step.started") == 0 || strcmp(type, "step.completed") == 0) {
         strbuf_add(&b, "step ");
         add_member_flat(&b, d, "index");
@@ -638,7 +651,7 @@ static void tty_event(render_follow *rf, const char *type, const cJSON *d, const
         bool ok = st != NULL && strcmp(st, "completed") == 0;
         tty_line(rf, ok ? "\033[32m" : "\033[33m", ok ? "\xe2\x9c\x93" : "\xe2\x9c\x97", summary);
     } else if (strcmp(type, "tool.called") == 0 || strcmp(type, "log") == 0 ||
-               strcmp(type, "job.retrying") == 0) {
+               strcmp(type, "job.retrying") == 0 || strncmp(type, "approval.", 9) == 0) {
         tty_line(rf, "\033[35m", "\xe2\x80\xa2", summary);
     } else if (strcmp(type, "job.succeeded") == 0) {
         tty_line(rf, "\033[1;32m", "\xe2\x9c\x93", summary);

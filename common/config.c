@@ -156,6 +156,7 @@ static const setting settings[] = {
     INT("AGENTGATE_AGENT_RUN_TIMEOUT_MS", agent_run_timeout_ms, "120000", 100, 86400000),
     SIZE("AGENTGATE_SESSION_CONTEXT_BYTES", session_context_bytes, "8192", 0, 1048576),
     SIZE("AGENTGATE_OUTPUT_MAX_BYTES", output_max_bytes, "65536", 256, 16777216),
+    INT("AGENTGATE_APPROVAL_TIMEOUT_S", approval_timeout_s, "86400", 1, 604800),
     STR("AGENTGATE_MCP_URL_ALLOWLIST", mcp_url_allowlist, ""),
     STR("AGENTGATE_MCP_SERVERS_FILE", mcp_servers_file, ""),
     STR("AGENTGATE_WEBHOOK_URL_ALLOWLIST", webhook_url_allowlist, ""),

@@ -164,6 +164,8 @@ typedef struct ag_config {
     size_t session_context_bytes; /* AGENTGATE_SESSION_CONTEXT_BYTES: earlier turns
                                  given to a run in a session */
     size_t output_max_bytes;  /* AGENTGATE_OUTPUT_MAX_BYTES: a run's output cap */
+    int  approval_timeout_s;  /* AGENTGATE_APPROVAL_TIMEOUT_S: how long a tool call
+                                 waits for approval before it counts as denied */
 
     /* MCP servers (gateway and worker). */
     char mcp_url_allowlist[4096]; /* AGENTGATE_MCP_URL_ALLOWLIST: comma list of URL

@@ -31,6 +31,7 @@
 static const char *const known_types[] = {
     "job.queued", "job.started", "job.progress", "job.retrying",
     "step.started", "step.completed", "llm.delta", "tool.called", "log",
+    "approval.requested", "approval.resolved",
     "job.succeeded", "job.failed", "job.cancelled",
 };
 

@@ -110,7 +110,8 @@ export function stream(path, onEvent, onState = () => {}) {
     }
   };
   const types = ["job.queued", "job.started", "job.progress", "job.retrying", "step.started",
-    "step.completed", "llm.delta", "tool.called", "log", ...TERMINAL_EVENTS];
+    "step.completed", "llm.delta", "tool.called", "log", "approval.requested",
+    "approval.resolved", ...TERMINAL_EVENTS];
   for (const t of types) es.addEventListener(t, handle);
   es.addEventListener("message", handle);
   es.onopen = () => onState("live");

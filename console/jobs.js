@@ -8,7 +8,7 @@ import {
   errorState, toast, fields, isTerminal, shortId,
 } from "./ui.js";
 
-const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
+const STATUSES = ["queued", "running", "waiting", "succeeded", "failed", "cancelled"];
 // Used when GET /v1/queues cannot say which types are registered.
 const KNOWN_TYPES = ["demo", "test", "long-running", "bench.ticker", "agent.run", "mcp.discover"];
 const POLL_MS = 2000;
@@ -163,6 +163,8 @@ function eventSummary(type, d) {
     case "llm.delta": return JSON.stringify(d.delta);
     case "tool.called": return `${d.tool} ${d.status} ${ms(d.latency_ms)}`;
     case "log": return `[${d.level}] ${d.message}`;
+    case "approval.requested": return `${d.tool} waits for approval (${d.tool_call_id})`;
+    case "approval.resolved": return `${d.tool_call_id} ${d.decision}${d.note ? ": " + d.note : ""}`;
     default: return JSON.stringify(d).slice(0, 200);
   }
 }
@@ -184,12 +186,12 @@ export function streamState(el, state) {
 // The cancel and retry buttons of a job (or of an agent run's job).
 export function actions(job, { onChanged, onRetried, cancelPath }) {
   const box = h("div", { class: "actions" });
-  const canCancel = job.status === "queued" || job.status === "running";
+  const canCancel = ["queued", "running", "waiting"].includes(job.status);
   const canRetry = job.status === "failed" || job.status === "cancelled";
   box.append(
     h("button", {
       type: "button", class: "btn danger", id: "cancel", disabled: !canCancel,
-      title: canCancel ? "Cancel this job" : "Only a queued or running job can be cancelled",
+      title: canCancel ? "Cancel this job" : "Only a queued, running or waiting job can be cancelled",
       onclick: async (e) => {
         e.target.disabled = true;
         try {

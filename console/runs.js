@@ -1,6 +1,7 @@
 // runs.js - agent runs: the list, the form that starts one, and a run's
 // page (prompt, TODOs, the steps as a timeline with latencies, the
-// model's text streaming in from llm.delta events, the output, metrics).
+// model's text streaming in from llm.delta events, the output, metrics,
+// and the tool call a waiting run asks approval for, with approve/deny).
 
 import * as api from "./api.js";
 import {
@@ -9,7 +10,7 @@ import {
 } from "./ui.js";
 import { actions, eventRow, streamState } from "./jobs.js";
 
-const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
+const STATUSES = ["queued", "running", "waiting", "succeeded", "failed", "cancelled"];
 
 // --- the list ----------------------------------------------------------------
 
@@ -208,6 +209,32 @@ function metricsGrid(m) {
     h("div", { class: "metric" }, h("div", { class: "metric-v" }, v ?? "—"), h("div", { class: "metric-k" }, k))));
 }
 
+// A waiting run's pending tool call: the tool, its arguments, a note and
+// the two decisions (POST /v1/agent-runs/{id}/approvals).
+function approvalPanel(run, onDecided) {
+  const a = run.pending_approval;
+  if (run.status !== "waiting" || !a) return null;
+  const note = h("input", { type: "text", id: "approval-note", placeholder: "Note (the model reads it on deny)", maxlength: "2000" });
+  const decide = (decision) => async (e) => {
+    e.target.disabled = true;
+    try {
+      const body = { tool_call_id: a.tool_call_id, decision };
+      if (note.value) body.note = note.value;
+      await api.post(`/v1/agent-runs/${run.id}/approvals`, body);
+      toast(decision === "approve" ? "Approved" : "Denied", "ok");
+      onDecided();
+    } catch (err) {
+      toast(`Decision failed: ${err.detail || err.message}`, "error");
+      e.target.disabled = false;
+    }
+  };
+  return h("div", { class: "error-box", id: "approval" },
+    h("strong", {}, "Waiting for approval: "), h("span", { class: "mono" }, a.tool),
+    json(a.arguments), fields([["Expires", time(a.expires_at)]]), note,
+    h("button", { type: "button", class: "btn", id: "approve", onclick: decide("approve") }, "Approve"),
+    h("button", { type: "button", class: "btn danger", id: "deny", onclick: decide("deny") }, "Deny"));
+}
+
 export function runPage(view, params) {
   const id = params.id;
   const body = h("div", { id: "run" }, loading("agent run"));
@@ -245,6 +272,7 @@ export function runPage(view, params) {
           onRetried: (nj) => { location.hash = nj.run_id ? `#/runs/${nj.run_id}` : `#/jobs/${nj.id}`; },
         })),
       h("div", { class: "prompt", id: "prompt" }, run.prompt),
+      approvalPanel(run, refresh),
       run.error ? h("div", { class: "error-box", id: "run-error" }, h("strong", {}, run.error.code), " ", run.error.message) : null,
       fields([
         ["Created", time(run.created_at)], ["Started", time(run.started_at)], ["Finished", time(run.finished_at)],
@@ -316,7 +344,8 @@ export function runPage(view, params) {
         output: d.output, latency_ms: d.latency_ms });
       drawSteps();
       if (String(d.action).startsWith("plan:")) refresh();   // the TODO list was written
-    } else if (type === "job.started" || type === "job.progress" || api.TERMINAL_EVENTS.includes(type)) {
+    } else if (type === "job.started" || type === "job.progress" || type.startsWith("approval.") ||
+               api.TERMINAL_EVENTS.includes(type)) {
       refresh();
     }
   };

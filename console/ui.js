@@ -34,7 +34,7 @@ export function fill(el, ...children) {
 }
 
 const STATUS_CLASS = {
-  queued: "st-queued", running: "st-running", cancelling: "st-cancelling",
+  queued: "st-queued", running: "st-running", waiting: "st-queued", cancelling: "st-cancelling",
   succeeded: "st-succeeded", failed: "st-failed", cancelled: "st-cancelled",
 };
 

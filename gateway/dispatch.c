@@ -72,6 +72,7 @@ static const api_fn handlers[] = {
     [ROUTE_SCHEDULE_UPDATE] = api_schedule_update,
     [ROUTE_SCHEDULE_DELETE] = api_schedule_delete,
     [ROUTE_JOBS_BATCH_CREATE] = api_jobs_batch_create,
+    [ROUTE_RUN_APPROVE] = api_run_approve,
 };
 
 static http_verb verb_of(evhtp_request_t *req)

@@ -86,6 +86,8 @@ static const route_perm_def route_perms[] = {
     [ROUTE_SCHEDULE_UPDATE]   = NEEDS(RES_JOBS, ACT_CREATE),
     [ROUTE_SCHEDULE_DELETE]   = NEEDS(RES_JOBS, ACT_DELETE),
     [ROUTE_JOBS_BATCH_CREATE] = NEEDS(RES_JOBS, ACT_CREATE),
+    /* A decision on a waiting run's tool call: whoever may submit runs. */
+    [ROUTE_RUN_APPROVE]       = NEEDS(RES_AGENT_RUNS, ACT_CREATE),
 };
 
 #define N_ROUTE_PERMS (sizeof route_perms / sizeof route_perms[0])

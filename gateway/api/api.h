@@ -19,11 +19,17 @@ void api_job_events(gw_req *r);
 void api_runs_create(gw_req *r);
 void api_run_get(gw_req *r);
 void api_run_cancel(gw_req *r);
+/* POST /v1/agent-runs/{id}/approvals (api_approvals.c). */
+void api_run_approve(gw_req *r);
 void api_run_events(gw_req *r);
 
 /* The JSON Schema (text, static) POST /v1/agent-runs checks its body
  * against, for the OpenAPI document. */
 const char *api_runs_body_schema_json(void);
+
+/* The JSON Schema (text, static) of POST /v1/agent-runs/{id}/approvals'
+ * body, for the OpenAPI document. */
+const char *api_approvals_body_schema_json(void);
 
 void api_sessions_create(gw_req *r);
 void api_sessions_list(gw_req *r);

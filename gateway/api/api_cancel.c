@@ -1,7 +1,8 @@
 /*
  * api_cancel.c - DELETE /v1/jobs/{id} and DELETE /v1/agent-runs/{id}.
  *
- * A queued job is cancelled here and now: one conditional statement moves
+ * A queued job, or one waiting for a tool call's approval (it holds no
+ * worker), is cancelled here and now: one conditional statement moves
  * it to cancelled and writes its job.cancelled event, fenced on the status
  * and event id it was read with, so a worker that claims it at the same
  * instant makes the statement miss (and the job is then treated as
@@ -34,7 +35,7 @@ static const char SQL_CANCEL_QUEUED[] =
     "   cancel_requested_at = coalesce(cancel_requested_at, now()),"
     "   error_code = 'cancelled', error_message = 'cancelled by request',"
     "   last_event_id = $3::bigint"
-    " WHERE id = $1 AND tenant_id = $2 AND status = 'queued'"
+    " WHERE id = $1 AND tenant_id = $2 AND status IN ('queued', 'waiting')"
     "   AND last_event_id = $3::bigint - 1 RETURNING *),"
     " e AS (INSERT INTO job_events (job_id, tenant_id, seq, type, body)"
     "   SELECT id, tenant_id, $3::bigint, 'job.cancelled', $4 FROM q)"
@@ -93,7 +94,7 @@ static void on_queued_cancelled(gw_req *r, PGresult *res, const char *err, const
     char type[EVENT_TYPE_MAX];
     if (event_peek(s->event_body, strlen(s->event_body), &seq, type, sizeof type) == 0)
         gw_redis_append_event(r->thr, s->job_id, seq, s->event_body, "cancelled");
-    log_info("queued job %s cancelled", s->job_id);
+    log_info("queued or waiting job %s cancelled", s->job_id);
     size_t len;
     const char *json = api_row_json(res, 0, 0, &len);
     reply_cancel(r, 200, json, len, "cancelled");

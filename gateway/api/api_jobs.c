@@ -277,13 +277,14 @@ static const char SQL_JOB_LIST[] =
 
 void api_jobs_list(gw_req *r)
 {
-    static const char *const statuses[] = { "queued", "running", "succeeded", "failed",
-                                            "cancelled", NULL };
+    static const char *const statuses[] = { "queued", "running", "waiting", "succeeded",
+                                            "failed", "cancelled", NULL };
     const char *status = http_query(r, "status");
     const char *type = http_query(r, "type");
     if (status && !api_one_of(status, statuses)) {
         http_reply_problem(r, 400, "bad-query",
-                           "status must be one of queued, running, succeeded, failed, cancelled", NULL);
+                           "status must be one of queued, running, waiting, succeeded, failed, "
+                           "cancelled", NULL);
         return;
     }
     if (type && !jobtypes_find(type)) {

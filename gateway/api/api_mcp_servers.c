@@ -85,6 +85,16 @@ static bool absent(const cJSON *v)
     return v == NULL || cJSON_IsNull(v);
 }
 
+/* require_approval: absent, true or false (null: false): whether every
+ * tool of the server waits for a person's approval before each call. */
+static int check_require_approval(gw_req *r, const cJSON *body)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, "require_approval");
+    if (v && !cJSON_IsBool(v) && !cJSON_IsNull(v))
+        return invalid(r, "/require_approval", "require_approval must be true or false");
+    return 0;
+}
+
 /* url: a string within the operator's allow-list. The check parses the
  * URL (mcp_url_allowed), so a URL that only looks like an allowed one
  * (user information, "..", encoded slashes, a backslash) is refused. */
@@ -336,14 +346,15 @@ static const char *path_name(gw_req *r)
  * $1 tenant, $2 name, $3 transport, $4 url, $5 server, $6 headers,
  * $7 resource, $8 sub, $9 the tenant's cap, $10 job id, $11 payload,
  * $12 max_attempts, $13 timeout_s, $14 request id, $15 traceparent,
- * $16 job.queued event. Answers one row: whether the tenant had room, and
+ * $16 job.queued event, $17 require_approval. Answers one row: whether the tenant had room, and
  * the new server (NULL when the name is taken or there was no room).
  */
 static const char SQL_MCP_INSERT[] =
     "WITH room AS (SELECT mcp_servers_room($1, $9::int) AS ok),"
     " s AS (INSERT INTO mcp_servers (tenant_id, name, transport, url, server, headers,"
-    "   resource, refresh_job_id, created_by)"
-    "   SELECT $1, $2, $3, $4, $5, $6::jsonb, $7, $10::uuid, $8 FROM room WHERE room.ok"
+    "   resource, refresh_job_id, created_by, require_approval)"
+    "   SELECT $1, $2, $3, $4, $5, $6::jsonb, $7, $10::uuid, $8, $17::boolean"
+    "   FROM room WHERE room.ok"
     "   ON CONFLICT (tenant_id, name) DO NOTHING"
     "   RETURNING mcp_server_json(mcp_servers) AS server_json),"
     " j AS (INSERT INTO jobs " JOB_COLUMNS
@@ -418,13 +429,13 @@ static int check_new_server(gw_req *r, const cJSON *body, const char **transport
         *resource = res->valuestring;
     }
     if (!absent(h) && check_headers(r, h, headers) != 0) return -1;
-    return 0;
+    return check_require_approval(r, body);
 }
 
 void api_mcp_servers_create(gw_req *r)
 {
     static const char *const fields[] = { "name", "transport", "url", "server", "headers",
-                                          "resource", NULL };
+                                          "resource", "require_approval", NULL };
     cJSON *body = api_parse_body(r, fields);
     if (!body) return;
     const char *transport, *url, *server, *resource;
@@ -436,12 +447,14 @@ void api_mcp_servers_create(gw_req *r)
 
     char cap[16];
     snprintf(cap, sizeof cap, "%d", r->thr->srv->cfg.mcp_max_servers);
-    const char *params[16] = {
+    const char *params[17] = {
         r->who.tenant_id, s->name, transport, url, server, headers ? headers : "{}",
         resource, r->who.sub, cap, s->job.id, s->job.payload, s->job.attempts,
         s->job.timeout, r->request_id, r->traceparent, s->job.event,
+        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "require_approval")) ? "true"
+                                                                                 : "false",
     };
-    gw_query(r, SQL_MCP_INSERT, 16, params, on_created);
+    gw_query(r, SQL_MCP_INSERT, 17, params, on_created);
 done:
     free(headers);
     cJSON_Delete(body);
@@ -505,7 +518,8 @@ void api_mcp_server_get(gw_req *r)
  *
  * $1 tenant, $2 name, $3 xmin, $4 url, $5 server, $6 headers (NULL:
  * kept), $7 resource, $8 job id, $9 payload, $10 max_attempts,
- * $11 timeout_s, $12 sub, $13 request id, $14 traceparent, $15 event.
+ * $11 timeout_s, $12 sub, $13 request id, $14 traceparent, $15 event,
+ * $16 require_approval (NULL: kept).
  * Answers (server json, whether a discovery was queued), or no row.
  */
 static const char SQL_MCP_UPDATE[] =
@@ -521,6 +535,7 @@ static const char SQL_MCP_UPDATE[] =
     "   SELECT id, tenant_id, 1, 'job.queued', $15 FROM j),"
     " u AS (UPDATE mcp_servers s SET url = $4, server = $5,"
     "   headers = coalesce($6::jsonb, s.headers), resource = $7,"
+    "   require_approval = coalesce($16::boolean, s.require_approval),"
     "   status = CASE WHEN d.rediscover THEN 'pending' ELSE s.status END,"
     "   refresh_job_id = CASE WHEN d.rediscover THEN $8::uuid ELSE s.refresh_job_id END,"
     "   updated_at = now()"
@@ -610,12 +625,14 @@ static void on_read_for_patch(gw_req *r, PGresult *res, const char *err, const c
     const char *url, *server, *resource;
     char *headers = NULL;
     if (merge_patch(r, s->patch, &row, &url, &server, &headers, &resource) != 0) return;
-    const char *params[15] = {
+    const cJSON *ra = cJSON_GetObjectItemCaseSensitive(s->patch, "require_approval");
+    const char *params[16] = {
         r->who.tenant_id, s->name, row.xmin, url, server, headers, resource,
         s->job.id, s->job.payload, s->job.attempts, s->job.timeout, r->who.sub,
         r->request_id, r->traceparent, s->job.event,
+        ra ? (cJSON_IsTrue(ra) ? "true" : "false") : NULL,
     };
-    gw_query(r, SQL_MCP_UPDATE, 15, params, on_updated);
+    gw_query(r, SQL_MCP_UPDATE, 16, params, on_updated);
     free(headers);
 }
 
@@ -650,13 +667,13 @@ static int check_patch(gw_req *r, const cJSON *patch)
         if (check_headers(r, h, &json) != 0) return -1;
         free(json);
     }
-    return 0;
+    return check_require_approval(r, patch);
 }
 
 void api_mcp_server_update(gw_req *r)
 {
     static const char *const fields[] = { "url", "server", "headers", "resource", "name",
-                                          "transport", NULL };
+                                          "transport", "require_approval", NULL };
     const char *name = path_name(r);
     if (!name) return;
     snprintf(r->audit_resource, sizeof r->audit_resource, "mcp-servers/%s", name);

@@ -67,7 +67,9 @@ static const char run_body_schema_json[] =
         "\"items\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":128}},"
       "\"webhook\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":2048},"
       "\"multitask_strategy\":{\"type\":\"string\","
-        "\"enum\":[\"reject\",\"enqueue\",\"interrupt\",\"rollback\"]}"
+        "\"enum\":[\"reject\",\"enqueue\",\"interrupt\",\"rollback\"]},"
+      "\"approval\":{\"type\":\"string\",\"enum\":[\"manifest\",\"write-tools\"]},"
+      "\"approval_timeout_s\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":604800}"
     "},"
     "\"required\":[\"prompt\"],"
     "\"additionalProperties\":false}";
@@ -93,7 +95,8 @@ static void run_body_schema_parse(void)
  * $16 planning_mode, $17 response_mode, $18 tools, $19 principal,
  * $20 max_iterations, $21 run timeout_s, $22 the model the configured
  * providers serve (NULL when none are configured), $23 multitask_strategy,
- * $24 the epoch ms a held run's job waits for until released.
+ * $24 the epoch ms a held run's job waits for until released, $25 webhook,
+ * $26 approval, $27 approval_timeout_s.
  *
  * It checks the model and the session (whose row it locks, so runs sent
  * to one session at once are ordered), applies the strategy when the
@@ -105,7 +108,7 @@ static const char SQL_RUN_INSERT[] =
     "SELECT model_ok, session_ok, run_id, busy_run, held, cancel_jobs FROM agent_run_submit("
     "$1::uuid, $2, $3::jsonb, $4::int, $5::int, $6, $7, $8, $9::uuid, $10, $11::uuid, $12,"
     " $13, $14::real, $15::int, $16, $17, $18::jsonb, $19::jsonb, $20::int, $21::int, $22,"
-    " $23, $24::bigint, $25)";
+    " $23, $24::bigint, $25, $26, $27::int)";
 
 /* How long a held run's job is set to wait: far beyond any run's end, so
  * only its release (held_runs.c in the workers) makes it due. */
@@ -334,7 +337,8 @@ void api_runs_create(gw_req *r)
     static const char *const fields[] = { "prompt", "session_id", "model", "temperature",
                                           "max_tokens", "max_iterations", "timeout_s",
                                           "planning_mode", "response_mode", "tools", "webhook",
-                                          "multitask_strategy", NULL };
+                                          "multitask_strategy", "approval", "approval_timeout_s",
+                                          NULL };
     cJSON *body = api_parse_body(r, fields);
     if (!body) return;
     char *payload_text = NULL, *tools_text = NULL, *principal_text = NULL;
@@ -373,6 +377,7 @@ void api_runs_create(gw_req *r)
     }
 
     char attempts[16], job_timeout[24], max_tokens[24], max_iter[24], run_timeout[24];
+    char approval_timeout[24];
     snprintf(attempts, sizeof attempts, "%d", type->default_max_attempts);
     const char *run_timeout_p = number_param(body, "timeout_s", run_timeout,
                                              sizeof run_timeout);
@@ -384,7 +389,7 @@ void api_runs_create(gw_req *r)
     const char *strategy = json_get_string(body, "multitask_strategy");
     char hold_until[24];
     snprintf(hold_until, sizeof hold_until, "%lld", clock_wall_ms() + HOLD_AHEAD_MS);
-    const char *params[25] = {
+    const char *params[27] = {
         s->job_id, r->who.tenant_id, payload_text, attempts, job_timeout,
         r->who.sub, r->request_id, r->traceparent, session ? session_id : NULL, s->event_body,
         s->run_id, json_get_string(body, "prompt"), json_get_string(body, "model"),
@@ -394,9 +399,10 @@ void api_runs_create(gw_req *r)
         tools_text, principal_text,
         number_param(body, "max_iterations", max_iter, sizeof max_iter),
         run_timeout_p, served, strategy ? strategy : "reject", hold_until,
-        webhook,
+        webhook, json_get_string(body, "approval"),
+        number_param(body, "approval_timeout_s", approval_timeout, sizeof approval_timeout),
     };
-    gw_query(r, SQL_RUN_INSERT, 25, params, on_run_inserted);
+    gw_query(r, SQL_RUN_INSERT, 27, params, on_run_inserted);
 done:
     free(payload_text);
     free(tools_text);
@@ -454,13 +460,13 @@ static const char SQL_RUN_LIST[] =
 
 void api_runs_list(gw_req *r)
 {
-    static const char *const statuses[] = { "queued", "running", "succeeded", "failed",
-                                            "cancelled", NULL };
+    static const char *const statuses[] = { "queued", "running", "waiting", "succeeded",
+                                            "failed", "cancelled", NULL };
     const char *status = http_query(r, "status");
     const char *session = http_query(r, "session_id");
     if (status && !api_one_of(status, statuses)) {
-        http_reply_problem(r, 400, "bad-query",
-                           "status must be one of queued, running, succeeded, failed, cancelled", NULL);
+        http_reply_problem(r, 400, "bad-query", "status must be one of queued, running, "
+                           "waiting, succeeded, failed, cancelled", NULL);
         return;
     }
     char session_id[UUID_STR_LEN];

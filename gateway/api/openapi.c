@@ -103,6 +103,9 @@ static const op_doc ops[] = {
       "Stream an agent run's events (Server-Sent Events)",
       NULL, "after accessToken lastEventId", NULL, false, { { 200, SSE }, { 204, "" } },
       "400 404" },
+    { VERB_POST, "/v1/agent-runs/*/approvals", "decideAgentRunApproval", "Agent runs",
+      "Approve or deny the tool call a waiting run asks approval for",
+      NULL, "", "ApprovalDecision", false, { { 202, "ApprovalDecided" } }, "404 409" },
     /* Sessions */
     { VERB_POST, "/v1/sessions", "createSession", "Sessions", "Create a session",
       NULL, "", "SessionCreate", true, { { 201, "Session" } }, "" },
@@ -227,10 +230,10 @@ static const struct {
       "previous page (opaque).','schema':{'type':'string'}}" },
     { "jobStatus", "{'name':'status','in':'query','description':'Only jobs in this status "
       "(a cancelling job is running here).','schema':{'type':'string',"
-      "'enum':['queued','running','succeeded','failed','cancelled']}}" },
+      "'enum':['queued','running','waiting','succeeded','failed','cancelled']}}" },
     { "runStatus", "{'name':'status','in':'query','description':'Only runs in this status "
       "(a cancelling run is running here).','schema':{'type':'string',"
-      "'enum':['queued','running','succeeded','failed','cancelled']}}" },
+      "'enum':['queued','running','waiting','succeeded','failed','cancelled']}}" },
     { "jobType", "{'name':'type','in':'query','description':'Only jobs of this registered "
       "type.','schema':{'type':'string'}}" },
     { "sessionId", "{'name':'session_id','in':'query','description':'Only runs of this "
@@ -262,8 +265,8 @@ static const struct {
     const char *name;
     const char *json;
 } schemas[] = {
-    { "JobStatus", "{'type':'string','enum':['queued','running','cancelling','succeeded',"
-      "'failed','cancelled']}" },
+    { "JobStatus", "{'type':'string','enum':['queued','running','cancelling','waiting',"
+      "'succeeded','failed','cancelled']}" },
     { "JobError", "{'type':'object','required':['code','message'],'properties':{"
       "'code':{'type':'string'},'message':{'type':'string'}}}" },
     { "Job", "{'type':'object','required':['id','type','status','payload','attempts',"
@@ -302,6 +305,10 @@ static const struct {
       "'timeout_s':{'type':['integer','null']},'planning_mode':{'type':['string','null']},"
       "'response_mode':{'type':['string','null']},"
       "'tools':{'type':['array','null'],'items':{'type':'string'}},"
+      "'approval':{'type':'string','enum':['manifest','write-tools']},"
+      "'approval_timeout_s':{'type':['integer','null']},"
+      "'pending_approval':{'oneOf':[{'type':'null'}," REF("ToolApproval") "]},"
+      "'approvals':{'type':'array','items':" REF("ToolApproval") "},"
       "'intent':{'type':['string','null']},'output':{'type':['string','null']},"
       "'error':{'oneOf':[{'type':'null'}," REF("JobError") "]},"
       "'todos':{'type':'array','items':{'type':'object'}},"
@@ -315,6 +322,16 @@ static const struct {
       "the session context with their work so far, rolled back ones leave it.'},"
       "'superseded_by':" UUID_OR_NULL ","
       "'created_at':" TS ",'started_at':" TS ",'finished_at':" TS ",'links':" LINKS "}}" },
+    { "ToolApproval", "{'type':'object','required':['tool_call_id','tool','arguments',"
+      "'status','requested_at','expires_at'],'properties':{'tool_call_id':" UUID ","
+      "'tool':{'type':'string'},'arguments':{'type':'object'},"
+      "'status':{'type':'string','enum':['pending','approved','denied','expired']},"
+      "'note':{'type':['string','null']},'decided_by':{'type':['string','null']},"
+      "'requested_at':" TS ",'expires_at':" TS ",'decided_at':" TS "}}" },
+    { "ApprovalDecided", "{'type':'object','required':['id','job_id','status',"
+      "'tool_call_id','decision'],'properties':{'id':" UUID ",'job_id':" UUID ","
+      "'status':" REF("JobStatus") ",'tool_call_id':" UUID ","
+      "'decision':{'type':'string','enum':['approved','denied']}}}" },
     { "AgentRunSummary", "{'type':'object','required':['id','job_id','status'],"
       "'properties':{'id':" UUID ",'job_id':" UUID ",'session_id':" UUID_OR_NULL ","
       "'status':" REF("JobStatus") ",'prompt':{'type':'string'},"
@@ -381,7 +398,8 @@ static const struct {
       "'description':{'type':['string','null']},'input_schema':{'type':'object'},"
       "'required_scopes':{'type':'array','items':{'type':'string'}},"
       "'rate_limit':{'type':['integer','null']},'mcp_server':{'type':['string','null']},"
-      "'annotations':{'type':['object','null']},'links':" LINKS "}}" },
+      "'annotations':{'type':['object','null']},'needs_approval':{'type':'boolean'},"
+      "'links':" LINKS "}}" },
     { "ToolList", LIST("Tool") },
     { "Model", "{'type':'object','required':['model','provider','scope','is_default'],"
       "'properties':{'id':{'type':'string','description':'Decimal; absent on the configured "
@@ -441,16 +459,20 @@ static const struct {
       "'headers':{'type':['object','null'],'maxProperties':16,"
         "'additionalProperties':{'type':'string','maxLength':4096},"
         "'description':'Write-only: never shown in an answer.'},"
-      "'resource':{'type':['string','null']}},'additionalProperties':false}" },
+      "'resource':{'type':['string','null']},'require_approval':{'type':['boolean','null'],"
+      "'description':'Every tool of the server waits for approval before each call.'}},"
+      "'additionalProperties':false}" },
     { "McpServerPatch", "{'type':'object','properties':{"
       "'url':{'type':['string','null'],'maxLength':2048},'server':{'type':['string','null']},"
       "'headers':{'type':['object','null'],'maxProperties':16,"
         "'additionalProperties':{'type':'string','maxLength':4096}},"
-      "'resource':{'type':['string','null']}},'additionalProperties':false}" },
+      "'resource':{'type':['string','null']},'require_approval':{'type':['boolean','null']}},"
+      "'additionalProperties':false}" },
     { "McpServer", "{'type':'object','required':['name','transport','status'],'properties':{"
       "'name':{'type':'string'},'transport':{'type':'string','enum':['http','stdio']},"
       "'url':{'type':['string','null']},'server':{'type':['string','null']},"
       "'header_names':{'type':'array','items':{'type':'string'}},'resource':{'type':'string'},"
+      "'require_approval':{'type':'boolean'},"
       "'status':{'type':'string','enum':['pending','ready','error']},"
       "'protocol_version':{'type':['string','null']},'server_info':{'type':['object','null']},"
       "'tools':{'type':'array','items':{'type':'object'}},'tools_count':{'type':'integer'},"
@@ -502,6 +524,7 @@ static const char *const problems[] = {
     "malformed-request", "malformed-json", "unauthorized", "forbidden",
     "cors-origin-denied", "not-found", "method-not-allowed", "request-timeout",
     "already-finished", "conflict", "too-many-mcp-servers", "too-many-schedules", "idempotency-key-in-flight",
+    "not-waiting", "already-decided",
     "body-too-large", "uri-too-long", "unsupported-media-type", "validation-failed",
     "unknown-job-type", "url-not-allowed", "unknown-mcp-server", "idempotency-key-reused",
     "rate-limited", "too-many-streams", "headers-too-large", "internal",
@@ -884,6 +907,7 @@ static cJSON *components(void)
     for (size_t i = 0; ok && i < N_SCHEMAS; i++)
         ok = add(cs, schemas[i].name, parse_quoted(schemas[i].json));
     ok = ok && add(cs, "AgentRunCreate", parse_quoted(api_runs_body_schema_json()))
+         && add(cs, "ApprovalDecision", parse_quoted(api_approvals_body_schema_json()))
          && add_job_create(cs) && add_table_schemas(cs);
     cJSON *params = cJSON_CreateObject();
     ok = ok && add(c, "parameters", params);

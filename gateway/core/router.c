@@ -67,6 +67,7 @@ static const route_def routes[] = {
     { VERB_GET,    "/v1/schedules/*",          ROUTE_SCHEDULE_GET, 1 },
     { VERB_PATCH,  "/v1/schedules/*",          ROUTE_SCHEDULE_UPDATE, 1 },
     { VERB_DELETE, "/v1/schedules/*",          ROUTE_SCHEDULE_DELETE, 1 },
+    { VERB_POST,   "/v1/agent-runs/*/approvals", ROUTE_RUN_APPROVE, 1 },
 };
 
 /* Matches path against pattern; on success copies the "*" segment into

@@ -62,6 +62,7 @@ typedef enum route_id {
     ROUTE_SCHEDULE_UPDATE,
     ROUTE_SCHEDULE_DELETE,
     ROUTE_JOBS_BATCH_CREATE,
+    ROUTE_RUN_APPROVE,
     ROUTE_COUNT            /* not a route: one past the last, for tables and tests */
 } route_id;
 

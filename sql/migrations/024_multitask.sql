@@ -49,7 +49,7 @@ CREATE FUNCTION agent_run_submit(
     p_temperature real, p_max_tokens integer, p_planning_mode text,
     p_response_mode text, p_tools jsonb, p_principal jsonb, p_max_iterations integer,
     p_run_timeout_s integer, p_served_model text, p_strategy text, p_hold_until_ms bigint,
-    p_webhook text,
+    p_webhook text, p_approval text, p_approval_timeout_s integer,
     OUT model_ok boolean, OUT session_ok boolean, OUT run_id uuid, OUT busy_run uuid,
     OUT held boolean, OUT cancel_jobs uuid[])
 LANGUAGE plpgsql VOLATILE AS $$
@@ -115,21 +115,23 @@ BEGIN
     VALUES (p_job_id, p_tenant, 1, 'job.queued', p_event);
     INSERT INTO agent_runs (id, tenant_id, job_id, session_id, created_by, prompt, model,
                             temperature, max_tokens, planning_mode, response_mode, tools,
-                            principal, max_iterations, timeout_s, multitask_strategy, held)
+                            principal, max_iterations, timeout_s, multitask_strategy, held,
+                            approval, approval_timeout_s)
     VALUES (p_run_id, p_tenant, p_job_id, p_session, p_sub, p_prompt, p_model,
             p_temperature, p_max_tokens, coalesce(p_planning_mode, 'optional'),
             coalesce(p_response_mode, 'llm-best-effort'), p_tools, p_principal,
-            p_max_iterations, p_run_timeout_s, p_strategy, held);
+            p_max_iterations, p_run_timeout_s, p_strategy, held,
+            coalesce(p_approval, 'manifest'), p_approval_timeout_s);
     run_id := p_run_id;
 END
 $$;
 
 REVOKE ALL ON FUNCTION agent_run_submit(uuid, text, jsonb, integer, integer, text, text, text,
     uuid, text, uuid, text, text, real, integer, text, text, jsonb, jsonb, integer, integer,
-    text, text, bigint, text) FROM PUBLIC;
+    text, text, bigint, text, text, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agent_run_submit(uuid, text, jsonb, integer, integer, text, text,
     text, uuid, text, uuid, text, text, real, integer, text, text, jsonb, jsonb, integer,
-    integer, text, text, bigint, text) TO agentgate_app;
+    integer, text, text, bigint, text, text, integer) TO agentgate_app;
 
 -- The release sweep below reads held runs of every tenant, as the owner
 -- with agentgate.maintenance on (see 006's definer_maintenance on jobs).

@@ -266,6 +266,8 @@ def test_definer_functions_are_for_the_app_role_only(stack):
     assert names == sorted(["agentgate_claim_job", "agentgate_lock_expired",
                             "agentgate_queued_jobs", "agentgate_heartbeat",
                             "agentgate_cancel_requested",
+                            # undecided approvals past their time (022_approvals.sql)
+                            "agentgate_expired_approvals", "agentgate_expire_approval",
                             # retention (016_retention.sql)
                             "agentgate_retention_jobs", "agentgate_retention_audit",
                             # the gateway's queue depth gauges (018_queue_depth.sql)

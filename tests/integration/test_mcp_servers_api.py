@@ -23,7 +23,8 @@ ROLES = ("admin", "operator", "user", "viewer")
 SCOPES = ("jobs:read jobs:write agent-runs:read agent-runs:write tools:read tools:write "
           "tenants:read tenants:write models:read models:write "
           "mcp-servers:read mcp-servers:write graph:read graph:write")
-SERVER_FIELDS = {"name", "transport", "url", "server", "header_names", "resource", "status",
+SERVER_FIELDS = {"name", "transport", "url", "server", "header_names", "resource",
+                 "require_approval", "status",
                  "protocol_version", "server_info", "tools", "tools_count",
                  "last_refresh_at", "last_error", "refresh_job_id", "created_by",
                  "created_at", "updated_at", "links"}
@@ -97,6 +98,7 @@ def test_http_server_within_the_allow_list_is_registered_with_a_discovery(stack,
     assert set(s) == SERVER_FIELDS, s
     assert s["name"] == name and s["transport"] == "http" and s["url"] == MCP_URL, s
     assert s["server"] is None and s["header_names"] == [] and s["resource"] == "tools", s
+    assert s["require_approval"] is False, s
     assert s["status"] == "pending" and s["tools"] == [] and s["tools_count"] == 0, s
     assert s["created_by"] == mcp.sub, s
     assert s["links"] == {"self": f"/v1/mcp-servers/{name}",

@@ -54,6 +54,17 @@
  * scrubbed as they stream, holding back a word that could be the start of
  * a match until the next delta shows it is not.
  *
+ * A tool call that needs approval (tools_catalog_needs_approval: its
+ * manifest, or the run's approval "write-tools") stops the run before the
+ * call: an approval request is recorded, the run's row keeps how many
+ * steps it took, and the handler returns JOB_WAITING, so the job parks
+ * (waiting) and gives its worker slot back. The decision (or the
+ * approval's timeout, which counts as a denial) queues the job again; the
+ * run then starts over on whichever worker takes it, replaying the model
+ * and tool calls it made before from its journal (run_memo.h), without
+ * writing or announcing those steps again, and carries out the call (or
+ * tells the model it was denied, with the decider's note).
+ *
  * A run in a session gets its session's earlier runs (prompt and output,
  * oldest first, the newest kept within AGENTGATE_SESSION_CONTEXT_BYTES) as
  * history.
@@ -84,6 +95,7 @@
 #include "orchestrator.h"
 #include "plan.h"
 #include "run_calls.h"
+#include "run_memo.h"
 #include "run_plan.h"
 #include "run_state.h"
 #include "run_steps.h"
@@ -372,6 +384,7 @@ static void run_free(run *r)
     tools_catalog_free(r->catalog);
     todos_free(r);
     run_results_free(r);
+    memo_free(r);
 }
 
 /* The optional mode's direct path. Returns 0 with *answer set when the
@@ -451,8 +464,8 @@ job_outcome handle_agent_run(job_ctx *ctx, job_result *out)
     if (!run_id || !uuid_parse(run_id, r.id))
         return fail_now(out, "invalid_payload", "payload field \"run_id\" must be a UUID");
 
-    if (load_run(&r) < 0 || clear_old_steps(&r) < 0 || load_history(&r) < 0 ||
-        resolve_route(&r) < 0) {
+    if (load_run(&r) < 0 || clear_old_steps(&r) < 0 || memo_begin(&r) < 0 ||
+        load_history(&r) < 0 || resolve_route(&r) < 0) {
         job_outcome early = r.outcome == JOB_CANCELLED ? JOB_CANCELLED
                                                        : fail_now(out, r.code, r.message);
         if (r.prompt)           /* the row was loaded: record how it ended */
@@ -463,6 +476,20 @@ job_outcome handle_agent_run(job_ctx *ctx, job_result *out)
 
     char *output = NULL;
     int rc = run_phases(&r, &output);
+    if (rc < 0 && r.outcome == JOB_WAITING) {
+        /* Parked: the row keeps how far it got; the approval.requested
+         * event goes with the job's move to waiting. */
+        if (memo_save(&r) < 0 || persist_run(&r, NULL) < 0 || !r.waiting) {
+            job_outcome o = fail_now(out, "db_error", "the waiting run's state could not be "
+                                     "stored");
+            run_free(&r);
+            return o;
+        }
+        out->result = r.waiting;
+        r.waiting = NULL;
+        run_free(&r);
+        return JOB_WAITING;
+    }
     if (rc < 0)
         skip_pending_todos(&r, r.outcome == JOB_CANCELLED ? "the run was cancelled"
                                                           : "the run stopped early");

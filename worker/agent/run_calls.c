@@ -5,7 +5,11 @@
  * paced for the built-in provider); tool calls, each its own tool:invoke
  * step through tools_call; and llm:call steps whose model asks for tools,
  * which run and go back to it with their results, round after round,
- * until it answers.
+ * until it answers. Every call is numbered and, for a run that may wait,
+ * recorded in its journal (run_memo.h); a call the journal already has
+ * (a run resumed after a wait) is answered from it instead of being made
+ * again. A tool call that needs approval and has none stops the run
+ * before its step (approval_request).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +18,7 @@
 #include "jsonutil.h"
 #include "llm.h"
 #include "llm_router.h"
+#include "run_memo.h"
 #include "output_guard.h"
 #include "pii.h"
 #include "run_calls.h"
@@ -237,6 +242,91 @@ bool is_need_plan(const char *text)
     return n == strlen(NEED_PLAN) && memcmp(text, NEED_PLAN, n) == 0;
 }
 
+/* ---- the journal of model calls (run_memo.h) ------------------------------ */
+
+/* Records what call seq answered (e, and *resp when LLM_OK). Returns 0 or
+ * -1 (the run stopped). */
+static int journal_llm(run *r, int seq, llm_err e, const llm_response *resp)
+{
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o != NULL;
+    json_add_num(o, "err", e, &ok);
+    json_add_str(o, "error", resp->error, &ok);
+    if (e == LLM_OK) {
+        json_add_str(o, "text", resp->text ? resp->text : "", &ok);
+        json_add_str(o, "model", resp->model, &ok);
+        json_add_str(o, "provider", resp->provider, &ok);
+        json_add_str(o, "finish_reason", resp->finish_reason, &ok);
+        json_add_num(o, "tokens_in", (double)resp->usage.tokens_in, &ok);
+        json_add_num(o, "tokens_out", (double)resp->usage.tokens_out, &ok);
+        cJSON *calls = cJSON_CreateArray();
+        for (size_t i = 0; calls && i < resp->n_tool_calls; i++) {
+            cJSON *c = cJSON_CreateObject();
+            bool cok = c != NULL;
+            json_add_str(c, "id", resp->tool_calls[i].id, &cok);
+            json_add_str(c, "name", resp->tool_calls[i].name, &cok);
+            json_add_str(c, "arguments", resp->tool_calls[i].arguments, &cok);
+            json_append(calls, json_done(c, cok), &ok);
+        }
+        json_add_item(o, "tool_calls", calls, &ok);
+    }
+    o = json_done(o, ok);
+    if (!o)
+        return run_oom(r);
+    int rc = memo_put(r, seq, "llm", o);
+    cJSON_Delete(o);
+    return rc;
+}
+
+/* Fills *resp from a journal entry. Returns the recorded outcome
+ * (LLM_ERR_NOMEM when memory ran out). */
+static llm_err llm_from_journal(const cJSON *j, llm_response *resp)
+{
+    long long e = LLM_ERR_BAD_REPLY;
+    json_get_int(j, "err", 0, LLM_ERR_PROVIDER, &e);
+    snprintf(resp->error, sizeof(resp->error), "%s",
+             json_get_string(j, "error") ? json_get_string(j, "error") : "");
+    if (e != LLM_OK)
+        return (llm_err)e;
+    const char *text = json_get_string(j, "text");
+    resp->text = strdup(text ? text : "");
+    resp->text_len = resp->text ? strlen(resp->text) : 0;
+    snprintf(resp->model, sizeof(resp->model), "%s",
+             json_get_string(j, "model") ? json_get_string(j, "model") : "");
+    snprintf(resp->provider, sizeof(resp->provider), "%s",
+             json_get_string(j, "provider") ? json_get_string(j, "provider") : "");
+    snprintf(resp->finish_reason, sizeof(resp->finish_reason), "%s",
+             json_get_string(j, "finish_reason") ? json_get_string(j, "finish_reason") : "");
+    json_get_int(j, "tokens_in", 0, 1LL << 50, &resp->usage.tokens_in);
+    json_get_int(j, "tokens_out", 0, 1LL << 50, &resp->usage.tokens_out);
+    const cJSON *calls = cJSON_GetObjectItemCaseSensitive(j, "tool_calls");
+    int n = cJSON_IsArray(calls) ? cJSON_GetArraySize(calls) : 0;
+    if (n > LLM_MAX_TOOL_CALLS)
+        n = LLM_MAX_TOOL_CALLS;
+    if (n > 0 && !(resp->tool_calls = calloc((size_t)n, sizeof(*resp->tool_calls)))) {
+        llm_response_free(resp);
+        return LLM_ERR_NOMEM;
+    }
+    for (int i = 0; i < n; i++) {
+        const cJSON *c = cJSON_GetArrayItem(calls, i);
+        llm_tool_call *k = &resp->tool_calls[resp->n_tool_calls++];
+        snprintf(k->id, sizeof(k->id), "%s", json_get_string(c, "id") ? json_get_string(c, "id") : "");
+        snprintf(k->name, sizeof(k->name), "%s",
+                 json_get_string(c, "name") ? json_get_string(c, "name") : "");
+        const char *args = json_get_string(c, "arguments");
+        k->arguments = strdup(args ? args : "{}");
+        if (!k->arguments) {
+            llm_response_free(resp);
+            return LLM_ERR_NOMEM;
+        }
+    }
+    if (!resp->text) {
+        llm_response_free(resp);
+        return LLM_ERR_NOMEM;
+    }
+    return LLM_OK;
+}
+
 /*
  * One model call through the router. Returns LLM_OK with *resp filled, or
  * an error with why (why_size bytes) saying it in one line. A cancel or
@@ -268,13 +358,32 @@ llm_err call_llm(run *r, const step *s, const call_opts *o, llm_response *resp,
         .abort_user = r,
     };
     delta_stream ds;
+    llm_err e;
+    int seq;
 
     memset(resp, 0, sizeof(*resp));
-    delta_stream_init(&ds, r, s, o->stream);
-    redisContext *rd = job_redis_conn(r->ctx);
-    llm_err e = llm_router_complete(job_db(r->ctx), rd, &req, on_delta, &ds, resp);
-    if (rd && rd->err)
-        job_redis_conn_failed(r->ctx);
+    const cJSON *memo = memo_next(r, "llm", &seq);
+    if (r->stopped) {
+        errbuf_printf(why, why_size, "%s", r->message);
+        return LLM_ERR_ABORTED;
+    }
+    if (memo) {
+        /* Made before the run waited: answered as it was then. */
+        delta_stream_init(&ds, r, s, false);
+        e = llm_from_journal(memo, resp);
+    } else {
+        delta_stream_init(&ds, r, s, o->stream);
+        redisContext *rd = job_redis_conn(r->ctx);
+        e = llm_router_complete(job_db(r->ctx), rd, &req, on_delta, &ds, resp);
+        if (rd && rd->err)
+            job_redis_conn_failed(r->ctx);
+        if (e != LLM_ERR_ABORTED && e != LLM_ERR_NOMEM && journal_llm(r, seq, e, resp) < 0) {
+            delta_stream_finish(&ds, true);
+            llm_response_free(resp);
+            errbuf_printf(why, why_size, "%s", r->message);
+            return LLM_ERR_ABORTED;
+        }
+    }
     r->m.llm_calls++;
     if (e == LLM_OK) {
         r->m.tokens_in += resp->usage.tokens_in;
@@ -346,6 +455,43 @@ static char *output_text(const cJSON *output)
     return s;
 }
 
+/* Records what tool call seq gave back (run_memo.h). Returns 0 or -1. */
+static int journal_tool(run *r, int seq, const tool_call_result *res)
+{
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o != NULL;
+    json_add_num(o, "status", res->status, &ok);
+    json_add_str(o, "message", res->message, &ok);
+    json_add_num(o, "latency_ms", (double)res->latency_ms, &ok);
+    if (res->output)
+        json_add_item(o, "output", cJSON_Duplicate(res->output, true), &ok);
+    o = json_done(o, ok);
+    if (!o)
+        return run_oom(r);
+    int rc = memo_put(r, seq, "tool", o);
+    cJSON_Delete(o);
+    return rc;
+}
+
+/* Fills *res from a journal entry; an entry it cannot use reads as a
+ * failed call. */
+static void tool_from_journal(const cJSON *j, tool_call_result *res)
+{
+    long long st = TOOL_CALL_FAILED, ms = 0;
+    json_get_int(j, "status", 0, TOOL_CALL_FAILED, &st);
+    json_get_int(j, "latency_ms", 0, 1LL << 40, &ms);
+    res->status = (tool_status)st;
+    res->latency_ms = ms;
+    const char *msg = json_get_string(j, "message");
+    snprintf(res->message, sizeof(res->message), "%s", msg ? msg : "");
+    const cJSON *out = cJSON_GetObjectItemCaseSensitive(j, "output");
+    res->output = out ? cJSON_Duplicate(out, true) : NULL;
+    if (res->status == TOOL_CALL_OK && !res->output) {
+        res->status = TOOL_CALL_FAILED;
+        snprintf(res->message, sizeof(res->message), "the call's recorded result was lost");
+    }
+}
+
 /*
  * Runs one tool call as its own tool:invoke step: through tools_call (the
  * whole pipeline, audit and tool.called included) unless its arguments are
@@ -360,7 +506,7 @@ int run_tool_call(run *r, const char *title, const char *tool, const cJSON *args
                   tool_outcome *out)
 {
     step s;
-    char why[600];
+    char why[2600];
     cJSON *parsed = NULL;
 
     memset(out, 0, sizeof(*out));
@@ -395,6 +541,26 @@ int run_tool_call(run *r, const char *title, const char *tool, const cJSON *args
     json_add_str(in, "requested_by", for_model ? "model" : "plan", &ok);
     if (call_id)
         json_add_str(in, "call_id", call_id, &ok);
+
+    /* A call that needs approval and has none waits before its step. */
+    int seq = 0;
+    const cJSON *memo = NULL;
+    approval ap = {.state = APPROVAL_NONE};
+    if (args && run_tool_enabled(r, tool)) {
+        memo = memo_next(r, "tool", &seq);
+        if (!r->stopped && !memo
+            && tools_catalog_needs_approval(r->catalog, tool, r->approve_writes)
+            && approval_find(r, seq, &ap) == 0
+            && (ap.state == APPROVAL_NONE || ap.state == APPROVAL_PENDING))
+            approval_request(r, seq, tool, args);
+        if (r->stopped) {
+            cJSON_Delete(in);
+            cJSON_Delete(parsed);
+            return -1;
+        }
+        if (ap.state != APPROVAL_NONE)
+            json_add_item(in, "approval", approval_json(&ap), &ok);
+    }
     if (step_begin(r, &s, "tool:invoke", json_done(in, ok)) < 0) {
         cJSON_Delete(parsed);
         return -1;
@@ -413,11 +579,32 @@ int run_tool_call(run *r, const char *title, const char *tool, const cJSON *args
         snprintf(why, sizeof(why), "tool \"%s\" is not enabled for this run", tool);
         json_add_str(o, "status", "not_enabled", &ok);
         json_add_str(o, "message", why, &ok);
+    } else if (ap.state == APPROVAL_DENIED || ap.state == APPROVAL_EXPIRED) {
+        status = "failed";
+        bool expired = ap.state == APPROVAL_EXPIRED;
+        json_add_str(o, "status", expired ? "approval_expired" : "denied_by_approver", &ok);
+        if (expired)
+            snprintf(why, sizeof(why), "nobody approved it within %lld s", r->approval_timeout_s);
+        else
+            snprintf(why, sizeof(why), "a person denied it%s%.2000s", ap.note[0] ? ": " : "",
+                     ap.note);
+        json_add_str(o, "message", why, &ok);
     } else {
         tool_run_env env = {r->id, r->session_id[0] ? r->session_id : NULL, r->deadline};
         tool_call_result res;
         memset(&res, 0, sizeof(res));
-        tools_call(r->ctx, r->catalog, &r->principal, &env, tool, args, &res);
+        if (memo) {
+            tool_from_journal(memo, &res);
+        } else {
+            tools_call(r->ctx, r->catalog, &r->principal, &env, tool, args, &res);
+            if (journal_tool(r, seq, &res) < 0) {
+                tool_call_result_free(&res);
+                cJSON_Delete(parsed);
+                cJSON_Delete(o);
+                step_abandon(r, &s);
+                return -1;
+            }
+        }
         r->m.tool_calls++;
         json_add_str(o, "status", tool_status_name(res.status), &ok);
         json_add_num(o, "latency_ms", (double)res.latency_ms, &ok);
@@ -454,7 +641,7 @@ int run_tool_call(run *r, const char *title, const char *tool, const cJSON *args
     }
     cJSON_Delete(parsed);
     if (!out->ok) {
-        char text[700];
+        char text[2700];
         snprintf(text, sizeof(text), "error: the tool call was not carried out: %s", why);
         out->text = strdup(text);
         if (!out->text)

@@ -516,7 +516,7 @@ int phase_execute(run *r)
             return -1;
         if (save_todos(r) < 0)
             return -1;
-        if (job_progress(r->ctx, i + 1, r->n_todos, t->title) < 0)
+        if (!r->replaying && job_progress(r->ctx, i + 1, r->n_todos, t->title) < 0)
             return run_fail(r, "event_write_failed", "a job.progress event could not be stored");
     }
     return 0;

@@ -43,6 +43,20 @@ int run_cancelled(run *r)
     return -1;
 }
 
+int run_wait(run *r, cJSON *data)
+{
+    if (r->stopped) {
+        cJSON_Delete(data);
+        return -1;
+    }
+    r->stopped = true;
+    r->outcome = JOB_WAITING;
+    r->waiting = data;
+    snprintf(r->code, sizeof(r->code), "waiting");
+    snprintf(r->message, sizeof(r->message), "the run waits for approval of a tool call");
+    return -1;
+}
+
 int run_oom(run *r)
 {
     return run_fail(r, "out_of_memory", "the worker ran out of memory");

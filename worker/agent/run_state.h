@@ -8,6 +8,8 @@
  *                 results as data;
  *   run_store     the run's rows in PostgreSQL: loading, history, which
  *                 model, the tool catalog, the TODO list and final state;
+ *   run_memo      the journal of its calls and its approval requests, for
+ *                 waiting on a person and resuming;
  *   run_steps     its steps and their events, the checks before each,
  *                 cleaning text;
  *   run_calls     model calls with their llm.delta events, tool calls,
@@ -41,6 +43,7 @@
 #define MAX_TODOS          12   /* two model TODOs, PLAN_MAX_TOOLS tools, the last one */
 #define MAX_RESULTS        64   /* step results kept for later calls */
 #define DEFAULT_TIMEOUT_MS 120000 /* a run's timeout when neither it nor the config sets one */
+#define DEFAULT_APPROVAL_TIMEOUT_S 86400 /* a tool call's wait for approval, likewise */
 
 typedef enum todo_state { TODO_PENDING, TODO_DONE, TODO_FAILED, TODO_SKIPPED } todo_state;
 
@@ -113,6 +116,15 @@ typedef struct run {
     result_item results[MAX_RESULTS];
     int n_results;
     int next_idx;               /* the next step's index */
+    /* Approval of tool calls, and resuming after one (run_memo.h). */
+    bool approve_writes;        /* approval "write-tools": every write tool waits */
+    long long approval_timeout_s;
+    int replay_steps;           /* steps an earlier stretch of the run recorded */
+    bool replaying;             /* re-making them from the journal: no rows, no events */
+    cJSON *journal;             /* the calls made, seq 1 first (null: none kept) */
+    int journal_saved;          /* how many of them PostgreSQL has */
+    int call_seq;               /* the last call's place in the journal */
+    cJSON *waiting;             /* approval.requested data once the run waits */
     int deltas_left;            /* built-in pacing budget (run_calls.h) */
     long long delta_events;
     run_metrics m;
@@ -136,6 +148,11 @@ int run_fail(run *r, const char *code, const char *fmt, ...)
 /* Stops the run as cancelled (code "cancelled"), unless it stopped
  * already. Returns -1. */
 int run_cancelled(run *r);
+
+/* Stops the run to wait for a person's approval (outcome JOB_WAITING,
+ * code "waiting") with the approval.requested event's data (owned),
+ * unless it stopped already (data is then freed). Returns -1. */
+int run_wait(run *r, cJSON *data);
 
 /* Stops the run as failed with out_of_memory, unless it stopped already.
  * Returns -1. */

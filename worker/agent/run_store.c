@@ -167,7 +167,7 @@ int load_run(run *r)
         " WHERE id = $1 AND tenant_id = $2 AND job_id = $3"
         " RETURNING prompt, model, temperature, max_tokens, planning_mode,"
         " response_mode, tools::text, session_id, principal::text, max_iterations,"
-        " timeout_s, created_by";
+        " timeout_s, created_by, approval, approval_timeout_s, resume_steps";
     const char *params[3] = {r->id, r->job->tenant_id, r->job->id};
 
     PGresult *res = db_exec(r, sql, 3, params, PGRES_TUPLES_OK);
@@ -190,6 +190,13 @@ int load_run(run *r)
     int iters = PQgetisnull(res, 0, 9) ? 0 : atoi(PQgetvalue(res, 0, 9));
     long long timeout_s = PQgetisnull(res, 0, 10) ? 0 : atoll(PQgetvalue(res, 0, 10));
     bool model_oom = !PQgetisnull(res, 0, 1) && !r->model;
+    r->approve_writes = strcmp(PQgetvalue(res, 0, 12), "write-tools") == 0;
+    r->approval_timeout_s = PQgetisnull(res, 0, 13) ? 0 : atoll(PQgetvalue(res, 0, 13));
+    if (r->approval_timeout_s <= 0)
+        r->approval_timeout_s = r->cfg->approval_timeout_s > 0 ? r->cfg->approval_timeout_s
+                                                                : DEFAULT_APPROVAL_TIMEOUT_S;
+    r->replay_steps = PQgetisnull(res, 0, 14) ? 0 : atoi(PQgetvalue(res, 0, 14));
+    r->replaying = r->replay_steps > 0;
     PQclear(res);
     if (rc < 0)
         return -1;
@@ -207,12 +214,21 @@ int load_run(run *r)
     return 0;
 }
 
-/* Steps of an earlier attempt of this run would collide on (run_id, idx). */
+/* Steps of an earlier attempt of this run would collide on (run_id, idx).
+ * A run resumed after a wait keeps the steps it replays. */
 int clear_old_steps(run *r)
 {
-    static const char sql[] = "DELETE FROM steps WHERE run_id = $1 AND tenant_id = $2";
-    const char *params[2] = {r->id, r->job->tenant_id};
-    return run_db_command(r, sql, 2, params);
+    static const char sql[] =
+        "DELETE FROM steps WHERE run_id = $1 AND tenant_id = $2 AND idx >= $3::int";
+    char from[16];
+    snprintf(from, sizeof(from), "%d", r->replay_steps);
+    const char *params[3] = {r->id, r->job->tenant_id, from};
+    return run_db_command(r, sql, 3, params);
+}
+
+PGresult *run_db_query(run *r, const char *sql, int nparams, const char *const *params)
+{
+    return db_exec(r, sql, nparams, params, PGRES_TUPLES_OK);
 }
 
 /* ---- session history ------------------------------------------------------ */
@@ -414,7 +430,8 @@ int persist_run(run *r, const char *output)
 {
     static const char sql[] =
         "UPDATE agent_runs SET intent = $1, output = $2, todos = $3::jsonb,"
-        " metrics = $4::jsonb, finished_at = clock_timestamp()"
+        " metrics = $4::jsonb, resume_steps = $8::int,"
+        " finished_at = CASE WHEN $8::int IS NULL THEN clock_timestamp() END"
         " WHERE id = $5 AND tenant_id = $6 AND job_id = $7";
     cJSON *todos = todos_json(r), *metrics = metrics_json(r);
     char *todos_text = todos ? json_print(todos) : NULL;
@@ -426,9 +443,14 @@ int persist_run(run *r, const char *output)
         free(metrics_text);
         return run_oom(r);
     }
-    const char *params[7] = {r->classified ? intent_name(r->intent.cls) : NULL, output,
-                             todos_text, metrics_text, r->id, r->job->tenant_id, r->job->id};
-    PGresult *res = db_exec(r, sql, 7, params, PGRES_COMMAND_OK);
+    /* A run that waits records how far it got, to be replayed. */
+    char resume[16];
+    snprintf(resume, sizeof(resume), "%d", r->next_idx);
+    bool waits = r->stopped && r->outcome == JOB_WAITING;
+    const char *params[8] = {r->classified ? intent_name(r->intent.cls) : NULL, output,
+                             todos_text, metrics_text, r->id, r->job->tenant_id, r->job->id,
+                             waits ? resume : NULL};
+    PGresult *res = db_exec(r, sql, 8, params, PGRES_COMMAND_OK);
     free(todos_text);
     free(metrics_text);
     if (!res)

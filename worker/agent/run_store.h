@@ -16,13 +16,18 @@
  * cancelled while there was no connection). */
 int run_db_command(run *r, const char *sql, int nparams, const char *const *params);
 
+/* Runs sql, which returns rows, as run_db_command does. Returns the
+ * result (the caller PQclears it), or NULL with the run stopped. */
+PGresult *run_db_query(run *r, const char *sql, int nparams, const char *const *params);
+
 /* Loads the run r->id (this tenant's, this job's) and marks it started,
  * clearing what an earlier attempt wrote to its row: fills the run's
  * options, principal, iteration cap and deadline. Returns 0 or -1
  * (run_not_found, invalid_run, a database failure, out of memory). */
 int load_run(run *r);
 
-/* Deletes the steps an earlier attempt of the run left. Returns 0 or -1. */
+/* Deletes the steps an earlier attempt of the run left (for a run resumed
+ * after a wait, those past r->replay_steps). Returns 0 or -1. */
 int clear_old_steps(run *r);
 
 /* Loads the session's earlier finished runs into r->history as user and
@@ -51,7 +56,8 @@ int load_catalog(run *r);
 int save_todos(run *r);
 
 /* Writes the run's end state to its row: intent, output (NULL for a run
- * that stopped), TODOs, metrics and finished_at. Used on every way out
+ * that stopped), TODOs, metrics and finished_at; for a run that stopped to
+ * wait (JOB_WAITING), resume_steps instead of finished_at. Used on every way out
  * once the row is loaded. Returns 0 or -1 (run_not_found when the row is
  * gone, a database failure, out of memory). */
 int persist_run(run *r, const char *output);

@@ -30,8 +30,12 @@ typedef struct job_info {
 } job_info;
 
 /* What a handler reports. On JOB_FAILED it fills error_code/error_message;
- * on JOB_SUCCEEDED it may set result (ownership passes to the worker). */
-typedef enum job_outcome { JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED } job_outcome;
+ * on JOB_SUCCEEDED it may set result (ownership passes to the worker).
+ * JOB_WAITING parks the job until a person decides (an agent run's tool
+ * call awaiting approval): result is then the approval.requested event's
+ * data, and whoever decides queues the job again; the handler runs anew
+ * and must resume from what it stored. */
+typedef enum job_outcome { JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED, JOB_WAITING } job_outcome;
 
 typedef struct job_result {
     cJSON *result;              /* owned by the worker once set */

@@ -22,6 +22,9 @@
  *   handler said JOB_FAILED            -> failed with its code/message, and
  *                                         listed in the dead-letter list
  *   handler said JOB_SUCCEEDED         -> succeeded with its result
+ *   handler said JOB_WAITING           -> parked: waiting, no lease, no queue
+ *                                         entry, with its approval.requested
+ *                                         event (also at a shutdown)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -459,6 +462,55 @@ static void requeue(job_ctx *ctx, const char *reason, bool shutdown, long long d
     free(body);
 }
 
+typedef struct park_args {
+    long long seq;
+    const char *body;
+} park_args;
+
+static store_rc park_fn(PGconn *c, job_ctx *ctx, const void *arg)
+{
+    const park_args *a = arg;
+    return store_park(c, ctx->info.id, ctx->info.tenant_id, ctx->info.attempt, a->seq,
+                      a->body);
+}
+
+/* Parks the job (JOB_WAITING): its buffered events first, then the move
+ * to waiting with the approval.requested event (data) in one statement. */
+static void park(job_ctx *ctx, const cJSON *data)
+{
+    char *d = data ? json_print(data) : NULL;
+    long long seq = ctx->seq + 1;
+    char *body = d ? event_encode(ctx->info.id, seq, "approval.requested", clock_wall_ms(), d)
+                   : NULL;
+    free(d);
+    if (body == NULL) {
+        log_error("job %s: out of memory parking it", ctx->info.id);
+        return;
+    }
+    if (job_ctx_flush(ctx, true) < 0) {
+        log_error("job %s: not parked: its events could not be stored; it stays running "
+                  "until its lease expires", ctx->info.id);
+        free(body);
+        return;
+    }
+    park_args a = { seq, body };
+    store_rc rc = final_write(ctx, park_fn, &a, "waiting", seq);
+    if (rc == STORE_OK) {
+        ctx->seq = seq;
+        job_redis_state st = { .status = "waiting", .lease = LEASE_DELETE };
+        job_ctx_mirror(ctx, seq, body, &st, HAND_BACK_REDIS_WAIT_MS);
+        log_info("job %s waiting for approval: type=%s attempt=%d duration_ms=%lld",
+                 ctx->info.id, ctx->info.type, ctx->info.attempt, run_ms(ctx));
+    } else if (rc == STORE_NONE) {
+        log_warn("job %s: not parked: the job is no longer attempt %d's", ctx->info.id,
+                 ctx->info.attempt);
+    } else {
+        log_error("job %s: not parked: PostgreSQL unreachable; the job stays running "
+                  "until its lease expires", ctx->info.id);
+    }
+    free(body);
+}
+
 /* ---------------------------------------------------------------------------
  * The run
  * ------------------------------------------------------------------------- */
@@ -579,6 +631,9 @@ void job_run(job_thread *t, const job_origin *from, const char *id)
         log_warn("job %s: lost to another attempt while running; nothing recorded "
                  "(type=%s attempt=%d duration_ms=%lld)", id, ctx.info.type,
                  ctx.info.attempt, run_ms(&ctx));
+    } else if (!planned && outcome == JOB_WAITING && reason != STOP_CANCEL
+               && reason != STOP_TIMEOUT) {
+        park(&ctx, res.result);
     } else if (reason == STOP_SHUTDOWN && !planned && outcome != JOB_SUCCEEDED) {
         requeue(&ctx, "worker shutdown", true, 0, NULL, NULL);
         ended = "handed_back";

@@ -748,6 +748,36 @@ store_rc store_requeue(PGconn *conn, const char *id, const char *tenant_id, int 
     return fenced_write_rc("requeue", conn, store_exec_as(conn, tenant_id, sql_requeue, 8, vals));
 }
 
+/* A cancel requested after the worker last looked puts the job in
+ * queued instead, where reconciliation cancels it (it is never claimed). */
+static const char sql_park[] =
+    "WITH u AS (UPDATE jobs SET status=CASE WHEN cancel_requested_at IS NULL "
+    "THEN 'waiting' ELSE 'queued' END, queued_at=now(), worker_id=NULL, heartbeat_at=NULL, "
+    "attempts=attempts-1, last_event_id=$4 "
+    "WHERE id=$1 AND tenant_id=$2 AND status='running' AND attempts=$3 "
+    "RETURNING id, tenant_id) "
+    "INSERT INTO job_events (job_id, tenant_id, seq, type, body) "
+    "SELECT id, tenant_id, $4, 'approval.requested', $5 FROM u";
+
+store_rc store_park(PGconn *conn, const char *id, const char *tenant_id, int attempt,
+                    long long seq, const char *body)
+{
+    char seq_s[24], attempt_s[16];
+    snprintf(seq_s, sizeof seq_s, "%lld", seq);
+    snprintf(attempt_s, sizeof attempt_s, "%d", attempt);
+    const char *vals[5] = { id, tenant_id, attempt_s, seq_s, body };
+    store_rc rc = fenced_write_rc("park", conn, store_exec_as(conn, tenant_id, sql_park, 5, vals));
+    /* Tried again after a broken connection, the first try may have
+     * landed: the row is then parked with this event (and one attempt
+     * less, which the caller's own check would not recognise). */
+    if (rc == STORE_NONE || rc == STORE_DUP) {
+        if (store_write_landed(conn, id, tenant_id, attempt - 1, "waiting", seq)
+            || store_write_landed(conn, id, tenant_id, attempt - 1, "queued", seq))
+            rc = STORE_OK;
+    }
+    return rc;
+}
+
 store_rc store_exec(PGconn *conn, const char *sql)
 {
     PGresult *res = PQexec(conn, sql);
@@ -824,6 +854,40 @@ PGresult *store_queued_jobs(PGconn *conn, long long grace_ms, int limit)
         return NULL;
     }
     return res;
+}
+
+PGresult *store_expired_approvals(PGconn *conn, int limit)
+{
+    static const char sql[] =
+        "SELECT o_id, o_job_id, o_tenant_id, o_type, o_last_event_id "
+        "FROM agentgate_expired_approvals($1)";
+    char limit_s[16];
+    snprintf(limit_s, sizeof limit_s, "%d", limit);
+    const char *vals[1] = { limit_s };
+    PGresult *res = exec_params(conn, sql, 1, vals);
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_statement_error("expired approval scan", conn, res);
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+store_rc store_expire_approval(PGconn *conn, const char *id, long long seq, const char *body)
+{
+    static const char sql[] = "SELECT agentgate_expire_approval($1, $2, $3)";
+    char seq_s[24];
+    snprintf(seq_s, sizeof seq_s, "%lld", seq);
+    const char *vals[3] = { id, seq_s, body };
+    PGresult *res = exec_params(conn, sql, 3, vals);
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        log_statement_error("approval expiry", conn, res);
+        PQclear(res);
+        return STORE_ERROR;
+    }
+    store_rc rc = PQgetvalue(res, 0, 0)[0] == 't' ? STORE_OK : STORE_NONE;
+    PQclear(res);
+    return rc;
 }
 
 static const char sql_write_landed[] =

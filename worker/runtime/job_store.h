@@ -199,6 +199,18 @@ typedef struct job_requeue {
 store_rc store_requeue(PGconn *conn, const char *id, const char *tenant_id, int attempt,
                        const job_requeue *q);
 
+/*
+ * Parks job id, waiting on a person: running (under attempt) to waiting,
+ * worker and heartbeat cleared, attempts lowered by one (the claim that
+ * resumes it raises them again: waiting is not a failed attempt), and
+ * stores its approval.requested event (seq, body) in the same statement,
+ * so the event is seen only once the job waits. Nothing holds it then:
+ * no lease, no queue entry. Returns STORE_OK, STORE_NONE when the fence
+ * failed, or STORE_ERROR.
+ */
+store_rc store_park(PGconn *conn, const char *id, const char *tenant_id, int attempt,
+                    long long seq, const char *body);
+
 /* Runs one statement without parameters ("BEGIN", "COMMIT", "ROLLBACK").
  * Returns STORE_OK or STORE_ERROR (logged). */
 store_rc store_exec(PGconn *conn, const char *sql);
@@ -233,6 +245,22 @@ int store_lock_expired(PGconn *conn, long long lease_ms, const char *orphans_of,
  * on error (logged).
  */
 PGresult *store_queued_jobs(PGconn *conn, long long grace_ms, int limit);
+
+/*
+ * Tool-call approvals nobody decided before they expired, whose jobs
+ * still wait, at most limit: a PGresult the caller clears, with columns
+ * (approval id, job id, tenant_id, type, last_event_id), or NULL on error
+ * (logged).
+ */
+PGresult *store_expired_approvals(PGconn *conn, int limit);
+
+/*
+ * Expires approval id and queues its waiting job again with the
+ * approval.resolved event (seq, body), fenced on the job still waiting at
+ * event seq - 1. Returns STORE_OK, STORE_NONE when a decision, a cancel or
+ * another worker came first, or STORE_ERROR.
+ */
+store_rc store_expire_approval(PGconn *conn, const char *id, long long seq, const char *body);
 
 /*
  * After a write whose answer was lost with the connection: true when the

@@ -1,9 +1,9 @@
 /*
- * maintenance.c - promotion of delayed jobs, the lease reaper,
- * reconciliation of Redis with PostgreSQL, and the turns of the retention
- * rounds, the schedules and the release of held agent runs (see
- * maintenance.h; their own work is in retention.c, schedules.c and
- * held_runs.c).
+ * maintenance.c - promotion of delayed jobs, the lease reaper (with the
+ * expiry of tool-call approvals nobody decided in time), reconciliation of
+ * Redis with PostgreSQL, and the turns of the retention rounds, the
+ * schedules and the release of held agent runs (see maintenance.h; their
+ * own work is in retention.c, schedules.c and held_runs.c).
  *
  * All of them are idempotent and safe to run in every worker at once; a
  * round that fails (a dependency down) is simply tried again at its next
@@ -37,6 +37,7 @@
 #define RECONCILE_QUEUE_MAX   1000000 /* a longer queue is not listed */
 #define CONNECT_TIMEOUT_S     2
 #define SCHEDULE_INTERVAL_MS  1000    /* how often due schedules are fired */
+#define EXPIRE_BATCH          100     /* expired approvals handled per round */
 
 /* ---------------------------------------------------------------------------
  * Promotion of due delayed jobs
@@ -779,6 +780,43 @@ static long long run_retention(maintenance *m, PGconn *c)
 }
 
 /* ---------------------------------------------------------------------------
+ * Approvals nobody decided in time
+ * ------------------------------------------------------------------------- */
+
+/* Each expired approval counts as denied: its job is queued again with
+ * approval.resolved {"decision":"expired"}, and the run resumes on
+ * whichever worker takes it, telling the model the call was not made. */
+static void expire_approvals(maintenance *m, PGconn *c)
+{
+    PGresult *res = store_expired_approvals(c, EXPIRE_BATCH);
+    if (res == NULL) {
+        if (store_conn_broken(c))
+            pg_link_drop(&m->pg);
+        return;
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        const char *id = PQgetvalue(res, r, 0), *job = PQgetvalue(res, r, 1);
+        const char *tenant = PQgetvalue(res, r, 2), *type = PQgetvalue(res, r, 3);
+        long long seq = strtoll(PQgetvalue(res, r, 4), NULL, 10) + 1;
+        char data[160];
+        snprintf(data, sizeof data, "{\"tool_call_id\":\"%.40s\",\"decision\":\"expired\"}",
+                 id);
+        char *body = event_encode(job, seq, "approval.resolved", clock_wall_ms(), data);
+        if (body == NULL)
+            break;
+        if (store_expire_approval(c, id, seq, body) == STORE_OK) {
+            log_info("job %s: approval %s expired; queued again", job, id);
+            job_redis_state st = { .status = "queued", .requeue_type = type,
+                                   .requeue_tenant = tenant };
+            if (jobtypes_find(type) != NULL && redis_link_try(&m->rd) != NULL)
+                job_mirror(&m->rd, c, job, tenant, JOB_MIRROR_ASK_REDIS, seq, body, &st);
+        }
+        free(body);
+    }
+    PQclear(res);
+}
+
+/* ---------------------------------------------------------------------------
  * The thread
  * ------------------------------------------------------------------------- */
 
@@ -807,8 +845,12 @@ static void *maintenance_main(void *arg)
         }
         if (now >= next_reap || now >= next_reconcile) {
             PGconn *c = pg_link_try(&m->pg);
-            if (c != NULL && now >= next_reap)
+            if (c != NULL && now >= next_reap) {
                 reap(m, c, NULL);
+                c = pg_link_try(&m->pg);
+                if (c != NULL)
+                    expire_approvals(m, c);
+            }
             c = pg_link_try(&m->pg);
             if (c != NULL && now >= next_reconcile)
                 reconcile(m, c);

@@ -71,6 +71,7 @@ typedef struct manifest {
     char mcp_status[16];
     char mcp_config_id[40];
     bool writes;                /* may change state: its rate limit fails closed */
+    bool needs_approval;        /* a call waits for a person's approval */
 } manifest;
 
 /* The model definitions made for one principal's scopes and roles. */
@@ -248,6 +249,7 @@ static int manifest_fill(manifest *m, const tool_manifest_row *row)
         m->n_scopes++;
     }
     m->rate_limit = row->rate_limit > 0 ? row->rate_limit : 0;
+    m->needs_approval = row->needs_approval;
     if (row->mcp) {
         /* Never a built-in handler, whatever the name. */
         if (manifest_fill_mcp(m, row->mcp) < 0)
@@ -342,6 +344,7 @@ static int catalog_add_row(tool_catalog *c, PGresult *res, int i, char *err, siz
         .input_schema_json = PQgetvalue(res, i, 2),
         .rate_limit = PQgetisnull(res, i, 4) ? 0 : atoll(PQgetvalue(res, i, 4)),
         .mcp = mcp.server ? &mcp : NULL,
+        .needs_approval = strcmp(PQgetvalue(res, i, 12), "t") == 0,
     };
     row.n_required_scopes = parse_scopes(PQgetvalue(res, i, 3), &tree, scopes);
     row.required_scopes = scopes;
@@ -370,7 +373,9 @@ tool_catalog *tools_catalog_load(PGconn *pg, const char *tenant_id, char *err,
         "       array_to_json(t.required_scopes)::text, t.rate_limit, t.enabled,"
         "       t.mcp_server, t.mcp_tool, s.status, s.resource, "
         MCP_CONFIG_ID_SQL("s") ","
-        "       coalesce(t.annotations->'readOnlyHint' = 'true'::jsonb, false)"
+        "       coalesce(t.annotations->'readOnlyHint' = 'true'::jsonb, false),"
+        "       t.needs_approval OR coalesce(s.require_approval, false)"
+        "       OR coalesce(t.annotations->'destructiveHint' = 'true'::jsonb, false)"
         "  FROM tools_visible($1) t"
         "  LEFT JOIN mcp_servers s ON s.tenant_id = t.tenant_id AND s.name = t.mcp_server"
         " ORDER BY t.name LIMIT $2::int";
@@ -414,6 +419,12 @@ tool_catalog *tools_catalog_load(PGconn *pg, const char *tenant_id, char *err,
 bool tools_catalog_has(const tool_catalog *c, const char *name)
 {
     return catalog_find(c, name) != NULL;
+}
+
+bool tools_catalog_needs_approval(const tool_catalog *c, const char *name, bool write_tools)
+{
+    const manifest *m = catalog_find(c, name);
+    return m != NULL && (m->needs_approval || (write_tools && m->writes));
 }
 
 bool tools_principal_has_scope(const tool_principal *p, const char *scope)

@@ -67,6 +67,13 @@ const llm_tool_def *tools_catalog_defs(tool_catalog *c, const tool_principal *p,
 /* True when the catalog has an enabled tool called name (whatever p holds). */
 bool tools_catalog_has(const tool_catalog *c, const char *name);
 
+/* True when a call of the tool called name waits for a person's approval:
+ * its manifest says so (needs_approval, an MCP tool's destructiveHint, or
+ * its server's require_approval), or write_tools (the run's approval
+ * "write-tools") and the tool may change state. False for a tool the
+ * catalog lacks. */
+bool tools_catalog_needs_approval(const tool_catalog *c, const char *name, bool write_tools);
+
 /*
  * The manifest name of the tool called tool on the tenant's MCP server
  * whose resource is resource ("graph"), the first such server by name,
@@ -151,6 +158,7 @@ typedef struct tool_manifest_row {
     size_t n_required_scopes;
     long long rate_limit;           /* calls per minute per tenant; <= 0: unlimited */
     const tool_mcp_row *mcp;        /* a tool of an MCP server; NULL: a built-in one */
+    bool needs_approval;            /* calls wait for a person's approval */
 } tool_manifest_row;
 
 /* An empty catalog, for tools_catalog_add; NULL when memory runs out. */

@@ -635,16 +635,16 @@ static tool_catalog *test_catalog(void)
     char err[200];
     tool_catalog *c = tools_catalog_new();
     const tool_manifest_row rows[] = {
-        {"system.time", "time", EMPTY_SCHEMA, none, 0, 0, NULL},
+        {"system.time", "time", EMPTY_SCHEMA, none, 0, 0, NULL, false},
         {"jobs.list", "list jobs", tools_builtin_find("jobs.list")->input_schema_json,
-         jobs_read, 1, 0, NULL},
-        {"custom.thing", "no handler here", NULL, NULL, 0, 0, NULL},
+         jobs_read, 1, 0, NULL, false},
+        {"custom.thing", "no handler here", NULL, NULL, 0, 0, NULL, false},
         {"cache.set", "store", tools_builtin_find("cache.set")->input_schema_json,
-         cache_write, 1, 5, NULL},
+         cache_write, 1, 5, NULL, false},
         {"cache.delete", "forget", tools_builtin_find("cache.delete")->input_schema_json,
-         NULL, 0, 0, NULL},
-        {"system.health", "health", "not json", NULL, 0, 0, NULL},
-        {"model.list", "models", "{\"type\":5}", NULL, 0, 0, NULL},
+         NULL, 0, 0, NULL, false},
+        {"system.health", "health", "not json", NULL, 0, 0, NULL, false},
+        {"model.list", "models", "{\"type\":5}", NULL, 0, 0, NULL, false},
     };
     assert_non_null(c);
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
@@ -692,13 +692,45 @@ static void test_catalog_defs_follow_scopes_and_handlers(void **state)
     tools_catalog_free(c);
 }
 
+/* Which calls wait for approval: the manifest's flag always; a tool that
+ * writes (a built-in write handler, an MCP tool not read-only) only for a
+ * run that asks for write tools; a read tool never; an unknown one not. */
+static void test_catalog_needs_approval(void **state)
+{
+    (void)state;
+    char err[200];
+    tool_catalog *c = tools_catalog_new();
+    const tool_manifest_row rows[] = {
+        {"system.time", "time", NULL, NULL, 0, 0, NULL, false},
+        {"cache.set", "store", NULL, NULL, 0, 0, NULL, false},
+        {"cache.delete", "forget", NULL, NULL, 0, 0, NULL, true},
+        {"srv.drop", "drop", NULL, NULL, 0, 0,
+         &(tool_mcp_row){"srv", "drop", "ready", "tools", "c", false}, false},
+        {"srv.look", "look", NULL, NULL, 0, 0,
+         &(tool_mcp_row){"srv", "look", "ready", "tools", "c", true}, false},
+    };
+    assert_non_null(c);
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        assert_int_equal(tools_catalog_add(c, &rows[i], err, sizeof(err)), 0);
+    assert_true(tools_catalog_needs_approval(c, "cache.delete", false));
+    assert_true(tools_catalog_needs_approval(c, "cache.delete", true));
+    assert_false(tools_catalog_needs_approval(c, "cache.set", false));
+    assert_true(tools_catalog_needs_approval(c, "cache.set", true));
+    assert_false(tools_catalog_needs_approval(c, "srv.drop", false));
+    assert_true(tools_catalog_needs_approval(c, "srv.drop", true));
+    assert_false(tools_catalog_needs_approval(c, "srv.look", true));
+    assert_false(tools_catalog_needs_approval(c, "system.time", true));
+    assert_false(tools_catalog_needs_approval(c, "no.such", true));
+    tools_catalog_free(c);
+}
+
 static void test_catalog_add_checks_and_replaces(void **state)
 {
     tool_catalog *c = tools_catalog_new();
     char err[200];
-    tool_manifest_row bad = {"bad name", "x", NULL, NULL, 0, 0, NULL};
-    tool_manifest_row first = {"system.time", "first", NULL, NULL, 0, 0, NULL};
-    tool_manifest_row second = {"system.time", "second", NULL, NULL, 0, 0, NULL};
+    tool_manifest_row bad = {"bad name", "x", NULL, NULL, 0, 0, NULL, false};
+    tool_manifest_row first = {"system.time", "first", NULL, NULL, 0, 0, NULL, false};
+    tool_manifest_row second = {"system.time", "second", NULL, NULL, 0, 0, NULL, false};
     size_t n;
 
     assert_int_equal(tools_catalog_add(c, &bad, err, sizeof(err)), -1);
@@ -795,7 +827,7 @@ static void test_call_invalid_arguments(void **state)
     tool_call_result r;
     char err[200];
     tool_manifest_row narrowed = {"system.time", "time with a zone",
-                                  "{\"type\":\"object\",\"required\":[\"tz\"]}", NULL, 0, 0, NULL};
+                                  "{\"type\":\"object\",\"required\":[\"tz\"]}", NULL, 0, 0, NULL, false};
 
     call(c, &p, "jobs.list", "{\"status\":\"exploded\"}", &r);
     assert_int_equal(r.status, TOOL_CALL_INVALID);
@@ -843,7 +875,7 @@ static void test_call_rate_limit_without_redis(void **state)
     tool_principal p = principal("cache:write");
     tool_call_result r;
     char err[200];
-    tool_manifest_row limited_time = {"system.time", "time", NULL, NULL, 0, 1, NULL};
+    tool_manifest_row limited_time = {"system.time", "time", NULL, NULL, 0, 1, NULL, false};
 
     /* A reading tool goes ahead when its limit cannot be checked... */
     assert_int_equal(tools_catalog_add(c, &limited_time, err, sizeof(err)), 0);
@@ -894,14 +926,14 @@ static tool_catalog *mcp_catalog(void)
                                 "{\"type\":\"string\"}},\"required\":[\"query\"]}";
     const tool_manifest_row rows[] = {
         {"memory.search_nodes", "search", search_schema, graph_read, 1, 600,
-         &(tool_mcp_row){"memory", "search_nodes", "ready", "graph", "c1", true}},
+         &(tool_mcp_row){"memory", "search_nodes", "ready", "graph", "c1", true}, false},
         {"memory.create_entities", "create", NULL, graph_write, 1, 600,
-         &(tool_mcp_row){"memory", "create_entities", "ready", "graph", "c1", false}},
+         &(tool_mcp_row){"memory", "create_entities", "ready", "graph", "c1", false}, false},
         {"late.echo", "echo", NULL, graph_read, 1, 600,
-         &(tool_mcp_row){"late", "echo", "pending", "graph", "c2", true}},
+         &(tool_mcp_row){"late", "echo", "pending", "graph", "c2", true}, false},
         {"shop.order", "order", NULL, widgets_write, 1, 0,
-         &(tool_mcp_row){"shop", "order", "ready", "widgets", "c3", false}},
-        {"system.time", "time", EMPTY_SCHEMA, NULL, 0, 0, NULL},
+         &(tool_mcp_row){"shop", "order", "ready", "widgets", "c3", false}, false},
+        {"system.time", "time", EMPTY_SCHEMA, NULL, 0, 0, NULL, false},
     };
     assert_non_null(c);
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
@@ -990,7 +1022,7 @@ static void test_mcp_schema_the_validator_cannot_check(void **state)
     tool_catalog *c = tools_catalog_new();
     tool_manifest_row row = {"srv.refy", "r", "{\"type\":\"object\",\"properties\":{\"a\":"
                              "{\"if\":{\"type\":\"string\"}}}}", none, 0, 0,
-                             &(tool_mcp_row){"srv", "refy", "ready", "tools", "c", true}};
+                             &(tool_mcp_row){"srv", "refy", "ready", "tools", "c", true}, false};
     size_t n;
     tool_principal p = with_roles("", "admin");
     tool_call_result r;
@@ -1027,11 +1059,11 @@ static void test_model_names_fit_function_names(void **state)
     longname[63] = '\0';
     tool_manifest_row rows[] = {
         {"srv.a__b", "one", NULL, NULL, 0, 0,
-         &(tool_mcp_row){"srv", "a__b", "ready", "tools", "c", true}},
+         &(tool_mcp_row){"srv", "a__b", "ready", "tools", "c", true}, false},
         {"srv.a.b", "same as a model reads it", NULL, NULL, 0, 0,
-         &(tool_mcp_row){"srv", "a.b", "ready", "tools", "c", true}},
+         &(tool_mcp_row){"srv", "a.b", "ready", "tools", "c", true}, false},
         {longname, "too long as a function name", NULL, NULL, 0, 0,
-         &(tool_mcp_row){"srv", longname + 4, "ready", "tools", "c", true}},
+         &(tool_mcp_row){"srv", longname + 4, "ready", "tools", "c", true}, false},
     };
     tool_principal p = with_roles("", "admin");
     size_t n;
@@ -1106,6 +1138,7 @@ int main(void)
         T(test_run_with_only_job_fields),
         T(test_catalog_defs_follow_scopes_and_handlers),
         T(test_catalog_add_checks_and_replaces),
+        T(test_catalog_needs_approval),
         T(test_scope_words_match_exactly),
         T(test_call_ok),
         T(test_call_not_found),
