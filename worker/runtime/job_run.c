@@ -634,6 +634,7 @@ void job_run(job_thread *t, const job_origin *from, const char *id)
     } else if (!planned && outcome == JOB_WAITING && reason != STOP_CANCEL
                && reason != STOP_TIMEOUT) {
         park(&ctx, res.result);
+        ended = "waiting";
     } else if (reason == STOP_SHUTDOWN && !planned && outcome != JOB_SUCCEEDED) {
         requeue(&ctx, "worker shutdown", true, 0, NULL, NULL);
         ended = "handed_back";

@@ -35,7 +35,8 @@ void job_span_end(span *s, const char *outcome, const char *error_code)
 {
     if (!s) return;
     span_set_str(s, "agentgate.job.outcome", outcome);
-    bool ok = strcmp(outcome, "succeeded") == 0 || strcmp(outcome, "handed_back") == 0;
+    bool ok = strcmp(outcome, "succeeded") == 0 || strcmp(outcome, "handed_back") == 0
+              || strcmp(outcome, "waiting") == 0;
     if (!ok) {
         span_set_str(s, "error.type", error_code && error_code[0] ? error_code : outcome);
         span_set_error(s, error_code);

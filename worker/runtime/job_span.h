@@ -19,8 +19,9 @@
 span *job_span_begin(const job_info *ji);
 
 /* Ends the attempt's span with how it ended: outcome ("succeeded",
- * "failed", "cancelled", "retried", "handed_back", "lost") and, when it
- * failed, error_code (may be NULL). Puts the thread's context back. */
+ * "failed", "cancelled", "retried", "handed_back", "waiting" (parked for
+ * an approval), "lost") and, when it failed, error_code (may be NULL).
+ * Puts the thread's context back. */
 void job_span_end(span *s, const char *outcome, const char *error_code);
 
 #endif
