@@ -740,6 +740,24 @@ def test_approve_or_deny_a_run_that_is_not_waiting(tenant):
     assert r.returncode == EXIT_HTTP and "HTTP 404" in one_line_error(r), r
 
 
+def test_deny_a_waiting_tool_call_with_a_note(stack, tenant, llm_standin):
+    # The run that waits for approval is made as test_approvals makes it.
+    from test_approvals import _steps, _waiting_run
+    run, _, req = _waiting_run(stack, tenant, llm_standin, final="Understood.")
+    tenant.wait_run(run["id"], ("waiting",))
+    r = cli(tenant, "deny", run["id"], req["tool_call_id"], "--note", "not on a Friday")
+    assert r.returncode == EXIT_OK, r
+    assert re.search(r"^decision\s+denied$", r.stdout, re.M), r.stdout
+    assert re.search(r"^tool_call_id\s+" + req["tool_call_id"] + "$", r.stdout, re.M), r.stdout
+    done = tenant.wait_run(run["id"])
+    tool = _steps(done, "tool:invoke")[0]
+    assert tool["output"]["status"] == "denied_by_approver", tool
+    assert "not on a Friday" in tool["output"]["message"], tool
+    again = cli(tenant, "approve", run["id"], req["tool_call_id"])
+    assert again.returncode == EXIT_HTTP, again
+    assert one_line_error(again).startswith("agentgate: HTTP 409 Conflict"), again.stderr
+
+
 def test_jobs_submit_batch_from_a_file_and_stdin(tenant, tmp_path):
     f = tmp_path / "jobs.json"
     f.write_text(json.dumps([{"type": "demo", "payload": {"events": 0, "duration_ms": 0}},
