@@ -1,7 +1,9 @@
 /*
  * main.c - agentgate, the command-line client of the agentgate gateway:
- * start an agent run and watch it, submit, list, inspect, cancel and retry
- * jobs, follow a job's events, and look at queues and workers.
+ * start an agent run and watch it, approve or deny its tool calls, submit
+ * (one or a batch), list, inspect, cancel and retry jobs, see a job's
+ * webhook deliveries, follow a job's events, manage schedules, and look at
+ * queues and workers.
  *
  * The command line is read in one getopt_long pass that lets options and
  * arguments mix (`agentgate run "hi" --follow`); each command then checks
@@ -62,6 +64,19 @@ static void usage(FILE *f)
         "  jobs get ID               one job\n"
         "  jobs cancel ID            cancel a job\n"
         "  jobs retry ID [--follow]  run a failed or cancelled job again, as a new job\n"
+        "  jobs submit-batch FILE|-  submit the jobs of FILE (- for stdin: a JSON array of\n"
+        "                            job bodies, or {\"jobs\":[...]}) all or none; prints\n"
+        "                            their ids in order\n"
+        "  jobs deliveries ID        a job's webhook deliveries and their attempts\n"
+        "  approve RUN_ID TOOL_CALL_ID [--note TEXT]\n"
+        "  deny RUN_ID TOOL_CALL_ID [--note TEXT]\n"
+        "                            decide a tool call a waiting run asks approval for\n"
+        "  schedules list [--limit N] [--cursor C]\n"
+        "  schedules get ID\n"
+        "  schedules create --cron EXPR [--timezone TZ]\n"
+        "      (--job-type TYPE [--payload JSON] [--priority N] | --prompt TEXT)\n"
+        "                            a job, or an agent run, at every tick of EXPR\n"
+        "  schedules pause ID | resume ID | delete ID\n"
         "  events ID [--after N] [--cancel-on-interrupt]\n"
         "                            print a job's events, following it to its end\n"
         "  queues                    jobs queued, delayed, running and dead, per type\n"
@@ -97,16 +112,18 @@ static void usage(FILE *f)
 
 enum opt_id {
     O_URL = 256, O_TOKEN, O_JSON, O_TIMEOUT, O_MODEL, O_PLANNING, O_RESPONSE, O_SESSION,
-    O_CANCEL, O_STATUS, O_TYPE, O_LIMIT, O_CURSOR, O_AFTER, O_MULTITASK,
+    O_CANCEL, O_STATUS, O_TYPE, O_LIMIT, O_CURSOR, O_AFTER, O_MULTITASK, O_CRON, O_TIMEZONE,
+    O_JOB_TYPE, O_PAYLOAD, O_PRIORITY, O_PROMPT, O_NOTE,
     O_FOLLOW = 'f', O_HELP = 'h', O_VERSION = 'V',
 };
 
 /* Bits of the options given, to check they apply to the command. */
-#define BIT(o) (1u << ((o) >= 256 ? (o) - 256 : (o) == O_FOLLOW ? 20 : 21))
+#define BIT(o) (1u << ((o) >= 256 ? (o) - 256 : (o) == O_FOLLOW ? 30 : 31))
 
 typedef struct cli {
     const char *url, *token, *model, *planning, *response, *session, *multitask;
     const char *status, *type, *limit, *cursor, *after, *timeout;
+    const char *cron, *timezone, *job_type, *payload, *priority, *prompt, *note;
     bool json, follow, cancel;
     unsigned given;                 /* BIT() of each option given */
     char **args;                    /* the arguments, command first */
@@ -133,6 +150,13 @@ static const struct option longopts[] = {
     { "limit",               required_argument, NULL, O_LIMIT },
     { "cursor",              required_argument, NULL, O_CURSOR },
     { "after",               required_argument, NULL, O_AFTER },
+    { "cron",                required_argument, NULL, O_CRON },
+    { "timezone",            required_argument, NULL, O_TIMEZONE },
+    { "job-type",            required_argument, NULL, O_JOB_TYPE },
+    { "payload",             required_argument, NULL, O_PAYLOAD },
+    { "priority",            required_argument, NULL, O_PRIORITY },
+    { "prompt",              required_argument, NULL, O_PROMPT },
+    { "note",                required_argument, NULL, O_NOTE },
     { "help",                no_argument,       NULL, O_HELP },
     { "version",             no_argument,       NULL, O_VERSION },
     { NULL, 0, NULL, 0 },
@@ -189,6 +213,13 @@ static int parse_command_line(int argc, char **argv, cli *c)
         case O_LIMIT:    c->limit = optarg; break;
         case O_CURSOR:   c->cursor = optarg; break;
         case O_AFTER:    c->after = optarg; break;
+        case O_CRON:     c->cron = optarg; break;
+        case O_TIMEZONE: c->timezone = optarg; break;
+        case O_JOB_TYPE: c->job_type = optarg; break;
+        case O_PAYLOAD:  c->payload = optarg; break;
+        case O_PRIORITY: c->priority = optarg; break;
+        case O_PROMPT:   c->prompt = optarg; break;
+        case O_NOTE:     c->note = optarg; break;
         default:         break;
         }
     }
@@ -238,11 +269,13 @@ static bool check_id(const char *what, const char *v, char out[UUID_STR_LEN])
     return false;
 }
 
-/* A whole number of 1..maxdigits digits within [min, max]. */
+/* A whole number of 1..18 digits within [min, max]; a leading '-' only
+ * when min is negative. */
 static bool check_number(const char *opt, const char *v, long long min, long long max)
 {
-    size_t n = strlen(v);
-    bool ok = n > 0 && n <= 18 && strspn(v, "0123456789") == n;
+    const char *d = min < 0 && v[0] == '-' ? v + 1 : v;
+    size_t n = strlen(d);
+    bool ok = n > 0 && n <= 18 && strspn(d, "0123456789") == n;
     long long x = ok ? strtoll(v, NULL, 10) : 0;
     if (ok && x >= min && x <= max)
         return true;
@@ -284,12 +317,12 @@ static int call(cli *c, const char *method, const char *path, const char *body,
 }
 
 /*
- * POSTs body (taken over and freed; ok false when building it ran out of
- * memory) to path as call() does. *resp is always set, for the caller to
- * free.
+ * Sends body (taken over and freed; ok false when building it ran out of
+ * memory) with method to path as call() does. *resp is always set, for the
+ * caller to free.
  */
-static int post_json(cli *c, const char *path, cJSON *body, bool ok, agc_response *resp,
-                     cJSON **json)
+static int send_json(cli *c, const char *method, const char *path, cJSON *body, bool ok,
+                     agc_response *resp, cJSON **json)
 {
     memset(resp, 0, sizeof *resp);
     char *text = ok ? cJSON_PrintUnformatted(body) : NULL;
@@ -298,9 +331,15 @@ static int post_json(cli *c, const char *path, cJSON *body, bool ok, agc_respons
         fail("out of memory");
         return EXIT_HTTP;
     }
-    int rc = call(c, "POST", path, text, resp, json);
+    int rc = call(c, method, path, text, resp, json);
     free(text);
     return rc;
+}
+
+static int post_json(cli *c, const char *path, cJSON *body, bool ok, agc_response *resp,
+                     cJSON **json)
+{
+    return send_json(c, "POST", path, body, ok, resp, json);
 }
 
 /* Prints an answer's body as it came (--json). */
@@ -311,22 +350,53 @@ static void print_raw(const agc_response *r)
         fputc('\n', stdout);
 }
 
-/* A GET whose answer is printed by render (or raw with --json). */
-static int show(cli *c, const char *path,
-                void (*render)(FILE *, const cJSON *, const render_opts *))
+typedef void (*render_fn)(FILE *, const cJSON *, const render_opts *);
+
+/* Prints a call's answer r (parsed: j) when rc is EXIT_OK, by render or raw
+ * with --json; frees both. Returns rc. */
+static int print_answer(cli *c, int rc, agc_response *r, cJSON *j, render_fn render)
 {
-    agc_response r;
-    cJSON *j = NULL;
-    int rc = call(c, "GET", path, NULL, &r, &j);
     if (rc == EXIT_OK) {
         if (c->json)
-            print_raw(&r);
+            print_raw(r);
         else
             render(stdout, j, &c->ro);
     }
     cJSON_Delete(j);
-    agc_response_free(&r);
+    agc_response_free(r);
     return rc;
+}
+
+/* A GET whose answer is printed by render (or raw with --json). */
+static int show(cli *c, const char *path, render_fn render)
+{
+    agc_response r;
+    cJSON *j = NULL;
+    int rc = call(c, "GET", path, NULL, &r, &j);
+    return print_answer(c, rc, &r, j, render);
+}
+
+/* Appends "?name=value&..." to path for the values that are not NULL,
+ * escaped. Returns false when out of memory (reported). */
+static bool add_query(strbuf *path, const char *const *names, const char *const *values,
+                      int n)
+{
+    char sep = '?';
+    for (int i = 0; i < n; i++) {
+        if (values[i] == NULL)
+            continue;
+        char *esc = curl_easy_escape(NULL, values[i], 0);
+        if (esc == NULL) {
+            path->oom = true;
+            break;
+        }
+        strbuf_addf(path, "%c%s=%s", sep, names[i], esc);
+        curl_free(esc);
+        sep = '&';
+    }
+    if (path->oom)
+        fail("out of memory");
+    return !path->oom;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -559,6 +629,24 @@ static int job_started(cli *c, agc_response *r, const cJSON *job)
     return follow_and_show(c, "/v1/jobs", id, id, NULL, render_job_result);
 }
 
+/* A job's payload given on the command line: a JSON object, else NULL
+ * (reported). */
+static cJSON *parse_payload(const char *text)
+{
+    char err[256];
+    cJSON *payload = json_parse_bounded(text, strlen(text), 16u << 20, 128, err, sizeof err);
+    if (payload == NULL) {
+        fail("the payload is not JSON: %s", err);
+        return NULL;
+    }
+    if (!cJSON_IsObject(payload)) {
+        cJSON_Delete(payload);
+        fail("the payload must be a JSON object, e.g. '{\"events\":3}'");
+        return NULL;
+    }
+    return payload;
+}
+
 static int cmd_jobs_submit(cli *c)
 {
     if (!options_apply(c, "jobs submit", BIT(O_FOLLOW) | BIT(O_CANCEL)) ||
@@ -568,19 +656,9 @@ static int cmd_jobs_submit(cli *c)
         fail("--cancel-on-interrupt goes with --follow");
         return EXIT_USAGE;
     }
-    char err[256];
-    const char *payload_text = c->args[3];
-    cJSON *payload = json_parse_bounded(payload_text, strlen(payload_text), 16u << 20, 128,
-                                        err, sizeof err);
-    if (payload == NULL) {
-        fail("the payload is not JSON: %s", err);
+    cJSON *payload = parse_payload(c->args[3]);
+    if (payload == NULL)
         return EXIT_USAGE;
-    }
-    if (!cJSON_IsObject(payload)) {
-        cJSON_Delete(payload);
-        fail("the payload must be a JSON object, e.g. '{\"events\":3}'");
-        return EXIT_USAGE;
-    }
     cJSON *body = cJSON_CreateObject();
     bool ok = body != NULL;
     json_add_str(body, "type", c->args[2], &ok);
@@ -613,24 +691,10 @@ static int cmd_jobs_list(cli *c)
         return EXIT_USAGE;
     strbuf path = {0};
     strbuf_add(&path, "/v1/jobs");
-    const char *names[] = { "status", "type", "limit", "cursor" };
-    const char *values[] = { c->status, c->type, c->limit, c->cursor };
-    char sep = '?';
-    for (int i = 0; i < 4; i++) {
-        if (values[i] == NULL)
-            continue;
-        char *esc = curl_easy_escape(NULL, values[i], 0);
-        if (esc == NULL) {
-            path.oom = true;
-            break;
-        }
-        strbuf_addf(&path, "%c%s=%s", sep, names[i], esc);
-        curl_free(esc);
-        sep = '&';
-    }
-    if (path.oom) {
+    const char *const names[] = { "status", "type", "limit", "cursor" };
+    const char *const values[] = { c->status, c->type, c->limit, c->cursor };
+    if (!add_query(&path, names, values, 4)) {
         strbuf_free(&path);
-        fail("out of memory");
         return EXIT_HTTP;
     }
     int rc = show(c, path.s, render_jobs);
@@ -673,15 +737,102 @@ static int cmd_job_id(cli *c, const char *sub)
     return rc;
 }
 
+/* The batch file's bytes: the gateway takes at most AGENTGATE_MAX_BODY_BYTES
+ * (1 MiB by default), so a file far past that is refused here. */
+#define MAX_BATCH_BYTES (16u << 20)
+
+/* Reads the file name ("-": stdin) whole into b. Returns false (reported)
+ * when it cannot be read or is too long. */
+static bool read_file(const char *name, strbuf *b)
+{
+    bool std = strcmp(name, "-") == 0;
+    FILE *f = std ? stdin : fopen(name, "rb");
+    if (f == NULL) {
+        fail("cannot read '%s': %s", name, strerror(errno));
+        return false;
+    }
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0 && b->len <= MAX_BATCH_BYTES)
+        strbuf_addn(b, buf, n);
+    bool err = ferror(f) != 0;
+    if (!std)
+        fclose(f);
+    if (err)
+        fail("cannot read '%s'", name);
+    else if (b->len > MAX_BATCH_BYTES)
+        fail("'%s' is over %u bytes", name, MAX_BATCH_BYTES);
+    else if (b->oom)
+        fail("out of memory");
+    return !err && b->len <= MAX_BATCH_BYTES && !b->oom;
+}
+
+static int cmd_jobs_submit_batch(cli *c)
+{
+    if (!options_apply(c, "jobs submit-batch", 0) ||
+        !want_args(c, 3, "jobs submit-batch", "one FILE (or - for stdin)"))
+        return EXIT_USAGE;
+    strbuf text = {0};
+    if (!read_file(c->args[2], &text)) {
+        strbuf_free(&text);
+        return EXIT_USAGE;
+    }
+    char err[256];
+    cJSON *doc = json_parse_bounded(text.s != NULL ? text.s : "", text.len, MAX_BATCH_BYTES,
+                                    128, err, sizeof err);
+    strbuf_free(&text);
+    if (doc == NULL) {
+        fail("'%s' is not JSON: %s", c->args[2], err);
+        return EXIT_USAGE;
+    }
+    /* The gateway checks each job; only the shape is checked here. */
+    cJSON *body = doc;
+    bool ok = true;
+    if (cJSON_IsArray(doc)) {
+        body = cJSON_CreateObject();
+        ok = body != NULL;
+        json_add_item(body, "jobs", doc, &ok);
+    } else if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(doc, "jobs"))) {
+        cJSON_Delete(doc);
+        fail("'%s' must hold a JSON array of jobs or {\"jobs\":[...]}", c->args[2]);
+        return EXIT_USAGE;
+    }
+    agc_response r;
+    cJSON *answer = NULL;
+    int rc = post_json(c, "/v1/jobs/batch", body, ok, &r, &answer);
+    const cJSON *jobs = cJSON_GetObjectItemCaseSensitive(answer, "jobs");
+    if (rc == EXIT_OK && !cJSON_IsArray(jobs)) {
+        fail("POST /v1/jobs/batch: the answer has no jobs");
+        rc = EXIT_HTTP;
+    }
+    return print_answer(c, rc, &r, answer, render_job_ids);
+}
+
+/* jobs deliveries ID */
+static int cmd_jobs_deliveries(cli *c)
+{
+    char id[UUID_STR_LEN], path[128];
+    if (!options_apply(c, "jobs deliveries", 0) ||
+        !want_args(c, 3, "jobs deliveries", "one job ID") || !check_id("job", c->args[2], id))
+        return EXIT_USAGE;
+    snprintf(path, sizeof path, "/v1/jobs/%s/webhook-deliveries", id);
+    return show(c, path, render_deliveries);
+}
+
 static int cmd_jobs(cli *c)
 {
     const char *sub = c->nargs > 1 ? c->args[1] : NULL;
     if (sub == NULL) {
-        fail("'jobs' needs submit, list, get, cancel or retry (see --help)");
+        fail("'jobs' needs submit, submit-batch, list, get, cancel, retry or deliveries "
+             "(see --help)");
         return EXIT_USAGE;
     }
     if (strcmp(sub, "submit") == 0)
         return cmd_jobs_submit(c);
+    if (strcmp(sub, "submit-batch") == 0)
+        return cmd_jobs_submit_batch(c);
+    if (strcmp(sub, "deliveries") == 0)
+        return cmd_jobs_deliveries(c);
     if (strcmp(sub, "list") == 0)
         return cmd_jobs_list(c);
     if (strcmp(sub, "get") == 0 || strcmp(sub, "cancel") == 0 || strcmp(sub, "retry") == 0)
@@ -709,6 +860,143 @@ static int cmd_list(cli *c, const char *cmd, const char *path,
     return show(c, path, render);
 }
 
+/* approve|deny RUN_ID TOOL_CALL_ID [--note TEXT] */
+static int cmd_decide(cli *c, const char *cmd)
+{
+    char run[UUID_STR_LEN], call_id[UUID_STR_LEN], path[128];
+    if (!options_apply(c, cmd, BIT(O_NOTE)) ||
+        !want_args(c, 3, cmd, "RUN_ID and TOOL_CALL_ID") || !check_id("run", c->args[1], run) ||
+        !check_id("tool call", c->args[2], call_id))
+        return EXIT_USAGE;
+    if (c->note != NULL && strlen(c->note) > 2000 * 4) {
+        fail("--note takes at most 2000 characters");
+        return EXIT_USAGE;
+    }
+    cJSON *body = cJSON_CreateObject();
+    bool ok = body != NULL;
+    json_add_str(body, "tool_call_id", call_id, &ok);
+    json_add_str(body, "decision", strcmp(cmd, "approve") == 0 ? "approve" : "deny", &ok);
+    if (c->note != NULL)
+        json_add_str(body, "note", c->note, &ok);
+    snprintf(path, sizeof path, "/v1/agent-runs/%s/approvals", run);
+    agc_response r;
+    cJSON *answer = NULL;
+    int rc = post_json(c, path, body, ok, &r, &answer);
+    return print_answer(c, rc, &r, answer, render_decision);
+}
+
+static int cmd_schedules_create(cli *c)
+{
+    if (!options_apply(c, "schedules create", BIT(O_CRON) | BIT(O_TIMEZONE) | BIT(O_JOB_TYPE) |
+                                                  BIT(O_PAYLOAD) | BIT(O_PRIORITY) |
+                                                  BIT(O_PROMPT)) ||
+        !want_args(c, 2, "schedules create", "no arguments"))
+        return EXIT_USAGE;
+    if (c->cron == NULL) {
+        fail("'schedules create' needs --cron EXPR");
+        return EXIT_USAGE;
+    }
+    if ((c->job_type == NULL) == (c->prompt == NULL)) {
+        fail("'schedules create' needs one of --job-type and --prompt");
+        return EXIT_USAGE;
+    }
+    if (c->prompt != NULL && (c->payload != NULL || c->priority != NULL)) {
+        fail("--%s goes with --job-type, not --prompt", c->payload != NULL ? "payload" : "priority");
+        return EXIT_USAGE;
+    }
+    if (c->prompt != NULL && (c->prompt[0] == '\0' || strlen(c->prompt) > MAX_PROMPT_BYTES)) {
+        fail("the prompt must be 1 to 32000 characters");
+        return EXIT_USAGE;
+    }
+    if (c->priority != NULL && !check_number("priority", c->priority, -1000, 1000))
+        return EXIT_USAGE;
+    cJSON *payload = NULL;
+    if (c->payload != NULL && (payload = parse_payload(c->payload)) == NULL)
+        return EXIT_USAGE;
+
+    cJSON *body = cJSON_CreateObject();
+    cJSON *what = cJSON_CreateObject();
+    bool ok = body != NULL && what != NULL;
+    json_add_str(body, "cron", c->cron, &ok);
+    if (c->timezone != NULL)
+        json_add_str(body, "timezone", c->timezone, &ok);
+    if (c->job_type != NULL) {
+        json_add_str(what, "type", c->job_type, &ok);
+        if (payload != NULL)
+            json_add_item(what, "payload", payload, &ok);
+        if (c->priority != NULL)
+            json_add_num(what, "priority", (double)strtoll(c->priority, NULL, 10), &ok);
+    } else {
+        json_add_str(what, "prompt", c->prompt, &ok);
+    }
+    json_add_item(body, c->job_type != NULL ? "job" : "agent_run", what, &ok);
+    agc_response r;
+    cJSON *answer = NULL;
+    int rc = post_json(c, "/v1/schedules", body, ok, &r, &answer);
+    return print_answer(c, rc, &r, answer, render_schedule);
+}
+
+/* schedules get|pause|resume|delete ID */
+static int cmd_schedule_id(cli *c, const char *sub)
+{
+    char cmd[32], id[UUID_STR_LEN], path[128];
+    snprintf(cmd, sizeof cmd, "schedules %s", sub);
+    if (!options_apply(c, cmd, 0) || !want_args(c, 3, cmd, "one schedule ID") ||
+        !check_id("schedule", c->args[2], id))
+        return EXIT_USAGE;
+    snprintf(path, sizeof path, "/v1/schedules/%s", id);
+    if (strcmp(sub, "get") == 0)
+        return show(c, path, render_schedule);
+    agc_response r;
+    if (strcmp(sub, "delete") == 0) {
+        int rc = call(c, "DELETE", path, NULL, &r, NULL);
+        if (rc == EXIT_OK && !c->json)
+            printf("schedule %s deleted\n", id);
+        agc_response_free(&r);
+        return rc;
+    }
+    cJSON *body = cJSON_CreateObject();
+    bool ok = body != NULL;
+    json_add_bool(body, "paused", strcmp(sub, "pause") == 0, &ok);
+    cJSON *answer = NULL;
+    int rc = send_json(c, "PATCH", path, body, ok, &r, &answer);
+    return print_answer(c, rc, &r, answer, render_schedule);
+}
+
+static int cmd_schedules(cli *c)
+{
+    static const char *const with_id[] = { "get", "pause", "resume", "delete", NULL };
+    const char *sub = c->nargs > 1 ? c->args[1] : NULL;
+    if (sub == NULL) {
+        fail("'schedules' needs list, get, create, pause, resume or delete (see --help)");
+        return EXIT_USAGE;
+    }
+    if (strcmp(sub, "create") == 0)
+        return cmd_schedules_create(c);
+    if (one_of(sub, with_id))
+        return cmd_schedule_id(c, sub);
+    if (strcmp(sub, "list") != 0) {
+        fail("unknown command 'schedules %s' (see --help)", sub);
+        return EXIT_USAGE;
+    }
+    if (!options_apply(c, "schedules list", BIT(O_LIMIT) | BIT(O_CURSOR)) ||
+        !want_args(c, 2, "schedules list", "no arguments"))
+        return EXIT_USAGE;
+    if (c->limit != NULL && !check_number("limit", c->limit, 1, 200))
+        return EXIT_USAGE;
+    strbuf path = {0};
+    strbuf_add(&path, "/v1/schedules");
+    const char *const names[] = { "limit", "cursor" };
+    const char *const values[] = { c->limit, c->cursor };
+    if (!add_query(&path, names, values, 2)) {
+        strbuf_free(&path);
+        return EXIT_HTTP;
+    }
+    int rc = show(c, path.s, render_schedules);
+    strbuf_free(&path);
+    return rc;
+}
+
 static int dispatch(cli *c)
 {
     const char *cmd = c->args[0];
@@ -718,6 +1006,10 @@ static int dispatch(cli *c)
         return cmd_jobs(c);
     if (strcmp(cmd, "events") == 0)
         return cmd_events(c);
+    if (strcmp(cmd, "schedules") == 0)
+        return cmd_schedules(c);
+    if (strcmp(cmd, "approve") == 0 || strcmp(cmd, "deny") == 0)
+        return cmd_decide(c, cmd);
     if (strcmp(cmd, "queues") == 0)
         return cmd_list(c, "queues", "/v1/queues", render_queues);
     if (strcmp(cmd, "workers") == 0)

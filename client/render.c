@@ -372,6 +372,118 @@ void render_job(FILE *f, const cJSON *job, const render_opts *o)
     kv(f, o, "error", e);
 }
 
+void render_job_ids(FILE *f, const cJSON *answer, const render_opts *o)
+{
+    (void)o;
+    const cJSON *job;
+    cJSON_ArrayForEach(job, cJSON_GetObjectItemCaseSensitive(answer, "jobs")) {
+        char id[64];
+        member_text(job, "id", id, sizeof id);
+        render_text(f, id, strlen(id));
+        fputc('\n', f);
+    }
+}
+
+void render_deliveries(FILE *f, const cJSON *answer, const render_opts *o)
+{
+    kv_member(f, o, answer, "job_id");
+    kv_member(f, o, answer, "webhook");
+    const cJSON *items = cJSON_GetObjectItemCaseSensitive(answer, "items");
+    if (cJSON_GetArraySize(items) == 0) {
+        fprintf(f, "no deliveries\n");
+        return;
+    }
+    const cJSON *d;
+    cJSON_ArrayForEach(d, items) {
+        char id[64], ev[64], state[32], n[16], st[16], next[48], err[600], line[900];
+        member_text(d, "id", id, sizeof id);
+        member_text(d, "event_type", ev, sizeof ev);
+        member_text(d, "state", state, sizeof state);
+        member_text(d, "attempts", n, sizeof n);
+        member_text(d, "last_status", st, sizeof st);
+        member_text(d, "next_attempt_at", next, sizeof next);
+        snprintf(line, sizeof line, "%s %s %s, %s attempts, last status %s%s%s", id, ev, state,
+                 n, st, strcmp(state, "pending") == 0 ? ", next at " : "",
+                 strcmp(state, "pending") == 0 ? next : "");
+        kv(f, o, "delivery", line);
+        const cJSON *a;
+        cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(d, "attempt_log")) {
+            char num[16], worker[128], at[48], code[16], ms[32];
+            member_text(a, "attempt", num, sizeof num);
+            member_text(a, "worker_id", worker, sizeof worker);
+            member_text(a, "started_at", at, sizeof at);
+            member_text(a, "status_code", code, sizeof code);
+            member_text(a, "duration_ms", ms, sizeof ms);
+            member_text(a, "error", err, sizeof err);
+            snprintf(line, sizeof line, "  attempt %s at %s by %s: status %s, %s ms, error %s",
+                     num, at, worker, code, ms, err);
+            render_text(f, line, strlen(line));
+            fputc('\n', f);
+        }
+    }
+}
+
+void render_decision(FILE *f, const cJSON *answer, const render_opts *o)
+{
+    static const char *const names[] = { "id", "job_id", "tool_call_id", "decision", "status" };
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        kv_member(f, o, answer, names[i]);
+}
+
+/* A schedule's latest tick: its time and its job's status. */
+static void last_tick_text(const cJSON *s, char *out, size_t size)
+{
+    char at[48], st[32];
+    member_text(s, "last_tick_at", at, sizeof at);
+    const cJSON *tick = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(s, "recent_ticks"), 0);
+    if (tick == NULL) {
+        snprintf(out, size, "%s", at);
+        return;
+    }
+    member_text(tick, "status", st, sizeof st);
+    snprintf(out, size, "%s %s", at, st);
+}
+
+void render_schedules(FILE *f, const cJSON *page, const render_opts *o)
+{
+    static const char *const head[] = { "ID", "CRON", "TIMEZONE", "PAUSED", "NEXT RUN", "LAST TICK" };
+    table t = { .ncols = 6 };
+    table_row(&t, head);
+    const cJSON *s;
+    cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(page, "items")) {
+        char id[64], cron[300], tz[128], paused[8], next[48], last[96];
+        member_text(s, "id", id, sizeof id);
+        member_text(s, "cron", cron, sizeof cron);
+        member_text(s, "timezone", tz, sizeof tz);
+        member_text(s, "paused", paused, sizeof paused);
+        member_text(s, "next_run_at", next, sizeof next);
+        last_tick_text(s, last, sizeof last);
+        const char *row[] = { id, cron, tz, paused, next, last };
+        table_row(&t, row);
+    }
+    table_print(f, &t, o, "no schedules");
+    print_next_cursor(f, page);
+}
+
+void render_schedule(FILE *f, const cJSON *schedule, const render_opts *o)
+{
+    static const char *const names[] = { "id", "name", "cron", "timezone", "paused",
+                                         "next_run_at", "last_tick_at", "job", "agent_run",
+                                         "created_by", "created_at" };
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        kv_member(f, o, schedule, names[i]);
+    const cJSON *tick;
+    cJSON_ArrayForEach(tick, cJSON_GetObjectItemCaseSensitive(schedule, "recent_ticks")) {
+        char at[48], job[64], run[64], st[32], line[256];
+        member_text(tick, "tick_at", at, sizeof at);
+        member_text(tick, "job_id", job, sizeof job);
+        member_text(tick, "run_id", run, sizeof run);
+        member_text(tick, "status", st, sizeof st);
+        snprintf(line, sizeof line, "%s job %s run %s %s", at, job, run, st);
+        kv(f, o, "tick", line);
+    }
+}
+
 void render_run_output(FILE *f, const cJSON *run, const render_opts *o)
 {
     const char *output = json_get_string(run, "output");

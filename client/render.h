@@ -58,6 +58,25 @@ void render_run_output(FILE *f, const cJSON *run, const render_opts *o);
 /* A finished job followed to its end: its result line. */
 void render_job_result(FILE *f, const cJSON *job, const render_opts *o);
 
+/* POST /v1/jobs/batch's answer: each new job's id on its own line, in the
+ * order the jobs were sent. */
+void render_job_ids(FILE *f, const cJSON *answer, const render_opts *o);
+
+/* A job's webhook deliveries: the URL, then each delivery's state and a
+ * line per attempt. */
+void render_deliveries(FILE *f, const cJSON *answer, const render_opts *o);
+
+/* The answer to an approval decision: the tool call, the decision, the
+ * run's new status. */
+void render_decision(FILE *f, const cJSON *answer, const render_opts *o);
+
+/* A page of schedules as a table (ID, CRON, TIMEZONE, PAUSED, NEXT RUN,
+ * LAST TICK), then the next cursor, if any. */
+void render_schedules(FILE *f, const cJSON *page, const render_opts *o);
+
+/* One schedule, a "name: value" line per member, then its recent ticks. */
+void render_schedule(FILE *f, const cJSON *schedule, const render_opts *o);
+
 /* The live display of a followed job's events. */
 typedef struct render_follow {
     FILE *out;

@@ -3,7 +3,8 @@ against the session stack: `run --follow` in a pseudo-terminal (the
 progress line, the model's tokens as they arrive, the output, exit 0) and
 on a pipe (plain lines), the exit statuses (failed, cancelled by Ctrl-C
 with --cancel-on-interrupt, interrupted without it, usage, connection and
-HTTP errors), and the jobs, events, queues and workers commands.
+HTTP errors), and the jobs, events, queues, workers, schedules, approve
+and deny commands, batches and webhook deliveries.
 
 Ctrl-C is typed as a person types it: a ^C byte written to the terminal,
 which the terminal driver turns into SIGINT for the foreground process.
@@ -626,3 +627,209 @@ def test_workers(tenant):
     lines = r.stdout.splitlines()
     assert lines[0].split()[:4] == ["ID", "HOST", "PID", "RUNNING"], lines
     assert len(lines) == 1 + len(items), lines
+
+
+# --------------------------------------------------------------------------
+# schedules, approvals, batches, webhook deliveries
+# --------------------------------------------------------------------------
+
+def test_new_commands_refuse_bad_usage_without_calling_the_gateway(tenant, tmp_path):
+    # Nothing listens at the URL: a call would exit 4, not 2.
+    env = cli_env(tenant, AGENTGATE_URL=f"http://127.0.0.1:{unused_port()}")
+    not_json = tmp_path / "bad.json"
+    not_json.write_text("{nope")
+    no_jobs = tmp_path / "obj.json"
+    no_jobs.write_text('{"items":[]}')
+    rid, cid = str(uuid.uuid4()), str(uuid.uuid4())
+    for args, says in [
+        (["schedules"], "'schedules' needs list, get, create"),
+        (["schedules", "frob"], "unknown command 'schedules frob'"),
+        (["schedules", "create", "--job-type", "demo"], "needs --cron EXPR"),
+        (["schedules", "create", "--cron", "* * * * *"], "needs one of --job-type and --prompt"),
+        (["schedules", "create", "--cron", "* * * * *", "--job-type", "demo", "--prompt", "x"],
+         "needs one of --job-type and --prompt"),
+        (["schedules", "create", "--cron", "* * * * *", "--prompt", "x", "--priority", "1"],
+         "--priority goes with --job-type"),
+        (["schedules", "create", "--cron", "* * * * *", "--job-type", "demo",
+          "--priority", "1001"], "--priority takes a whole number from -1000 to 1000"),
+        (["schedules", "create", "--cron", "* * * * *", "--job-type", "demo",
+          "--payload", "[1]"], "the payload must be a JSON object"),
+        (["schedules", "pause", "nope"], "is not a schedule id"),
+        (["schedules", "list", "--note", "x"], "does not apply to 'schedules list'"),
+        (["approve", rid], "'approve' needs RUN_ID and TOOL_CALL_ID"),
+        (["deny", "nope", cid], "'nope' is not a run id"),
+        (["approve", rid, "nope"], "'nope' is not a tool call id"),
+        (["deny", rid, cid, "--follow"], "does not apply to 'deny'"),
+        (["jobs", "submit-batch"], "'jobs submit-batch' needs one FILE"),
+        (["jobs", "submit-batch", str(tmp_path / "missing.json")], "cannot read"),
+        (["jobs", "submit-batch", str(not_json)], "is not JSON"),
+        (["jobs", "submit-batch", str(no_jobs)], "must hold a JSON array of jobs"),
+        (["jobs", "deliveries", "nope"], "is not a job id"),
+    ]:
+        r = cli(tenant, *args, env=env)
+        assert r.returncode == EXIT_USAGE, (args, r)
+        assert says in one_line_error(r), (args, r.stderr)
+        assert r.stdout == "", (args, r.stdout)
+    h = cli(tenant, "--help")
+    for usage in ("schedules create --cron EXPR", "approve RUN_ID TOOL_CALL_ID",
+                  "deny RUN_ID TOOL_CALL_ID", "jobs submit-batch FILE|-", "jobs deliveries ID"):
+        assert usage in h.stdout, (usage, h.stdout)
+
+
+def test_schedules_create_pause_resume_list_delete(tenant):
+    r = cli(tenant, "schedules", "create", "--cron", "0 3 1 1 *", "--timezone", "Europe/Berlin",
+            "--job-type", "demo", "--payload", '{"events":1}', "--priority", "-5", "--json")
+    skip_if_route_missing(r, "POST /v1/schedules")
+    assert r.returncode == EXIT_OK, r
+    sid = json.loads(r.stdout)["id"]
+    s = tenant.request("GET", f"/v1/schedules/{sid}").expect_json(200)
+    assert (s["cron"], s["timezone"], s["paused"]) == ("0 3 1 1 *", "Europe/Berlin", False), s
+    assert s["job"]["type"] == "demo" and s["job"]["payload"] == {"events": 1}, s
+    assert s["job"]["priority"] == -5 and s["next_run_at"] is not None, s
+
+    r = cli(tenant, "schedules", "pause", sid)
+    assert r.returncode == EXIT_OK, r
+    assert re.search(r"^paused\s+true$", r.stdout, re.M), r.stdout
+    s = tenant.request("GET", f"/v1/schedules/{sid}").expect_json(200)
+    assert s["paused"] is True and s["next_run_at"] is None, s
+
+    r = cli(tenant, "schedules", "list")
+    assert r.returncode == EXIT_OK, r
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["ID", "CRON", "TIMEZONE", "PAUSED", "NEXT", "RUN", "LAST",
+                                "TICK"], lines
+    row = next(ln for ln in lines[1:] if ln.startswith(sid))
+    assert "0 3 1 1 *" in row and row.split()[6:8] == ["Europe/Berlin", "true"], row
+
+    r = cli(tenant, "schedules", "resume", sid, "--json")
+    assert r.returncode == EXIT_OK and json.loads(r.stdout)["paused"] is False, r
+    assert tenant.request("GET", f"/v1/schedules/{sid}").expect_json(200)["paused"] is False
+
+    r = cli(tenant, "schedules", "get", sid)
+    assert r.returncode == EXIT_OK and re.search(r"^cron\s+0 3 1 1 \*$", r.stdout, re.M), r
+
+    run = cli(tenant, "schedules", "create", "--cron", "@yearly", "--prompt", "hello", "--json")
+    assert run.returncode == EXIT_OK, run
+    rs = tenant.request("GET", f"/v1/schedules/{json.loads(run.stdout)['id']}").expect_json(200)
+    assert rs["job"] is None and rs["agent_run"]["prompt"] == "hello", rs
+
+    r = cli(tenant, "schedules", "delete", sid)
+    assert r.returncode == EXIT_OK and r.stdout == f"schedule {sid} deleted\n", r
+    tenant.request("GET", f"/v1/schedules/{sid}").expect_problem(404)
+    again = cli(tenant, "schedules", "delete", sid)
+    assert again.returncode == EXIT_HTTP, again
+    assert one_line_error(again).startswith("agentgate: HTTP 404 Not Found"), again.stderr
+    bad = cli(tenant, "schedules", "create", "--cron", "0 0 30 2 *", "--job-type", "demo")
+    assert bad.returncode == EXIT_HTTP, bad
+    assert one_line_error(bad).startswith("agentgate: HTTP 422"), bad.stderr
+
+
+def test_approve_or_deny_a_run_that_is_not_waiting(tenant):
+    r = cli(tenant, "run", "hello", "--response-mode", "fallback-only", "--json")
+    assert r.returncode == EXIT_OK, r
+    run_id = json.loads(r.stdout)["id"]
+    tenant.wait_run(run_id)
+    for cmd in ("approve", "deny"):
+        r = cli(tenant, cmd, run_id, str(uuid.uuid4()), "--note", "looks \x1b[2Jfine")
+        skip_if_route_missing(r, "POST /v1/agent-runs/{id}/approvals")
+        assert r.returncode == EXIT_HTTP, (cmd, r)
+        line = one_line_error(r)
+        assert line.startswith("agentgate: HTTP 409 Conflict"), line
+        assert "\x1b" not in r.stderr and r.stdout == "", r
+    r = cli(tenant, "approve", str(uuid.uuid4()), str(uuid.uuid4()))
+    assert r.returncode == EXIT_HTTP and "HTTP 404" in one_line_error(r), r
+
+
+def test_deny_a_waiting_tool_call_with_a_note(stack, tenant, llm_standin):
+    # The run that waits for approval is made as test_approvals makes it.
+    from test_approvals import _steps, _waiting_run
+    run, _, req = _waiting_run(stack, tenant, llm_standin, final="Understood.")
+    tenant.wait_run(run["id"], ("waiting",))
+    r = cli(tenant, "deny", run["id"], req["tool_call_id"], "--note", "not on a Friday")
+    assert r.returncode == EXIT_OK, r
+    assert re.search(r"^decision\s+denied$", r.stdout, re.M), r.stdout
+    assert re.search(r"^tool_call_id\s+" + req["tool_call_id"] + "$", r.stdout, re.M), r.stdout
+    done = tenant.wait_run(run["id"])
+    tool = _steps(done, "tool:invoke")[0]
+    assert tool["output"]["status"] == "denied_by_approver", tool
+    assert "not on a Friday" in tool["output"]["message"], tool
+    again = cli(tenant, "approve", run["id"], req["tool_call_id"])
+    assert again.returncode == EXIT_HTTP, again
+    assert one_line_error(again).startswith("agentgate: HTTP 409 Conflict"), again.stderr
+
+
+def test_jobs_submit_batch_from_a_file_and_stdin(tenant, tmp_path):
+    f = tmp_path / "jobs.json"
+    f.write_text(json.dumps([{"type": "demo", "payload": {"events": 0, "duration_ms": 0}},
+                             {"type": "test", "payload": {"outcome": "succeed"},
+                              "priority": 5}]))
+    r = cli(tenant, "jobs", "submit-batch", str(f))
+    skip_if_route_missing(r, "POST /v1/jobs/batch")
+    assert r.returncode == EXIT_OK, r
+    ids = r.stdout.splitlines()
+    assert len(ids) == 2 and all(re.fullmatch(UUID_RE, i) for i in ids), r.stdout
+    jobs = [tenant.get_job(i) for i in ids]
+    assert [(j["type"], j["priority"]) for j in jobs] == [("demo", 0), ("test", 5)], jobs
+
+    body = json.dumps({"jobs": [{"type": "demo", "payload": {"events": 0}}]})
+    p = subprocess.run([CLI, "jobs", "submit-batch", "-", "--json"], env=cli_env(tenant),
+                       input=body, capture_output=True, text=True, timeout=TIMEOUT)
+    assert p.returncode == EXIT_OK, p
+    one = json.loads(p.stdout)["jobs"]
+    assert len(one) == 1 and tenant.get_job(one[0]["id"])["type"] == "demo", one
+
+    f.write_text(json.dumps([{"type": "demo"}, {"type": "no-such-type"}]))
+    before = tenant.request("GET", "/v1/jobs?limit=200").expect_json(200)["items"]
+    r = cli(tenant, "jobs", "submit-batch", str(f))
+    assert r.returncode == EXIT_HTTP, r
+    assert one_line_error(r).startswith("agentgate: HTTP 422"), r.stderr
+    after = tenant.request("GET", "/v1/jobs?limit=200").expect_json(200)["items"]
+    assert len(after) == len(before), "a refused batch wrote jobs"
+
+
+def test_jobs_deliveries(tenant):
+    from agentgate_test.stack import WEBHOOK_PORT, WEBHOOK_URL
+    import http.server
+
+    class Ok(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", WEBHOOK_PORT), Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        job = tenant.submit("test", {"outcome": "succeed"}, webhook=WEBHOOK_URL + "/cli")
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            r = cli(tenant, "jobs", "deliveries", job["id"], "--json")
+            skip_if_route_missing(r, "GET /v1/jobs/{id}/webhook-deliveries")
+            assert r.returncode == EXIT_OK, r
+            items = json.loads(r.stdout)["items"]
+            if items and items[0]["state"] == "delivered":
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"never delivered: {r.stdout}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    r = cli(tenant, "jobs", "deliveries", job["id"])
+    assert r.returncode == EXIT_OK, r
+    assert re.search(r"^webhook\s+" + re.escape(WEBHOOK_URL + "/cli") + "$", r.stdout, re.M), r
+    assert re.search(r"^delivery\s+\S+ job.succeeded delivered, 1 attempts, last status 200$",
+                     r.stdout, re.M), r.stdout
+    assert re.search(r"^  attempt 1 at \S+ by \S+: status 200, \d+ ms, error -$",
+                     r.stdout, re.M), r.stdout
+
+    plain = tenant.submit("demo", {"events": 0, "duration_ms": 0})
+    tenant.wait_job(plain["id"])
+    r = cli(tenant, "jobs", "deliveries", plain["id"])
+    assert r.returncode == EXIT_OK and r.stdout.endswith("webhook       -\nno deliveries\n"), r
