@@ -222,7 +222,7 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fn
 FUZZ_CFLAGS  := -O1 -g -std=c11 -D_GNU_SOURCE -pthread -Wall -Wextra -Wno-unused-parameter \
                 $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS))) \
                 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP
-FUZZ_LIB_SRC := $(COMMON_SRC) gateway/core/router.c gateway/sse/sse_frame.c \
+FUZZ_LIB_SRC := $(COMMON_SRC) gateway/core/router.c gateway/core/gw_metrics.c gateway/sse/sse_frame.c \
                 worker/agent/text_fold.c worker/agent/pii.c worker/agent/output_guard.c
 # A harness compiles with the include paths of the layer it tests: the
 # agent's for the targets of worker/agent code, the gateway's for the rest.
