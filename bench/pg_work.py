@@ -41,7 +41,6 @@ import argparse
 import glob
 import http.client
 import json
-import os
 import re
 import signal
 import subprocess
