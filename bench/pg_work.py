@@ -87,10 +87,13 @@ def submit(url, token, n, threads=8):
         sys.exit(f"pg_work: {len(errors)} submissions failed, first {errors[0]}")
 
 
-def wait_done(db, timeout=120):
+def wait_done(db, since, timeout=120):
+    """Waits until the test jobs created since (a timestamptz) are done;
+    jobs of earlier bench parts are not waited for."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if psql(db, "SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')") == "0":
+        if psql(db, "SELECT count(*) FROM jobs WHERE status IN ('queued', 'running') "
+                    f"AND type = 'test' AND created_at >= '{since}'") == "0":
             return
         time.sleep(0.2)
     sys.exit("pg_work: the jobs did not finish")
@@ -208,6 +211,7 @@ def main():
         psql(a.db, "CREATE EXTENSION pg_stat_statements")
 
     n = a.jobs
+    t0 = psql(a.db, "SELECT now()")
     # gateway: the workers stopped, n submissions (warmed up first, then
     # the warm-up's jobs dropped); the n jobs stay queued for the next.
     a.stack_cmd("worker", "stop", "1")
@@ -220,7 +224,7 @@ def main():
     # (its start-up is in the count: a few statements for n jobs).
     def drain():
         a.stack_cmd("worker", "start", "1")
-        wait_done(a.db)
+        wait_done(a.db, t0)
     w = measure(a, "worker", {}, drain)
 
     # pipeline: the worker running idle, then n jobs submitted and run to
@@ -228,11 +232,11 @@ def main():
     a.stack_cmd("worker", "start", "1")
     time.sleep(1)
     submit(a.url, a.token, 50)
-    wait_done(a.db)
+    wait_done(a.db, t0)
 
     def pipeline():
         submit(a.url, a.token, n)
-        wait_done(a.db)
+        wait_done(a.db, t0)
     p = measure(a, "pipeline", backends(a.db), pipeline)
 
     def per(x):
