@@ -152,6 +152,7 @@ static const setting settings[] = {
     INT("AGENTGATE_LLM_RETRY_MAX_MS", llm_retry_max_ms, "8000", 1, 3600000),
     INT("AGENTGATE_LLM_CIRCUIT_FAILURES", llm_circuit_failures, "5", 1, 1000),
     INT("AGENTGATE_LLM_CIRCUIT_OPEN_MS", llm_circuit_open_ms, "30000", 1, 86400000),
+    INT("AGENTGATE_BUILTIN_DELTA_PAUSE_MS", builtin_delta_pause_ms, "10", 0, 1000),
     INT("AGENTGATE_AGENT_MAX_ITERATIONS", agent_max_iterations, "8", 1, 64),
     INT("AGENTGATE_AGENT_RUN_TIMEOUT_MS", agent_run_timeout_ms, "120000", 100, 86400000),
     SIZE("AGENTGATE_SESSION_CONTEXT_BYTES", session_context_bytes, "8192", 0, 1048576),

@@ -159,6 +159,8 @@ typedef struct ag_config {
     int  llm_circuit_open_ms; /* AGENTGATE_LLM_CIRCUIT_OPEN_MS */
 
     /* Agent runs (worker). */
+    int  builtin_delta_pause_ms; /* AGENTGATE_BUILTIN_DELTA_PAUSE_MS: the built-in
+                                 provider's pause after each llm.delta event; 0: none */
     int  agent_max_iterations;/* AGENTGATE_AGENT_MAX_ITERATIONS: steps per run */
     int  agent_run_timeout_ms;/* AGENTGATE_AGENT_RUN_TIMEOUT_MS */
     size_t session_context_bytes; /* AGENTGATE_SESSION_CONTEXT_BYTES: earlier turns

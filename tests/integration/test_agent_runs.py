@@ -225,3 +225,6 @@ def test_steps_of_a_run_report_the_built_in_provider(tenant):
             assert s["output"]["language_model"] is False, s
     m = got["metrics"]
     assert m["iterations"] == 2 and m["pii_redacted"] == 0, m
+    # Its pause between deltas (AGENTGATE_BUILTIN_DELTA_PAUSE_MS, 10 ms)
+    # is counted apart, so overall_ms does not pass it off as work.
+    assert 0 < m["builtin_pause_ms"] <= m["overall_ms"], m

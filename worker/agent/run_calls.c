@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "jsonutil.h"
 #include "llm.h"
 #include "llm_router.h"
@@ -33,13 +34,14 @@
 
 /* Delta events. The built-in provider produces its text at once; its
  * deltas are gathered into DELTA_BUDGET (run_calls.h) events per run and
- * spaced out so a terminal on the SSE stream sees them arrive and a cancel
- * can land mid-stream. A real model's deltas go out as they come, each as
+ * spaced out by AGENTGATE_BUILTIN_DELTA_PAUSE_MS so a terminal on the SSE
+ * stream sees them arrive and a cancel can land mid-stream; the pauses are
+ * counted in metrics.builtin_pause_ms so overall_ms never passes them off
+ * as work. A real model's deltas go out as they come, each as
  * soon as the PII hold-back lets it, until DELTA_SOFT_MAX events, after
  * which they are gathered into pieces of DELTA_COALESCE_BYTES. */
 #define DELTA_MIN_WORDS       3
 #define DELTA_EXPECT_WORDS    120
-#define BUILTIN_DELTA_PACE_MS 10
 #define DELTA_SOFT_MAX        2000
 #define DELTA_COALESCE_BYTES  256
 
@@ -161,9 +163,15 @@ static int on_delta(void *user, const char *delta, size_t len)
         if (ds->pending_words >= ds->chunk_words && ds->sent < ds->budget - 1) {
             if (delta_flush(ds, false) < 0)
                 return 1;
-            if (job_sleep_ms(ds->r->ctx, BUILTIN_DELTA_PACE_MS)) {
-                ds->cancelled = true;
-                return 1;
+            int pause = ds->r->cfg->builtin_delta_pause_ms;
+            if (pause > 0) {
+                long long t = clock_mono_ms();
+                bool stopped = job_sleep_ms(ds->r->ctx, pause);
+                ds->r->m.builtin_pause_ms += clock_mono_ms() - t;
+                if (stopped) {
+                    ds->cancelled = true;
+                    return 1;
+                }
             }
         }
         return 0;

@@ -69,6 +69,8 @@ typedef struct result_item {
 typedef struct run_metrics {
     long long llm_calls, tool_calls, tokens_in, tokens_out, iterations;
     long long pii_redacted, guard_findings;
+    long long builtin_pause_ms;     /* of overall_ms, the built-in provider's
+                                       deliberate pauses between deltas */
 } run_metrics;
 
 /* One agent run being carried out, on the handler's stack: what its row

@@ -421,6 +421,7 @@ static cJSON *metrics_json(const run *r)
     json_add_num(o, "max_iterations", r->max_iterations, &ok);
     json_add_num(o, "pii_redacted", (double)r->m.pii_redacted, &ok);
     json_add_num(o, "guard_findings", (double)r->m.guard_findings, &ok);
+    json_add_num(o, "builtin_pause_ms", (double)r->m.builtin_pause_ms, &ok);
     return json_done(o, ok);
 }
 

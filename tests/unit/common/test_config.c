@@ -162,6 +162,7 @@ static void test_defaults_rest(void **state)
     assert_int_equal(c.llm_retry_max_ms, 8000);
     assert_int_equal(c.llm_circuit_failures, 5);
     assert_int_equal(c.llm_circuit_open_ms, 30000);
+    assert_int_equal(c.builtin_delta_pause_ms, 10);
     assert_int_equal(c.agent_max_iterations, 8);
     assert_int_equal(c.agent_run_timeout_ms, 120000);
     assert_int_equal(c.session_context_bytes, 8192);

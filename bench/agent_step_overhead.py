@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""bench/agent_step_overhead.py URL TOKEN --db DATABASE_URL [options]
+
+The time agentgate itself adds per agent step, with a model that answers
+at once: the OpenAI stand-in (tests/fakes/openai_standin.py, started here
+on a free port unless --standin gives one), whose unscripted answer is an
+echo streamed in a few chunks with no delay.
+
+A fresh model served by the stand-in is registered for the token's tenant
+(a model_defaults row, through psql on --db), then --runs agent runs
+naming it are submitted one after another (each waited for), so runs do
+not queue behind each other. For each run the steps' timestamps are read
+from PostgreSQL (steps.finished_at and agent_runs.started_at/finished_at,
+all clock_timestamp()) and the stand-in's own record of each model call
+(time.time() when it had read the request, and after its last chunk).
+
+Method: a run's timeline, from agent_runs.started_at to finished_at, is
+cut at each step's finished_at. Step k owns the time from the end of step
+k-1 (the run's start for the first) to its own end, and the last step also
+owns the run's tail (final persistence, the terminal event). A step's
+overhead is that interval minus the time the stand-in spent answering
+inside it. So it holds everything agentgate does around and between the
+model calls: planning, step rows, events, the tool pipeline with the tool
+itself, persistence. It also holds the HTTP hops to the stand-in and the
+stand-in's reading of each request (Python): an upper bound of
+agentgate's share. Both clocks are this machine's realtime clock.
+
+Prints lines "label: value": the per-step p50/p99/max, the per-run mean,
+and the steps by action.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import call, pct, start_standin, tenant_of  # noqa: E402
+
+TERMINAL = ("succeeded", "failed", "cancelled", "timed_out")
+
+
+def psql(db, sql):
+    r = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", db, "-c", sql],
+                       text=True, check=True, capture_output=True)
+    return r.stdout
+
+
+def run_one(a, body, auth):
+    """Submits one agent run and waits for its end: (id, status, run)."""
+    st, data = call(a.url, "POST", "/v1/agent-runs", body, auth)
+    if st != 202:
+        sys.exit(f"agent_step_overhead: submit answered {st}: {data[:200]!r}")
+    rid = json.loads(data)["id"]
+    deadline = time.time() + 60
+    r = {}
+    while time.time() < deadline:
+        st, data = call(a.url, "GET", f"/v1/agent-runs/{rid}", None, auth)
+        r = json.loads(data) if st == 200 else {}
+        if r.get("status") in TERMINAL:
+            break
+        time.sleep(0.005)
+    return rid, r.get("status"), r
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("url")
+    ap.add_argument("token")
+    ap.add_argument("--db", required=True, help="PostgreSQL URL (reads steps, writes model_defaults)")
+    ap.add_argument("--standin", help="URL of a running stand-in (default: start one)")
+    ap.add_argument("--runs", type=int, default=40)
+    ap.add_argument("--prompt", default="What time is it now in UTC?")
+    ap.add_argument("--tool", default="system.time",
+                    help="the tool the model's first answer calls ('' for none)")
+    a = ap.parse_args()
+
+    proc = None
+    standin = a.standin
+    if not standin:
+        proc, standin = start_standin("agent_step_overhead")
+    try:
+        model = f"bench-{uuid.uuid4().hex[:12]}"
+        provider = f"bench-{uuid.uuid4().hex[:12]}"
+        tenant = tenant_of(a.token)
+        subprocess.run(
+            ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", a.db,
+             "-v", f"t={tenant}", "-v", f"p={provider}", "-v", f"m={model}",
+             "-v", f"u={standin}/bench/v1"],
+            input="INSERT INTO model_defaults (scope, tenant_id, provider, model, base_url) "
+                  "VALUES ('tenant', :'t', :'p', :'m', :'u');\n",
+            text=True, check=True, capture_output=True)
+        auth = {"Authorization": "Bearer " + a.token}
+        ids, states = [], {}
+        for _ in range(a.runs):
+            # The intent classifier's call is answered "chat"; the next
+            # one asks for the tool (offered under its name with "__" for
+            # "."), so every run has a tool:invoke step; later calls get
+            # the stand-in's echo.
+            body = {"prompt": a.prompt, "model": model}
+            if a.tool:
+                body["tools"] = [a.tool]
+                st, _ = call(standin, "POST", "/_standin/script",
+                             {"prefix": "/bench", "model": model, "responses": [
+                                 {"chunks": ["chat"]},
+                                 {"tool_calls": [{"id": "call_1",
+                                                  "name": a.tool.replace(".", "__"),
+                                                  "arguments": "{}"}]}]})
+                if st != 200:
+                    sys.exit(f"agent_step_overhead: scripting the stand-in answered {st}")
+            rid, status, _ = run_one(a, body, auth)
+            states[status] = states.get(status, 0) + 1
+            ids.append(rid)
+
+        st, data = call(standin, "GET", "/_standin/requests?" +
+                        urllib.parse.urlencode({"prefix": "/bench", "model": model}))
+        model_spans = sorted((q["received"], q["chunk_times"][-1] if q["chunk_times"]
+                              else q["received"]) for q in json.loads(data))
+        id_list = ",".join(f"'{i}'" for i in ids)
+        rows = psql(a.db,
+                    "SELECT r.id, extract(epoch FROM r.started_at), extract(epoch FROM r.finished_at),"
+                    " s.idx, s.action, extract(epoch FROM s.finished_at)"
+                    " FROM agent_runs r JOIN steps s ON s.run_id = r.id"
+                    f" WHERE r.id IN ({id_list}) AND r.finished_at IS NOT NULL"
+                    " AND s.finished_at IS NOT NULL ORDER BY r.id, s.idx")
+        runs = {}
+        for line in rows.splitlines():
+            rid, t0, t1, idx, action, fin = line.split("|")
+            runs.setdefault(rid, (float(t0), float(t1), []))[2].append((action, float(fin)))
+
+        def model_time(lo, hi):
+            return sum(max(0.0, min(e, hi) - max(s, lo)) for s, e in model_spans
+                       if e > lo and s < hi)
+
+        per_step, per_run, by_action = [], [], {}
+        for t0, t1, steps in runs.values():
+            prev, total = t0, 0.0
+            for k, (action, fin) in enumerate(steps):
+                end = t1 if k == len(steps) - 1 else fin
+                ov = (end - prev - model_time(prev, end)) * 1000.0
+                per_step.append(ov)
+                by_action.setdefault(action, []).append(ov)
+                total += ov
+                prev = end
+            per_run.append(total / len(steps))
+        if not per_step:
+            sys.exit(f"agent_step_overhead: no finished steps (runs: {states})")
+        per_step.sort()
+        n_model = len(model_spans)
+        print(f"per agent step: p50 {pct(per_step, 0.5):.2f} ms, p99 {pct(per_step, 0.99):.2f} ms, "
+              f"max {per_step[-1]:.2f} ms over {len(per_step)} steps of {len(runs)} runs "
+              f"({', '.join(f'{v} {k}' for k, v in sorted(states.items(), key=str))}), "
+              f"{n_model} model calls")
+        print(f"per run (overhead / steps): mean {sum(per_run) / len(per_run):.2f} ms, "
+              f"p50 {pct(per_run, 0.5):.2f} ms, p99 {pct(per_run, 0.99):.2f} ms")
+        print("by action: " + "; ".join(
+            f"{k} p50 {pct(v, 0.5):.2f} ms p99 {pct(v, 0.99):.2f} ms (n {len(v)})"
+            for k, v in sorted(by_action.items())))
+        # The built-in provider's pause between deltas is invented latency;
+        # a run's metrics say how much of overall_ms it was.
+        _, status, r = run_one(a, {"prompt": a.prompt}, auth)
+        m = r.get("metrics") or {}
+        print(f"built-in provider run (no model), its invented pause: overall_ms "
+              f"{m.get('overall_ms')}, of which builtin_pause_ms {m.get('builtin_pause_ms')} "
+              f"(AGENTGATE_BUILTIN_DELTA_PAUSE_MS, default 10 per delta event), "
+              f"llm_calls {m.get('llm_calls')}, {status}")
+    finally:
+        if proc:
+            proc.terminate()
+            proc.wait(timeout=5)
+
+
+if __name__ == "__main__":
+    main()
