@@ -35,10 +35,9 @@ import subprocess
 import sys
 import time
 import urllib.parse
-import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import call, pct, start_standin, tenant_of  # noqa: E402
+from benchlib import call, pct, start_standin, standin_model  # noqa: E402
 
 TERMINAL = ("succeeded", "failed", "cancelled", "timed_out")
 
@@ -83,16 +82,7 @@ def main():
     if not standin:
         proc, standin = start_standin("agent_step_overhead")
     try:
-        model = f"bench-{uuid.uuid4().hex[:12]}"
-        provider = f"bench-{uuid.uuid4().hex[:12]}"
-        tenant = tenant_of(a.token)
-        subprocess.run(
-            ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", a.db,
-             "-v", f"t={tenant}", "-v", f"p={provider}", "-v", f"m={model}",
-             "-v", f"u={standin}/bench/v1"],
-            input="INSERT INTO model_defaults (scope, tenant_id, provider, model, base_url) "
-                  "VALUES ('tenant', :'t', :'p', :'m', :'u');\n",
-            text=True, check=True, capture_output=True)
+        model = standin_model(a.db, a.token, f"{standin}/bench/v1")
         auth = {"Authorization": "Bearer " + a.token}
         ids, states = [], {}
         for _ in range(a.runs):

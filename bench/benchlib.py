@@ -1,7 +1,8 @@
 """benchlib.py - what the Python benchmark drivers share: the tenant of a
-token, one HTTP call, the OpenAI stand-in started on a free port, and a
-percentile. Imported by bench/llm_stream_latency.py and
-bench/mcp_tool_latency.py (both run from bench/run)."""
+token, one HTTP call, the OpenAI stand-in started on a free port and a
+model it serves, and a percentile. Imported by bench/llm_stream_latency.py,
+bench/mcp_tool_latency.py and bench/agent_step_overhead.py (all run from
+bench/run)."""
 
 import base64
 import http.client
@@ -10,6 +11,7 @@ import os
 import subprocess
 import sys
 import urllib.parse
+import uuid
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 STANDIN = os.path.join(REPO, "tests", "fakes", "openai_standin.py")
@@ -45,6 +47,20 @@ def start_standin(prog):
         p.kill()
         sys.exit(f"{prog}: the stand-in did not start: {line!r}")
     return p, f"http://127.0.0.1:{int(line.split()[2])}"
+
+
+def standin_model(db, token, base_url):
+    """Registers a new model for token's tenant, served by the stand-in at
+    base_url (a model_defaults row, through psql on db); returns its name."""
+    model = f"bench-{uuid.uuid4().hex[:12]}"
+    subprocess.run(
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", db,
+         "-v", f"t={tenant_of(token)}", "-v", f"p=p{model}", "-v", f"m={model}",
+         "-v", f"u={base_url}"],
+        input="INSERT INTO model_defaults (scope, tenant_id, provider, model, base_url) "
+              "VALUES ('tenant', :'t', :'p', :'m', :'u');\n",
+        text=True, check=True, capture_output=True)
+    return model
 
 
 def pct(xs, q):

@@ -22,14 +22,12 @@ import argparse
 import http.client
 import json
 import os
-import subprocess
 import sys
 import time
 import urllib.parse
-import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import call, pct, start_standin, tenant_of  # noqa: E402
+from benchlib import call, pct, start_standin, standin_model  # noqa: E402
 
 
 def token(i):
@@ -60,16 +58,7 @@ def main():
     if not standin:
         proc, standin = start_standin("llm_stream_latency")
     try:
-        model = f"bench-{uuid.uuid4().hex[:12]}"
-        provider = f"bench-{uuid.uuid4().hex[:12]}"
-        tenant = tenant_of(a.token)
-        subprocess.run(
-            ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", a.db,
-             "-v", f"t={tenant}", "-v", f"p={provider}", "-v", f"m={model}",
-             "-v", f"u={standin}/bench/v1"],
-            input="INSERT INTO model_defaults (scope, tenant_id, provider, model, base_url) "
-                  "VALUES ('tenant', :'t', :'p', :'m', :'u');\n",
-            text=True, check=True, capture_output=True)
+        model = standin_model(a.db, a.token, f"{standin}/bench/v1")
         chunks = [token(i) for i in range(a.chunks)]
         st, _ = call(standin, "POST", "/_standin/script",
                      {"prefix": "/bench", "model": model,

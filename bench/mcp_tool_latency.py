@@ -34,7 +34,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import REPO, call, pct, start_standin, tenant_of  # noqa: E402
+from benchlib import REPO, call, pct, start_standin, standin_model  # noqa: E402
 
 EVERYTHING = os.path.join(REPO, "tests", "mcp", "node_modules", "@modelcontextprotocol",
                           "server-everything", "dist", "index.js")
@@ -145,14 +145,7 @@ def main():
     standin, standin_url = start_standin("mcp_tool_latency")
     server = start_http_server(a.mcp_port)
     try:
-        model = f"bench-{uuid.uuid4().hex[:12]}"
-        subprocess.run(
-            ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", a.db,
-             "-v", f"t={tenant_of(a.token)}", "-v", f"p=p{model}", "-v", f"m={model}",
-             "-v", f"u={standin_url}/mcpbench/v1"],
-            input="INSERT INTO model_defaults (scope, tenant_id, provider, model, base_url) "
-                  "VALUES ('tenant', :'t', :'p', :'m', :'u');\n",
-            text=True, check=True, capture_output=True)
+        model = standin_model(a.db, a.token, f"{standin_url}/mcpbench/v1")
         register(a.url, auth, stdio, {"transport": "stdio", "server": a.stdio_server})
         register(a.url, auth, http_name, {"transport": "http",
                                           "url": f"http://127.0.0.1:{a.mcp_port}/mcp"})
