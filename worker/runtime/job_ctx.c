@@ -152,6 +152,12 @@ void job_redis_conn_failed(job_ctx *ctx)
     redis_link_drop(&ctx->t->rd, "a handler's command failed");
 }
 
+int job_publish_queued(job_ctx *ctx, const char *job_id, const char *type, int band,
+                       const char *event)
+{
+    return redis_publish_queued(&ctx->t->rd, job_id, type, ctx->info.tenant_id, band, event);
+}
+
 /* ---------------------------------------------------------------------------
  * Events
  * ------------------------------------------------------------------------- */

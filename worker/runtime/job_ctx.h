@@ -58,4 +58,12 @@ struct redisContext *job_redis_conn(job_ctx *ctx);
  * on it, so the next call reconnects. */
 void job_redis_conn_failed(job_ctx *ctx);
 
+/* Publishes a job the handler queued in PostgreSQL, of the handler's own
+ * tenant: its first event (event, the job.queued body) on its ring, then
+ * its id on the tenant's queue of type in priority band band (jobq.h).
+ * Returns 0, or -1 when Redis was down or refused (logged; reconciliation
+ * queues the job later). See redis_publish_queued. */
+int job_publish_queued(job_ctx *ctx, const char *job_id, const char *type, int band,
+                       const char *event);
+
 #endif

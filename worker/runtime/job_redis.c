@@ -687,3 +687,41 @@ out:
     free(cmds);
     return rc;
 }
+
+int redis_publish_queued(redis_link *l, const char *job_id, const char *type,
+                         const char *tenant, int band, const char *event)
+{
+    jobq_keys k;
+    if (jobq_keys_of(&k, type, tenant) != 0) {
+        log_warn("job %s: its queue cannot be keyed; reconciliation queues it", job_id);
+        return -1;
+    }
+    if (redis_link_try(l) == NULL) {
+        log_warn("job %s: Redis is down; reconciliation queues it", job_id);
+        return -1;
+    }
+    /* The event first: a worker that pops the id finds its ring begun. */
+    redis_argv append;
+    event_keys keys;
+    event_append_command(&append, false, job_id, 1, event, strlen(event), "queued",
+                         l->cfg->event_ring_size, l->cfg->event_ttl_s, &keys);
+    redisReply *rep = NULL;
+    bool refused = redis_pipeline(l, &append, 1, &rep) != 0 || rep == NULL
+                   || rep->type == REDIS_REPLY_ERROR;
+    freeReplyObject(rep);
+    if (refused) {
+        log_warn("job %s: Redis refused its first event; reconciliation queues it", job_id);
+        return -1;
+    }
+    redis_argv by_sha, by_text;
+    jobq_enqueue_command(&by_sha, true, &k, job_id, band, JOBQ_BACK, NULL);
+    jobq_enqueue_command(&by_text, false, &k, job_id, band, JOBQ_BACK, NULL);
+    rep = redis_script_run(l, &by_sha, &by_text);
+    refused = rep == NULL || rep->type == REDIS_REPLY_ERROR;
+    freeReplyObject(rep);
+    if (refused) {
+        log_warn("job %s: Redis refused its queue entry; reconciliation queues it", job_id);
+        return -1;
+    }
+    return 0;
+}

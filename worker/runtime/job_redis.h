@@ -150,4 +150,16 @@ int redis_write_job(redis_link *l, const char *job_id, const redis_event *evs,
 int redis_check_jobs(redis_link *l, const char (*ids)[UUID_STR_LEN], size_t n,
                      bool renew_leases, const char *worker_id, bool *cancel);
 
+/*
+ * Publishes a job that a worker queued in PostgreSQL (a schedule's tick,
+ * an MCP discovery): appends its first event (event, the job.queued body,
+ * event id 1) to its ring and then puts its id on the tenant's queue of
+ * type in the given priority band (jobq.h), at the back. Does not wait for
+ * a connection. Returns 0, or -1 when Redis was unreachable or refused
+ * (logged with job_id); reconciliation queues such a job later, so a
+ * failure loses nothing.
+ */
+int redis_publish_queued(redis_link *l, const char *job_id, const char *type,
+                         const char *tenant, int band, const char *event);
+
 #endif

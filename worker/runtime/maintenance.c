@@ -866,7 +866,7 @@ static void *maintenance_main(void *arg)
         }
         if (now >= next_schedule) {
             PGconn *c = pg_link_try(&m->pg);
-            if (c != NULL && schedules_fire_due(c, &m->rd, cfg, m->w->worker_id,
+            if (c != NULL && schedules_fire_due(c, &m->rd, m->w->worker_id,
                                                 clock_wall_ms()) < 0 && store_conn_broken(c))
                 pg_link_drop(&m->pg);
             next_schedule = now + SCHEDULE_INTERVAL_MS;

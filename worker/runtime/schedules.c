@@ -31,39 +31,10 @@ static const char SQL_FIRE[] =
     "SELECT o_fired, o_job_id, o_run_id, o_job_type FROM schedule_fire($1::uuid,"
     " $2::timestamptz, $3, $4, to_timestamp($5::bigint), $6::uuid, $7::uuid, $8, $9)";
 
-/* Puts a fired job's first event on its ring and its id on its tenant's
- * queue, in its priority's band. A failure is logged and left to reconciliation. */
-static void publish(redis_link *rd, const ag_config *cfg, const char *job_id, const char *type,
-                    const char *tenant, long long priority, const char *event)
-{
-    jobq_keys k;
-    if (redis_link_try(rd) == NULL || jobq_keys_of(&k, type, tenant) != 0) {
-        log_warn("scheduled job %s: not enqueued now; reconciliation queues it", job_id);
-        return;
-    }
-    redis_argv append;
-    event_keys keys;
-    event_append_command(&append, false, job_id, 1, event, strlen(event), "queued",
-                         cfg->event_ring_size, cfg->event_ttl_s, &keys);
-    redisReply *rep = NULL;
-    if (redis_pipeline(rd, &append, 1, &rep) != 0 || rep == NULL ||
-        rep->type == REDIS_REPLY_ERROR) {
-        freeReplyObject(rep);
-        log_warn("scheduled job %s: Redis refused its event; reconciliation queues it", job_id);
-        return;
-    }
-    freeReplyObject(rep);
-    redis_argv by_sha, by_text;
-    int band = jobq_band_of(priority);
-    jobq_enqueue_command(&by_sha, true, &k, job_id, band, JOBQ_BACK, NULL);
-    jobq_enqueue_command(&by_text, false, &k, job_id, band, JOBQ_BACK, NULL);
-    freeReplyObject(redis_script_run(rd, &by_sha, &by_text));
-}
-
 /* Fires row r of the due listing. Returns 1 fired, 0 not (changed, taken
  * by another worker, or its next tick cannot be computed), -1 when
  * PostgreSQL failed. */
-static int fire_one(PGconn *c, redis_link *rd, const ag_config *cfg, const char *worker_id,
+static int fire_one(PGconn *c, redis_link *rd, const char *worker_id,
                     long long now_ms, PGresult *due, int r)
 {
     const char *id = PQgetvalue(due, r, 0), *tenant = PQgetvalue(due, r, 1);
@@ -96,7 +67,7 @@ static int fire_one(PGconn *c, redis_link *rd, const ag_config *cfg, const char 
                   PQerrorMessage(c));
         fired = -1;
     } else if (PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't') {
-        publish(rd, cfg, job_id, type, tenant, priority, event);
+        redis_publish_queued(rd, job_id, type, tenant, jobq_band_of(priority), event);
         if (PQgetisnull(res, 0, 2))
             log_info("schedule %s of tenant %.80s: tick %s fired as job %s", id, tenant, tick,
                      job_id);
@@ -110,7 +81,7 @@ static int fire_one(PGconn *c, redis_link *rd, const ag_config *cfg, const char 
     return fired;
 }
 
-int schedules_fire_due(PGconn *c, redis_link *rd, const ag_config *cfg, const char *worker_id,
+int schedules_fire_due(PGconn *c, redis_link *rd, const char *worker_id,
                        long long now_ms)
 {
     char now[24], batch[16];
@@ -125,7 +96,7 @@ int schedules_fire_due(PGconn *c, redis_link *rd, const ag_config *cfg, const ch
     }
     int fired = 0;
     for (int r = 0; r < PQntuples(due); r++) {
-        int rc = fire_one(c, rd, cfg, worker_id, now_ms, due, r);
+        int rc = fire_one(c, rd, worker_id, now_ms, due, r);
         if (rc < 0) {
             fired = -1;
             break;

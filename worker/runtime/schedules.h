@@ -31,7 +31,7 @@
  * the number of ticks fired, or -1 when PostgreSQL failed (logged; the
  * caller drops a broken connection, store_conn_broken).
  */
-int schedules_fire_due(PGconn *c, redis_link *rd, const ag_config *cfg, const char *worker_id,
+int schedules_fire_due(PGconn *c, redis_link *rd, const char *worker_id,
                        long long now_ms);
 
 #endif

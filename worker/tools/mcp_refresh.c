@@ -16,44 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <hiredis/hiredis.h>
 
-#include "config.h"
-#include "events.h"
 #include "job_store.h"
 #include "jobq.h"
 #include "log.h"
 #include "mcp_discovery_job.h"
-
-/* The job's event and queue place in Redis; a failure is left to
- * reconciliation. */
-static void publish(job_ctx *ctx, const mcp_discovery_job *j, const char *tenant)
-{
-    const ag_config *cfg = job_config(ctx);
-    redisContext *rc = job_redis_conn(ctx);
-    jobq_keys k;
-    if (!rc || jobq_keys_of(&k, MCP_DISCOVER_TYPE, tenant) != 0)
-        return;
-    redis_argv append, enqueue;
-    event_keys keys;
-    event_append_command(&append, false, j->id, 1, j->event, strlen(j->event), "queued",
-                         cfg->event_ring_size, cfg->event_ttl_s, &keys);
-    jobq_enqueue_command(&enqueue, false, &k, j->id, JOBQ_BAND_NORMAL, JOBQ_BACK, NULL);
-    redis_argv *cmds[2] = {&append, &enqueue};
-    for (int i = 0; i < 2; i++) {
-        redisReply *r = redisCommandArgv(rc, cmds[i]->argc, cmds[i]->argv, cmds[i]->argvlen);
-        bool failed = r == NULL || r->type == REDIS_REPLY_ERROR;
-        if (r == NULL)
-            job_redis_conn_failed(ctx);
-        if (failed) {
-            log_warn("mcp refresh job %s: Redis refused it (%s); reconciliation queues it",
-                     j->id, r && r->str ? r->str : "connection lost");
-            freeReplyObject(r);
-            return;
-        }
-        freeReplyObject(r);
-    }
-}
 
 int mcp_refresh_queue(job_ctx *ctx, const char *server)
 {
@@ -77,7 +44,7 @@ int mcp_refresh_queue(job_ctx *ctx, const char *server)
     } else if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
         rc = 0;
     } else {
-        publish(ctx, &j, job->tenant_id);
+        job_publish_queued(ctx, j.id, MCP_DISCOVER_TYPE, JOBQ_BAND_NORMAL, j.event);
         log_info("mcp server %s of tenant %s announced new tools: discovery queued as job %s",
                  server, job->tenant_id, j.id);
         rc = 1;
