@@ -241,10 +241,9 @@ int cron_next_text(const char *cron, const char *timezone, int64_t after_s, int6
     cron_expr c;
     if (cron_parse(cron, &c, err, err_size) != 0)
         return CRON_BAD_EXPR;
-    tz_zone *z = tz_load(timezone);
+    const tz_zone *z = tz_cached(timezone);
     if (z == NULL)
         return CRON_BAD_ZONE;
     int rc = cron_next(&c, z, after_s, next_s);
-    tz_free(z);
     return rc == 0 ? CRON_OK : CRON_NEVER;
 }

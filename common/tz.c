@@ -14,8 +14,13 @@
  * the wall time: one of them reproduces it unless the wall time falls in
  * a gap, whose end is then found by bisection. Zones change offset at
  * most once within such two days.
+ *
+ * tz_cached keeps the zones it loaded in a small hash table under one
+ * mutex; a zone is immutable once loaded, so callers use it unlocked.
  */
 #include "tz.h"
+
+#include <pthread.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -339,6 +344,54 @@ tz_zone *tz_load(const char *name)
     }
     free(buf);
     return z;
+}
+
+/* --- the process-wide cache --------------------------------------------- */
+
+#define TZ_CACHE_BUCKETS 64
+
+typedef struct tz_cache_entry {
+    char name[TZ_NAME_MAX + 1];
+    tz_zone *zone;
+    struct tz_cache_entry *next;
+} tz_cache_entry;
+
+static tz_cache_entry *tz_cache[TZ_CACHE_BUCKETS];
+static pthread_mutex_t tz_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static unsigned tz_name_hash(const char *name)
+{
+    unsigned h = 2166136261u;           /* FNV-1a */
+    for (; *name; name++)
+        h = (h ^ (unsigned char)*name) * 16777619u;
+    return h % TZ_CACHE_BUCKETS;
+}
+
+const tz_zone *tz_cached(const char *name)
+{
+    if (!tz_name_valid(name))
+        return NULL;
+    unsigned b = tz_name_hash(name);
+    pthread_mutex_lock(&tz_cache_lock);
+    tz_cache_entry *e = tz_cache[b];
+    while (e && strcmp(e->name, name) != 0)
+        e = e->next;
+    if (!e) {
+        /* Loaded under the lock: a first use is rare and short, and two
+         * threads never read the same file for one entry. */
+        tz_zone *z = tz_load(name);
+        e = z ? calloc(1, sizeof *e) : NULL;
+        if (e) {
+            snprintf(e->name, sizeof e->name, "%s", name);
+            e->zone = z;
+            e->next = tz_cache[b];
+            tz_cache[b] = e;
+        } else {
+            tz_free(z);
+        }
+    }
+    pthread_mutex_unlock(&tz_cache_lock);
+    return e ? e->zone : NULL;
 }
 
 /* --- offsets ------------------------------------------------------------ */

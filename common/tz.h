@@ -30,6 +30,18 @@ bool tz_name_valid(const char *name);
  */
 tz_zone *tz_load(const char *name);
 
+/*
+ * The zone called name from a process-wide cache, loaded on its first
+ * use: what a request path or a periodic sweep calls, so a zone's file is
+ * read once per process rather than once per computation. The zone is
+ * shared and lives as long as the process: never tz_free it. NULL as
+ * tz_load (no such zone, a malformed file, no memory); a failed name is
+ * not cached, and the cache holds at most one zone per file of the tz
+ * database. A zone file changed by a tzdata upgrade is read again by the
+ * next process.
+ */
+const tz_zone *tz_cached(const char *name);
+
 /* Frees z (NULL is fine). */
 void tz_free(tz_zone *z);
 

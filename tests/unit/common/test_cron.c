@@ -192,6 +192,27 @@ static void test_zone_names(void **state)
     tz_free(z);
 }
 
+/* The cache hands out one shared zone per name, equal to a fresh load,
+ * and caches no failure. */
+static void test_zone_cache(void **state)
+{
+    (void)state;
+    const tz_zone *a = tz_cached("Europe/Berlin");
+    assert_non_null(a);
+    assert_ptr_equal(tz_cached("Europe/Berlin"), a);
+    assert_ptr_not_equal(tz_cached("America/New_York"), a);
+    tz_zone *fresh = tz_load("Europe/Berlin");
+    assert_non_null(fresh);
+    int64_t summer = at("2026-07-01T12:00:00Z"), winter = at("2026-01-01T12:00:00Z");
+    assert_int_equal(tz_offset(a, summer), tz_offset(fresh, summer));
+    assert_int_equal(tz_offset(a, winter), tz_offset(fresh, winter));
+    assert_int_equal(tz_offset(a, summer), 2 * 3600);
+    tz_free(fresh);
+    assert_null(tz_cached("Mars/Olympus_Mons"));
+    assert_null(tz_cached("../etc/passwd"));
+    assert_null(tz_cached("Mars/Olympus_Mons"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -201,6 +222,7 @@ int main(void)
         cmocka_unit_test(test_next_dst_berlin),
         cmocka_unit_test(test_next_other_zones),
         cmocka_unit_test(test_zone_names),
+        cmocka_unit_test(test_zone_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
