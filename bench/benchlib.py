@@ -1,8 +1,8 @@
 """benchlib.py - what the Python benchmark drivers share: the tenant of a
 token, one HTTP call, the OpenAI stand-in started on a free port and a
 model it serves, and a percentile. Imported by bench/llm_stream_latency.py,
-bench/mcp_tool_latency.py and bench/agent_step_overhead.py (all run from
-bench/run)."""
+bench/mcp_tool_latency.py, bench/agent_step_overhead.py and
+bench/scale_reads.py (all run from bench/run)."""
 
 import base64
 import http.client
