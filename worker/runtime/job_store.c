@@ -395,6 +395,13 @@ static const char sql_claim_batch[] =
     "FROM set_config('synchronous_commit', 'off', true) AS s(v), "
     "agentgate_claim_jobs($1::uuid[], $2, $3, $4)";
 
+/* A batch of one id goes to agentgate_claim_job itself: the same claim,
+ * without the batch function's loop and lock-order query around it. */
+static const char sql_claim_one[] =
+    "SELECT " CLAIM_COLUMNS ", $1::text "
+    "FROM set_config('synchronous_commit', 'off', true) AS s(v), "
+    "agentgate_claim_job($1::uuid, $2, $3, $4)";
+
 /* Reads row of a claim's answer (columns as CLAIM_COLUMNS) into *out:
  * STORE_OK, STORE_CAPPED (tenant and type filled), or STORE_ERROR (a row
  * that does not fit, or memory ran out; logged, nothing to free). */
@@ -430,8 +437,8 @@ static store_rc claim_row_read(const PGresult *res, int row, const char *id, cla
     return STORE_OK;
 }
 
-/* Runs the claim statement with its four parameters (ids: an array
- * literal) and returns its answer, or NULL after logging the error.
+/* Runs claim statement sql with its four parameters (ids: an id, or an
+ * array literal of them) and returns its answer, or NULL after logging the error.
  *
  * The claim commits without waiting for its flush: a claim lost in a
  * database crash only puts the job back to queued (attempt unchanged),
@@ -466,17 +473,19 @@ store_rc store_claim_batch(PGconn *conn, const char (*ids)[UUID_STR_LEN], size_t
                            const char *worker_id, int default_max_running, int retry_ms,
                            store_rc *rcs, claimed_job *out)
 {
+    if (n == 0)
+        return STORE_OK;
     for (size_t i = 0; i < n; i++) {
         rcs[i] = STORE_NONE;
         memset(&out[i], 0, sizeof out[i]);
     }
-    char *arr = uuid_array_literal(ids, n);
-    if (arr == NULL) {
+    char *arr = n > 1 ? uuid_array_literal(ids, n) : NULL;
+    if (n > 1 && arr == NULL) {
         log_error("claim of %zu jobs: out of memory", n);
         return STORE_ERROR;
     }
-    PGresult *res = claim_exec(conn, sql_claim_batch, arr, worker_id, default_max_running,
-                               retry_ms);
+    PGresult *res = claim_exec(conn, n > 1 ? sql_claim_batch : sql_claim_one,
+                               n > 1 ? arr : ids[0], worker_id, default_max_running, retry_ms);
     free(arr);
     if (res == NULL)
         return STORE_ERROR;
@@ -1066,7 +1075,7 @@ store_rc store_cancel_requested(PGconn *conn, const char (*ids)[UUID_STR_LEN],
 static int prepared_index(const char *sql)
 {
     static const char *const stmts[] = {
-        sql_set_tenant, sql_claim_batch, sql_append_event,
+        sql_set_tenant, sql_claim_batch, sql_claim_one, sql_append_event,
         sql_append_events, sql_finish, sql_requeue, sql_expired, sql_queued,
         sql_write_landed, sql_events_between, sql_heartbeat, sql_cancel_requested,
     };
