@@ -19,6 +19,9 @@ connection is open):
            run to their end; the round trips of each side come from here.
 
 Counted over each phase, divided by the jobs:
+  claims       the claim statements among them (agentgate_claim_job or
+               agentgate_claim_jobs): jobs over claims is the mean claim
+               batch;
   statements   pg_stat_statements calls of the app role (agentgate_app):
                those the client sent (toplevel) and those run inside
                functions and triggers (nested); BEGIN and COMMIT included;
@@ -253,6 +256,10 @@ def main():
     for name, ph in (("gateway", g), ("worker", w), ("whole pipeline", p)):
         print(f"commits per job, {name}: xact_commit {per(ph['xact'])}, WAL commit records "
               f"{per(ph['wal_commits'])}, WAL fsyncs {per(ph['wal_sync'])}")
+    for name, ph in (("worker (draining the backlog)", w), ("whole pipeline", p)):
+        claims = sum(c for c, q in ph["listing"] if "agentgate_claim_job" in q)
+        print(f"claim statements per job, {name}: {per(claims)} (a claim batch of "
+              f"{n / claims if claims else 0:.2f} ids on the mean)")
     print(f"phases: {n} jobs each; intake {g['secs']:.1f} s, drain {w['secs']:.1f} s, "
           f"pipeline {p['secs']:.1f} s (strace attached to the backends in the intake and "
           f"pipeline phases: slower than without)")

@@ -264,6 +264,8 @@ def test_definer_functions_are_for_the_app_role_only(stack):
                      " FROM pg_proc p WHERE p.prosecdef ORDER BY 1")
     names = [r[0] for r in rows]
     assert names == sorted(["agentgate_claim_job", "agentgate_lock_expired",
+                            # a batch of claims in one statement (025_claim_batch.sql)
+                            "agentgate_claim_jobs",
                             "agentgate_queued_jobs", "agentgate_heartbeat",
                             "agentgate_cancel_requested",
                             # undecided approvals past their time (022_approvals.sql)

@@ -305,91 +305,103 @@ enum {
     TAKE_TURN,          /* a tenant's turn: the caller pops */
     TAKE_POPPED,        /* the hinted tenant's turn, its job popped */
     TAKE_SPENT,         /* the hinted tenant's turn, its list empty */
+    TAKE_NOSCRIPT,      /* Redis lost its script cache */
 };
 
-/*
- * The take script over the rings of qs: a tenant's turn that stays on its
- * ring. hint is the turn this thread took last (type "" for none): when
- * the new turn is that tenant's again, the script pops its job too. Fills
- * *from on TAKE_TURN, TAKE_POPPED and TAKE_SPENT, and value on
- * TAKE_POPPED.
- */
-static int take_turn(redis_link *l, const queue_set *qs, const job_origin *hint,
-                     job_origin *from, char *value, size_t value_size)
+/* The words of a take over the rings of qs, by sha or by text, into
+ * argv/argvlen (room for JOBQ_TAKE_WORDS_MAX), pointing into *bufs and
+ * *hk. hint is the turn the caller took last (type "" for none). Returns
+ * their number, or -1. */
+static int take_argv(const redis_link *l, const queue_set *qs, const job_origin *hint,
+                     bool use_sha, const char **argv, size_t *argvlen, jobq_take_bufs *bufs,
+                     jobq_keys *hk)
 {
-    const char *argv[JOBQ_TAKE_WORDS_MAX], *text[JOBQ_TAKE_WORDS_MAX];
-    size_t argvlen[JOBQ_TAKE_WORDS_MAX], textlen[JOBQ_TAKE_WORDS_MAX];
-    jobq_take_bufs bufs;
-    jobq_keys hk;
     int hint_ring = -1;
     for (size_t i = 0; hint->type[0] && i < qs->count && hint_ring < 0; i++)
         if (strcmp(qs->names[i], hint->type) == 0)
             hint_ring = (int)i;
-    if (hint_ring >= 0 && jobq_keys_of(&hk, hint->type, hint->tenant) != 0)
+    if (hint_ring >= 0 && jobq_keys_of(hk, hint->type, hint->tenant) != 0)
         hint_ring = -1;
-    int every = l->cfg->priority_fair_every;
-    int argc = jobq_take_argv(argv, argvlen, &bufs, true, qs->rings, qs->count,
-                              hint_ring >= 0 ? &hk : NULL, hint_ring, every);
-    if (argc < 0)
-        return TAKE_NONE;
-    redisReply *r = redisCommandArgv(l->c, argc, argv, argvlen);
-    if (r != NULL && r->type == REDIS_REPLY_ERROR && redis_script_missing(r->str, r->len)) {
-        freeReplyObject(r);
-        jobq_take_argv(text, textlen, &bufs, false, qs->rings, qs->count,
-                       hint_ring >= 0 ? &hk : NULL, hint_ring, every);
-        r = redisCommandArgv(l->c, argc, text, textlen);
-    }
-    if (r == NULL) {
-        redis_link_failed(l);
-        return TAKE_FAILED;
-    }
-    int rc = TAKE_NONE;
-    if (r->type == REDIS_REPLY_ARRAY && (r->elements == 2 || r->elements == 4)
-        && r->element[0]->type == REDIS_REPLY_INTEGER) {
-        long long i = r->element[0]->integer - 1;
-        const redisReply *t = r->element[1];
-        if (turn_of(l, qs, i, t, from) == 0) {
-            if (r->elements == 2)
-                rc = TAKE_TURN;
-            else
-                rc = popped_id(l, r->element[2], r->element[3], value, value_size, &from->band)
-                         ? TAKE_POPPED : TAKE_SPENT;
-        } else if (i >= 0 && (size_t)i < qs->count && t->type == REDIS_REPLY_STRING) {
-            /* Rotated, it would come round again: it leaves the ring. */
-            redis_argv lrem;
-            redis_argv_of(&lrem, "LREM", qs->rings[i], "0", t->str, (const char *)NULL);
-            lrem.argvlen[3] = t->len;
-            redis_pipeline(l, &lrem, 1, NULL);
-        }
-    } else if (r->type == REDIS_REPLY_ERROR) {
-        log_warn("%s: the take script was refused: %s", l->who, r->str);
-    }
-    freeReplyObject(r);
-    return rc;
+    return jobq_take_argv(argv, argvlen, bufs, use_sha, qs->rings, qs->count,
+                          hint_ring >= 0 ? hk : NULL, hint_ring, l->cfg->priority_fair_every);
 }
 
-int redis_pop_job(redis_link *l, const queue_set *qs, int timeout_s, job_origin *from,
-                  char *value, size_t value_size)
+/* Reads a take's reply r: a tenant's turn that stays on its ring, and
+ * when that tenant was the hinted one, its job too. Fills *from on
+ * TAKE_TURN, TAKE_POPPED and TAKE_SPENT, and value on TAKE_POPPED. */
+static int take_read(redis_link *l, const queue_set *qs, const redisReply *r,
+                     job_origin *from, char *value, size_t value_size)
 {
-    if (l->c == NULL)
-        return -1;
-
-    /* While there is work, a turn is taken without leaving the ring. */
-    job_origin hint = *from;
-    switch (take_turn(l, qs, &hint, from, value, value_size)) {
-    case TAKE_FAILED:
-        return -1;
-    case TAKE_POPPED:
-        return 1;
-    case TAKE_SPENT:
-        return 0;       /* the turn found no job: the caller takes the next */
-    case TAKE_TURN:
-        return pop_turn(l, from, JOBQ_ROTATED, value, value_size);
-    default:
-        break;
+    if (r->type == REDIS_REPLY_ERROR && redis_script_missing(r->str, r->len))
+        return TAKE_NOSCRIPT;
+    if (r->type == REDIS_REPLY_ERROR) {
+        log_warn("%s: the take script was refused: %s", l->who, r->str);
+        return TAKE_NONE;
     }
+    if (r->type != REDIS_REPLY_ARRAY || (r->elements != 2 && r->elements != 4)
+        || r->element[0]->type != REDIS_REPLY_INTEGER)
+        return TAKE_NONE;
+    long long i = r->element[0]->integer - 1;
+    const redisReply *t = r->element[1];
+    if (turn_of(l, qs, i, t, from) == 0) {
+        if (r->elements == 2)
+            return TAKE_TURN;
+        return popped_id(l, r->element[2], r->element[3], value, value_size, &from->band)
+                   ? TAKE_POPPED : TAKE_SPENT;
+    }
+    if (i >= 0 && (size_t)i < qs->count && t->type == REDIS_REPLY_STRING) {
+        /* Rotated, it would come round again: it leaves the ring. */
+        redis_argv lrem;
+        redis_argv_of(&lrem, "LREM", qs->rings[i], "0", t->str, (const char *)NULL);
+        lrem.argvlen[3] = t->len;
+        redis_pipeline(l, &lrem, 1, NULL);
+    }
+    return TAKE_NONE;
+}
 
-    /* Every ring was empty: wait for a tenant to join one. */
+/*
+ * Sends n takes over the rings of qs in one pipeline, each hinted with
+ * *hint, and reads their replies into takes[] (TAKE_*), froms[] and
+ * values[] (value_size bytes each). A take is what one job thread's call
+ * would be, so n of them rotate the rings and pop the bands exactly as n
+ * threads' calls in a row would. Returns 0, or -1 when the connection
+ * failed (the link is dropped).
+ */
+static int take_pipeline(redis_link *l, const queue_set *qs, const job_origin *hint, int n,
+                         int *takes, job_origin *froms, char (*values)[64])
+{
+    const char *argv[JOBQ_TAKE_WORDS_MAX];
+    size_t argvlen[JOBQ_TAKE_WORDS_MAX];
+    jobq_take_bufs bufs;
+    jobq_keys hk;
+    int argc = take_argv(l, qs, hint, true, argv, argvlen, &bufs, &hk);
+    for (int k = 0; k < n; k++)
+        takes[k] = TAKE_NONE;
+    if (argc < 0)
+        return 0;
+    for (int k = 0; k < n; k++)
+        if (redisAppendCommandArgv(l->c, argc, argv, argvlen) != REDIS_OK) {
+            redis_link_failed(l);
+            return -1;
+        }
+    for (int k = 0; k < n; k++) {
+        redisReply *r = NULL;
+        if (redisGetReply(l->c, (void **)&r) != REDIS_OK || r == NULL) {
+            redis_link_failed(l);
+            return -1;
+        }
+        takes[k] = take_read(l, qs, r, &froms[k], values[k], sizeof values[k]);
+        freeReplyObject(r);
+    }
+    return 0;
+}
+
+/* Every ring was empty: waits up to timeout_s for a tenant to join one
+ * (BRPOP over the rings, which takes the tenant off its ring), then pops
+ * its job. Returns as pop_turn does. */
+static int wait_for_turn(redis_link *l, const queue_set *qs, int timeout_s, job_origin *from,
+                         char *value, size_t value_size)
+{
     const char *argv[QUEUES_MAX + 2];
     size_t argvlen[QUEUES_MAX + 2];
     char timeout[16];
@@ -426,6 +438,59 @@ int redis_pop_job(redis_link *l, const queue_set *qs, int timeout_s, job_origin 
     if (got < 0)
         return 0;
     return pop_turn(l, from, JOBQ_HELD, value, value_size);
+}
+
+int redis_take_jobs(redis_link *l, const queue_set *qs, int max, int timeout_s,
+                    job_origin *last, job_origin *froms, char (*values)[64])
+{
+    if (l->c == NULL)
+        return -1;
+    if (max < 1)
+        max = 1;
+    int takes[max];
+    job_origin turns[max];
+    char turn_values[max][64];
+    if (take_pipeline(l, qs, last, max, takes, turns, turn_values) < 0)
+        return -1;
+
+    /* The popped ids, in the order their turns came; then the turns of
+     * other tenants, each popped by its own call. */
+    int n = 0;
+    bool any_turn = false, noscript = false;
+    for (int k = 0; k < max; k++) {
+        if (takes[k] == TAKE_POPPED) {
+            froms[n] = turns[k];
+            memcpy(values[n], turn_values[k], sizeof values[n]);
+            n++;
+        }
+        any_turn = any_turn || takes[k] == TAKE_TURN || takes[k] == TAKE_SPENT;
+        noscript = noscript || takes[k] == TAKE_NOSCRIPT;
+    }
+    for (int k = 0; k < max && l->c != NULL; k++) {
+        if (takes[k] == TAKE_TURN
+            && pop_turn(l, &turns[k], JOBQ_ROTATED, values[n], sizeof values[n]) > 0)
+            froms[n++] = turns[k];
+    }
+    if (n > 0)
+        *last = froms[n - 1];
+    if (noscript) {
+        log_warn("%s: Redis has no cached take script (NOSCRIPT); loading it", l->who);
+        if (l->c != NULL)
+            redis_load_scripts(l->c);
+        return n;
+    }
+    if (n > 0)
+        return n;
+    if (l->c == NULL)
+        return -1;
+    if (any_turn)
+        return 0;       /* turns that found no job: the caller takes again */
+
+    /* Every ring was empty: wait for a tenant to join one. */
+    int rc = wait_for_turn(l, qs, timeout_s, &froms[0], values[0], sizeof values[0]);
+    if (rc > 0)
+        *last = froms[0];
+    return rc;
 }
 
 int redis_push_back(redis_link *l, const job_origin *from, const char *id)

@@ -76,21 +76,26 @@ typedef struct job_origin {
 } job_origin;
 
 /*
- * Takes the next job of the types of qs, fairly between tenants
- * (common/jobq.h): the take script gives the next tenant's turn and the
- * pop script the oldest id of that tenant's highest priority band (of its
- * lowest, every AGENTGATE_PRIORITY_FAIR_EVERY-th pop); only when every ring is empty does
- * it wait, in BRPOP over the rings, at most timeout_s seconds. On entry
- * *from is the turn this thread took last (type "" for none): when that
- * tenant's turn comes again, the take pops its job in the same call. On a
- * pop, *from gets the type, tenant and band and value (value_size bytes) the id
- * as a string. Returns 1 popped, 0 nothing (the wait ran out, the
- * tenant's list was empty, an entry unusable as a tenant or an id was
- * dropped, or Redis refused the BRPOP, which is logged and followed by a
- * 1 s pause), -1 when the connection failed (the link is dropped).
+ * Takes up to max jobs of the types of qs, fairly between tenants
+ * (common/jobq.h), in one pipeline of max take calls: each gives the next
+ * tenant's turn, and the pop script the oldest id of that tenant's
+ * highest priority band (of its lowest, every
+ * AGENTGATE_PRIORITY_FAIR_EVERY-th pop), as max job threads taking one
+ * job each in a row would. What is there is taken, never waited for: only
+ * when every ring is empty does it wait, in BRPOP over the rings, at most
+ * timeout_s seconds, for one job. On entry *last is the turn taken last
+ * (type "" for none): a take that gets that tenant's turn pops its job in
+ * the same call (at one tenant every take does, so max jobs cost one
+ * round trip); a turn of another tenant costs one more call to pop. On
+ * return *last is the turn of the last job taken. Job k's type, tenant
+ * and band go to froms[k] and its id, as a string, to values[k]. Returns
+ * the number taken (0: the wait ran out, the turns' lists were empty, an
+ * entry unusable as a tenant or an id was dropped, or Redis refused the
+ * BRPOP, which is logged and followed by a 1 s pause), or -1 when the
+ * connection failed with nothing taken (the link is dropped).
  */
-int redis_pop_job(redis_link *l, const queue_set *qs, int timeout_s, job_origin *from,
-                  char *value, size_t value_size);
+int redis_take_jobs(redis_link *l, const queue_set *qs, int max, int timeout_s,
+                    job_origin *last, job_origin *froms, char (*values)[64]);
 
 /* Puts id back at the front of its tenant's list (the enqueue script), so
  * it is the tenant's next job: one popped but not started. Returns 0 or

@@ -1,7 +1,7 @@
 /*
  * job_run.c - one job's life on a job thread (see job_run.h):
  *
- *   claim (PostgreSQL, one winner) -> job.started -> handler ->
+ *   claimed (dispatch.c) -> job.started -> handler ->
  *   one terminal write (succeeded | failed | cancelled), or, when the
  *   worker's shutdown grace ran out, a hand-back to queued.
  *
@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "dispatch.h"
 #include "events.h"
 #include "handlers.h"
 #include "job_ctx.h"
@@ -45,103 +46,12 @@
 #include "worker_metrics.h"
 #include "worker_state.h"
 
-#define CLAIM_ERRORS_MAX 3
-/* A job its tenant's running cap refused waits this long, plus up to
- * CAP_RETRY_JITTER_MS, before it is tried again (not counted as an attempt). */
-#define CAP_RETRY_MS 300
-#define CAP_RETRY_JITTER_MS 200
 #define FINAL_WAIT_AFTER_HARD_STOP_MS 2000
 #define TERMINAL_REDIS_WAIT_MS 3000
 #define HAND_BACK_REDIS_WAIT_MS 5000
 #define PAYLOAD_MAX_DEFAULT (1024 * 1024)
 /* Room in an event body for everything around a result. */
 #define EVENT_ENVELOPE_BYTES 512
-
-/* ---------------------------------------------------------------------------
- * Claim
- * ------------------------------------------------------------------------- */
-
-static bool worker_is_stopping(void *arg)
-{
-    return worker_stopping(arg);
-}
-
-/* Puts a popped id back at the front of its tenant's list. */
-static void give_back_popped(job_thread *t, const job_origin *from, const char *id)
-{
-    if (redis_link_try(&t->rd) != NULL && redis_push_back(&t->rd, from, id) == 0) {
-        log_info("job %s: pushed back unstarted onto tenant %s's %s jobs", id, from->tenant,
-                 from->type);
-        return;
-    }
-    log_error("job %s: popped from tenant %s's %s jobs but neither claimed nor pushed "
-              "back; PostgreSQL still has it queued", id, from->tenant, from->type);
-}
-
-/* Puts a job its tenant's running cap refused into the delayed set of its
- * type, due when PostgreSQL's run_at (moved by the claim) says. Should
- * Redis fail, reconciliation finds the queued row and enqueues it. */
-static void delay_capped(job_thread *t, const job_origin *from, const char *id,
-                         const claimed_job *cj, int retry_ms)
-{
-    log_debug("job %s: tenant %s is at its running cap; retrying in %d ms", id,
-              cj->tenant_id, retry_ms);
-    if (jobtypes_find(cj->type) == NULL) {
-        give_back_popped(t, from, id);
-        return;
-    }
-    job_redis_state st = { .requeue_type = cj->type, .requeue_tenant = cj->tenant_id,
-                           .requeue_band = from->band,
-                           .requeue_at_ms = clock_wall_ms() + retry_ms };
-    if (redis_link_try(&t->rd) == NULL || redis_write_job(&t->rd, id, NULL, 0, &st) != 0)
-        log_warn("job %s: held back by its tenant's running cap but not put in the "
-                 "delayed set; reconciliation will enqueue it", id);
-}
-
-/* Claims id. Returns 0 with *cj filled, or -1 when the job is not ours to
- * run (already dealt with: logged, and the id pushed back or delayed if
- * needed). */
-static int claim(job_thread *t, const job_origin *from, const char *id, claimed_job *cj)
-{
-    int errors = 0;
-    bool retried = false;
-    for (;;) {
-        PGconn *c = pg_link_wait(&t->pg, worker_is_stopping, t->w);
-        if (c == NULL) {
-            give_back_popped(t, from, id);
-            return -1;
-        }
-        int retry_ms = CAP_RETRY_MS + (int)(backoff_random() % CAP_RETRY_JITTER_MS);
-        store_rc rc = store_claim_capped(c, id, t->w->worker_id,
-                                         t->w->cfg->tenant_max_running, retry_ms, cj);
-        if (rc == STORE_OK)
-            return 0;
-        if (rc == STORE_CAPPED) {
-            delay_capped(t, from, id, cj, retry_ms);
-            return -1;
-        }
-        if (rc == STORE_NONE) {
-            if (retried)
-                log_warn("job %s: not claimable after a lost connection; if the lost "
-                         "claim committed, the job waits for its lease to expire", id);
-            else
-                log_debug("job %s: no longer queued (cancelled or taken); skipped", id);
-            return -1;
-        }
-        if (store_conn_broken(c)) {
-            pg_link_drop(&t->pg);
-            retried = true;
-            continue;
-        }
-        if (++errors >= CLAIM_ERRORS_MAX) {
-            log_error("job %s: claim failed %d times; leaving it for later", id, errors);
-            give_back_popped(t, from, id);
-            clock_sleep_ms(BACKOFF_MAX_MS);     /* no hot loop on a poison entry */
-            return -1;
-        }
-        clock_sleep_ms((long long)BACKOFF_FIRST_MS << errors);
-    }
-}
 
 /* ---------------------------------------------------------------------------
  * Outcome
@@ -581,15 +491,15 @@ static void ctx_fill(job_ctx *ctx, job_thread *t, const char *id, const claimed_
     ctx->started_ms = clock_mono_ms();
 }
 
-void job_run(job_thread *t, const job_origin *from, const char *id)
+void job_run(job_thread *t, dispatched_job *dj)
 {
-    claimed_job cj;
-    if (claim(t, from, id, &cj) < 0)
-        return;
+    const char *id = dj->id;
+    claimed_job cj = dj->cj;
+    memset(&dj->cj, 0, sizeof dj->cj);
 
     job_ctx ctx;
     ctx_fill(&ctx, t, id, &cj);
-    ctx.band = from->band;
+    ctx.band = dj->from.band;
     worker_metrics_job_started(cj.type, cj.queue_wait_s);
     /* The attempt's span: the thread's trace context until it ends, and
      * what its log lines carry. */

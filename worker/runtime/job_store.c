@@ -245,8 +245,6 @@ static int send_params(PGconn *conn, const char *named, const char *sql, int n,
 
 static const char sql_set_tenant[] = "SELECT set_config('agentgate.tenant_id', $1, true)";
 
-/* The claim's commit does not wait for its WAL flush (see store_claim_capped). */
-static const char sql_set_sync_commit[] = "SELECT set_config('synchronous_commit', $1, true)";
 
 /* Reads the results of one statement of a pipeline up to its NULL into
  * *keep: the first error wins over what follows (the aborted statement
@@ -354,18 +352,18 @@ static store_rc fenced_write_rc(const char *what, PGconn *conn, PGresult *res)
     return rc;
 }
 
-static char *dup_or_null(const PGresult *res, int col)
+static char *dup_or_null(const PGresult *res, int row, int col)
 {
-    if (PQgetisnull(res, 0, col))
+    if (PQgetisnull(res, row, col))
         return NULL;
-    return strdup(PQgetvalue(res, 0, col));
+    return strdup(PQgetvalue(res, row, col));
 }
 
-/* Copies column col into dst (size bytes); -1 when it does not fit. */
-static int copy_col(const PGresult *res, int col, char *dst, size_t size)
+/* Copies column col of row into dst (size bytes); -1 when it does not fit. */
+static int copy_col(const PGresult *res, int row, int col, char *dst, size_t size)
 {
-    const char *v = PQgetvalue(res, 0, col);
-    size_t len = (size_t)PQgetlength(res, 0, col);
+    const char *v = PQgetvalue(res, row, col);
+    size_t len = (size_t)PQgetlength(res, row, col);
     if (len >= size)
         return -1;
     memcpy(dst, v, len + 1);
@@ -380,77 +378,129 @@ void claimed_job_free(claimed_job *job)
     job->payload = job->request_id = job->traceparent = NULL;
 }
 
-/* agentgate_claim_job (006_security.sql, its cap from 013, the queue wait
- * from 017): a worker knows only the id it popped; the function finds the
- * tenant, applies its running cap (the stricter of the tenant's and the
- * operator's) and claims, as the owner role, and says how long the job
- * waited. */
-static const char sql_claim[] =
-    "SELECT o_outcome, o_tenant_id, o_type, o_payload, o_attempts, o_max_attempts, "
-    "o_timeout_s, o_last_event_id, o_created_by, o_request_id, o_traceparent, "
-    "o_queue_wait_s FROM agentgate_claim_job($1, $2, $3, $4)";
+/* A claim's output columns (agentgate_claim_job, 006_security.sql, its
+ * cap from 013, the queue wait from 017), read by claim_row_read. */
+#define CLAIM_COLUMNS \
+    "o_outcome, o_tenant_id, o_type, o_payload, o_attempts, o_max_attempts, " \
+    "o_timeout_s, o_last_event_id, o_created_by, o_request_id, o_traceparent, " \
+    "o_queue_wait_s"
 
-store_rc store_claim(PGconn *conn, const char *id, const char *worker_id,
-                     claimed_job *out)
-{
-    return store_claim_capped(conn, id, worker_id, 0, 0, out);
-}
+/* A worker knows only the ids it popped; agentgate_claim_jobs
+ * (025_claim_batch.sql) claims each as agentgate_claim_job does: it finds
+ * the tenant, applies its running cap (the stricter of the tenant's and
+ * the operator's) and claims, as the owner role, and says how long the
+ * job waited. One row per id claimed or capped, with its id last. */
+static const char sql_claim_batch[] =
+    "SELECT " CLAIM_COLUMNS ", o_id "
+    "FROM set_config('synchronous_commit', 'off', true) AS s(v), "
+    "agentgate_claim_jobs($1::uuid[], $2, $3, $4)";
 
-store_rc store_claim_capped(PGconn *conn, const char *id, const char *worker_id,
-                            int default_max_running, int retry_ms, claimed_job *out)
+/* A batch of one id goes to agentgate_claim_job itself: the same claim,
+ * without the batch function's loop and lock-order query around it. */
+static const char sql_claim_one[] =
+    "SELECT " CLAIM_COLUMNS ", $1::text "
+    "FROM set_config('synchronous_commit', 'off', true) AS s(v), "
+    "agentgate_claim_job($1::uuid, $2, $3, $4)";
+
+/* Reads row of a claim's answer (columns as CLAIM_COLUMNS) into *out:
+ * STORE_OK, STORE_CAPPED (tenant and type filled), or STORE_ERROR (a row
+ * that does not fit, or memory ran out; logged, nothing to free). */
+static store_rc claim_row_read(const PGresult *res, int row, const char *id, claimed_job *out)
 {
     memset(out, 0, sizeof *out);
-    char cap_s[16], retry_s[16];
-    snprintf(cap_s, sizeof cap_s, "%d", default_max_running > 0 ? default_max_running : 0);
-    snprintf(retry_s, sizeof retry_s, "%d", retry_ms > 0 ? retry_ms : 0);
-    const char *vals[4] = { id, worker_id, cap_s, retry_s };
-    /* The claim commits without waiting for its flush: a claim lost in a
-     * database crash only puts the job back to queued (attempt unchanged),
-     * and the attempt's own writes are fenced on it, so nothing it did can
-     * land; every later synchronous commit (the job's end) flushes the claim
-     * with it. This takes one WAL flush off each job's path, and the
-     * running-cap lock is no longer held across a flush. */
-    PGresult *res = exec_with_setting(conn, sql_set_sync_commit, "off", sql_claim, 4, vals);
-    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        log_statement_error("claim", conn, res);
-        PQclear(res);
-        return STORE_ERROR;
-    }
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return STORE_NONE;
-    }
-
-    if (copy_col(res, 1, out->tenant_id, sizeof out->tenant_id) < 0
-        || copy_col(res, 2, out->type, sizeof out->type) < 0) {
+    if (copy_col(res, row, 1, out->tenant_id, sizeof out->tenant_id) < 0
+        || copy_col(res, row, 2, out->type, sizeof out->type) < 0) {
         log_error("claim of job %s: tenant or type too long for the worker", id);
-        PQclear(res);
         return STORE_ERROR;
     }
-    if (strcmp(PQgetvalue(res, 0, 0), "capped") == 0) {
-        PQclear(res);
+    if (strcmp(PQgetvalue(res, row, 0), "capped") == 0)
         return STORE_CAPPED;
-    }
-    out->payload = strdup(PQgetvalue(res, 0, 3));
-    out->attempt = atoi(PQgetvalue(res, 0, 4));
-    out->max_attempts = atoi(PQgetvalue(res, 0, 5));
-    out->timeout_s = atoi(PQgetvalue(res, 0, 6));
-    out->last_event_id = strtoll(PQgetvalue(res, 0, 7), NULL, 10);
+    out->payload = strdup(PQgetvalue(res, row, 3));
+    out->attempt = atoi(PQgetvalue(res, row, 4));
+    out->max_attempts = atoi(PQgetvalue(res, row, 5));
+    out->timeout_s = atoi(PQgetvalue(res, row, 6));
+    out->last_event_id = strtoll(PQgetvalue(res, row, 7), NULL, 10);
     /* created_by only labels the run; a long one is cut, not refused. */
-    snprintf(out->created_by, sizeof out->created_by, "%s", PQgetvalue(res, 0, 8));
-    out->request_id = dup_or_null(res, 9);
-    out->traceparent = dup_or_null(res, 10);
-    out->queue_wait_s = PQgetisnull(res, 0, 11) ? -1 : strtod(PQgetvalue(res, 0, 11), NULL);
+    snprintf(out->created_by, sizeof out->created_by, "%s", PQgetvalue(res, row, 8));
+    out->request_id = dup_or_null(res, row, 9);
+    out->traceparent = dup_or_null(res, row, 10);
+    out->queue_wait_s = PQgetisnull(res, row, 11) ? -1
+                                                  : strtod(PQgetvalue(res, row, 11), NULL);
     bool lost = out->payload == NULL
-             || (!PQgetisnull(res, 0, 9) && out->request_id == NULL)
-             || (!PQgetisnull(res, 0, 10) && out->traceparent == NULL);
-    PQclear(res);
-
+             || (!PQgetisnull(res, row, 9) && out->request_id == NULL)
+             || (!PQgetisnull(res, row, 10) && out->traceparent == NULL);
     if (lost) {
         log_error("claim of job %s: out of memory", id);
         claimed_job_free(out);
         return STORE_ERROR;
     }
+    return STORE_OK;
+}
+
+/* Runs claim statement sql with its four parameters (ids: an id, or an
+ * array literal of them) and returns its answer, or NULL after logging the error.
+ *
+ * The claim commits without waiting for its flush: a claim lost in a
+ * database crash only puts the job back to queued (attempt unchanged),
+ * and the attempt's own writes are fenced on it, so nothing it did can
+ * land; every later synchronous commit (the job's end) flushes the claim
+ * with it. This takes one WAL flush off each job's path, and the
+ * running-cap lock is not held across a flush. The setting is made by the
+ * statement itself (set_config in its FROM: one row, scanned first, and
+ * read only at commit), so it costs no statement of its own; a function's
+ * own SET clause could not do it, as it is undone when the function
+ * returns, before the commit. */
+static PGresult *claim_exec(PGconn *conn, const char *sql, const char *ids,
+                            const char *worker_id, int default_max_running, int retry_ms)
+{
+    char cap_s[16], retry_s[16];
+    snprintf(cap_s, sizeof cap_s, "%d", default_max_running > 0 ? default_max_running : 0);
+    snprintf(retry_s, sizeof retry_s, "%d", retry_ms > 0 ? retry_ms : 0);
+    const char *vals[4] = { ids, worker_id, cap_s, retry_s };
+    PGresult *res = exec_params(conn, sql, 4, vals);
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_statement_error("claim", conn, res);
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+static long find_id(const char (*ids)[UUID_STR_LEN], size_t n, const char *id);
+static char *uuid_array_literal(const char (*ids)[UUID_STR_LEN], size_t n);
+
+store_rc store_claim_batch(PGconn *conn, const char (*ids)[UUID_STR_LEN], size_t n,
+                           const char *worker_id, int default_max_running, int retry_ms,
+                           store_rc *rcs, claimed_job *out)
+{
+    if (n == 0)
+        return STORE_OK;
+    for (size_t i = 0; i < n; i++) {
+        rcs[i] = STORE_NONE;
+        memset(&out[i], 0, sizeof out[i]);
+    }
+    char *arr = n > 1 ? uuid_array_literal(ids, n) : NULL;
+    if (n > 1 && arr == NULL) {
+        log_error("claim of %zu jobs: out of memory", n);
+        return STORE_ERROR;
+    }
+    PGresult *res = claim_exec(conn, n > 1 ? sql_claim_batch : sql_claim_one,
+                               n > 1 ? arr : ids[0], worker_id, default_max_running, retry_ms);
+    free(arr);
+    if (res == NULL)
+        return STORE_ERROR;
+    for (int row = 0; row < PQntuples(res); row++) {
+        long i = find_id(ids, n, PQgetvalue(res, row, 12));
+        if (i < 0 || rcs[i] != STORE_NONE) {
+            log_error("claim batch: answer names job %s, not asked for or twice",
+                      PQgetvalue(res, row, 12));
+            continue;
+        }
+        /* A row that cannot be read leaves its job claimed and unrun: its
+         * lease runs out and the reaper queues it again. */
+        rcs[i] = claim_row_read(res, row, ids[i], &out[i]);
+    }
+    PQclear(res);
     return STORE_OK;
 }
 
@@ -1025,7 +1075,7 @@ store_rc store_cancel_requested(PGconn *conn, const char (*ids)[UUID_STR_LEN],
 static int prepared_index(const char *sql)
 {
     static const char *const stmts[] = {
-        sql_set_tenant, sql_set_sync_commit, sql_claim, sql_append_event,
+        sql_set_tenant, sql_claim_batch, sql_claim_one, sql_append_event,
         sql_append_events, sql_finish, sql_requeue, sql_expired, sql_queued,
         sql_write_landed, sql_events_between, sql_heartbeat, sql_cancel_requested,
     };

@@ -87,25 +87,25 @@ typedef struct claimed_job {
 void claimed_job_free(claimed_job *job);
 
 /*
- * Moves job id from queued to running for worker_id, raising attempts.
- * Only one claimer can win. Returns STORE_OK with *out filled, STORE_NONE
- * when the job is not queued or its cancellation was requested, or
- * STORE_ERROR (then also for a row that does not fit *out).
+ * Claims the n ids of a batch in one statement (one round trip, one
+ * commit): each moves from queued to running for worker_id, raising its
+ * attempts; only one claimer can win. A job whose cancellation was
+ * requested is not claimed. The per-tenant running cap applies: the
+ * stricter of the tenant's settings.max_running and default_max_running,
+ * the operator's ceiling (0 on either side: no cap from that side),
+ * counted over every worker's running jobs under a per-tenant lock; a job
+ * it refuses stays queued (attempts unchanged) with run_at retry_ms ahead.
+ * rcs[i] gets ids[i]'s outcome: STORE_OK with out[i] filled, STORE_CAPPED
+ * with out[i]'s tenant_id and type filled (payload NULL) so the caller can
+ * put it in the delayed set, STORE_NONE (not queued, or its cancellation
+ * requested), or STORE_ERROR for a row that does not fit out[i] or memory
+ * ran out. Returns STORE_OK, or STORE_ERROR when the statement failed
+ * (nothing claimed; see store_conn_broken). The caller frees each out[i]
+ * (claimed_job_free).
  */
-store_rc store_claim(PGconn *conn, const char *id, const char *worker_id,
-                     claimed_job *out);
-
-/*
- * store_claim with the per-tenant running cap: the stricter of the
- * tenant's settings.max_running and default_max_running, the operator's
- * ceiling (0 on either side: no cap from that side), counted over every
- * worker's running jobs under a per-tenant lock. A job the cap
- * refuses stays queued (attempts unchanged) with run_at retry_ms ahead:
- * STORE_CAPPED, with out->tenant_id and out->type filled (payload NULL)
- * so the caller can put it in the delayed set.
- */
-store_rc store_claim_capped(PGconn *conn, const char *id, const char *worker_id,
-                            int default_max_running, int retry_ms, claimed_job *out);
+store_rc store_claim_batch(PGconn *conn, const char (*ids)[UUID_STR_LEN], size_t n,
+                           const char *worker_id, int default_max_running, int retry_ms,
+                           store_rc *rcs, claimed_job *out);
 
 /*
  * Stores event seq of job id (attempt's run) with body, moves

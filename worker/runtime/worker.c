@@ -1,11 +1,11 @@
 /*
  * worker.c - the worker process's life (see worker.h): K job threads
- * taking ids off the Redis queues (a tenant's turn, then its oldest id:
- * common/jobq.h), the threads that look after them, and
+ * running the jobs the dispatch (dispatch.c) takes off the Redis queues
+ * and claims for them, the threads that look after them, and
  * the shutdown sequence. The state they share, the running-jobs table
  * included, is worker_state.c's.
  *
- * Shutdown: the first SIGTERM/SIGINT stops the BRPOP loops (each wakes
+ * Shutdown: the first SIGTERM/SIGINT stops the dispatch (its taker wakes
  * within its 1 s BRPOP timeout) and lets running jobs finish for
  * shutdown_grace_ms. Then, or at a second signal, every running handler is
  * told to stop with reason "shutdown" and its job is handed back to the
@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "dispatch.h"
 #include "job_run.h"
 #include "log.h"
 #include "maintenance.h"
@@ -32,7 +33,6 @@
 #include "worker.h"
 #include "worker_state.h"
 
-#define BRPOP_TIMEOUT_S 1
 #define SIGNAL_POLL_MS 100
 #define WORKER_CONNECT_TIMEOUT_S 5
 #define ORPHAN_RECOVERY_WAIT_MS 5000
@@ -41,54 +41,12 @@
  * Job threads
  * ------------------------------------------------------------------------- */
 
-static bool thread_should_stop(void *arg)
-{
-    return worker_stopping(arg);
-}
-
-/* Takes one id off the queues and runs it. last is the turn the thread
- * took last (the take expects that tenant again: at one tenant, a job is
- * then one Redis call). Returns -1 when the thread should leave its loop
- * (the worker is stopping). */
-static int job_thread_round(job_thread *t, job_origin *last)
-{
-    worker *w = t->w;
-    if (redis_link_wait(&t->rd, thread_should_stop, w) == NULL)
-        return -1;
-    /* Not popping while PostgreSQL is down keeps the ids in Redis. */
-    if (pg_link_wait(&t->pg, thread_should_stop, w) == NULL)
-        return -1;
-
-    job_origin from = *last;
-    char value[64], id[UUID_STR_LEN];
-    int rc = redis_pop_job(&t->rd, &w->queues, BRPOP_TIMEOUT_S, &from, value, sizeof value);
-    if (rc > 0)
-        *last = from;
-    if (rc <= 0)
-        return 0;       /* timeout, an empty turn, dropped entry, or a link to reconnect */
-    if (!uuid_parse(value, id)) {
-        log_warn("%s: dropped queue entry of tenant %s's %s jobs that is not a job id",
-                 t->name, from.tenant, from.type);
-        return 0;
-    }
-    if (worker_stopping(w)) {
-        /* Popped as shutdown began: leave it for another worker. */
-        if (redis_push_back(&t->rd, &from, id) < 0)
-            log_error("job %s: popped at shutdown and not pushed back; "
-                      "PostgreSQL still has it queued", id);
-        return -1;
-    }
-    job_run(t, &from, id);
-    return 0;
-}
-
 static void *job_thread_main(void *arg)
 {
     job_thread *t = arg;
-    job_origin last = { .type = "" };
-    while (!worker_stopping(t->w))
-        if (job_thread_round(t, &last) < 0)
-            break;
+    dispatched_job job;
+    while (dispatch_next(t->w->dispatch, t, &job) > 0)
+        job_run(t, &job);
     pg_link_close(&t->pg);
     redis_link_close(&t->rd);
     atomic_fetch_sub(&t->w->threads_live, 1);
@@ -162,6 +120,9 @@ static int start_threads(worker *w)
     if (maintenance_start(w->maint) < 0 || supervisor_start(w->sup, w) < 0)
         return -1;
     w->webhooks = webhook_sender_start(w->cfg, w->worker_id);
+    w->dispatch = dispatch_new(w);
+    if (w->dispatch == NULL)
+        return -1;
     w->commit = terminal_commit_start(w->cfg->database_url, w->nthreads);
     if (w->commit == NULL)
         log_warn("no terminal committer: each job thread writes its own outcomes");
@@ -184,6 +145,8 @@ static void join_threads(worker *w)
     for (int i = 0; i < w->nthreads; i++)
         if (w->threads[i].started)
             pthread_join(w->threads[i].tid, NULL);
+    dispatch_free(w->dispatch);
+    w->dispatch = NULL;
     /* Every job thread has its answer by now: none is left to wait. */
     terminal_commit_stop(w->commit);
     w->commit = NULL;

@@ -28,11 +28,14 @@ static const double llm_first_token_buckets[] = {
 static const double tool_call_buckets[] = {
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 };
+/* Ids claimed per statement: 1 up to the job threads of a worker. */
+static const double claim_batch_buckets[] = { 1, 2, 4, 8, 16, 32, 64 };
 #define NBUCKETS(b) (sizeof (b) / sizeof (b)[0])
 
 static struct {
     atomic_bool ready;
     metric *queue_wait;         /* histogram {type} */
+    metric *claim_batch;        /* histogram */
     metric *run_duration;       /* histogram {type, outcome} */
     metric *retries;            /* counter {type, reason} */
     metric *dead_letters;       /* counter {type} */
@@ -62,6 +65,10 @@ void worker_metrics_init(void)
     M.queue_wait = metric_histogram("agentgate_job_queue_wait_seconds",
         "Time from a job becoming due (queued, retried, or its run_at) to its start.",
         metric_buckets_job_seconds, metric_buckets_job_seconds_n, "type", NULL);
+    M.claim_batch = metric_histogram("agentgate_worker_claim_batch_size",
+        "Ids a worker claimed with one statement: the job threads idle at the take, "
+        "or fewer when the queues held fewer.",
+        claim_batch_buckets, NBUCKETS(claim_batch_buckets), NULL);
     M.run_duration = metric_histogram("agentgate_job_run_duration_seconds",
         "Time a job attempt ran, from its start to its outcome.",
         metric_buckets_job_seconds, metric_buckets_job_seconds_n, "type", "outcome", NULL);
@@ -129,6 +136,12 @@ void worker_metrics_job_started(const char *type, double queue_wait_s)
 {
     if (ready() && queue_wait_s >= 0)
         series_observe(metric_with(M.queue_wait, label(type)), queue_wait_s);
+}
+
+void worker_metrics_claim_batch(int n)
+{
+    if (ready())
+        series_observe(metric_with(M.claim_batch), n);
 }
 
 void worker_metrics_job_finished(const char *type, const char *outcome, double run_s)

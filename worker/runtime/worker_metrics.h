@@ -36,6 +36,10 @@ void worker_metrics_watch(worker *w);
  * unknown and not observed. */
 void worker_metrics_job_started(const char *type, double queue_wait_s);
 
+/* The worker claimed a batch of n popped ids with one statement
+ * (agentgate_worker_claim_batch_size). */
+void worker_metrics_claim_batch(int n);
+
 /* An attempt of a job of this type ended after run_s seconds with outcome
  * "succeeded", "failed", "cancelled", "retried" (queued again after a
  * retryable failure), "handed_back" (worker shutdown) or "lost" (another

@@ -88,6 +88,7 @@ typedef struct worker {
     struct terminal_commit *commit; /* the job threads' group committer; NULL:
                                        each writes its own terminal transition */
     struct webhook_sender *webhooks; /* the webhook sender; NULL: none here */
+    struct dispatch *dispatch;      /* hands the job threads their jobs */
 } worker;
 
 /* A copy of one running job, taken by the supervisor. */
