@@ -11,8 +11,9 @@ wrk.body = '{"type":"test","payload":{"outcome":"succeed"}}'
 
 function done(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format("p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, errors: HTTP 4xx/5xx %d, "
-    .. "socket %d\n",
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-    latency:percentile(99.9) / 1000, e.status, e.connect + e.read + e.write + e.timeout))
+  local p50, p99 = latency:percentile(50), latency:percentile(99)
+  io.write(string.format("p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, p99/p50 %.2f, "
+    .. "errors: HTTP 4xx/5xx %d, socket %d\n",
+    p50 / 1000, p99 / 1000, latency:percentile(99.9) / 1000, p50 > 0 and p99 / p50 or 0,
+    e.status, e.connect + e.read + e.write + e.timeout))
 end

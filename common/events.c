@@ -182,18 +182,10 @@ static void argv_num(redis_argv *c, int i, int slot, long long n)
 
 /* KEYS[1] the ring, KEYS[2] the state hash; ARGV: notify channel, ring
  * size, TTL in seconds, seq, body, status ('' leaves it). Redis converts
- * the Lua number -ring to an integer argument. */
+ * the Lua number -keep to an integer argument. */
 const char event_append_lua[] =
-    "redis.call('RPUSH',KEYS[1],ARGV[5])\n"
-    "redis.call('LTRIM',KEYS[1],-tonumber(ARGV[2]),-1)\n"
-    "redis.call('EXPIRE',KEYS[1],ARGV[3])\n"
-    "if ARGV[6]~='' then\n"
-    "redis.call('HSET',KEYS[2],'last_event_id',ARGV[4],'status',ARGV[6])\n"
-    "else\n"
-    "redis.call('HSET',KEYS[2],'last_event_id',ARGV[4])\n"
-    "end\n"
-    "redis.call('EXPIRE',KEYS[2],ARGV[3])\n"
-    "return redis.call('PUBLISH',ARGV[1],ARGV[5])\n";
+    EVENT_APPEND_FUNCTION
+    "return append(KEYS[1],KEYS[2],ARGV[1],tonumber(ARGV[2]),ARGV[3],ARGV[4],ARGV[5],ARGV[6])\n";
 
 static redis_script append_script = REDIS_SCRIPT(event_append_lua);
 

@@ -97,6 +97,24 @@ typedef struct event_keys {
  */
 extern const char event_append_lua[];
 
+/* The append as a Lua function, append(ring, state, channel, keep, ttl,
+ * seq, body, status): the body of event_append_lua, and of every script
+ * that appends events among other work (jobq's for new jobs). keep is the
+ * ring size (a number), status '' leaves the state's status. */
+#define EVENT_APPEND_FUNCTION \
+    "local function append(ring,state,channel,keep,ttl,seq,body,status)\n" \
+    "redis.call('RPUSH',ring,body)\n" \
+    "redis.call('LTRIM',ring,-keep,-1)\n" \
+    "redis.call('EXPIRE',ring,ttl)\n" \
+    "if status~='' then\n" \
+    "redis.call('HSET',state,'last_event_id',seq,'status',status)\n" \
+    "else\n" \
+    "redis.call('HSET',state,'last_event_id',seq)\n" \
+    "end\n" \
+    "redis.call('EXPIRE',state,ttl)\n" \
+    "return redis.call('PUBLISH',channel,body)\n" \
+    "end\n"
+
 /* The SHA1 (40 lowercase hex digits) of event_append_lua, as EVALSHA
  * names it. Static storage, computed once; thread-safe. */
 const char *event_append_sha(void);

@@ -18,22 +18,48 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
+/* The enqueue as a Lua function, shared by the enqueue script and the
+ * script for new jobs: the id joins the list at its back (LPUSH) or, with
+ * front, its front (RPUSH), and the tenant the ring when SADD says it was
+ * not active. Returns 1 when the tenant joined the ring, else 0. */
+#define ENQUEUE_FUNCTION \
+    "local function enqueue(list,ring,active,id,tenant,front)\n" \
+    "if front then\n" \
+    "redis.call('RPUSH',list,id)\n" \
+    "else\n" \
+    "redis.call('LPUSH',list,id)\n" \
+    "end\n" \
+    "if redis.call('SADD',active,tenant)==1 then\n" \
+    "redis.call('LPUSH',ring,tenant)\n" \
+    "return 1\n" \
+    "end\n" \
+    "return 0\n" \
+    "end\n"
+
 /* KEYS[1] the list of the job's band, KEYS[2] the ring, KEYS[3] the
  * active set, KEYS[4] (promotion only) the delayed set; ARGV[1] the id,
  * ARGV[2] the tenant, ARGV[3] 'front' or 'back', ARGV[4] the delayed
  * member. */
 const char jobq_enqueue_lua[] =
+    ENQUEUE_FUNCTION
     "if KEYS[4] and redis.call('ZREM',KEYS[4],ARGV[4])==0 then return -1 end\n"
-    "if ARGV[3]=='front' then\n"
-    "redis.call('RPUSH',KEYS[1],ARGV[1])\n"
-    "else\n"
-    "redis.call('LPUSH',KEYS[1],ARGV[1])\n"
+    "return enqueue(KEYS[1],KEYS[2],KEYS[3],ARGV[1],ARGV[2],ARGV[3]=='front')\n";
+
+/* JOBQ_NEW_KEYS keys and JOBQ_NEW_ARGS arguments per job, in
+ * jobq_new_job_words' order, after ARGV[1] the ring size and ARGV[2] the
+ * TTL: each job's job.queued event (id 1) is appended to its ring and
+ * announced, then its id enqueued at the back of its band's list. */
+const char jobq_new_jobs_lua[] =
+    EVENT_APPEND_FUNCTION
+    ENQUEUE_FUNCTION
+    "local keep,ttl=tonumber(ARGV[1]),ARGV[2]\n"
+    "local n=#KEYS/" STR(JOBQ_NEW_KEYS) "\n"
+    "for j=0,n-1 do\n"
+    "local k,a=j*" STR(JOBQ_NEW_KEYS) ",2+j*" STR(JOBQ_NEW_ARGS) "\n"
+    "append(KEYS[k+1],KEYS[k+2],ARGV[a+1],keep,ttl,'1',ARGV[a+2],'queued')\n"
+    "enqueue(KEYS[k+3],KEYS[k+4],KEYS[k+5],ARGV[a+3],ARGV[a+4],false)\n"
     "end\n"
-    "if redis.call('SADD',KEYS[3],ARGV[2])==1 then\n"
-    "redis.call('LPUSH',KEYS[2],ARGV[2])\n"
-    "return 1\n"
-    "end\n"
-    "return 0\n";
+    "return n\n";
 
 /* The pop of a tenant's turn, shared by the take and pop scripts: L the
  * tenant's band lists, highest first. Counts the tenant's pop in the
@@ -117,6 +143,7 @@ const char jobq_repair_lua[] =
     "return 1\n";
 
 static redis_script enqueue_script = REDIS_SCRIPT(jobq_enqueue_lua);
+static redis_script new_jobs_script = REDIS_SCRIPT(jobq_new_jobs_lua);
 static redis_script take_script = REDIS_SCRIPT(jobq_take_lua);
 static redis_script pop_script = REDIS_SCRIPT(jobq_pop_lua);
 static redis_script repair_script = REDIS_SCRIPT(jobq_repair_lua);
@@ -266,4 +293,25 @@ void jobq_repair_command(redis_argv *cmd, bool use_sha, const jobq_keys *k)
     add(cmd, k->ready);
     add(cmd, k->active);
     add(cmd, k->tenant);
+}
+
+void jobq_new_jobs_head(bool use_sha, const char **word, const char **script)
+{
+    redis_script_head(&new_jobs_script, !use_sha, word, script);
+}
+
+int jobq_new_job_words(jobq_new_job *w, const char *id, const char *type, const char *tenant,
+                       long long priority)
+{
+    jobq_keys k;
+    if (jobq_keys_of(&k, type, tenant) != 0) return -1;
+    key_events(w->keys[0], id);
+    key_state(w->keys[1], id);
+    memcpy(w->keys[2], k.lists[JOBQ_BAND_MAX - jobq_band_of(priority)], KEY_MAX);
+    memcpy(w->keys[3], k.ready, KEY_MAX);
+    memcpy(w->keys[4], k.active, KEY_MAX);
+    key_notify(w->channel, id);
+    snprintf(w->id, sizeof w->id, "%s", id);
+    snprintf(w->tenant, sizeof w->tenant, "%s", tenant);
+    return 0;
 }

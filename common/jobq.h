@@ -179,10 +179,43 @@ void jobq_pop_command(redis_argv *cmd, bool use_sha, const jobq_keys *k, jobq_tu
  * active. The reply is 1 when it did, else 0. */
 void jobq_repair_command(redis_argv *cmd, bool use_sha, const jobq_keys *k);
 
+/*
+ * The script for jobs just committed (a group commit's, or a batch's):
+ * for each, what jobq_enqueue_command and event_append_command would do
+ * with its job.queued event (id 1, status "queued") and its id (at the
+ * back of its band's list), all in one call, so a batch of submissions
+ * costs Redis one command. The call is the head (jobq_new_jobs_head),
+ * the number of keys, JOBQ_NEW_KEYS keys per job (w->keys, job by job),
+ * then the ring size, the TTL in seconds and, job by job, the channel,
+ * the event's body, the id and the tenant. The reply is the number of
+ * jobs.
+ */
+#define JOBQ_NEW_KEYS 5
+#define JOBQ_NEW_ARGS 4
+
+/* One job's words of the call for new jobs. */
+typedef struct jobq_new_job {
+    char keys[JOBQ_NEW_KEYS][KEY_MAX];  /* its ring, state, band list; the type's ring and
+                                           active set */
+    char channel[KEY_MAX];
+    char id[40];
+    char tenant[KEY_TENANT_MAX + 1];
+} jobq_new_job;
+
+/* Fills w for job id (a checked UUID) of type and tenant, enqueued in the
+ * band of priority. Returns 0, or -1 when tenant breaks its rule. */
+int jobq_new_job_words(jobq_new_job *w, const char *id, const char *type, const char *tenant,
+                       long long priority);
+
+/* The first two words of the call for new jobs: EVALSHA and its SHA-1,
+ * or (not use_sha) EVAL and its text. Static strings. */
+void jobq_new_jobs_head(bool use_sha, const char **word, const char **script);
+
 /* The scripts' texts, for SCRIPT LOAD on a new connection. */
 extern const char jobq_enqueue_lua[];
 extern const char jobq_take_lua[];
 extern const char jobq_pop_lua[];
 extern const char jobq_repair_lua[];
+extern const char jobq_new_jobs_lua[];
 
 #endif

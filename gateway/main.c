@@ -21,6 +21,7 @@
 #include "http.h"
 #include "sse.h"
 #include "job_batch.h"
+#include "job_publish.h"
 #include "pg_async.h"
 #include "redis_async.h"
 #include "cliopt.h"
@@ -89,12 +90,13 @@ static void thread_init(evhtp_t *htp, evthr_t *thr, void *arg)
     t->pg = pg_pool_new(t->base, srv->cfg.database_url, srv->cfg.pg_pool_size);
     t->hub = sse_hub_new(t);
     t->batch = job_batch_new(t);
+    t->new_jobs = new_jobs_new(t);
     rds_handlers h = { .on_message = sse_on_message, .on_subscribed = sse_on_subscribed,
                        .on_unsubscribed = sse_on_unsubscribed,
                        .on_resubscribe = sse_on_resubscribe, .arg = t->hub,
                        .on_pubsub_lost = sse_on_pubsub_lost };
     t->redis = rds_new(t->base, &srv->cfg, &h);
-    if (!t->pg || !t->hub || !t->batch || !t->redis) { log_error("out of memory starting a loop thread"); abort(); }
+    if (!t->pg || !t->hub || !t->batch || !t->new_jobs || !t->redis) { log_error("out of memory starting a loop thread"); abort(); }
     evthr_set_aux(thr, t);
     srv->threads[t->index] = t;
     gw_notify_thread_start(t);
@@ -110,6 +112,8 @@ static void thread_exit(evhtp_t *htp, evthr_t *thr, void *arg)
     sse_hub_free(t->hub);
     job_batch_free(t->batch);
     audit_thread_done();
+    new_jobs_free(t->new_jobs);
+    t->new_jobs = NULL;
     rds_free(t->redis);
     pg_pool_free(t->pg);
     free(t);

@@ -23,6 +23,7 @@ typedef struct pg_pool pg_pool;
 typedef struct rds rds;
 typedef struct sse_hub sse_hub;
 typedef struct job_batch job_batch;
+typedef struct new_jobs new_jobs;
 
 #define GW_MAX_THREADS 256
 
@@ -46,6 +47,7 @@ struct gw_thread {
     rds *redis;
     sse_hub *hub;
     job_batch *batch;     /* group commit of submissions */
+    new_jobs *new_jobs;   /* Redis writes of committed jobs, one call per loop turn */
     struct gw_conn *conns; /* open client connections (closed at shutdown) */
 };
 

@@ -19,7 +19,8 @@
  *              CORS by hook) and the body, runs the request's reply hook
  *              (Idempotency-Key keeps the answer) and the process's (the
  *              audit row), and resumes the connection. Errors are RFC 9457
- *              problems (http_reply_problem).
+ *              problems (http_reply_problem). The answer goes straight to
+ *              the socket when nothing is queued before it (send_direct).
  *   streaming  an event stream takes its socket from libevhtp once its
  *              head is out (http_stream_open): the parser, request and
  *              buffers are freed and the stream keeps the socket and only
@@ -41,6 +42,12 @@
  * of the requests, every head is judged, and a client that sends faster
  * than it reads makes the gateway keep one answer and about one read of
  * its requests.
+ *
+ * No epoll_ctl per request: a served connection stays armed for reading
+ * (the core holds what comes, conn_pause raises only libevhtp's flag) and
+ * an answer is written to the socket at once rather than armed for
+ * writing, so a keep-alive client costs its reads and writes and nothing
+ * more; only an answer the socket cannot take whole waits for writability.
  *
  * Status lines are written here only (write_head, http_write_raw_problem),
  * with the phrases of http_status_phrase: libevhtp's writer has a table of
@@ -235,11 +242,33 @@ void gw_req_release(gw_req *r)
     free(r);
 }
 
+/*
+ * Pausing a connection, for libevhtp, is two things: its PAUSED flag
+ * (its parser stops at the end of the request, its read and write
+ * callbacks leave the connection alone) and disabling the socket's read
+ * event, which costs an epoll_ctl now and another when it is enabled
+ * again. The second is not needed here: while a request is served,
+ * core_read holds whatever else the client sends. So a deferred request
+ * only raises the flag (and the status libevhtp's read callback looks
+ * at), and the socket stays armed for reading all along.
+ */
+static void conn_pause(evhtp_request_t *req)
+{
+    req->status = EVHTP_RES_PAUSE;
+    req->conn->flags |= EVHTP_CONN_FLAG_PAUSED;
+}
+
+static void conn_unpause(evhtp_connection_t *conn)
+{
+    conn->flags &= ~EVHTP_CONN_FLAG_PAUSED;
+    if (conn->request) conn->request->status = EVHTP_RES_OK;
+}
+
 void gw_req_defer(gw_req *r)
 {
     if (r->req && !r->paused) {
         r->paused = true;
-        evhtp_request_pause(r->req);
+        conn_pause(r->req);
     }
 }
 
@@ -259,10 +288,16 @@ typedef struct gw_conn {
 typedef struct http_conn {
     gw_conn link;                     /* first: on the thread's list */
     bufferevent_data_cb parser_read;  /* libevhtp's read callback */
+    bufferevent_event_cb parser_event; /* libevhtp's event callback */
     struct evbuffer *held;            /* what the client sent after the request being served */
+    struct evbuffer *reply;           /* an answer on its way straight to the socket */
     struct event *next_ev;            /* release_next, on the loop's next turn */
+    short held_event;                 /* the client's end (EOF, error) seen while serving */
     bool serving;                     /* a request was read whole; its answer has not left */
     bool parsing;                     /* inside libevhtp's parser */
+    bool unpause_after_parse;         /* answered inside the parser: unpause once it returns */
+    bool sent_direct;                 /* the answer left by send_direct: libevhtp is owed
+                                         its write callback */
     bool lone_head;                   /* it was given one request head and nothing more */
     bool *gone;                       /* set true when the connection is freed */
 } http_conn;
@@ -292,6 +327,7 @@ static void http_conn_free(http_conn *c)
     if (c->link.thr) conn_unlink(&c->link);
     if (c->next_ev) event_free(c->next_ev);
     if (c->held) evbuffer_free(c->held);
+    if (c->reply) evbuffer_free(c->reply);
     free(c);
 }
 
@@ -352,6 +388,8 @@ static void hold_input(http_conn *c, struct bufferevent *bev)
     if (evbuffer_get_length(c->held) > HELD_MAX) bufferevent_disable(bev, EV_READ);
 }
 
+static bool release_held_event(http_conn *c, struct bufferevent *bev);
+
 /*
  * The read callback between the guard and libevhtp's parser (the guard
  * calls it with what it let through). While a request is served its
@@ -376,7 +414,63 @@ static void core_read(struct bufferevent *bev, void *arg)
     if (gone) return;
     c->parsing = false;
     c->gone = NULL;
+    if (c->unpause_after_parse) {
+        c->unpause_after_parse = false;
+        conn_unpause(conn);
+    }
     if (c->serving) hold_input(c, bev);
+    else release_held_event(c, bev);  /* may free the connection */
+}
+
+/*
+ * The event callback between the bufferevent and libevhtp's. The socket
+ * stays armed for reading while a request is served, so the client's end
+ * (EOF, or a reset seen on reading) can arrive before its answer has
+ * left; libevhtp would free the connection, answer unsent. It is held
+ * until the answer has left (release_next) and given to libevhtp then.
+ * Events of writing pass at once: they end the answer itself.
+ */
+static void core_event(struct bufferevent *bev, short what, void *arg)
+{
+    http_conn *c = conn_entry_of(arg);
+    if (c && c->serving && (what & BEV_EVENT_READING)) {
+        c->held_event = what;
+        return;
+    }
+    if (c) c->parser_event(bev, what, arg);
+}
+
+/* Gives libevhtp the client's end held by core_event. True when that
+ * freed the connection. */
+static bool release_held_event(http_conn *c, struct bufferevent *bev)
+{
+    if (!c->held_event) return false;
+    short what = c->held_event;
+    c->held_event = 0;
+    c->parser_event(bev, what, c->link.conn);
+    return true;
+}
+
+/* libevhtp learns that an answer has left from its write callback, which
+ * the bufferevent runs once its output is empty. An answer that went
+ * straight to the socket never passed through that output, so the
+ * callback is run here instead: libevhtp finishes the request (frees it
+ * and readies its parser, or closes the connection). False when the
+ * connection is gone. */
+static bool finish_sent_direct(http_conn *c, struct bufferevent *bev)
+{
+    if (!c->sent_direct) return true;
+    c->sent_direct = false;
+    bufferevent_data_cb writecb;
+    void *cbarg;
+    bufferevent_getcb(bev, NULL, &writecb, NULL, &cbarg);
+    if (!writecb) return true;
+    bool gone = false;
+    c->gone = &gone;
+    writecb(bev, cbarg);            /* may free the connection */
+    if (gone) return false;
+    c->gone = NULL;
+    return true;
 }
 
 /* The connection takes its next request once libevhtp is done with the
@@ -395,14 +489,19 @@ static void release_next(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
     http_conn *c = arg;
+    struct bufferevent *bev = evhtp_connection_get_bev(c->link.conn);
+    if (!finish_sent_direct(c, bev)) return;
     if (!ready_for_next(c)) return;
     c->serving = false;
-    struct bufferevent *bev = evhtp_connection_get_bev(c->link.conn);
     struct evbuffer *in = bufferevent_get_input(bev);
     evbuffer_prepend_buffer(in, c->held);
-    bufferevent_enable(bev, EV_READ);
+    if (!(bufferevent_get_enabled(bev) & EV_READ) && !c->held_event)
+        bufferevent_enable(bev, EV_READ);
     hook_connection_idle(c->link.conn);
-    if (evbuffer_get_length(in) == 0) return;
+    if (evbuffer_get_length(in) == 0) {
+        release_held_event(c, bev);   /* may free the connection */
+        return;
+    }
     bufferevent_data_cb readcb;
     void *cbarg;
     bufferevent_getcb(bev, &readcb, NULL, NULL, &cbarg);
@@ -430,10 +529,12 @@ static http_conn *http_conn_new(evhtp_connection_t *conn)
     if (!c) return NULL;
     c->link.conn = conn;
     c->parser_read = readcb;
+    c->parser_event = eventcb;
     c->held = evbuffer_new();
+    c->reply = evbuffer_new();
     c->next_ev = event_new(conn->evbase, -1, 0, release_next, c);
-    if (!c->held || !c->next_ev) { http_conn_free(c); return NULL; }
-    bufferevent_setcb(bev, core_read, writecb, eventcb, cbarg);
+    if (!c->held || !c->reply || !c->next_ev || !eventcb) { http_conn_free(c); return NULL; }
+    bufferevent_setcb(bev, core_read, writecb, core_event, cbarg);
     return c;
 }
 
@@ -669,6 +770,26 @@ static void run_reply_hook(gw_req *r, int status, const char *body, size_t len)
 }
 
 /*
+ * Writes the answer in c->reply to the socket now, in one writev, rather
+ * than through the bufferevent's output, which would arm the socket for
+ * writing (an epoll_ctl) and disarm it (another) once the bytes had left:
+ * a client that reads its answers has room for one in its socket buffer.
+ * What the kernel does not take (or an error) goes to the output and on
+ * from there as any answer; one that went whole is finished for libevhtp
+ * on the loop's next turn (finish_sent_direct, from release_next).
+ */
+static void send_direct(http_conn *c, struct bufferevent *bev)
+{
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    if (fd >= 0) evbuffer_write(c->reply, fd);
+    if (evbuffer_get_length(c->reply) == 0) {
+        c->sent_direct = true;
+        return;
+    }
+    bufferevent_write_buffer(bev, c->reply);
+}
+
+/*
  * Writes req's answer to its connection: the head, then the body that
  * buffer_out holds, unless the status has none or req is a HEAD (whose
  * Content-Length is still the body's). libevhtp's keep-alive handling
@@ -676,7 +797,12 @@ static void run_reply_hook(gw_req *r, int status, const char *body, size_t len)
  */
 static void write_reply(evhtp_request_t *req, int status)
 {
-    struct evbuffer *out = bufferevent_get_output(evhtp_request_get_bev(req));
+    struct bufferevent *bev = evhtp_request_get_bev(req);
+    struct evbuffer *queued = bufferevent_get_output(bev);
+    http_conn *c = conn_entry_of(req->conn);
+    /* Straight to the socket when nothing waits to go before it. */
+    bool direct = c && evbuffer_get_length(queued) == 0;
+    struct evbuffer *out = direct ? c->reply : queued;
     size_t len = evbuffer_get_length(req->buffer_out);
     if (write_head(req, status, out, FRAMED_BY_LENGTH, len) != 0) {
         /* What went out is not a whole answer: nothing may follow it. */
@@ -688,15 +814,29 @@ static void write_reply(evhtp_request_t *req, int status)
     else
         evbuffer_drain(req->buffer_out, len);
     evhtp_send_reply_end(req);
+    if (direct) send_direct(c, bev);
 }
 
-/* r's answer is written: the connection resumes, and takes its next
- * request once the answer has left. */
+/* The answer is written: libevhtp may finish the request. Inside its
+ * parser the flag stays up until the parser returns (core_read), so that
+ * the parser stops at this request's end and its read callback looks for
+ * no next one. A connection libevhtp meant to free while it was paused
+ * is handed back to it (its resume frees it). */
+static void unpause_answered(evhtp_connection_t *conn)
+{
+    http_conn *c = conn_entry_of(conn);
+    if (conn->flags & EVHTP_CONN_FLAG_FREE_CONN) evhtp_connection_resume(conn);
+    else if (c && c->parsing) c->unpause_after_parse = true;
+    else conn_unpause(conn);
+}
+
+/* r's answer is written: the connection takes its next request once the
+ * answer has left. */
 static void reply_written(gw_req *r)
 {
     if (r->paused) {
         r->paused = false;
-        evhtp_request_resume(r->req);
+        unpause_answered(r->req->conn);
     }
     release_soon(r->req->conn);
 }

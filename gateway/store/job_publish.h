@@ -34,11 +34,20 @@ void gw_redis_enqueue_at(gw_thread *thr, const char *job_id, const char *type,
  * retry): its job.queued event (event_body, id 1) appended to its ring,
  * its id enqueued for run_at_ms (0: now; gw_redis_enqueue_at), and the
  * gateway's count of submitted jobs. tenant is the job's tenant id,
- * priority its priority (-1000..1000).
+ * priority its priority (-1000..1000). The Redis writes of the jobs
+ * committed in one loop turn leave together, as one command, once the
+ * turn's callbacks have run.
  */
 void gw_job_committed(gw_thread *thr, const char *job_id, const char *type,
                       const char *tenant, long long priority, const char *event_body,
                       long long run_at_ms);
+
+/* Creates thr's gathering of new jobs (gw_job_committed sends them
+ * one call per loop turn). NULL on allocation failure. */
+new_jobs *new_jobs_new(gw_thread *thr);
+
+/* Sends what was gathered and frees nj. */
+void new_jobs_free(new_jobs *nj);
 
 /* Sets cancel:{job_id} for the job's worker to see, and publishes the id
  * on CHANNEL_CANCEL_REQUESTS so the worker sees it at once. */

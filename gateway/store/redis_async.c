@@ -393,9 +393,15 @@ static void on_ignored_reply(redisAsyncContext *ac, void *reply, void *privdata)
 
 int rds_command(rds *r, redisCallbackFn *cb, void *privdata, const redis_argv *cmd)
 {
+    return rds_command_argv(r, cb, privdata, cmd->argc, (const char **)cmd->argv, cmd->argvlen);
+}
+
+int rds_command_argv(rds *r, redisCallbackFn *cb, void *privdata, int argc,
+                     const char **argv, const size_t *argvlen)
+{
     if (!r->cmd.up || !r->cmd.ac) return -1;
     return redisAsyncCommandArgv(r->cmd.ac, cb ? cb : on_ignored_reply, privdata,
-                                 cmd->argc, (const char **)cmd->argv, cmd->argvlen) == REDIS_OK ? 0 : -1;
+                                 argc, argv, argvlen) == REDIS_OK ? 0 : -1;
 }
 
 static int pubsub_send(rds *r, const char *verb, const char *channel)

@@ -57,6 +57,12 @@ void rds_free(rds *r);
  * Returns 0, or -1 when the command connection is down. */
 int rds_command(rds *r, redisCallbackFn *cb, void *privdata, const redis_argv *cmd);
 
+/* Sends one command of argc words (argv[i], argvlen[i] bytes; hiredis
+ * copies them before returning), for commands longer than a redis_argv
+ * holds. Returns as rds_command does. */
+int rds_command_argv(rds *r, redisCallbackFn *cb, void *privdata, int argc,
+                     const char **argv, const size_t *argvlen);
+
 /* SUBSCRIBE / UNSUBSCRIBE on the pub/sub connection. Return 0 or -1 (down). */
 int rds_subscribe(rds *r, const char *channel);
 int rds_unsubscribe(rds *r, const char *channel);

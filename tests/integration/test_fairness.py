@@ -178,14 +178,16 @@ def test_tenant_lost_from_its_ring_is_put_back(stack, tenant):
 
 def lua_scripts():
     """{name: text} of the jobq_*_lua scripts, as common/jobq.c spells them:
-    string literals, the macros of literals they include, and STR(X) of a
-    number jobq.h defines."""
+    string literals, the macros of literals they include (its own and
+    events.h's), and STR(X) of a number jobq.h defines."""
     with open(os.path.join(REPO, "common", "jobq.c"), encoding="utf-8") as f:
         src = f.read()
     with open(os.path.join(REPO, "common", "jobq.h"), encoding="utf-8") as f:
         numbers = dict(re.findall(r"#define (\w+) (\d+)\n", f.read()))
+    with open(os.path.join(REPO, "common", "events.h"), encoding="utf-8") as f:
+        headers = f.read()
     macros = {m.group(1): m.group(2).replace("\\\n", "\n")
-              for m in re.finditer(r"#define (\w+) \\\n((?:.*\\\n)*.*\n)", src)}
+              for m in re.finditer(r"#define (\w+) \\\n((?:.*\\\n)*.*\n)", headers + src)}
     token = re.compile(r'"((?:[^"\\]|\\.)*)"|STR\((\w+)\)|(\w+)')
 
     def expand(text):
@@ -202,7 +204,7 @@ def lua_scripts():
     scripts = {m.group(1): expand(m.group(2)) for m in re.finditer(
         r"const char (jobq_\w+_lua)\[\] =\s*((?:(?:\"(?:[^\"\\]|\\.)*\"|STR\(\w+\)|\w+)\s*)+);", src)}
     assert set(scripts) == {"jobq_enqueue_lua", "jobq_take_lua", "jobq_pop_lua",
-                            "jobq_repair_lua"}, scripts
+                            "jobq_repair_lua", "jobq_new_jobs_lua"}, scripts
     return scripts
 
 

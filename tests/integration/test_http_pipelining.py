@@ -1,7 +1,8 @@
 """
 HTTP/1.1 on one connection: requests written in one send (pipelined,
 RFC 9112 9.3.2) are all answered, in order, whatever each answer waits for
-(nothing, PostgreSQL, Redis, an error, an event stream last); a blank line
+(nothing, PostgreSQL, Redis, an error, an event stream last), also
+to a client that ended its side after sending them; a blank line
 after a body does not stall the next request; a client that sends far
 more than it reads loses nothing; a HEAD answer has no body to throw the
 next one off; and every status line carries its reason phrase.
@@ -294,6 +295,23 @@ def test_event_stream_of_a_running_job_last_in_the_pipeline(tenant):
         got = w.answers(2)
     assert_in_order(got, rids, [200, 200])
     assert b"job.succeeded" in got[1].body, got[1].body
+
+
+def test_a_client_that_ends_its_side_still_gets_every_answer(tenant):
+    """The connection is read while a request waits for PostgreSQL, so the
+    client's end (it shut down writing after its requests) can arrive
+    before the answers: both are still given, in order, and then the
+    connection closes."""
+    body = {"type": "test", "payload": {"outcome": "succeed"}}
+    rids = [rid("one"), rid("two")]
+    with Wire() as w:
+        w.send(req("POST", "/v1/jobs", rids[0], tenant.token, body=body) +
+               req("POST", "/v1/jobs", rids[1], tenant.token, body=body))
+        w.sock.shutdown(socket.SHUT_WR)
+        got = w.answers(2)
+        w._more(time.monotonic() + TIMEOUT)
+        assert w.eof and w.buf == b"", w.buf[:200]
+    assert_in_order(got, rids, [202, 202])
 
 
 def test_blank_line_after_a_body_does_not_stall_the_next_request(tenant):

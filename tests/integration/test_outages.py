@@ -2,13 +2,15 @@
 Dependencies going away: while Redis is down the gateway still takes jobs
 (202) and ends event streams with a retry: hint, and a client that comes
 back resumes with no gap; while PostgreSQL is down submissions answer 503
-with Retry-After and leave nothing behind. Everything recovers by itself.
+with Retry-After and leave nothing behind; when Redis refuses the call
+that enqueues newly committed jobs, they stay accepted and reconciliation
+enqueues them. Everything recovers by itself.
 """
 import time
 import uuid
 
 from agentgate_test.client import check_frames, http_request
-from agentgate_test.stack import stack_dep, wait_ready
+from agentgate_test.stack import redis, stack_dep, wait_ready
 from agentgate_test.waiting import TIMEOUT
 
 
@@ -49,6 +51,28 @@ def test_redis_down_jobs_accepted_and_streams_resume_without_gap(stack, tenant):
 
     # The job taken while Redis was down was enqueued by reconciliation.
     assert tenant.wait_job(during["id"])["status"] == "succeeded"
+
+
+def test_jobs_whose_enqueue_redis_refuses_are_kept_and_reconciled(stack, tenant):
+    """The new jobs of a loop turn go to Redis in one call after their
+    commit. Here Redis refuses it (the type's set of active tenants is
+    not a set): the jobs were still answered 202, are in PostgreSQL, and
+    are enqueued by reconciliation once Redis takes them again."""
+    key = "jobs:active:test"
+    redis("SET", key, "not-a-set")
+    try:
+        items = [{"type": "test", "payload": {"outcome": "succeed"}} for _ in range(3)]
+        jobs = tenant.request("POST", "/v1/jobs/batch",
+                              body={"jobs": items}).expect_json(202)["jobs"]
+        one = tenant.submit("test", {"outcome": "succeed"})
+        ids = [j["id"] for j in jobs] + [one["id"]]
+        rows = stack.sql("SELECT count(*) FROM jobs WHERE id = ANY(:'p1'::uuid[])",
+                         "{" + ",".join(ids) + "}")
+        assert rows == [["4"]], rows
+    finally:
+        redis("DEL", key)
+    for job_id in ids:
+        assert tenant.wait_job(job_id)["status"] == "succeeded"
 
 
 def test_postgres_down_submissions_503_and_nothing_half_written(stack, tenant):

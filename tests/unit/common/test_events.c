@@ -172,7 +172,7 @@ static void assert_argv(const redis_argv *c, int argc, ...)
     va_end(ap);
 }
 
-#define APPEND_SHA "e3939a0b7603ea1580121c7b33f515b589a96c30"
+#define APPEND_SHA "fed16c9185d8a0d4309f3d155938dc6852462eef"
 
 static void test_append_script_sha(void **state)
 {
@@ -184,9 +184,11 @@ static void test_append_script_sha(void **state)
     assert_string_equal(event_append_sha(), APPEND_SHA);
     assert_ptr_equal(event_append_sha(), event_append_sha());
     /* Every step of the append is in the one script. */
-    const char *steps[] = { "'RPUSH',KEYS[1]", "'LTRIM',KEYS[1]", "'EXPIRE',KEYS[1]",
-                            "'HSET',KEYS[2],'last_event_id'", "'EXPIRE',KEYS[2]",
-                            "'PUBLISH',ARGV[1],ARGV[5]" };
+    const char *steps[] = { "'RPUSH',ring,body", "'LTRIM',ring", "'EXPIRE',ring",
+                            "'HSET',state,'last_event_id'", "'EXPIRE',state",
+                            "'PUBLISH',channel,body",
+                            "append(KEYS[1],KEYS[2],ARGV[1],tonumber(ARGV[2]),ARGV[3],"
+                            "ARGV[4],ARGV[5],ARGV[6])" };
     for (size_t i = 0; i < sizeof steps / sizeof *steps; i++)
         if (strstr(event_append_lua, steps[i]) == NULL)
             fail_msg("script lacks %s", steps[i]);

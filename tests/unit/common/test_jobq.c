@@ -248,12 +248,36 @@ static void test_pop_says_how_the_turn_was_taken(void **state)
     assert_words(&cmd, repair, 11);
 }
 
+static void test_new_job_words_name_its_band_and_its_events(void **state)
+{
+    (void)state;
+    jobq_new_job w;
+    const char *id = "01890a5d-ac96-774b-bcce-b302099a8057";
+    assert_int_equal(jobq_new_job_words(&w, id, "test", "acme", 150), 0);
+    assert_string_equal(w.keys[0], "jobs:events:01890a5d-ac96-774b-bcce-b302099a8057");
+    assert_string_equal(w.keys[1], "jobs:state:01890a5d-ac96-774b-bcce-b302099a8057");
+    assert_string_equal(w.keys[2], "jobs:queue:test:acme:urgent");
+    assert_string_equal(w.keys[3], "jobs:ready:test");
+    assert_string_equal(w.keys[4], "jobs:active:test");
+    assert_string_equal(w.channel, "jobs:notify:01890a5d-ac96-774b-bcce-b302099a8057");
+    assert_string_equal(w.id, id);
+    assert_string_equal(w.tenant, "acme");
+    assert_int_equal(jobq_new_job_words(&w, id, "test", "acme", 0), 0);
+    assert_string_equal(w.keys[2], "jobs:queue:test:acme");
+    assert_int_equal(jobq_new_job_words(&w, id, "test", "acme", -500), 0);
+    assert_string_equal(w.keys[2], "jobs:queue:test:acme:bulk");
+    assert_int_equal(jobq_new_job_words(&w, id, "test", "a:b", 0), -1);
+    /* Both halves of the call are in the one script. */
+    assert_non_null(strstr(jobq_new_jobs_lua, "local function append("));
+    assert_non_null(strstr(jobq_new_jobs_lua, "local function enqueue("));
+}
+
 static void test_scripts_touch_only_the_keys_they_are_given(void **state)
 {
     (void)state;
     const char *const scripts[] = { jobq_enqueue_lua, jobq_take_lua, jobq_pop_lua,
-                                    jobq_repair_lua };
-    char shas[4][41];
+                                    jobq_repair_lua, jobq_new_jobs_lua };
+    char shas[5][41];
     for (size_t i = 0; i < sizeof scripts / sizeof *scripts; i++) {
         /* Every key is KEYS[n]: no name is built or spelled in Lua. */
         assert_null(strstr(scripts[i], "jobs:"));
@@ -274,6 +298,7 @@ int main(void)
         cmocka_unit_test(test_take_names_every_ring_in_order),
         cmocka_unit_test(test_take_with_a_hint_names_its_list),
         cmocka_unit_test(test_pop_says_how_the_turn_was_taken),
+        cmocka_unit_test(test_new_job_words_name_its_band_and_its_events),
         cmocka_unit_test(test_scripts_touch_only_the_keys_they_are_given),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
