@@ -248,6 +248,12 @@ static const char sql_set_tenant[] = "SELECT set_config('agentgate.tenant_id', $
 /* The claim's commit does not wait for its WAL flush (see store_claim_capped). */
 static const char sql_set_sync_commit[] = "SELECT set_config('synchronous_commit', $1, true)";
 
+/* Both at once, for store_exec_as_unflushed: the tenant, and a commit
+ * that does not wait for its WAL flush. */
+static const char sql_set_tenant_unflushed[] =
+    "SELECT set_config('agentgate.tenant_id', $1, true),"
+    " set_config('synchronous_commit', 'off', true)";
+
 /* Reads the results of one statement of a pipeline up to its NULL into
  * *keep: the first error wins over what follows (the aborted statement
  * after a failed setting), else the last result. Bounded, so a broken
@@ -321,6 +327,14 @@ PGresult *store_exec_as(PGconn *conn, const char *tenant, const char *sql, int n
     if (tenant == NULL || tenant[0] == '\0')
         return exec_params(conn, sql, n, vals);
     return exec_with_setting(conn, sql_set_tenant, tenant, sql, n, vals);
+}
+
+PGresult *store_exec_as_unflushed(PGconn *conn, const char *tenant, const char *sql, int n,
+                                  const char *const *vals)
+{
+    if (tenant == NULL || tenant[0] == '\0')
+        return exec_with_setting(conn, sql_set_sync_commit, "off", sql, n, vals);
+    return exec_with_setting(conn, sql_set_tenant_unflushed, tenant, sql, n, vals);
 }
 
 static void log_statement_error(const char *what, PGconn *conn, const PGresult *res)
@@ -1028,6 +1042,7 @@ static int prepared_index(const char *sql)
         sql_set_tenant, sql_set_sync_commit, sql_claim, sql_append_event,
         sql_append_events, sql_finish, sql_requeue, sql_expired, sql_queued,
         sql_write_landed, sql_events_between, sql_heartbeat, sql_cancel_requested,
+        sql_set_tenant_unflushed,
     };
     for (int k = 0; k < (int)(sizeof stmts / sizeof stmts[0]); k++)
         if (stmts[k] == sql)
