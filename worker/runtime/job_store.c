@@ -15,6 +15,13 @@
  * the claim of a bare id, the reaper's lease scan, reconciliation's scan,
  * the heartbeat and the cancel check - call the narrow SECURITY DEFINER
  * functions of 006 instead of touching the tables.
+ *
+ * Statements repeated on every job go by name, each prepared once per
+ * connection (prepared_name): this file's own, and those callers send
+ * through store_exec_as_unflushed. Most commits wait for their WAL flush;
+ * the claim and the unflushed writes do not, since a later synchronous
+ * commit of the same job (its end, or its move to waiting) flushes them
+ * with it and losing them in a crash before that costs nothing.
  */
 #include <pthread.h>
 #include <stdio.h>
