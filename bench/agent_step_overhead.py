@@ -32,7 +32,14 @@ realtime clock. The stand-in's share that was taken out is printed too
 was parsed and after the last content chunk), so the figure can be read
 against the older method, which counted those parts as agentgate's.
 
-Prints lines "label: value": the per-step p50/p99/max, the per-run mean,
+A second figure takes out instead what the worker itself measured: each
+step's output.model_ms (its requests to the model, as the router timed
+them, less its own work on streamed deltas) and output.tool_ms (the
+tool's own time), from the same intervals. It holds no HTTP hop and no
+wake-up of the stand-in: it is agentgate's own time.
+
+Prints lines "label: value": that figure overall and by action, the
+stand-in-based one: the per-step p50/p99/max, the per-run mean,
 the stand-in's share taken out, the steps by action, and the WAL fsyncs
 per step (pg_stat_wal.wal_sync across the runs, read after PostgreSQL's
 stats flush: every fsync of the bench's own PostgreSQL, so those of the
@@ -142,34 +149,55 @@ def main():
         id_list = ",".join(f"'{i}'" for i in ids)
         rows = psql(a.db,
                     "SELECT r.id, extract(epoch FROM r.started_at), extract(epoch FROM r.finished_at),"
-                    " s.idx, s.action, extract(epoch FROM s.finished_at)"
+                    " s.idx, s.action, extract(epoch FROM s.finished_at),"
+                    " coalesce(s.output->>'model_ms', ''), coalesce(s.output->>'tool_ms', '')"
                     " FROM agent_runs r JOIN steps s ON s.run_id = r.id"
                     f" WHERE r.id IN ({id_list}) AND r.finished_at IS NOT NULL"
                     " AND s.finished_at IS NOT NULL ORDER BY r.id, s.idx")
         runs = {}
         for line in rows.splitlines():
-            rid, t0, t1, idx, action, fin = line.split("|")
-            runs.setdefault(rid, (float(t0), float(t1), []))[2].append((action, float(fin)))
+            rid, t0, t1, idx, action, fin, model_ms, tool_ms = line.split("|")
+            runs.setdefault(rid, (float(t0), float(t1), []))[2].append(
+                (action, float(fin), model_ms, tool_ms))
 
         def model_time(lo, hi):
             return sum(max(0.0, min(e, hi) - max(s, lo)) for s, e in model_spans
                        if e > lo and s < hi)
 
         per_step, per_run, by_action = [], [], {}
+        # The same intervals less the model and tool time the worker itself
+        # measured (the step's output.model_ms and output.tool_ms).
+        own_step, own_by_action, own_reported = [], {}, 0
         for t0, t1, steps in runs.values():
             prev, total = t0, 0.0
-            for k, (action, fin) in enumerate(steps):
+            for k, (action, fin, model_ms, tool_ms) in enumerate(steps):
                 end = t1 if k == len(steps) - 1 else fin
                 ov = (end - prev - model_time(prev, end)) * 1000.0
                 per_step.append(ov)
                 by_action.setdefault(action, []).append(ov)
+                own_reported += model_ms != "" or tool_ms != ""
+                own = (end - prev) * 1000.0 - float(model_ms or 0) - float(tool_ms or 0)
+                own_step.append(own)
+                own_by_action.setdefault(action, []).append(own)
                 total += ov
                 prev = end
             per_run.append(total / len(steps))
         if not per_step:
             sys.exit(f"agent_step_overhead: no finished steps (runs: {states})")
         per_step.sort()
+        own_step.sort()
         n_model = len(model_spans)
+        if own_reported:
+            print(f"per agent step, less the worker's own model and tool times: "
+                  f"p50 {pct(own_step, 0.5):.2f} ms, p99 {pct(own_step, 0.99):.2f} ms, "
+                  f"max {own_step[-1]:.2f} ms over {len(own_step)} steps "
+                  f"({own_reported} with a model or tool call)")
+            print("by action, less the worker's own model and tool times: " + "; ".join(
+                f"{k} p50 {pct(v, 0.5):.2f} ms p99 {pct(v, 0.99):.2f} ms (n {len(v)})"
+                for k, v in sorted(own_by_action.items())))
+        else:
+            print("per agent step, less the worker's own model and tool times: not reported "
+                  "(steps without output.model_ms / output.tool_ms)")
         print(f"per agent step: p50 {pct(per_step, 0.5):.2f} ms, p99 {pct(per_step, 0.99):.2f} ms, "
               f"max {per_step[-1]:.2f} ms over {len(per_step)} steps of {len(runs)} runs "
               f"({', '.join(f'{v} {k}' for k, v in sorted(states.items(), key=str))}), "

@@ -260,3 +260,38 @@ def test_step_rows_and_step_events_are_the_same_steps_in_order(stack, tenant, ll
         assert "status" not in started, started
         assert completed["status"] == row["status"], (completed, row)
         assert completed["latency_ms"] == row["latency_ms"], (completed, row)
+
+
+def test_steps_report_their_model_and_tool_time(stack, tenant, llm_standin):
+    """Each step that asked a model has output.model_ms, each that called a
+    tool output.tool_ms: numbers within the step's latency, so latency_ms
+    less them is agentgate's own time; a step that made no such call has
+    neither, and step.completed carries the same output as the row."""
+    model = llm_standin.unique_name("m")
+    llm_standin.register_model(stack, tenant.tenant_id, model, "/calltimes")
+    llm_standin.script("/calltimes", model, [
+        {"chunks": ["chat"]},
+        {"tool_calls": [{"id": "call_1", "name": "system__time", "arguments": "{}"}]},
+        {"chunks": ["It is ", "now."]}])
+    run = _start(tenant, prompt="What time is it now in UTC?", model=model,
+                 tools=["system.time"])
+    events = _run_events(tenant, run)
+    got = tenant.wait_run(run["id"])
+    assert got["status"] == "succeeded", got
+    by_action = {}
+    for s in got["steps"]:
+        by_action.setdefault(s["action"], []).append(s)
+        out = s["output"]
+        for key in ("model_ms", "tool_ms"):
+            if key in out:
+                assert isinstance(out[key], (int, float)), (key, s)
+                assert 0 <= out[key] <= s["latency_ms"] + 1, (key, s)
+    assert all("model_ms" in s["output"] and "tool_ms" not in s["output"]
+               for s in by_action["llm:call"]), by_action["llm:call"]
+    assert "model_ms" in by_action["intent:classify"][0]["output"], by_action
+    tool = by_action["tool:invoke"][0]["output"]
+    assert "tool_ms" in tool and "model_ms" not in tool, tool
+    completed = {e.body["data"]["step_id"]: e.body["data"] for e in events
+                 if e.event == "step.completed"}
+    for s in got["steps"]:
+        assert completed[s["id"]]["output"] == s["output"], (completed[s["id"]], s)

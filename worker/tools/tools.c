@@ -1000,8 +1000,11 @@ void tools_call(job_ctx *ctx, tool_catalog *c, const tool_principal *p,
         st = stage_scopes(&k);
     if (st == TOOL_CALL_OK)
         st = stage_rate_limit(&k);
-    if (st == TOOL_CALL_OK)
+    if (st == TOOL_CALL_OK) {
+        double h0 = clock_mono_s();
         st = stage_handler(&k);
+        out->handler_ms = (clock_mono_s() - h0) * 1000.0;
+    }
     out->status = st;
     if (st != TOOL_CALL_OK) {
         cJSON_Delete(out->output);
