@@ -47,10 +47,13 @@ Scripting (tests and benchmarks):
   GET /_standin/requests?prefix=&model=
       the requests received, oldest first: {"prefix", "model", "path",
       "client" (its address:port: a kept-alive connection shows the same
-      one), "headers", "body", "received", "chunk_times" (time.time() after each
+      one), "headers", "body", "arrived" (time.time() once its request
+      line was read, before its headers and body), "received" (once the
+      body was read and parsed), "chunk_times" (time.time() after each
       chunk was flushed, role chunk first), "content_chunk_times",
-      "completed" (the answer was sent to its end), "cut" (the client went
-      away first), "chunks_sent"}.
+      "done" (after the last byte of the answer was flushed; null until
+      then), "completed" (the answer was sent to its end), "cut" (the
+      client went away first), "chunks_sent"}.
   POST /_standin/reset      forgets scripts and requests.
 
   python3 tests/fakes/openai_standin.py --port N   (0: any free port)
@@ -129,6 +132,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):   # quiet
         pass
+
+    def parse_request(self):
+        # Called as soon as the request line was read: when the request
+        # arrived, as near as the stand-in can tell.
+        self._arrived = time.time()
+        return super().parse_request()
 
     def setup(self):
         super().setup()
@@ -263,7 +272,8 @@ class Handler(BaseHTTPRequestHandler):
         rec = {"prefix": prefix, "model": model, "path": self.path,
                "client": "%s:%d" % self.client_address[:2],
                "headers": {k: v for k, v in self.headers.items()},
-               "body": body, "received": time.time(), "chunk_times": [],
+               "body": body, "arrived": getattr(self, "_arrived", None),
+               "received": time.time(), "done": None, "chunk_times": [],
                "content_chunk_times": [], "completed": False, "cut": False,
                "chunks_sent": 0}
         with _lock:
@@ -419,6 +429,7 @@ class Handler(BaseHTTPRequestHandler):
                 self._write_chunk(b"data: " + json.dumps(obj).encode() + b"\n\n")
         self._write_chunk(b"data: [DONE]\n\n")
         self._write_chunk(b"")   # the last chunk of the chunked encoding
+        rec["done"] = time.time()
 
 
 class Server(ThreadingHTTPServer):

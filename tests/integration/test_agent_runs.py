@@ -228,3 +228,70 @@ def test_steps_of_a_run_report_the_built_in_provider(tenant):
     # Its pause between deltas (AGENTGATE_BUILTIN_DELTA_PAUSE_MS, 10 ms)
     # is counted apart, so overall_ms does not pass it off as work.
     assert 0 < m["builtin_pause_ms"] <= m["overall_ms"], m
+
+
+def test_step_rows_and_step_events_are_the_same_steps_in_order(stack, tenant, llm_standin):
+    """A run against a model (the OpenAI stand-in) that calls a tool: once
+    the run has ended, its step rows and its step.started/step.completed
+    events describe the same steps, in the same order, pair by pair (id,
+    index, action; the row's status and latency_ms in step.completed);
+    and every row is finished by the time the run reads as ended."""
+    model = llm_standin.unique_name("m")
+    llm_standin.register_model(stack, tenant.tenant_id, model, "/steps")
+    llm_standin.script("/steps", model, [
+        {"chunks": ["chat"]},
+        {"tool_calls": [{"id": "call_1", "name": "system__time", "arguments": "{}"}]},
+        {"chunks": ["It is ", "now."]}])
+    run = _start(tenant, prompt="What time is it now in UTC?", model=model,
+                 tools=["system.time"])
+    events = _run_events(tenant, run)
+    got = tenant.wait_run(run["id"])
+    assert got["status"] == "succeeded", got
+    actions = _check_steps(got)
+    assert "tool:invoke" in actions and "llm:call" in actions, actions
+    _check_step_events(events, actions)
+
+    pairs = [e.body["data"] for e in events if e.event in ("step.started", "step.completed")]
+    for k, row in enumerate(got["steps"]):
+        started, completed = pairs[2 * k], pairs[2 * k + 1]
+        for ev in (started, completed):
+            assert (ev["step_id"], ev["index"], ev["action"]) == (
+                row["id"], row["index"], row["action"]), (ev, row)
+        assert "status" not in started, started
+        assert completed["status"] == row["status"], (completed, row)
+        assert completed["latency_ms"] == row["latency_ms"], (completed, row)
+
+
+def test_steps_report_their_model_and_tool_time(stack, tenant, llm_standin):
+    """Each step that asked a model has output.model_ms, each that called a
+    tool output.tool_ms: numbers within the step's latency, so latency_ms
+    less them is agentgate's own time; a step that made no such call has
+    neither, and step.completed carries the same output as the row."""
+    model = llm_standin.unique_name("m")
+    llm_standin.register_model(stack, tenant.tenant_id, model, "/calltimes")
+    llm_standin.script("/calltimes", model, [
+        {"chunks": ["chat"]},
+        {"tool_calls": [{"id": "call_1", "name": "system__time", "arguments": "{}"}]},
+        {"chunks": ["It is ", "now."]}])
+    run = _start(tenant, prompt="What time is it now in UTC?", model=model,
+                 tools=["system.time"])
+    events = _run_events(tenant, run)
+    got = tenant.wait_run(run["id"])
+    assert got["status"] == "succeeded", got
+    by_action = {}
+    for s in got["steps"]:
+        by_action.setdefault(s["action"], []).append(s)
+        out = s["output"]
+        for key in ("model_ms", "tool_ms"):
+            if key in out:
+                assert isinstance(out[key], (int, float)), (key, s)
+                assert 0 <= out[key] <= s["latency_ms"] + 1, (key, s)
+    assert all("model_ms" in s["output"] and "tool_ms" not in s["output"]
+               for s in by_action["llm:call"]), by_action["llm:call"]
+    assert "model_ms" in by_action["intent:classify"][0]["output"], by_action
+    tool = by_action["tool:invoke"][0]["output"]
+    assert "tool_ms" in tool and "model_ms" not in tool, tool
+    completed = {e.body["data"]["step_id"]: e.body["data"] for e in events
+                 if e.event == "step.completed"}
+    for s in got["steps"]:
+        assert completed[s["id"]]["output"] == s["output"], (completed[s["id"]], s)

@@ -126,7 +126,7 @@ static cJSON *prompt_preview_json(const run *r)
 
 /* Asks the model for a label; keeps the rules' result unless it answers
  * with exactly one. Adds what happened to o. */
-static int classify_by_llm(run *r, const step *s, cJSON *o, bool *ok)
+static int classify_by_llm(run *r, step *s, cJSON *o, bool *ok)
 {
     call_opts opts = {.task = INTENT_LLM_TASK, .max_tokens = CLASSIFY_MAX_TOKENS};
     llm_response resp;

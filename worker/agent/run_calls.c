@@ -342,7 +342,7 @@ static llm_err llm_from_journal(const cJSON *j, llm_response *resp)
  * failure to store an event. Under llm-required an answer from the
  * built-in provider is no answer (LLM_ERR_UNAVAILABLE).
  */
-llm_err call_llm(run *r, const step *s, const call_opts *o, llm_response *resp,
+llm_err call_llm(run *r, step *s, const call_opts *o, llm_response *resp,
                  char *why, size_t why_size)
 {
     llm_context_item items[LLM_MAX_CONTEXT_ITEMS];
@@ -383,6 +383,8 @@ llm_err call_llm(run *r, const step *s, const call_opts *o, llm_response *resp,
         delta_stream_init(&ds, r, s, o->stream);
         redisContext *rd = job_redis_conn(r->ctx);
         e = llm_router_complete(job_db(r->ctx), rd, &req, on_delta, &ds, resp);
+        s->model_calls++;
+        s->model_ms += resp->model_ms;
         if (rd && rd->err)
             job_redis_conn_failed(r->ctx);
         if (e != LLM_ERR_ABORTED && e != LLM_ERR_NOMEM && journal_llm(r, seq, e, resp) < 0) {
@@ -605,6 +607,8 @@ int run_tool_call(run *r, const char *title, const char *tool, const cJSON *args
             tool_from_journal(memo, &res);
         } else {
             tools_call(r->ctx, r->catalog, &r->principal, &env, tool, args, &res);
+            s.tool_calls++;
+            s.tool_ms += res.handler_ms;
             if (journal_tool(r, seq, &res) < 0) {
                 tool_call_result_free(&res);
                 cJSON_Delete(parsed);

@@ -44,9 +44,10 @@ bool is_need_plan(const char *text);
  * *resp to free. A cancel or the deadline seen during the call stops the
  * run (r->stopped), as does a failure to store an event or out of memory.
  * Under llm-required an answer from the built-in provider is no answer
- * (LLM_ERR_UNAVAILABLE).
+ * (LLM_ERR_UNAVAILABLE). A call made (not replayed from the run's journal)
+ * is counted in s->model_calls and its time added to s->model_ms.
  */
-llm_err call_llm(run *r, const step *s, const call_opts *o, llm_response *resp, char *why,
+llm_err call_llm(run *r, step *s, const call_opts *o, llm_response *resp, char *why,
                  size_t why_size);
 
 /* Adds what a model call answered (provider, model, language_model,

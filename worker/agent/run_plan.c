@@ -251,7 +251,7 @@ static int make_plan(run *r, char *note, size_t note_size)
 
 /* Asks the model for the TODO list. Returns 0 with the TODOs added, or 1
  * with why the plan could not be used, or -1 with the run stopped. */
-static int plan_by_llm(run *r, const step *s, cJSON *o, bool *ok, char *why, size_t why_size)
+static int plan_by_llm(run *r, step *s, cJSON *o, bool *ok, char *why, size_t why_size)
 {
     strbuf task = {0};
     strbuf_add(&task, PLAN_TODOS_TASK);

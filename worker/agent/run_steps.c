@@ -8,6 +8,7 @@
  * the run stores or sends it. Each step is a trace span too, a child of
  * the job attempt's.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +150,27 @@ int step_begin(run *r, step *s, const char *action, cJSON *input)
     return rc;
 }
 
+/* ms to the microsecond, as the step's output shows it. */
+static double ms_rounded(double ms)
+{
+    return floor(ms * 1000.0 + 0.5) / 1000.0;
+}
+
+/* Adds to a step's output the time its model and tool calls took
+ * (model_ms, tool_ms: members only of steps that made such calls), so
+ * that latency_ms less them is the time agentgate itself spent. */
+static bool add_call_times(const step *s, cJSON *output)
+{
+    bool ok = true;
+    if (!cJSON_IsObject(output))
+        return true;
+    if (s->model_calls > 0 && !cJSON_HasObjectItem(output, "model_ms"))
+        json_add_num(output, "model_ms", ms_rounded(s->model_ms), &ok);
+    if (s->tool_calls > 0 && !cJSON_HasObjectItem(output, "tool_ms"))
+        json_add_num(output, "tool_ms", ms_rounded(s->tool_ms), &ok);
+    return ok;
+}
+
 /*
  * Ends a step with status ('completed', 'failed', 'skipped') and output
  * (owned): the row, then step.completed. Also used on the way out of a
@@ -169,6 +191,10 @@ int step_end(run *r, step *s, const char *status, cJSON *output)
     step_span_end(s, status);
     if (!output)
         return run_oom(r);
+    if (!add_call_times(s, output)) {
+        cJSON_Delete(output);
+        return run_oom(r);
+    }
     long long latency = clock_mono_ms() - s->t0;
     char lat[24];
     snprintf(lat, sizeof(lat), "%lld", latency);

@@ -25,6 +25,10 @@ typedef struct step {
     const char *action;
     long long t0;
     bool open;                  /* inserted, not yet ended */
+    int model_calls;            /* model calls made during the step */
+    double model_ms;            /* their time, ms (llm_response.model_ms) */
+    int tool_calls;             /* tool calls made during the step */
+    double tool_ms;             /* the tools' own time, ms (tool_call_result.handler_ms) */
     struct span *span;          /* its trace span while open (the thread's
                                    current context: model and tool calls
                                    made during the step are its children) */

@@ -51,8 +51,15 @@ static PGresult *db_exec(run *r, const char *sql, int nparams, const char *const
             return NULL;
         }
         /* As the job's tenant (row-level security), in the statement's
-         * own transaction: no round trip added, nothing left behind. */
-        PGresult *res = store_exec_as(c, r->job->tenant_id, sql, nparams, params);
+         * own transaction: no round trip added, nothing left behind. Its
+         * commit does not wait for the WAL flush: the job's next move
+         * (waiting, or its end) is a synchronous commit, which makes
+         * every earlier write of the run durable with it; and a run whose
+         * writes are lost in a database crash before that is a job whose
+         * attempt did not end, so it runs again and starts the run over
+         * (load_run, clear_old_steps) or, after a wait, from what its
+         * wait stored. So a step costs no fsync of its own. */
+        PGresult *res = store_exec_as_unflushed(c, r->job->tenant_id, sql, nparams, params);
         if (res && PQresultStatus(res) == want)
             return res;
         if (PQstatus(c) == CONNECTION_BAD && attempt == 0) {

@@ -121,6 +121,9 @@ typedef struct llm_response {
     char provider[32];      /* the provider that answered (after any fallback) */
     llm_tool_call *tool_calls;  /* malloc'd array, owned by the response */
     size_t n_tool_calls;
+    double model_ms;        /* time in requests to providers, ms: every retry
+                               and fallback, less the time the caller's
+                               delta function took; set by the router */
     char error[256];        /* on an error: a one-line reason; may be filled
                                even though text is NULL */
 } llm_response;

@@ -846,6 +846,7 @@ typedef struct delta_tap {
     void *user;
     size_t delivered;
     double first_s;             /* clock_mono_s of this request's first text; 0: none */
+    double in_fn_s;             /* seconds spent in fn, the caller's work */
 } delta_tap;
 
 static int tap_delta(void *user, const char *delta, size_t len)
@@ -854,7 +855,12 @@ static int tap_delta(void *user, const char *delta, size_t len)
     if (t->first_s == 0 && len > 0)
         t->first_s = clock_mono_s();
     t->delivered += len;
-    return t->fn ? t->fn(t->user, delta, len) : 0;
+    if (!t->fn)
+        return 0;
+    double t0 = clock_mono_s();
+    int rc = t->fn(t->user, delta, len);
+    t->in_fn_s += clock_mono_s() - t0;
+    return rc;
 }
 
 static bool should_abort(const llm_request *req)
@@ -885,23 +891,27 @@ typedef struct chain_state {
     char last_error[256];
     char last_provider[PROVIDER_NAME_MAX + 1];
     span *call_span;            /* the request to a provider in flight (llm_span.h) */
+    double model_s;             /* seconds in requests to providers, less the tap's */
 } chain_state;
 
 /* Starts timing (and tracing) one request to a provider. Returns its start. */
 static double call_begin(chain_state *cs)
 {
     cs->tap.first_s = 0;
+    cs->tap.in_fn_s = 0;
     cs->call_span = llm_span_begin(cs->req, cs->model);
     return clock_mono_s();
 }
 
 /* Reports one request to a provider, started at t0, to the metrics and
- * ends its span. */
-static void call_end(const chain_state *cs, const char *provider, double t0, llm_err e,
+ * ends its span; adds its time, less what the caller's delta function
+ * took, to the chain's model time. */
+static void call_end(chain_state *cs, const char *provider, double t0, llm_err e,
                      const llm_response *out)
 {
     double now = clock_mono_s();
     double first = cs->tap.first_s > 0 ? cs->tap.first_s - t0 : -1;
+    cs->model_s += now - t0 - cs->tap.in_fn_s;
     worker_metrics_llm_call(provider, cs->model, llm_err_name(e), now - t0, first,
                             out->usage.tokens_in, out->usage.tokens_out);
     llm_span_end(cs->call_span, provider, e, out, first);
@@ -1051,6 +1061,7 @@ llm_err llm_router_complete(PGconn *pg, redisContext *rd, const llm_request *req
         } else {
             outcome = ask_http(&cs, rd, c, out, &e);
         }
+        out->model_ms = cs.model_s * 1000.0;
         if (outcome == CAND_ANSWERED) {
             free(rt);
             return LLM_OK;

@@ -15,7 +15,15 @@
  * the claim of a bare id, the reaper's lease scan, reconciliation's scan,
  * the heartbeat and the cancel check - call the narrow SECURITY DEFINER
  * functions of 006 instead of touching the tables.
+ *
+ * Statements repeated on every job go by name, each prepared once per
+ * connection (prepared_name): this file's own, and those callers send
+ * through store_exec_as_unflushed. Most commits wait for their WAL flush;
+ * the claim and the unflushed writes do not, since a later synchronous
+ * commit of the same job (its end, or its move to waiting) flushes them
+ * with it and losing them in a crash before that costs nothing.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,9 +148,11 @@ bool store_conn_broken(PGconn *conn)
  * connection without the procedure (not made by pg_link) sends text.
  * ------------------------------------------------------------------------- */
 
-/* The index of sql among this file's statements, or -1 (defined at the
- * end of the file, where they are all known). */
+/* The index of sql among the statements sent by name, or -1; and the
+ * adoption of a caller's statement among them (defined at the end of the
+ * file, where this file's are all known). */
 static int prepared_index(const char *sql);
+static void prepared_adopt(const char *sql);
 
 typedef struct prep_state {
     unsigned long long bits;    /* bit k: statement k is prepared */
@@ -244,7 +254,15 @@ static int send_params(PGconn *conn, const char *named, const char *sql, int n,
 }
 
 static const char sql_set_tenant[] = "SELECT set_config('agentgate.tenant_id', $1, true)";
+/* For store_exec_as_unflushed without a tenant: a commit that does not
+ * wait for its WAL flush. */
+static const char sql_set_sync_commit[] = "SELECT set_config('synchronous_commit', $1, true)";
 
+/* Both at once, for store_exec_as_unflushed: the tenant, and a commit
+ * that does not wait for its WAL flush. */
+static const char sql_set_tenant_unflushed[] =
+    "SELECT set_config('agentgate.tenant_id', $1, true),"
+    " set_config('synchronous_commit', 'off', true)";
 
 /* Reads the results of one statement of a pipeline up to its NULL into
  * *keep: the first error wins over what follows (the aborted statement
@@ -319,6 +337,15 @@ PGresult *store_exec_as(PGconn *conn, const char *tenant, const char *sql, int n
     if (tenant == NULL || tenant[0] == '\0')
         return exec_params(conn, sql, n, vals);
     return exec_with_setting(conn, sql_set_tenant, tenant, sql, n, vals);
+}
+
+PGresult *store_exec_as_unflushed(PGconn *conn, const char *tenant, const char *sql, int n,
+                                  const char *const *vals)
+{
+    prepared_adopt(sql);
+    if (tenant == NULL || tenant[0] == '\0')
+        return exec_with_setting(conn, sql_set_sync_commit, "off", sql, n, vals);
+    return exec_with_setting(conn, sql_set_tenant_unflushed, tenant, sql, n, vals);
 }
 
 static void log_statement_error(const char *what, PGconn *conn, const PGresult *res)
@@ -1071,16 +1098,45 @@ store_rc store_cancel_requested(PGconn *conn, const char (*ids)[UUID_STR_LEN],
 }
 
 /* Every statement this file may send by name, in a fixed order: its
- * index is its name's number (ag_w<k>). At most 64. */
+ * index is its name's number (ag_w<k>). */
+static const char *const own_stmts[] = {
+    sql_set_tenant, sql_claim_batch, sql_claim_one, sql_append_event,
+    sql_append_events, sql_finish, sql_requeue, sql_expired, sql_queued,
+    sql_write_landed, sql_events_between, sql_heartbeat, sql_cancel_requested,
+    sql_set_sync_commit, sql_set_tenant_unflushed,
+};
+#define OWN_STMTS ((int)(sizeof own_stmts / sizeof own_stmts[0]))
+
+/* Callers' statements sent by name too (store_exec_as_unflushed): each a
+ * static string, told apart by its address, numbered after this file's
+ * in the order first seen. Once the 64 names are taken, the rest go as
+ * text. */
+static const char *callers_stmts[64 - OWN_STMTS];
+static int n_callers_stmts;
+static pthread_mutex_t callers_stmts_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Gives sql a name when it has none and one is free. */
+static void prepared_adopt(const char *sql)
+{
+    pthread_mutex_lock(&callers_stmts_lock);
+    bool known = false;
+    for (int k = 0; k < n_callers_stmts && !known; k++)
+        known = callers_stmts[k] == sql;
+    if (!known && n_callers_stmts < (int)(sizeof callers_stmts / sizeof callers_stmts[0]))
+        callers_stmts[n_callers_stmts++] = sql;
+    pthread_mutex_unlock(&callers_stmts_lock);
+}
+
 static int prepared_index(const char *sql)
 {
-    static const char *const stmts[] = {
-        sql_set_tenant, sql_claim_batch, sql_claim_one, sql_append_event,
-        sql_append_events, sql_finish, sql_requeue, sql_expired, sql_queued,
-        sql_write_landed, sql_events_between, sql_heartbeat, sql_cancel_requested,
-    };
-    for (int k = 0; k < (int)(sizeof stmts / sizeof stmts[0]); k++)
-        if (stmts[k] == sql)
+    for (int k = 0; k < OWN_STMTS; k++)
+        if (own_stmts[k] == sql)
             return k;
-    return -1;
+    int found = -1;
+    pthread_mutex_lock(&callers_stmts_lock);
+    for (int k = 0; k < n_callers_stmts && found < 0; k++)
+        if (callers_stmts[k] == sql)
+            found = OWN_STMTS + k;
+    pthread_mutex_unlock(&callers_stmts_lock);
+    return found;
 }

@@ -54,6 +54,20 @@ void pg_link_close(pg_link *l);
 PGresult *store_exec_as(PGconn *conn, const char *tenant, const char *sql, int n,
                         const char *const *vals);
 
+/*
+ * store_exec_as, with a commit that does not wait for its WAL flush
+ * (synchronous_commit off for the statement's transaction): same round
+ * trip, no fsync waited for. For writes that a later synchronous commit
+ * makes durable (the WAL is flushed in order, so that commit's flush
+ * carries every earlier one), and whose loss in a database crash before
+ * it is harmless. sql must be a string that lives as long as the
+ * process (a static array): for statements run again and again, it is
+ * prepared on the connection once and then sent by name, known by its
+ * address. Same result and errors as store_exec_as.
+ */
+PGresult *store_exec_as_unflushed(PGconn *conn, const char *tenant, const char *sql, int n,
+                                  const char *const *vals);
+
 /* What a statement came to. */
 typedef enum store_rc {
     STORE_OK = 0,

@@ -860,6 +860,18 @@ static void flatten_message(tool_call_result *out)
     strbuf_free(&b);
 }
 
+/* Whether a call's audit row commits only once its WAL is flushed. A
+ * call of a tool that may change state (or of none the catalog knows)
+ * waits: its record is durable before the run goes on. A read-only
+ * tool's does not: PostgreSQL's WAL writer flushes it within a few
+ * wal_writer_delay (or the job's next synchronous commit does, which
+ * carries every earlier one), so only a database crash in that window
+ * could lose it, and the call changed nothing. */
+static bool audit_waits_for_flush(const call *k)
+{
+    return k->m == NULL || k->m->writes;
+}
+
 static void write_audit(const call *k)
 {
     static const char sql[] =
@@ -893,7 +905,11 @@ static void write_audit(const call *k)
     const char *params[6] = {k->job->tenant_id, who, resource,
                              tool_status_name(out->status), k->job->request_id, detail};
     PGconn *pg = job_db(k->ctx);
-    PGresult *res = pg ? store_exec_as(pg, k->job->tenant_id, sql, 6, params) : NULL;
+    PGresult *res = NULL;
+    if (pg && audit_waits_for_flush(k))
+        res = store_exec_as(pg, k->job->tenant_id, sql, 6, params);
+    else if (pg)
+        res = store_exec_as_unflushed(pg, k->job->tenant_id, sql, 6, params);
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         log_error("tool %s: audit row not written: %s", k->name,
                   pg ? PQerrorMessage(pg) : "no database connection");
@@ -984,8 +1000,11 @@ void tools_call(job_ctx *ctx, tool_catalog *c, const tool_principal *p,
         st = stage_scopes(&k);
     if (st == TOOL_CALL_OK)
         st = stage_rate_limit(&k);
-    if (st == TOOL_CALL_OK)
+    if (st == TOOL_CALL_OK) {
+        double h0 = clock_mono_s();
         st = stage_handler(&k);
+        out->handler_ms = (clock_mono_s() - h0) * 1000.0;
+    }
     out->status = st;
     if (st != TOOL_CALL_OK) {
         cJSON_Delete(out->output);

@@ -112,7 +112,10 @@ typedef struct tool_call_result {
     tool_status status;
     cJSON *output;              /* TOOL_CALL_OK: the result, owned by the caller */
     char message[512];          /* otherwise: why, in words a model can relay */
-    long long latency_ms;
+    long long latency_ms;       /* the whole pipeline, ms */
+    double handler_ms;          /* of it, the tool's own time, ms: its built-in
+                                   handler or the call to its MCP server; 0
+                                   when refused before */
 } tool_call_result;
 
 /*
