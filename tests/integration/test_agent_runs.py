@@ -230,15 +230,13 @@ def test_steps_of_a_run_report_the_built_in_provider(tenant):
     assert 0 < m["builtin_pause_ms"] <= m["overall_ms"], m
 
 
-def test_step_rows_and_step_events_are_the_same_steps_in_order(stack, tenant, llm_standin):
-    """A run against a model (the OpenAI stand-in) that calls a tool: once
-    the run has ended, its step rows and its step.started/step.completed
-    events describe the same steps, in the same order, pair by pair (id,
-    index, action; the row's status and latency_ms in step.completed);
-    and every row is finished by the time the run reads as ended."""
+def _time_run_with_a_tool_call(stack, tenant, llm_standin, path):
+    """A run against the OpenAI stand-in (scripted at path) whose model
+    calls system.time once and then answers: (its events, the ended run),
+    checked to have succeeded."""
     model = llm_standin.unique_name("m")
-    llm_standin.register_model(stack, tenant.tenant_id, model, "/steps")
-    llm_standin.script("/steps", model, [
+    llm_standin.register_model(stack, tenant.tenant_id, model, path)
+    llm_standin.script(path, model, [
         {"chunks": ["chat"]},
         {"tool_calls": [{"id": "call_1", "name": "system__time", "arguments": "{}"}]},
         {"chunks": ["It is ", "now."]}])
@@ -247,6 +245,16 @@ def test_step_rows_and_step_events_are_the_same_steps_in_order(stack, tenant, ll
     events = _run_events(tenant, run)
     got = tenant.wait_run(run["id"])
     assert got["status"] == "succeeded", got
+    return events, got
+
+
+def test_step_rows_and_step_events_are_the_same_steps_in_order(stack, tenant, llm_standin):
+    """A run against a model (the OpenAI stand-in) that calls a tool: once
+    the run has ended, its step rows and its step.started/step.completed
+    events describe the same steps, in the same order, pair by pair (id,
+    index, action; the row's status and latency_ms in step.completed);
+    and every row is finished by the time the run reads as ended."""
+    events, got = _time_run_with_a_tool_call(stack, tenant, llm_standin, "/steps")
     actions = _check_steps(got)
     assert "tool:invoke" in actions and "llm:call" in actions, actions
     _check_step_events(events, actions)
@@ -267,17 +275,7 @@ def test_steps_report_their_model_and_tool_time(stack, tenant, llm_standin):
     tool output.tool_ms: numbers within the step's latency, so latency_ms
     less them is agentgate's own time; a step that made no such call has
     neither, and step.completed carries the same output as the row."""
-    model = llm_standin.unique_name("m")
-    llm_standin.register_model(stack, tenant.tenant_id, model, "/calltimes")
-    llm_standin.script("/calltimes", model, [
-        {"chunks": ["chat"]},
-        {"tool_calls": [{"id": "call_1", "name": "system__time", "arguments": "{}"}]},
-        {"chunks": ["It is ", "now."]}])
-    run = _start(tenant, prompt="What time is it now in UTC?", model=model,
-                 tools=["system.time"])
-    events = _run_events(tenant, run)
-    got = tenant.wait_run(run["id"])
-    assert got["status"] == "succeeded", got
+    events, got = _time_run_with_a_tool_call(stack, tenant, llm_standin, "/calltimes")
     by_action = {}
     for s in got["steps"]:
         by_action.setdefault(s["action"], []).append(s)

@@ -15,7 +15,6 @@ import pytest
 
 from agentgate_test.metrics_worker import metrics_worker, scrape, total
 from agentgate_test.ports import pick_port
-from agentgate_test.stack import WORKERS
 from agentgate_test.waiting import TIMEOUT
 
 BASE_PORT = pick_port("AGENTGATE_TEST_DISPATCH_METRICS_PORT", 20230)
@@ -25,13 +24,8 @@ BATCH = "agentgate_worker_claim_batch_size"
 
 @pytest.fixture
 def no_stack_workers(stack):
-    for i in range(1, WORKERS + 1):
-        stack.worker("stop", i)
-    try:
+    with stack.workers_stopped():
         yield
-    finally:
-        for i in range(1, WORKERS + 1):
-            stack.worker("start", i)
 
 
 def _worker(stack, name):

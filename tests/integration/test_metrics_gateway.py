@@ -18,7 +18,6 @@ from agentgate_test.client import Resp, http_request
 from agentgate_test.ports import HTTP_PORT
 from agentgate_test.prom import Exposition, promtool_check
 from agentgate_test.services import own_gateway
-from agentgate_test.stack import WORKERS
 from agentgate_test.waiting import wait_for
 
 DURATION = "agentgate_http_request_duration_seconds"
@@ -145,13 +144,8 @@ def sql_count(stack, type_, status):
 @pytest.fixture
 def no_stack_workers(stack):
     """The stack's workers stopped, so submitted jobs stay queued."""
-    for i in range(1, WORKERS + 1):
-        stack.worker("stop", i)
-    try:
+    with stack.workers_stopped():
         yield
-    finally:
-        for i in range(1, WORKERS + 1):
-            stack.worker("start", i)
 
 
 def test_queue_depth_counts_every_tenants_due_jobs(stack, tenant, other_tenant,

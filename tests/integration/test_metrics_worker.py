@@ -22,7 +22,6 @@ from agentgate_test.prom import Exposition, promtool_check
 from agentgate_test.paths import bin_path
 from agentgate_test.ports import pick_port
 from agentgate_test.services import own_process, stack_env
-from agentgate_test.stack import WORKERS
 from agentgate_test.tokens import DEFAULT_SCOPE
 from agentgate_test.waiting import wait_for
 
@@ -54,13 +53,8 @@ PROCESS_METRICS = ("process_cpu_seconds_total", "process_resident_memory_bytes",
 
 @pytest.fixture
 def only_stack_workers_stopped(stack):
-    for i in range(1, WORKERS + 1):
-        stack.worker("stop", i)
-    try:
+    with stack.workers_stopped():
         yield
-    finally:
-        for i in range(1, WORKERS + 1):
-            stack.worker("start", i)
 
 
 @pytest.fixture

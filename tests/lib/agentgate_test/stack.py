@@ -3,6 +3,7 @@ through deploy/local/agentgate-stack: the session stack's settings,
 bringing it up and down, its env file and logs, its workers and
 dependencies, and SQL on its database and commands on its Redis."""
 
+import contextlib
 import glob
 import json
 import os
@@ -349,6 +350,19 @@ class Stack:
         assert r.returncode == 0, (
             f"agentgate-stack worker {action} {n} failed ({r.returncode}):\n"
             + r.stdout)
+
+    @contextlib.contextmanager
+    def workers_stopped(self):
+        """The stack's workers stopped while the block runs (submitted jobs
+        stay queued, or a test's own worker is the only one), started again
+        after it, whatever happens in it."""
+        for i in range(1, WORKERS + 1):
+            self.worker("stop", i)
+        try:
+            yield
+        finally:
+            for i in range(1, WORKERS + 1):
+                self.worker("start", i)
 
     def status(self):
         """agentgate-stack status output, for failure messages."""
