@@ -9,6 +9,7 @@ for the test's model streams slowly; later requests are echoed. What each run se
 the model (the stand-in's request log) shows the session context it got."""
 import json
 import subprocess
+import time
 import uuid
 
 from agentgate_test.client import TERMINAL
@@ -46,13 +47,24 @@ def _get(tenant, run):
     return tenant.request("GET", f"/v1/agent-runs/{run['id']}").expect_json(200)
 
 
+def _wait_streaming(tenant, run, llm_standin, model, timeout=20.0):
+    """Waits until run is running and the stand-in has taken its first
+    request for model, the one that answers slowly: a run cancelled before
+    it asked would leave that answer to the next run's first request."""
+    tenant.wait_run(run["id"], ("running",))
+    deadline = time.monotonic() + timeout
+    while not llm_standin.requests(PREFIX, model):
+        assert time.monotonic() < deadline, f"run {run['id']} made no model request"
+        time.sleep(0.05)
+
+
 def _start_active(stack, tenant, llm_standin, busy_ms):
     """A session and its run A, running (streaming its first model call)."""
     model = _model(stack, tenant, llm_standin, busy_ms)
     s = _session(tenant)
     a = _post(tenant, s, "first question " + uuid.uuid4().hex[:6], model).expect_json(202)
     assert a["held"] is False, a
-    tenant.wait_run(a["id"], ("running",))
+    _wait_streaming(tenant, a, llm_standin, model)
     return model, s, a
 
 
@@ -145,7 +157,7 @@ def test_rollback_cancels_the_active_run_and_leaves_it_out(stack, tenant, llm_st
                  response_mode="fallback-only").expect_json(202)
     assert tenant.wait_run(kept["id"])["status"] == "succeeded"
     a = _post(tenant, s, "a turn to roll back", model).expect_json(202)
-    tenant.wait_run(a["id"], ("running",))
+    _wait_streaming(tenant, a, llm_standin, model)
     b = _post(tenant, s, "start over", model,
               multitask_strategy="rollback").expect_json(202)
     got_a = tenant.wait_run(a["id"])
