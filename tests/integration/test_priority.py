@@ -20,7 +20,7 @@ import uuid
 
 from agentgate_test.paths import bin_path
 from agentgate_test.services import own_process, stack_env
-from agentgate_test.stack import WORKERS, redis
+from agentgate_test.stack import redis
 from agentgate_test.waiting import TIMEOUT, wait_for
 
 BANDS = ("urgent", "high", "normal", "low", "bulk")
@@ -40,17 +40,6 @@ def redis_cli(*args):
 def band_list(tenant, band, type_="test"):
     key = f"jobs:queue:{type_}:{tenant.tenant_id}"
     return key if band == "normal" else f"{key}:{band}"
-
-
-@contextlib.contextmanager
-def workers_stopped(stack):
-    for n in range(1, WORKERS + 1):
-        stack.worker("stop", n)
-    try:
-        yield
-    finally:
-        for n in range(1, WORKERS + 1):
-            stack.worker("start", n)
 
 
 @contextlib.contextmanager
@@ -87,7 +76,7 @@ def queue_item(tenant, type_="test"):
 
 def test_higher_bands_are_taken_first_and_fifo_within_a_band(stack, tenant):
     payload = {"outcome": "succeed"}
-    with workers_stopped(stack):
+    with stack.workers_stopped():
         # Lowest first, two of each band: arrival order is the reverse of
         # the order they should run in.
         jobs = {b: [] for b in BANDS}
@@ -116,7 +105,7 @@ def test_every_nth_job_comes_from_the_lowest_band(stack, tenant):
     """With N = 4 the low jobs, queued first, are not starved by a larger
     number of high ones queued after them: every fourth job is a low one."""
     payload = {"outcome": "succeed"}
-    with workers_stopped(stack):
+    with stack.workers_stopped():
         low = [tenant.submit("test", payload, priority=-5)["id"] for _ in range(4)]
         high = [tenant.submit("test", payload, priority=5)["id"] for _ in range(12)]
         with one_worker(stack, fair_every=4):
@@ -132,7 +121,7 @@ def test_strict_bands_without_the_rule_starve_the_low_band(stack, tenant):
     """The rule is what lets low jobs through: with it off (0) every high
     job goes first."""
     payload = {"outcome": "succeed"}
-    with workers_stopped(stack):
+    with stack.workers_stopped():
         low = [tenant.submit("test", payload, priority=-5)["id"] for _ in range(2)]
         high = [tenant.submit("test", payload, priority=5)["id"] for _ in range(8)]
         with one_worker(stack, fair_every=0):
@@ -152,7 +141,7 @@ def test_a_delayed_job_waits_with_its_band(stack, tenant):
 
 
 def test_reconciliation_puts_a_lost_job_back_in_its_band(stack, tenant):
-    with workers_stopped(stack):
+    with stack.workers_stopped():
         job = tenant.submit("test", {"outcome": "succeed"}, priority=-50)
         key = band_list(tenant, "low")
         assert redis_cli("LREM", key, 0, job["id"]) == ["1"]
@@ -165,7 +154,7 @@ def test_reconciliation_puts_a_lost_job_back_in_its_band(stack, tenant):
 
 
 def test_a_job_handed_back_at_shutdown_keeps_its_band(stack, tenant):
-    with workers_stopped(stack):
+    with stack.workers_stopped():
         job = tenant.submit("test", {"outcome": "succeed", "sleep_ms": 600000},
                             priority=200)
         with one_worker(stack):
